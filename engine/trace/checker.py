@@ -1,0 +1,122 @@
+"""Check one model output end to end: parse, execute, loops, reward."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from .diagnostics import Diagnostic, sort_key
+from .executor import PartEnd, StepRecord, as_number, execute
+from .language import EXPERT_OPS
+from .loops import template_loops, text_loops
+from .parser import Parsed, Trace, parse
+from .reward import DEFAULT_WEIGHTS, RewardWeights, outcome, reward
+
+
+@dataclass(slots=True)
+class Report:
+    source: str
+    parsed: Parsed
+    records: list[StepRecord] = field(default_factory=list)
+    ends: list[PartEnd] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    answer: Fraction | None = None
+    expected_answer: Fraction | None = None
+    expected_expert: str | None = None
+    outcome: str | None = None
+    reward: float | None = None
+
+    @property
+    def trace(self) -> Trace | None:
+        return self.parsed.trace
+
+    @property
+    def valid(self) -> bool:
+        return self.trace is not None and not any(d.is_error for d in self.diagnostics)
+
+    @property
+    def expert(self):
+        return self.trace.expert if self.trace else None
+
+    @property
+    def codes(self) -> list[str]:
+        return sorted({d.code for d in self.diagnostics})
+
+    def to_json(self) -> dict:
+        out = {
+            "source": self.source,
+            "parsed": self.trace is not None,
+            "valid": self.valid,
+            "expert": self.expert,
+            "answer": as_number(self.answer),
+            "diagnostics": [d.to_json() for d in self.diagnostics],
+        }
+        if self.reward is not None:
+            out["reward"] = self.reward
+            out["outcome"] = self.outcome
+        return out
+
+
+def _expert_diagnostics(trace: Trace, expected: str | None) -> list[Diagnostic]:
+    out = []
+    for part in trace.parts:
+        if part.expert is not None and (not isinstance(part.expert, str) or part.expert not in EXPERT_OPS):
+            out.append(
+                Diagnostic(
+                    "unknown_expert",
+                    f"`expert: {part.expert}` is not an expert; the experts are {', '.join(EXPERT_OPS)}",
+                    line=part.expert_line,
+                    part=part.index,
+                )
+            )
+    if expected and not trace.composed and trace.expert != expected:
+        out.append(
+            Diagnostic(
+                "wrong_expert",
+                f"the trace is written for `{trace.expert}`, but this problem is for `{expected}`",
+                line=trace.parts[0].expert_line,
+                part=0,
+            )
+        )
+    return out
+
+
+def check(
+    text: str,
+    expect_answer=None,
+    expect_expert: str | None = None,
+    weights: RewardWeights = DEFAULT_WEIGHTS,
+    source: str = "<text>",
+) -> Report:
+    """Everything the checker knows about one output. Never raises."""
+    parsed = parse(text)
+    report = Report(source, parsed, expected_expert=expect_expert)
+    diags = list(parsed.diagnostics)
+    if parsed.trace is not None:
+        diags += _expert_diagnostics(parsed.trace, expect_expert)
+        for rec in execute(parsed.trace):
+            if isinstance(rec, StepRecord):
+                report.records.append(rec)
+            else:
+                report.ends.append(rec)
+            diags += rec.diagnostics
+        diags += template_loops(parsed.trace)
+        ends = report.ends
+        if ends and all(e.completed for e in ends):
+            report.answer = ends[-1].answer
+    diags += text_loops(text)
+    report.diagnostics = sorted(diags, key=sort_key)
+    if expect_answer is not None:
+        try:
+            report.expected_answer = Fraction(str(expect_answer))
+        except (ValueError, ZeroDivisionError):
+            report.expected_answer = None
+        report.outcome = outcome(report.diagnostics, report.answer, report.expected_answer)
+        warnings = sum(1 for d in report.diagnostics if not d.is_error)
+        report.reward = reward(report.outcome, warnings, weights)
+    return report
+
+
+def score(text: str, expect_answer, expect_expert: str | None = None, weights: RewardWeights = DEFAULT_WEIGHTS) -> float:
+    """The reward of one output: the plain function the RL loop calls."""
+    return check(text, expect_answer, expect_expert, weights).reward

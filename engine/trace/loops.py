@@ -1,0 +1,104 @@
+"""Find repetition: steps or parts looped back to back, and raw text that loops.
+
+Both are what a collapsed small model does: it writes its own template again
+and again until the length limit cuts it off.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Hashable, Sequence
+
+from .diagnostics import Diagnostic
+
+MIN_COPIES = 3
+_SPAN = re.compile(r"\b(.{8,}?)\1{2,}")  # spans start at a word: 4x fewer tries
+_FENCE_LINE = re.compile(r"^\s*```")
+
+
+def repeats(seq: Sequence[Hashable], min_copies: int = MIN_COPIES) -> list[tuple[int, int, int]]:
+    """Runs of a block repeated back to back: (start, block length, copies).
+
+    At each position the longest covered span wins (the shortest block on a
+    tie), and the scan continues after it, so runs never overlap.
+    """
+    out, i, n = [], 0, len(seq)
+    while i <= n - min_copies:
+        best = None
+        for length in range(1, (n - i) // min_copies + 1):
+            block = seq[i : i + length]
+            copies = 1
+            while seq[i + copies * length : i + (copies + 1) * length] == block:
+                copies += 1
+            if copies >= min_copies and (best is None or copies * length > best[1] * best[2]):
+                best = (i, length, copies)
+        if best:
+            out.append(best)
+            i += best[1] * best[2]
+        else:
+            i += 1
+    return out
+
+
+def template_loops(trace) -> list[Diagnostic]:
+    diags = []
+    for part in trace.parts:
+        sigs = [s.signature() for s in part.steps]
+        for start, length, copies in repeats(sigs):
+            last = part.steps[start + length * copies - 1]
+            what = f"step {start}" if length == 1 else f"steps {start}-{start + length - 1}"
+            diags.append(
+                Diagnostic(
+                    "template_loop",
+                    f"{what} (a block of {length} step{'s' if length > 1 else ''}) repeat {copies} times back to back",
+                    line=part.steps[start].line,
+                    end_line=last.line,
+                    step=start,
+                    part=part.index,
+                )
+            )
+    if trace.composed:
+        sigs = [p.signature() for p in trace.parts]
+        for start, length, copies in repeats(sigs):
+            last = trace.parts[start + length * copies - 1]
+            end_line = last.steps[-1].line if last.steps else last.line
+            what = f"part {start}" if length == 1 else f"parts {start}-{start + length - 1}"
+            diags.append(
+                Diagnostic(
+                    "template_loop",
+                    f"{what} (a block of {length} part{'s' if length > 1 else ''}) repeat {copies} times back to back",
+                    line=trace.parts[start].line,
+                    end_line=end_line,
+                    part=start,
+                )
+            )
+    return diags
+
+
+def text_loops(text: str) -> list[Diagnostic]:
+    """A line, a block of lines, or a span inside a line repeated 3+ times in a row."""
+    lines = [(i + 1, ln.strip()) for i, ln in enumerate(text.splitlines())]
+    lines = [(n, ln) for n, ln in lines if ln and not _FENCE_LINE.match(ln)]
+    diags = []
+    for start, length, copies in repeats([ln for _, ln in lines]):
+        first, last = lines[start][0], lines[start + length * copies - 1][0]
+        what = "a line" if length == 1 else f"a block of {length} lines"
+        diags.append(
+            Diagnostic(
+                "text_loop",
+                f"{what} repeats {copies} times in a row (lines {first}-{last})",
+                line=first,
+                end_line=last,
+            )
+        )
+    for number, line in lines:
+        if len(line) < 24:
+            continue
+        m = _SPAN.search(line)
+        if m and m.group(1).strip():
+            copies = len(m.group(0)) // len(m.group(1))
+            span = m.group(1) if len(m.group(1)) <= 40 else m.group(1)[:37] + "..."
+            diags.append(
+                Diagnostic("text_loop", f"the text {span!r} repeats {copies} times in a row", line=number, end_line=number)
+            )
+    return diags

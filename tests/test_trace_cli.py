@@ -1,0 +1,53 @@
+"""`engine trace check` and `engine trace run` as a user runs them."""
+
+import json
+import subprocess
+import sys
+
+GOOD = "expert: arithmetic\ntrace:\n- {op: init, var: a, value: 2}\n- {op: compute, compute_op: mul, args: [a, 3], var: r}\n- {op: query, var: r}\n"
+BAD = "expert: arithmetic\ntrace:\n- {op: init, var: a, value: 2}\n- {op: init, var: a, value: 5}\n- {op: add, args: [a, 3], var: r}\n"
+
+
+def engine(*args, stdin=None):
+    return subprocess.run([sys.executable, "-m", "engine.cli", *args], input=stdin, capture_output=True, text=True, timeout=60)
+
+
+def test_check_json_lines_and_exit_status(tmp_path):
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text(GOOD)
+    bad.write_text(BAD)
+    out = engine("trace", "check", "--json", "--expect-answer", "6", str(good), str(bad))
+    assert out.returncode == 1
+    first, second = [json.loads(line) for line in out.stdout.splitlines()]
+    assert first["valid"] and first["answer"] == 6 and first["reward"] == 1.0 and first["source"].endswith("good.yaml")
+    assert second["reward"] == 0.5 and {d["code"] for d in second["diagnostics"]} >= {"overwrite", "unknown_op", "missing_query"}
+    overwrite = next(d for d in second["diagnostics"] if d["code"] == "overwrite")
+    assert (overwrite["line"], overwrite["step"], overwrite["part"], overwrite["severity"]) == (4, 1, 0, "error")
+    assert engine("trace", "check", "--json", str(good)).returncode == 0
+
+
+def test_check_reads_stdin_and_reports_usage_errors(tmp_path):
+    out = engine("trace", "check", "--json", "-", stdin=GOOD)
+    assert out.returncode == 0 and json.loads(out.stdout)["source"] == "<stdin>"
+    assert "reward" not in json.loads(out.stdout)
+    missing = engine("trace", "check", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+    assert engine("trace", "check", "--expect-answer", "abc", "-", stdin=GOOD).returncode == 2
+
+
+def test_check_text_report_puts_diagnostics_under_their_lines(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD)
+    lines = engine("trace", "check", str(bad)).stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("4 │"))
+    assert "overwrite" in lines[at + 1] and "└" in lines[at + 1]
+
+
+def test_run_prints_steps_with_old_and_new_values(tmp_path):
+    f = tmp_path / "t.yaml"
+    f.write_text(BAD)
+    out = engine("trace", "run", str(f))
+    assert out.returncode == 1
+    assert "a: 2 → 5" in out.stdout and "overwrite" in out.stdout and "missing_query" in out.stdout
+    ok = engine("trace", "run", "-", stdin=GOOD)
+    assert ok.returncode == 0 and "r: — → 6" in ok.stdout and "answer = 6" in ok.stdout
