@@ -7,24 +7,16 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .trace import cli as trace_cli
     from . import models
+    from .data import cli as data_cli
+    from .trace import cli as trace_cli
 
     parser = argparse.ArgumentParser(prog="engine", description="Train small models to write verifiable YAML traces.")
     sub = parser.add_subparsers(dest="cmd", required=True)
     trace_cli.add_parser(sub)
     models.add_parser(sub)
-    for name in ("data", "runs"):
-        module = __import__(f"engine.{name}_cli", fromlist=["add_parser"]) if _exists(name) else None
-        if module:
-            module.add_parser(sub)
+    data_cli.add_parser(sub)
     return parser
-
-
-def _exists(name: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(f"engine.{name}_cli") is not None
 
 
 def main(argv: list[str] | None = None) -> int:

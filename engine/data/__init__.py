@@ -1,0 +1,1 @@
+"""Training data: synthetic problems with gold traces, GSM8K, prompts."""

@@ -1,0 +1,85 @@
+"""`engine data generate` and `engine data stats`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+
+def add_parser(sub) -> None:
+    data = sub.add_parser("data", help="synthetic training data").add_subparsers(dest="data_cmd", required=True)
+    g = data.add_parser("generate", help="write synthetic problems with gold traces as JSONL")
+    g.add_argument("--n", type=int, default=1000)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--out", required=True, help="JSONL file to write, or - for standard output")
+    g.add_argument("--mix", default="", help="expert weights, e.g. arithmetic=2,percentage=1 (default: even)")
+    g.add_argument("--phrasings", choices=["one", "all"], default="one", help="one phrasing per pattern, or all")
+    g.set_defaults(func=_generate)
+    s = data.add_parser("stats", help="the mix of a JSONL file by expert and pattern")
+    s.add_argument("file")
+    s.set_defaults(func=_stats)
+
+
+def parse_mix(text: str) -> dict[str, float] | None:
+    from .synthetic import PATTERNS
+
+    if not text:
+        return None
+    mix = {}
+    for item in text.split(","):
+        name, _, weight = item.partition("=")
+        name = name.strip()
+        if name not in PATTERNS:
+            raise ValueError(f"--mix: {name!r} is not one of {', '.join(PATTERNS)}")
+        try:
+            mix[name] = float(weight or 1)
+        except ValueError:
+            raise ValueError(f"--mix: the weight of {name} must be a number, not {weight!r}") from None
+    return mix
+
+
+def _generate(args) -> int:
+    from .synthetic import generate
+
+    try:
+        mix = parse_mix(args.mix)
+    except ValueError as exc:
+        print(f"engine data generate: {exc}", file=sys.stderr)
+        return 2
+    examples = generate(args.n, args.seed, mix, args.phrasings)
+    lines = "".join(json.dumps(e.to_json()) + "\n" for e in examples)
+    if args.out == "-":
+        sys.stdout.write(lines)
+    else:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(lines)
+        print(f"wrote {len(examples)} examples to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _stats(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    try:
+        rows = [json.loads(line) for line in Path(args.file).read_text().splitlines() if line.strip()]
+    except FileNotFoundError:
+        print(f"engine data stats: {args.file}: no such file", file=sys.stderr)
+        return 2
+    except json.JSONDecodeError as exc:
+        print(f"engine data stats: {args.file}: not JSONL ({exc.msg} at line {exc.lineno})", file=sys.stderr)
+        return 2
+    by_expert = Counter(r.get("expert") for r in rows)
+    by_pattern = Counter((r.get("expert"), r.get("pattern")) for r in rows)
+    table = Table(title=f"{args.file}: {len(rows)} examples", title_justify="left")
+    for col in ("expert", "pattern", "count", "share"):
+        table.add_column(col, justify="right" if col in ("count", "share") else "left")
+    for expert, n in sorted(by_expert.items(), key=lambda kv: -kv[1]):
+        table.add_row(f"[bold]{expert}[/]", "", str(n), f"{n / len(rows):.1%}")
+        for (e, pat), m in sorted(by_pattern.items()):
+            if e == expert:
+                table.add_row("", pat, str(m), f"{m / len(rows):.1%}")
+    Console().print(table)
+    return 0

@@ -1,0 +1,97 @@
+"""Synthetic generators, GSM8K loading, and prompts with the default tokenizer."""
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from engine.data import gsm8k
+from engine.data.synthetic import PATTERNS, generate, make_example
+from engine.trace import check
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "gsm8k"
+
+
+def test_every_pattern_in_every_phrasing_scores_one_against_its_own_answer():
+    import random
+
+    for expert, patterns in PATTERNS.items():
+        for name in patterns:
+            for ph in range(2):
+                for seed in range(25):
+                    ex = make_example(random.Random(seed), expert, name, ph)
+                    r = check(ex.trace, ex.answer, expert)
+                    assert r.reward == 1.0 and not r.diagnostics, (expert, name, ph, seed)
+
+
+def test_patterns_cover_the_seed_experiments():
+    assert len(PATTERNS) == 6 and all(len(p) >= 4 for p in PATTERNS.values())
+    comp = [generate(1, s, {"composition": 1})[0] for s in range(40)]
+    traces = " ".join(e.trace for e in comp)
+    assert "prev.result" in traces and "sub0.result" in traces
+
+
+def test_generation_is_deterministic_and_follows_the_mix():
+    a, b = generate(200, 7), generate(200, 7)
+    assert [e.to_json() for e in a] == [e.to_json() for e in b]
+    assert generate(50, 8)[0].question != a[0].question or generate(50, 8)[1].question != a[1].question
+    only = Counter(e.expert for e in generate(100, 1, {"percentage": 3, "arithmetic": 1}))
+    assert set(only) == {"percentage", "arithmetic"} and only["percentage"] > only["arithmetic"]
+    one = {(e.pattern, e.question.split()[-1]) for e in generate(300, 2, phrasings="one")}
+    many = {(e.pattern, e.question.split()[-1]) for e in generate(300, 2, phrasings="all")}
+    assert len(many) > len(one)
+
+
+def test_data_generate_and_stats_cli(tmp_path):
+    out = tmp_path / "d.jsonl"
+    run = lambda *a: subprocess.run([sys.executable, "-m", "engine.cli", "data", *a], capture_output=True, text=True, timeout=60)
+    assert run("generate", "--n", "40", "--seed", "1", "--out", str(out)).returncode == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 40 and set(rows[0]) == {"question", "expert", "pattern", "trace", "answer"}
+    stats = run("stats", str(out))
+    assert stats.returncode == 0 and "composition" in stats.stdout or "arithmetic" in stats.stdout
+    bad = run("generate", "--n", "3", "--mix", "algebra=1", "--out", str(out))
+    assert bad.returncode == 2 and "algebra" in bad.stderr
+
+
+def test_gsm8k_answers_parse_from_the_shared_copy():
+    problems = gsm8k.load(str(SHARED), "test")
+    assert len(problems) == 1319 and all(isinstance(p.answer, Fraction) for p in problems)
+    assert len(gsm8k.load(str(SHARED / "train.jsonl"), limit=10)) == 10
+
+
+@pytest.mark.parametrize("text,value", [("#### 1,234", 1234), ("#### -5", -5), ("#### 3.50", Fraction(7, 2)), ("#### $12", 12)])
+def test_gsm8k_answer_formats(text, value):
+    assert gsm8k.parse_answer("work...\n" + text) == value
+
+
+def test_gsm8k_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="GSM8K"):
+        gsm8k.load(str(tmp_path / "none.jsonl"))
+
+
+def test_prompts_use_the_chat_template_and_mask_the_prompt(default_tokenizer):
+    from engine.data.prompts import IGNORE, prompt_text, trace_answer, training_ids
+
+    ex = generate(1, 0)[0]
+    text = prompt_text(default_tokenizer, ex.question)
+    assert text.startswith("<|im_start|>system") and ex.question in text and text.endswith("<|im_start|>assistant\n")
+    ids, labels = training_ids(default_tokenizer, ex.question, trace_answer(ex.trace))
+    learned = default_tokenizer.decode([i for i, l in zip(ids, labels) if l != IGNORE])
+    assert learned == trace_answer(ex.trace) + "<|im_end|>"
+    assert labels[: len(default_tokenizer(text, add_special_tokens=False)["input_ids"])] == [IGNORE] * len(
+        default_tokenizer(text, add_special_tokens=False)["input_ids"]
+    )
+
+
+def test_plain_prompt_without_a_template(default_tokenizer):
+    from engine.data.prompts import prompt_text
+
+    class NoTemplate:
+        chat_template = None
+
+    assert "### Question\nHow many?" in prompt_text(NoTemplate(), "How many?")
