@@ -7,7 +7,7 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import models
+    from . import models, runs_cli
     from .data import cli as data_cli
     from .trace import cli as trace_cli
 
@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     trace_cli.add_parser(sub)
     models.add_parser(sub)
     data_cli.add_parser(sub)
+    runs_cli.add_parser(sub)
     return parser
 
 

@@ -87,11 +87,19 @@ def check(
     expect_expert: str | None = None,
     weights: RewardWeights = DEFAULT_WEIGHTS,
     source: str = "<text>",
+    cut_off: bool = False,
 ) -> Report:
-    """Everything the checker knows about one output. Never raises."""
+    """Everything the checker knows about one output. Never raises.
+
+    `cut_off` says the generator stopped the output at its length limit: that
+    is `truncated`, whatever the text looks like.
+    """
     parsed = parse(text)
     report = Report(source, parsed, expected_expert=expect_expert)
     diags = list(parsed.diagnostics)
+    if cut_off and not any(d.code == "truncated" for d in diags):
+        line = text.count("\n") + 1
+        diags.append(Diagnostic("truncated", "the output was cut off by the length limit", line=line))
     if parsed.trace is not None:
         diags += _expert_diagnostics(parsed.trace, expect_expert)
         for rec in execute(parsed.trace):

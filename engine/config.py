@@ -1,0 +1,265 @@
+"""Run configuration: plain dataclasses, loaded from YAML, `--set a.b=c` overrides.
+
+Every value is checked on load. A bad one raises `ConfigError` whose message
+names the key and what is allowed; the CLI prints it, never a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def choice(default, *allowed, doc: str = ""):
+    return field(default=default, metadata={"choices": allowed, "doc": doc})
+
+
+def bounded(default, lo=None, hi=None, doc: str = ""):
+    return field(default=default, metadata={"min": lo, "max": hi, "doc": doc})
+
+
+@dataclass
+class ModelConfig:
+    name: str = field(default="smollm2-135m-instruct", metadata={"doc": "known name (engine models), local folder or hub id"})
+    load_8bit: bool = False
+    train: str = choice("last_layers", "last_layers", "lora", "full", doc="what is trained")
+    unfreeze_layers: int = bounded(6, 0, 200, doc="last N decoder layers (+ lm_head) when train=last_layers")
+    lora_rank: int = bounded(16, 1, 1024)
+    lora_alpha: int = bounded(32, 1, 4096)
+    lora_dropout: float = bounded(0.0, 0.0, 0.9)
+    lora_targets: list = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    device: str = choice("auto", "auto", "cpu", "cuda", "mps")
+    dtype: str = choice("auto", "auto", "float32", "bfloat16", "float16")
+
+
+@dataclass
+class DataConfig:
+    train_size: int = bounded(300, 1, 10_000_000, doc="synthetic SFT examples")
+    mix: dict = field(default_factory=dict, metadata={"doc": "expert weights; empty = even over all experts and composition"})
+    phrasings: str = choice("one", "one", "all")
+    seed: int = 0
+    gsm8k: str = field(default="auto", metadata={"doc": "hub id, JSONL file or folder; auto = shared copy if present, else the hub"})
+    max_len: int = bounded(384, 32, 8192, doc="tokens per training example")
+
+
+@dataclass
+class SFTConfig:
+    epochs: float = bounded(2.0, 0.0, 1000.0)
+    lr: float = bounded(1e-4, 0.0, 1.0)
+    batch_size: int = bounded(8, 1, 4096)
+    grad_accum: int = bounded(1, 1, 1024)
+    warmup: float = bounded(0.05, 0.0, 1.0, doc="share of steps spent warming up")
+    schedule: str = choice("cosine", "cosine", "linear", "constant")
+    weight_decay: float = bounded(0.0, 0.0, 1.0)
+    optimizer: str = choice("adamw", "adamw", "adamw8bit")
+    max_grad_norm: float = bounded(1.0, 0.0, 1e6)
+
+
+@dataclass
+class RLConfig:
+    algorithm: str = choice("grpo", "grpo", "reinforce")
+    iterations: int = bounded(12, 0, 1_000_000)
+    questions: int = bounded(4, 1, 4096, doc="questions per iteration")
+    group_size: int = bounded(4, 1, 256, doc="samples per question (grpo); reinforce uses 1 per question")
+    lr: float = bounded(1e-5, 0.0, 1.0)
+    temperature: float = bounded(0.8, 0.0, 5.0)
+    top_p: float = bounded(1.0, 0.0, 1.0)
+    max_new_tokens: int = bounded(192, 8, 8192)
+    kl_coef: float = bounded(0.0, 0.0, 100.0, doc="KL penalty to the starting model; 0 = off")
+    baseline_momentum: float = bounded(0.9, 0.0, 1.0)
+    optimizer: str = choice("adamw", "adamw", "adamw8bit")
+
+
+@dataclass
+class EvalConfig:
+    synthetic: int = bounded(24, 0, 1_000_000, doc="held-out synthetic problems")
+    gsm8k: int = bounded(0, 0, 1319, doc="GSM8K test problems")
+    batch_size: int = bounded(24, 1, 4096)
+    max_new_tokens: int = bounded(192, 8, 8192)
+    at: list = field(default_factory=lambda: ["start", "sft", "rl"], metadata={"doc": "evaluate before training (start), after sft, after rl"})
+
+
+@dataclass
+class RewardConfig:
+    correct: float = 1.0
+    wrong_answer: float = 0.7
+    invalid: float = 0.5
+    wrong_expert: float = 0.3
+    unreadable: float = 0.0
+    warning_penalty: float = bounded(0.0, 0.0, 1.0)
+
+
+@dataclass
+class RunConfig:
+    task: str = choice("trace", "trace", "cot", "instruct")
+    phases: list = field(default_factory=lambda: ["sft", "rl", "eval"])
+    seed: int = 0
+    checkpoint_every: int = bounded(0, 0, 1_000_000, doc="steps between checkpoints; 0 = at phase ends only")
+    sample_every: int = bounded(1, 1, 1_000_000, doc="emit sampled outputs every N RL iterations")
+    log_every: int = bounded(1, 1, 1_000_000)
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    rl: RLConfig = field(default_factory=RLConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+PHASES = ("sft", "rl", "eval")
+
+# Presets a user names instead of writing numbers: `--model tiny` picks small sizes too.
+SMOKE = {
+    "data.train_size": 64, "data.max_len": 256, "sft.epochs": 1, "sft.lr": 3e-3, "sft.batch_size": 16,
+    "rl.iterations": 3, "rl.questions": 4, "rl.group_size": 2, "rl.max_new_tokens": 48, "rl.lr": 1e-3,
+    "eval.synthetic": 8, "eval.gsm8k": 4, "eval.max_new_tokens": 48,
+}
+
+
+def _coerce(key: str, value, kind, meta: dict):
+    origin = typing.get_origin(kind) or kind
+    try:
+        if kind is bool or origin is bool:
+            if isinstance(value, str):
+                low = value.lower()
+                if low not in ("true", "false", "yes", "no", "1", "0", "on", "off"):
+                    raise ValueError
+                value = low in ("true", "yes", "1", "on")
+            elif not isinstance(value, bool):
+                raise ValueError
+        elif kind is int or origin is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            value = int(str(value)) if isinstance(value, str) else int(value)
+        elif kind is float or origin is float:
+            if isinstance(value, bool):
+                raise ValueError
+            value = float(value)
+        elif kind is str or origin is str:
+            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                raise ValueError
+            value = str(value)
+        elif origin is list:
+            if isinstance(value, str):
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            if not isinstance(value, list):
+                raise ValueError
+        elif origin is dict:
+            if isinstance(value, str):
+                value = yaml.safe_load(value) if value.strip() else {}
+            if not isinstance(value, dict):
+                raise ValueError
+    except (ValueError, TypeError, yaml.YAMLError):
+        raise ConfigError(f"{key}: expected {getattr(kind, '__name__', str(kind))}, got {value!r}") from None
+    allowed = meta.get("choices")
+    if allowed and value not in allowed:
+        raise ConfigError(f"{key}: {value!r} is not allowed; choose one of {', '.join(map(str, allowed))}")
+    lo, hi = meta.get("min"), meta.get("max")
+    if lo is not None and value < lo or hi is not None and value > hi:
+        raise ConfigError(f"{key}: {value!r} is out of range [{lo}, {hi}]")
+    return value
+
+
+def _apply(obj, data: dict, prefix: str = "") -> None:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(type(obj))
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if key not in fields:
+            raise ConfigError(f"{name}: unknown key; known: {', '.join(fields)}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            _apply(current, value, name + ".")
+        else:
+            setattr(obj, key, _coerce(name, value, hints[key], dict(fields[key].metadata)))
+
+
+def _check(cfg: Config) -> None:
+    for p in cfg.run.phases:
+        if p not in PHASES:
+            raise ConfigError(f"run.phases: {p!r} is not a phase; choose from {', '.join(PHASES)}")
+    for a in cfg.eval.at:
+        if a not in ("start", "sft", "rl"):
+            raise ConfigError(f"eval.at: {a!r} is not allowed; choose from start, sft, rl")
+    from .trace.language import COMPOSITION, EXPERTS
+
+    for e, w in cfg.data.mix.items():
+        if e not in (*EXPERTS, COMPOSITION):
+            raise ConfigError(f"data.mix: {e!r} is not an expert; choose from {', '.join((*EXPERTS, COMPOSITION))}")
+        if not isinstance(w, (int, float)) or w < 0:
+            raise ConfigError(f"data.mix.{e}: the weight must be a number >= 0, got {w!r}")
+
+
+def parse_sets(pairs: list[str]) -> dict:
+    """`["sft.lr=1e-4", "model.name=tiny"]` -> nested dict with YAML-typed values."""
+    out: dict = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {pair!r}: write it as key=value, e.g. sft.lr=1e-4")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def load(path: str | Path | None = None, sets: list[str] | None = None, base: dict | None = None) -> Config:
+    cfg = Config()
+    if base:
+        _apply(cfg, base)
+    if path:
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path}: no such file") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        _apply(cfg, data)
+    if sets:
+        _apply(cfg, parse_sets(sets))
+    _check(cfg)
+    return cfg
+
+
+def smoke_overrides() -> dict:
+    return parse_sets([f"{k}={v}" for k, v in SMOKE.items()])
+
+
+def describe() -> list[tuple[str, object, str]]:
+    """(key, default, doc) for every setting: for `engine config show` and the workbench form."""
+    rows = []
+    cfg = Config()
+    for section in dataclasses.fields(cfg):
+        for f in dataclasses.fields(getattr(cfg, section.name)):
+            meta = dict(f.metadata)
+            doc = meta.get("doc", "")
+            if meta.get("choices"):
+                doc = (doc + "; " if doc else "") + "one of " + ", ".join(map(str, meta["choices"]))
+            rows.append((f"{section.name}.{f.name}", getattr(getattr(cfg, section.name), f.name), doc))
+    return rows

@@ -1,0 +1,157 @@
+"""Load a model for training: by name, path or hub id; the tiny preset; the
+device and dtype; 8-bit loading (bitsandbytes, here and nowhere else); what is
+trained (the last N layers + lm_head, LoRA adapters, or everything); the
+optimizer."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+from .models import DEFAULT_MODEL, TINY, ModelNotFound, resolve
+
+
+def pick_device(wanted: str = "auto") -> torch.device:
+    if wanted != "auto":
+        return torch.device(wanted)
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", 0))
+        return torch.device("cuda", local)
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def pick_dtype(wanted: str, device: torch.device) -> torch.dtype:
+    if wanted != "auto":
+        return getattr(torch, wanted)
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32  # CPU bf16 matmuls are slower than fp32 on most CPUs
+
+
+def load_tokenizer(name: str):
+    path = resolve(DEFAULT_MODEL if name == TINY else name)
+    try:
+        tok = AutoTokenizer.from_pretrained(path)
+    except OSError as exc:
+        raise ModelNotFound(_not_found(name, exc)) from None
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "left"  # generation continues from the right edge
+    return tok
+
+
+def _not_found(name: str, exc: Exception) -> str:
+    return (
+        f"The model {name!r} cannot be loaded: it is not a known name (engine models), a local folder, "
+        f"or a hub id reachable from here ({type(exc).__name__})."
+    )
+
+
+def tiny_model(tokenizer, seed: int = 0) -> LlamaForCausalLM:
+    """A randomly initialised Llama of ~3M parameters with the default tokenizer's vocabulary."""
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=192, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    return LlamaForCausalLM(cfg)
+
+
+def load_model(cfg, tokenizer, device: torch.device):
+    """The model as configured, on its device, with only the chosen parameters trainable."""
+    mc = cfg.model
+    dtype = pick_dtype(mc.dtype, device)
+    if mc.name == TINY:
+        model = tiny_model(tokenizer, cfg.run.seed).to(device=device, dtype=dtype)
+    else:
+        kwargs = {"dtype": dtype}
+        if mc.load_8bit:
+            from transformers import BitsAndBytesConfig
+
+            kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+            kwargs["device_map"] = {"": device.index if device.type == "cuda" else device.type}
+        try:
+            model = AutoModelForCausalLM.from_pretrained(resolve(mc.name), **kwargs)
+        except OSError as exc:
+            raise ModelNotFound(_not_found(mc.name, exc)) from None
+        if not mc.load_8bit:
+            model.to(device)
+    model.config.use_cache = True
+    return select_trainable(model, cfg)
+
+
+def decoder_layers(model):
+    inner = getattr(model, "model", None)
+    layers = getattr(inner, "layers", None)
+    if layers is None:
+        raise ValueError("cannot find the decoder layers of this model; use model.train=lora or full")
+    return layers
+
+
+def select_trainable(model, cfg):
+    mc = cfg.model
+    if mc.train == "lora" or (mc.load_8bit and mc.train != "lora"):
+        if mc.load_8bit and mc.train != "lora":
+            # 8-bit weights cannot take gradients: adapters are the way to train them.
+            print("engine: 8-bit weights are frozen; training LoRA adapters instead", flush=True)
+        from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+        if mc.load_8bit:
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        lora = LoraConfig(
+            r=mc.lora_rank, lora_alpha=mc.lora_alpha, lora_dropout=mc.lora_dropout,
+            target_modules=list(mc.lora_targets), task_type="CAUSAL_LM",
+        )
+        return get_peft_model(model, lora)
+    for p in model.parameters():
+        p.requires_grad_(mc.train == "full")
+    if mc.train == "last_layers":
+        layers = decoder_layers(model)
+        for layer in list(layers)[max(0, len(layers) - mc.unfreeze_layers):]:
+            for p in layer.parameters():
+                p.requires_grad_(True)
+        for p in model.get_output_embeddings().parameters():
+            p.requires_grad_(True)
+        norm = getattr(model.model, "norm", None)
+        if norm is not None:
+            for p in norm.parameters():
+                p.requires_grad_(True)
+    return model
+
+
+def param_counts(model) -> tuple[int, int]:
+    seen, total, trainable = set(), 0, 0
+    for p in model.parameters():
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        total += p.numel()
+        trainable += p.numel() if p.requires_grad else 0
+    return total, trainable
+
+
+def make_optimizer(model, kind: str, lr: float, weight_decay: float = 0.0):
+    params = [p for p in model.parameters() if p.requires_grad]
+    if kind == "adamw8bit":
+        import bitsandbytes as bnb
+
+        return bnb.optim.AdamW8bit(params, lr=lr, weight_decay=weight_decay)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+
+def trainable_state(model) -> dict:
+    """Only what training changes: a checkpoint of the trained part, not a copy of the base model."""
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if k in names}
+
+
+def load_trainable_state(model, state: dict) -> None:
+    missing = set(state) - set(model.state_dict())
+    if missing:
+        raise ValueError(f"checkpoint does not fit this model: {sorted(missing)[:3]} ...")
+    model.load_state_dict(state, strict=False)

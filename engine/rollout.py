@@ -1,0 +1,130 @@
+"""Batched generation with the KV cache, and the log-probs the update needs.
+
+Generation stops a sequence at the end of its turn or at the fence that
+closes its ```yaml block; a sequence that reaches the length limit instead is
+marked `cut` and scored as truncated.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
+
+from .data.prompts import end_of_turn
+
+FENCE = "```"
+
+
+@dataclass
+class Completion:
+    text: str
+    tokens: list[int]
+    cut: bool  # stopped by the length limit, not by the model
+
+
+class FenceStop(StoppingCriteria):
+    """Done once the new text holds an opening and a closing fence."""
+
+    def __init__(self, tokenizer, prompt_len: int):
+        self.tokenizer, self.prompt_len = tokenizer, prompt_len
+        self.tick = {i for t, i in tokenizer.get_vocab().items() if "`" in t}
+
+    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
+        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        last = input_ids[:, -1].tolist()
+        for row, token in enumerate(last):
+            if token in self.tick:
+                text = self.tokenizer.decode(input_ids[row, self.prompt_len :], skip_special_tokens=True)
+                done[row] = text.count(FENCE) >= 2
+        return done
+
+
+def stop_ids(tokenizer) -> list[int]:
+    ids = {tokenizer.eos_token_id}
+    eot = end_of_turn(tokenizer)
+    if eot:
+        ids.add(tokenizer.convert_tokens_to_ids(eot))
+    return sorted(i for i in ids if i is not None)
+
+
+@torch.no_grad()
+def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, temperature: float = 0.0,
+             top_p: float = 1.0, batch_size: int = 32) -> tuple[list[Completion], dict]:
+    """Complete every prompt; returns completions and {tokens, seconds, tokens_per_s}."""
+    device = next(model.parameters()).device
+    out: list[Completion] = []
+    new_tokens, start = 0, time.perf_counter()
+    ends = stop_ids(tokenizer)
+    was_training = model.training
+    model.eval()
+    for i in range(0, len(prompts), batch_size):
+        chunk = prompts[i : i + batch_size]
+        enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        prompt_len = enc["input_ids"].shape[1]
+        sample = temperature > 0
+        gen = model.generate(
+            **enc, max_new_tokens=max_new_tokens, do_sample=sample, temperature=temperature if sample else None,
+            top_p=top_p if sample else None, top_k=None, eos_token_id=ends, pad_token_id=tokenizer.pad_token_id,
+            stopping_criteria=StoppingCriteriaList([FenceStop(tokenizer, prompt_len)]), use_cache=True,
+        )
+        for row in gen[:, prompt_len:].tolist():
+            tokens = _until_end(row, ends, tokenizer.pad_token_id)
+            text = tokenizer.decode(tokens, skip_special_tokens=True)
+            ended = len(tokens) < len(row) or (tokens and tokens[-1] in ends) or text.count(FENCE) >= 2
+            cut = len(tokens) >= max_new_tokens and not ended
+            out.append(Completion(_cut_after_fence(text), tokens, cut))
+            new_tokens += len(tokens)
+    model.train(was_training)
+    seconds = time.perf_counter() - start
+    return out, {"tokens": new_tokens, "seconds": seconds, "tokens_per_s": new_tokens / max(seconds, 1e-9)}
+
+
+def _until_end(row: list[int], ends: list[int], pad: int) -> list[int]:
+    for i, t in enumerate(row):
+        if t in ends:
+            return row[: i + 1]
+    while row and row[-1] == pad and pad not in ends:
+        row = row[:-1]
+    return row
+
+
+def _cut_after_fence(text: str) -> str:
+    first = text.find(FENCE)
+    if first < 0:
+        return text
+    second = text.find(FENCE, first + 3)
+    return text if second < 0 else text[: second + 3]
+
+
+def completion_logprobs(model, tokenizer, prompts: list[str], completions: list[list[int]],
+                        micro_batch: int = 8) -> list[torch.Tensor]:
+    """Per-token log-probs of each completion under `model` (with grad if enabled).
+
+    Prompt and completion are left-padded together, so every completion ends
+    at the right edge and only the last max(len) positions need logits.
+    """
+    device = next(model.parameters()).device
+    out = []
+    for i in range(0, len(prompts), micro_batch):
+        p_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts[i : i + micro_batch]]
+        c_ids = [c if c else [tokenizer.eos_token_id] for c in completions[i : i + micro_batch]]
+        seqs = [p + c for p, c in zip(p_ids, c_ids)]
+        width = max(map(len, seqs))
+        keep = max(map(len, c_ids))
+        ids = torch.full((len(seqs), width), tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for r, s in enumerate(seqs):
+            ids[r, width - len(s) :] = torch.tensor(s)
+            mask[r, width - len(s) :] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep + 1).logits
+        logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+        targets = ids[:, -keep:]
+        token_logp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        for r, c in enumerate(c_ids):
+            out.append(token_logp[r, keep - len(c) :])
+    return out

@@ -1,0 +1,318 @@
+"""One training run, top to bottom: evaluate, SFT, evaluate, RL, evaluate.
+
+Everything the run does is an event in sessions/<run>/events.jsonl. A stop
+(SIGINT, SIGTERM, or `engine stop DIR`) ends the current step, saves a
+checkpoint and writes `run_finished`; so does a crash, as far as it can.
+Under torchrun every rank trains; rank 0 alone writes the session.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import traceback
+from pathlib import Path
+
+import torch
+
+from . import config as config_mod
+from .events import SCHEMA_VERSION, EventLog
+from .modeling import load_model, load_tokenizer, make_optimizer, param_counts, pick_device, trainable_state, load_trainable_state
+from .progress import Reporter
+from .session import CHECKPOINT_NOW, CONFIG, STOP, Session
+from .health import collapsed
+
+
+class Stopped(Exception):
+    pass
+
+
+def stages(cfg) -> list[tuple[str, str]]:
+    """The run's stages in order: ("eval", "start"), ("sft", ""), ("eval", "sft"), ("rl", ""), ("eval", "rl")."""
+    out = []
+    evals = "eval" in cfg.run.phases
+    if evals and "start" in cfg.eval.at:
+        out.append(("eval", "start"))
+    for phase in ("sft", "rl"):
+        if phase in cfg.run.phases:
+            out.append((phase, ""))
+            if evals and phase in cfg.eval.at:
+                out.append(("eval", phase))
+    if evals and not any(s[0] == "eval" for s in out):
+        out.append(("eval", "start"))
+    return out
+
+
+class Context:
+    """What the loops need from the run: reporting, stop requests, checkpoints, DDP."""
+
+    def __init__(self, session: Session | None, log: EventLog, reporter, rank: int, world: int):
+        self.session, self.log, self.reporter = session, log, reporter
+        self.rank, self.world = rank, world
+        self.stop_signal = False
+        self.stopping = False
+        self.forward = None  # model call (DDP-wrapped under torchrun)
+        self.forward_model = None
+        self.baseline = None
+        self.save = None  # set by the run: save(stage_step) -> path
+        self.progress = {"phase": "setup", "step": 0, "total": 0}
+        self.collapse_stop = False
+
+    def emit(self, kind: str, **fields) -> None:
+        event = self.log.emit(kind, **fields)
+        if self.reporter:
+            self.reporter.on_event(event)
+
+    def metrics(self, phase: str, step: int, total: int, **values) -> None:
+        self.progress = {"phase": phase, "step": step, "total": total}
+        self.emit("metrics", phase=phase, step=step, total=total, **{k: v for k, v in values.items() if v is not None})
+        if self.session and self.rank == 0:
+            self.session.write_status(phase=phase, step=step, total=total)
+
+    def alert(self, level: str, message: str, **fields) -> None:
+        self.emit("alert", level=level, message=message, **fields)
+
+    def sample(self, phase: str, step: int, record: dict) -> None:
+        self.emit("sample", phase=phase, step=step, **record)
+
+    def health_check(self, phase: str, step: int, h: dict) -> None:
+        why = collapsed(h)
+        if why:
+            self.alert("warning", f"the model may be collapsing: {why}", phase=phase, step=step, health=h)
+            if self.collapse_stop:
+                self.stopping = True
+
+    def _requested(self) -> tuple[bool, bool]:
+        stop = self.stop_signal
+        ckpt = False
+        if self.session:
+            stop |= self.session.take_request(STOP)
+            ckpt = self.session.take_request(CHECKPOINT_NOW)
+        if self.world > 1:  # every rank must agree, or DDP waits forever
+            import torch.distributed as dist
+
+            flags = torch.tensor([float(stop), float(ckpt)])
+            dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+            stop, ckpt = bool(flags[0]), bool(flags[1])
+        return stop, ckpt
+
+    def after_step(self, phase: str, step: int, total: int) -> bool:
+        """Between steps: honour stop and checkpoint requests; True means stop now."""
+        stop, ckpt = self._requested()
+        every = self.checkpoint_every
+        if ckpt or (every and step % every == 0 and step < total):
+            self.save(step)
+        if stop or self.stopping:
+            self.stopping = True
+            return True
+        return False
+
+
+def _setup_distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if world == 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend)
+    return dist.get_rank(), world
+
+
+def _heartbeat(ctx: Context, done: threading.Event) -> None:
+    while not done.wait(10.0):
+        ctx.emit("heartbeat", **ctx.progress)
+
+
+def run(cfg, session_dir: Path, resume: bool = False, interactive: bool | None = None) -> str:
+    """Train as configured; returns the final status (completed, stopped, failed)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    rank, world = _setup_distributed()
+    session = Session(Path(session_dir)).create() if rank == 0 else None
+    log = EventLog(session.events if session else None)
+    reporter = Reporter(interactive) if rank == 0 else None
+    ctx = Context(session, log, reporter, rank, world)
+    ctx.checkpoint_every = cfg.run.checkpoint_every
+    ctx.collapse_stop = False
+
+    def on_signal(signum, frame):
+        ctx.stop_signal = True
+        if reporter:
+            reporter.note(f"{signal.Signals(signum).name}: stopping after this step, with a checkpoint")
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    done = threading.Event()
+    threading.Thread(target=_heartbeat, args=(ctx, done), daemon=True).start()
+    status, error = "failed", None
+    state = {"stage": 0, "step": 0}
+    model = None
+    try:
+        state = _load_checkpoint_state(session_dir) if resume else state
+        if session:
+            (session.path / CONFIG).write_text(cfg.to_yaml())
+            session.write_status(status="running", model=cfg.model.name, started=time.time() if not resume else session.status().get("started", time.time()), phase="setup")
+        device = pick_device(cfg.model.device)
+        tokenizer = load_tokenizer(cfg.model.name)
+        model = load_model(cfg, tokenizer, device)
+        if state.get("trainable"):
+            load_trainable_state(model, state["trainable"])
+        total, trainable = param_counts(model)
+        ctx.emit("run_started", schema=SCHEMA_VERSION, run=Path(session_dir).name, config=cfg.to_dict(),
+                 model=cfg.model.name, params_total=total, params_trainable=trainable, device=str(device),
+                 load_8bit=cfg.model.load_8bit, world_size=world, resumed=resume,
+                 resumed_from=state.get("path"), stages=[f"{a}:{b}" if b else a for a, b in stages(cfg)])
+        _train(cfg, model, tokenizer, ctx, state, session_dir)
+        status = "completed"
+    except Stopped:
+        status = "stopped"
+    except Exception as exc:  # the run must end with a final event, whatever happened
+        error = f"{type(exc).__name__}: {exc}"
+        ctx.emit("alert", level="error", message=error, traceback=traceback.format_exc()[-4000:])
+        if model is not None and ctx.save is not None:
+            try:
+                ctx.save(ctx.progress.get("step", 0))
+            except Exception:
+                pass
+    finally:
+        done.set()
+        for s, h in old.items():
+            signal.signal(s, h)
+        fields = {"status": status}
+        if error:
+            fields["error"] = error
+        ctx.emit("run_finished", **fields)
+        if session:
+            session.write_status(status=status, error=error)
+        if reporter:
+            reporter.close()
+        log.close()
+        if world > 1:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+    return status
+
+
+def _load_checkpoint_state(session_dir: Path) -> dict:
+    last = Session(Path(session_dir)).last_checkpoint()
+    if last is None:
+        return {"stage": 0, "step": 0}
+    state = torch.load(last / "state.pt", map_location="cpu", weights_only=False)
+    state["path"] = str(last)
+    return state
+
+
+def _train(cfg, model, tokenizer, ctx: Context, state: dict, session_dir: Path) -> None:
+    from .train import evaluate as ev
+    from .train import rl, sft
+
+    plan = stages(cfg)
+    best = state.get("best_accuracy")
+    global_step = state.get("global_step", 0)
+    optimizer = scheduler = None
+    forward_model = model
+    if ctx.world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        forward_model = DDP(model)
+    ctx.forward, ctx.forward_model = forward_model, forward_model
+
+    for index, (kind, which) in enumerate(plan):
+        if index < state["stage"]:
+            continue
+        start = state["step"] if index == state["stage"] else 0
+
+        def save(step: int, next_stage: bool = False, index=index) -> Path | None:
+            """A checkpoint at `step` of this stage, or (next_stage) one that resumes at the next stage."""
+            if ctx.rank != 0:
+                return None
+            at = global_step + (0 if next_stage else step)
+            path = Path(session_dir) / "checkpoints" / f"step-{at:06d}"
+            path.mkdir(parents=True, exist_ok=True)
+            torch.save({
+                "stage": index + 1 if next_stage else index, "step": 0 if next_stage else step,
+                "global_step": global_step, "trainable": trainable_state(model),
+                "optimizer": optimizer.state_dict() if optimizer else None,
+                "scheduler": scheduler.state_dict() if scheduler else None,
+                "baseline": ctx.baseline, "best_accuracy": best, "config": cfg.to_dict(),
+            }, path / "state.pt.tmp")
+            (path / "state.pt.tmp").replace(path / "state.pt")
+            for old in sorted((Path(session_dir) / "checkpoints").glob("step-*"))[:-2]:
+                if old != path:
+                    import shutil
+
+                    shutil.rmtree(old, ignore_errors=True)
+            ctx.emit("checkpoint", path=str(path), step=step, phase=kind, global_step=at)
+            return path
+
+        ctx.save = save
+        if kind == "eval":
+            if ctx.rank == 0:
+                ctx.progress = {"phase": "eval", "step": 0, "total": 0}
+                for name, items in ev.eval_sets(cfg).items():
+                    fields, samples = ev.evaluate(model, tokenizer, items, cfg)
+                    ctx.emit("eval", phase="eval", step=global_step, at=which, set=name, **fields)
+                    for s in samples[:8]:
+                        ctx.sample("eval", global_step, {"set": name, "at": which, **s})
+                    if fields["parse_rate"] == 0 and fields["total"]:
+                        ctx.alert("warning", f"no parseable output in the {name} evaluation ({which})", phase="eval")
+                    if name == "synthetic":
+                        best = fields["accuracy"] if best is None else max(best, fields["accuracy"])
+                        if ctx.session:
+                            ctx.session.write_status(best_accuracy=best)
+            _barrier(ctx)
+            if ctx.after_step("eval", 0, 0):
+                save(0, next_stage=True)
+                raise Stopped()
+            continue
+        if kind == "sft":
+            from .data.prompts import trace_answer, training_ids
+            from .data.synthetic import generate as synthesize
+
+            examples = synthesize(cfg.data.train_size, cfg.data.seed, cfg.data.mix or None, cfg.data.phrasings)
+            rows = [training_ids(tokenizer, e.question, trace_answer(e.trace), max_len=cfg.data.max_len) for e in examples]
+            optimizer = make_optimizer(model, cfg.sft.optimizer, cfg.sft.lr, cfg.sft.weight_decay)
+            _, total = sft.plan(len(rows), cfg, ctx.world)
+            scheduler = sft.schedule(optimizer, cfg, total)
+            if start and state.get("optimizer"):
+                optimizer.load_state_dict(state["optimizer"])
+                scheduler.load_state_dict(state["scheduler"])
+            step = sft.train(model, tokenizer, rows, optimizer, scheduler, cfg, ctx, start)
+        else:
+            ref = _reference(cfg, tokenizer, model) if cfg.rl.kl_coef > 0 else None
+            optimizer, scheduler = make_optimizer(model, cfg.rl.optimizer, cfg.rl.lr), None
+            if start and state.get("optimizer"):
+                optimizer.load_state_dict(state["optimizer"])
+            baseline = state.get("baseline") if start else None
+            step, _ = rl.train(model, ref, tokenizer, optimizer, cfg, ctx, start, baseline)
+            total = cfg.rl.iterations
+        if ctx.stopping:
+            save(step)
+            raise Stopped()
+        global_step += step
+        save(0, next_stage=True)
+        _barrier(ctx)
+        if ctx.after_step(kind, step, step):  # a stop asked for at a stage's very end
+            raise Stopped()
+
+
+def _barrier(ctx: Context) -> None:
+    if ctx.world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def _reference(cfg, tokenizer, model):
+    """A frozen copy of the starting model for the KL penalty (LoRA: the adapters switched off)."""
+    import copy
+
+    ref = copy.deepcopy(model)
+    for p in ref.parameters():
+        p.requires_grad_(False)
+    return ref.eval()

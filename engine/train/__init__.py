@@ -1,0 +1,1 @@
+"""The training phases: SFT, RL, evaluation. One flat loop each."""

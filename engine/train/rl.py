@@ -1,0 +1,125 @@
+"""RL from the trace reward: REINFORCE with a running baseline, or GRPO-style
+group-relative advantages. Rollouts come from a generator; rewards are plain
+function calls into the checker."""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+
+from ..data.prompts import prompt_text
+from ..data.synthetic import generate as synthesize
+from ..health import health
+from ..rollout import Completion, completion_logprobs, generate
+from ..trace import check
+from .evaluate import Item, sample_record, weights
+
+RL_SEED_OFFSET = 20_011
+
+
+@dataclass
+class Batch:
+    iteration: int
+    items: list[Item]  # one per completion
+    prompts: list[str]
+    completions: list[Completion]
+    rewards: list[float]
+    reports: list
+    gen: dict  # generation speed
+
+
+def questions(cfg, iteration: int, rank: int) -> list[Item]:
+    """The questions of one iteration: fixed by seed, iteration and rank (so resume is exact)."""
+    seed = (cfg.data.seed + RL_SEED_OFFSET) * 100_003 + iteration * 131 + rank
+    ex = synthesize(cfg.rl.questions, seed, cfg.data.mix or None, cfg.data.phrasings)
+    return [Item(e.question, e.answer, e.expert) for e in ex]
+
+
+def rollouts(model, tokenizer, cfg, start: int, rank: int = 0):
+    """Yield one scored batch of samples per iteration."""
+    rc = cfg.rl
+    group = rc.group_size if rc.algorithm == "grpo" else 1
+    w = weights(cfg)
+    for it in range(start, rc.iterations):
+        items = [q for q in questions(cfg, it, rank) for _ in range(group)]
+        prompts = [prompt_text(tokenizer, q.question) for q in items]
+        torch.manual_seed(cfg.run.seed * 7919 + it * 17 + rank)
+        comps, gen = generate(model, tokenizer, prompts, rc.max_new_tokens, rc.temperature, rc.top_p, batch_size=len(prompts))
+        reports = [check(c.text, q.answer, q.expert, w, cut_off=c.cut) for q, c in zip(items, comps)]
+        yield Batch(it, items, prompts, comps, [r.reward for r in reports], reports, gen)
+
+
+def advantages(rewards: list[float], algorithm: str, group: int, baseline: float | None) -> list[float]:
+    if algorithm == "grpo":
+        out = []
+        for g in range(0, len(rewards), group):
+            chunk = rewards[g : g + group]
+            mean = sum(chunk) / len(chunk)
+            std = statistics.pstdev(chunk) if len(chunk) > 1 else 0.0
+            out += [(r - mean) / (std + 1e-4) for r in chunk]
+        return out
+    base = baseline if baseline is not None else sum(rewards) / len(rewards)
+    return [r - base for r in rewards]
+
+
+def update(model, ref_model, tokenizer, batch: Batch, adv: list[float], optimizer, cfg, ctx) -> dict:
+    """One policy-gradient step: -A * log p(completion), token-averaged; optional KL to the start."""
+    logps = completion_logprobs(ctx.forward_model, tokenizer, batch.prompts, [c.tokens for c in batch.completions])
+    losses, kls = [], []
+    ref = None
+    if ref_model is not None and cfg.rl.kl_coef > 0:
+        with torch.no_grad():
+            ref = completion_logprobs(ref_model, tokenizer, batch.prompts, [c.tokens for c in batch.completions])
+    for i, (lp, a) in enumerate(zip(logps, adv)):
+        loss = -a * lp.mean()
+        if ref is not None:
+            diff = ref[i] - lp
+            kl = (torch.exp(diff) - diff - 1).mean()  # k3 estimator, always >= 0
+            loss = loss + cfg.rl.kl_coef * kl
+            kls.append(kl.item())
+        losses.append(loss)
+    loss = torch.stack(losses).mean()
+    value = loss.item()
+    if not math.isfinite(value):
+        optimizer.zero_grad(set_to_none=True)
+        ctx.alert("error", f"RL loss is {value} at iteration {batch.iteration}; the update was skipped", phase="rl")
+        return {"loss": value}
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], cfg.sft.max_grad_norm)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return {"loss": value, "kl": sum(kls) / len(kls) if kls else None}
+
+
+def train(model, ref_model, tokenizer, optimizer, cfg, ctx, start: int = 0, baseline: float | None = None):
+    rc = cfg.rl
+    group = rc.group_size if rc.algorithm == "grpo" else 1
+    for batch in rollouts(model, tokenizer, cfg, start, ctx.rank):
+        t0 = time.perf_counter()
+        adv = advantages(batch.rewards, rc.algorithm, group, baseline)
+        stats = update(model, ref_model, tokenizer, batch, adv, optimizer, cfg, ctx)
+        mean = sum(batch.rewards) / len(batch.rewards)
+        baseline = mean if baseline is None else rc.baseline_momentum * baseline + (1 - rc.baseline_momentum) * mean
+        ctx.baseline = baseline
+        step = batch.iteration + 1
+        parsed = sum(1 for r in batch.reports if r.trace is not None and not ({"parse_error", "truncated"} & set(r.codes)))
+        h = health([c.text for c in batch.completions], [c.cut for c in batch.completions], batch.prompts,
+                   [len(c.tokens) for c in batch.completions])
+        ctx.metrics("rl", step, rc.iterations, loss=stats["loss"], kl=stats.get("kl"), lr=rc.lr, reward=mean,
+                    reward_std=statistics.pstdev(batch.rewards) if len(batch.rewards) > 1 else 0.0,
+                    baseline=baseline, parse_rate=parsed / len(batch.reports),
+                    accuracy=sum(1 for r in batch.reports if r.outcome == "correct") / len(batch.reports),
+                    tokens_per_s=batch.gen["tokens_per_s"], step_time=batch.gen["seconds"] + time.perf_counter() - t0,
+                    health=h)
+        ctx.health_check("rl", step, h)
+        if batch.iteration % cfg.run.sample_every == 0:
+            for g in range(0, min(len(batch.items), 2 * group), group):
+                ctx.sample("rl", step, sample_record(batch.items[g], batch.completions[g], batch.reports[g]))
+        if ctx.after_step("rl", step, rc.iterations):
+            return step, baseline
+    return rc.iterations, baseline

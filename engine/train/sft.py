@@ -1,0 +1,95 @@
+"""Supervised fine-tuning with the prompt masked out of the loss."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+
+import torch
+from transformers import get_scheduler
+
+from ..data.prompts import IGNORE
+
+
+def length_grouped_batches(lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:
+    """Batches of similar length (little padding), in a shuffled order fixed by the seed."""
+    r = random.Random(seed)
+    order = list(range(len(lengths)))
+    r.shuffle(order)
+    # sort within windows of 16 batches: similar lengths together, still a different mix per epoch
+    window = batch_size * 16
+    batches = []
+    for w in range(0, len(order), window):
+        chunk = sorted(order[w : w + window], key=lambda i: lengths[i])
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    r.shuffle(batches)
+    return batches
+
+
+def collate(rows: list[tuple[list[int], list[int]]], pad_id: int, device) -> dict:
+    width = max(len(ids) for ids, _ in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for r, (i, l) in enumerate(rows):
+        ids[r, : len(i)] = torch.tensor(i)
+        labels[r, : len(l)] = torch.tensor(l)
+        mask[r, : len(i)] = 1
+    return {"input_ids": ids.to(device), "labels": labels.to(device), "attention_mask": mask.to(device)}
+
+
+def plan(n_examples: int, cfg, world: int = 1) -> tuple[int, int]:
+    """(optimizer steps per epoch, total optimizer steps)."""
+    per_epoch = math.ceil(n_examples / (cfg.sft.batch_size * world) / cfg.sft.grad_accum)
+    return per_epoch, max(1, math.ceil(per_epoch * cfg.sft.epochs))
+
+
+def schedule(optimizer, cfg, total: int):
+    name = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}[cfg.sft.schedule]
+    return get_scheduler(name, optimizer, num_warmup_steps=int(cfg.sft.warmup * total), num_training_steps=total)
+
+
+def train(model, tokenizer, rows, optimizer, scheduler, cfg, ctx, start_step: int = 0):
+    """Run SFT from `start_step`; `ctx` reports, checkpoints and says when to stop.
+
+    The batch order is a pure function of the seed and the epoch, so a resumed
+    run sees exactly the batches it would have seen.
+    """
+    sc = cfg.sft
+    per_epoch, total = plan(len(rows), cfg, ctx.world)
+    device = next(model.parameters()).device
+    step = start_step
+    model.train()
+    while step < total:
+        epoch = step // per_epoch
+        batches = length_grouped_batches([len(r[0]) for r in rows], sc.batch_size, cfg.run.seed * 1000 + epoch)
+        batches = batches[ctx.rank :: ctx.world]
+        first = (step - epoch * per_epoch) * sc.grad_accum
+        for b in range(first, len(batches), sc.grad_accum):
+            if step >= total:
+                break
+            t0 = time.perf_counter()
+            tokens, loss_sum = 0, 0.0
+            group = batches[b : b + sc.grad_accum]
+            for idx in group:
+                batch = collate([rows[i] for i in idx], tokenizer.pad_token_id, device)
+                loss = ctx.forward(**batch).loss / len(group)
+                loss.backward()
+                loss_sum += loss.item()
+                tokens += int(batch["attention_mask"].sum())
+            if not math.isfinite(loss_sum):
+                optimizer.zero_grad(set_to_none=True)
+                ctx.alert("error", f"SFT loss is {loss_sum} at step {step}; the update was skipped", phase="sft")
+            else:
+                grad_norm = torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], sc.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            step += 1
+            dt = time.perf_counter() - t0
+            ctx.metrics("sft", step, total, loss=loss_sum, lr=scheduler.get_last_lr()[0], tokens_per_s=tokens * ctx.world / dt,
+                        step_time=dt, epoch=epoch, grad_norm=float(grad_norm) if math.isfinite(loss_sum) else None)
+            if ctx.after_step("sft", step, total):
+                return step
+    return step

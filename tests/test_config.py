@@ -1,0 +1,34 @@
+import subprocess
+import sys
+
+import pytest
+
+from engine import config
+
+
+def test_overrides_are_typed_and_checked():
+    cfg = config.load(sets=["sft.lr=3e-4", "model.train=lora", "rl.algorithm=reinforce", "data.mix={arithmetic: 2}", "run.phases=sft,eval"])
+    assert cfg.sft.lr == 3e-4 and cfg.model.train == "lora" and cfg.data.mix == {"arithmetic": 2} and cfg.run.phases == ["sft", "eval"]
+
+
+@pytest.mark.parametrize("pair,needle", [
+    ("sft.lr=fast", "sft.lr"), ("model.train=all", "last_layers, lora, full"), ("sft.epochs=-2", "out of range"),
+    ("sft.lrate=1", "unknown key"), ("run.phases=sft,dance", "run.phases"), ("model.load_8bit=perhaps", "model.load_8bit"),
+    ("data.mix={algebra: 1}", "data.mix"), ("justtext", "key=value"),
+])
+def test_bad_values_name_their_key(pair, needle):
+    with pytest.raises(config.ConfigError, match=needle.replace("(", r"\(").replace("[", r"\[")):
+        config.load(sets=[pair])
+
+
+def test_yaml_file_and_cli_errors_are_one_line(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("sft:\n  lr: 0.001\nrl:\n  iterations: 3\n")
+    assert config.load(f).rl.iterations == 3
+    f.write_text("sft: [1, 2")
+    with pytest.raises(config.ConfigError, match="not valid YAML"):
+        config.load(f)
+    out = subprocess.run([sys.executable, "-m", "engine.cli", "train", "--set", "sft.lr=abc"], capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.strip() == "engine train: sft.lr: expected float, got 'abc'"
+    show = subprocess.run([sys.executable, "-m", "engine.cli", "config", "show", "--set", "rl.iterations=7"], capture_output=True, text=True)
+    assert show.returncode == 0 and "iterations: 7" in show.stdout

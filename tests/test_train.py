@@ -1,0 +1,121 @@
+"""The engine end to end on the tiny preset: sessions, events, stop, resume, eval, ls."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.events import read_all
+
+
+def engine(*args, timeout=240, **kw):
+    return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True, timeout=timeout, **kw)
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("runs") / "smoke"
+    out = engine("train", "--model", "tiny", "--session", str(folder), "--plain")
+    assert out.returncode == 0, out.stderr[-2000:]
+    return folder, out
+
+
+def test_smoke_run_writes_a_coherent_session(smoke):
+    folder, out = smoke
+    events = read_all(folder / "events.jsonl")
+    kinds = [e["kind"] for e in events]
+    assert kinds[0] == "run_started" and kinds[-1] == "run_finished" and events[-1]["status"] == "completed"
+    started = events[0]
+    assert started["schema"] == 1 and started["params_total"] > started["params_trainable"] > 0 or started["params_total"] == started["params_trainable"]
+    assert started["config"]["model"]["name"] == "tiny" and started["device"] == "cpu"
+    sft = [e for e in events if e["kind"] == "metrics" and e["phase"] == "sft"]
+    rl = [e for e in events if e["kind"] == "metrics" and e["phase"] == "rl"]
+    assert sft and all({"loss", "lr", "tokens_per_s", "step_time"} <= set(e) for e in sft)
+    assert rl and all({"reward", "reward_std", "loss", "tokens_per_s"} <= set(e) for e in rl)
+    evals = [e for e in events if e["kind"] == "eval"]
+    assert {(e["at"], e["set"]) for e in evals} >= {("start", "synthetic"), ("sft", "synthetic"), ("rl", "synthetic"), ("rl", "gsm8k")}
+    for e in evals:
+        assert {"accuracy", "parse_rate", "valid_rate", "correct", "wrong_answer", "invalid_trace", "wrong_expert", "parse_fail", "by_expert"} <= set(e)
+        assert sum(v["total"] for v in e["by_expert"].values()) == e["total"]
+    samples = [e for e in events if e["kind"] == "sample"]
+    assert samples and {"question", "expected_answer", "text", "reward", "codes"} <= set(samples[0])
+    assert any(e["kind"] == "checkpoint" for e in events) and (folder / "config.yaml").exists()
+    assert json.loads((folder / "status.json").read_text())["status"] == "completed"
+    assert "Evaluations" in out.stdout and "session:" in out.stdout
+
+
+def test_ls_and_eval_read_the_session(smoke):
+    folder, _ = smoke
+    ls = engine("ls", "--root", str(folder.parent), "--json")
+    row = json.loads(ls.stdout)[0]
+    assert row["run"] == "smoke" and row["status"] == "completed" and row["model"] == "tiny"
+    ev = engine("eval", str(folder), "--json", "--set", "eval.gsm8k=0")
+    assert ev.returncode == 0
+    assert json.loads(ev.stdout)["sets"]["synthetic"]["total"] == 8
+
+
+def test_stop_from_another_shell_then_resume(tmp_path):
+    folder = tmp_path / "stopme"
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "train", "--model", "tiny", "--session", str(folder), "--plain",
+                             "--set", "sft.epochs=40", "--set", "eval.at=sft"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if (folder / "events.jsonl").exists() and any(e["kind"] == "metrics" for e in read_all(folder / "events.jsonl")):
+            break
+        time.sleep(0.3)
+    assert engine("stop", str(folder)).returncode == 0
+    proc.wait(timeout=120)
+    events = read_all(folder / "events.jsonl")
+    assert events[-1]["kind"] == "run_finished" and events[-1]["status"] == "stopped"
+    ckpt = [e for e in events if e["kind"] == "checkpoint"][-1]
+    stopped_at = ckpt["step"]
+    assert Path(ckpt["path"]).exists() and 0 < stopped_at < 160
+    out = engine("train", "--resume", str(folder), "--plain", "--set", "sft.epochs=1.5", "--set", "rl.iterations=1")
+    assert out.returncode == 0, out.stderr[-2000:]
+    events = read_all(folder / "events.jsonl")
+    resumed = [e for e in events if e["kind"] == "run_started"][-1]
+    assert resumed["resumed"] and resumed["resumed_from"]
+    after = events[events.index(resumed):]
+    sft_steps = [e["step"] for e in after if e["kind"] == "metrics" and e["phase"] == "sft"]
+    assert not sft_steps or sft_steps[0] == stopped_at + 1  # it continues where it stopped
+    assert after[-1]["status"] == "completed"
+
+
+def test_sigterm_stops_cleanly_with_a_checkpoint(tmp_path):
+    folder = tmp_path / "term"
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "train", "--model", "tiny", "--session", str(folder), "--plain",
+                             "--set", "sft.epochs=40", "--set", "eval.at=rl"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (folder / "events.jsonl").exists() or not any(
+        e["kind"] == "metrics" for e in read_all(folder / "events.jsonl")):
+        time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=120)
+    events = read_all(folder / "events.jsonl")
+    assert events[-1]["status"] == "stopped" and any(e["kind"] == "checkpoint" for e in events)
+
+
+def test_missing_model_is_one_clear_sentence(tmp_path):
+    out = engine("train", "--model", str(tmp_path / "no-such-model"), "--session", str(tmp_path / "s"), "--plain")
+    assert out.returncode == 1 and "Traceback" not in out.stderr + out.stdout
+    events = read_all(tmp_path / "s" / "events.jsonl")
+    assert events[-1]["kind"] == "run_finished" and events[-1]["status"] == "failed" and "no model folder" in events[-1]["error"]
+
+
+def test_torchrun_two_processes_write_one_session(tmp_path):
+    folder = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533", "-m", "engine.cli",
+           "train", "--model", "tiny", "--session", str(folder), "--plain", "--set", "eval.gsm8k=0", "--set", "eval.at=rl"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    events = read_all(folder / "events.jsonl")
+    kinds = [e["kind"] for e in events]
+    assert kinds.count("run_started") == 1 and kinds.count("run_finished") == 1
+    assert events[0]["world_size"] == 2 and events[-1]["status"] == "completed"
+    steps = [e["step"] for e in events if e["kind"] == "metrics" and e["phase"] == "sft"]
+    assert steps == sorted(set(steps))  # one writer: no step twice
