@@ -81,7 +81,7 @@ class RLConfig:
 @dataclass
 class EvalConfig:
     synthetic: int = bounded(24, 0, 1_000_000, doc="held-out synthetic problems")
-    gsm8k: int = bounded(0, 0, 1319, doc="GSM8K test problems")
+    gsm8k: int = bounded(10, 0, 1319, doc="GSM8K test problems")
     batch_size: int = bounded(24, 1, 4096)
     max_new_tokens: int = bounded(192, 8, 8192)
     at: list = field(default_factory=lambda: ["start", "sft", "rl"], metadata={"doc": "evaluate before training (start), after sft, after rl"})

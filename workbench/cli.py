@@ -1,10 +1,60 @@
-"""`workbench`: the Textual app. Placeholder until the app lands."""
+"""`workbench`, `workbench attach DIR|HOST:DIR`, `workbench trace FILE`."""
 
 from __future__ import annotations
 
+import argparse
 import sys
+from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    print("workbench: the app is not built yet; see the issues", file=sys.stderr)
-    return 1
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="workbench", description="Train, watch and debug small models that write YAML traces.")
+    parser.add_argument("--theme", help="colour theme (themes/*.yaml); remembered for next time")
+    parser.add_argument("--root", default="sessions", help="the sessions folder")
+    sub = parser.add_subparsers(dest="cmd")
+    a = sub.add_parser("attach", help="follow a run started elsewhere: DIR, or HOST:DIR through ssh")
+    a.add_argument("target")
+    a.add_argument("--ssh-option", action="append", default=[], help="extra ssh argument, e.g. -p 2222")
+    t = sub.add_parser("trace", help="step through a trace file (- for standard input)")
+    t.add_argument("file")
+    t.add_argument("--expect-answer")
+    t.add_argument("--expect-expert")
+    for p in (a, t):
+        p.add_argument("--theme", default=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    from .app import attach_app, sessions_app, stepper_app
+
+    if args.cmd == "attach":
+        app = attach_app(args.target, args.theme, [o for opt in args.ssh_option for o in opt.split()])
+    elif args.cmd == "trace":
+        if args.file == "-":
+            text = sys.stdin.read()
+            _reattach_tty()
+        else:
+            try:
+                text = Path(args.file).read_text(encoding="utf-8", errors="replace")
+            except OSError as exc:
+                print(f"workbench trace: {args.file}: {exc.strerror or exc}", file=sys.stderr)
+                return 2
+        app = stepper_app(text, args.expect_answer, args.expect_expert, title=args.file, theme=args.theme)
+    else:
+        app = sessions_app(Path(args.root), args.theme)
+    app.run()
+    return 0
+
+
+def _reattach_tty() -> None:
+    """After reading a trace from a pipe, take keys from the terminal."""
+    import os
+
+    try:
+        fd = os.open("/dev/tty", os.O_RDONLY)
+        os.dup2(fd, 0)
+    except OSError:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -98,7 +98,7 @@ def check(
     report = Report(source, parsed, expected_expert=expect_expert)
     diags = list(parsed.diagnostics)
     if cut_off and not any(d.code == "truncated" for d in diags):
-        line = text.count("\n") + 1
+        line = len(text.rstrip().splitlines()) or 1
         diags.append(Diagnostic("truncated", "the output was cut off by the length limit", line=line))
     if parsed.trace is not None:
         diags += _expert_diagnostics(parsed.trace, expect_expert)

@@ -349,7 +349,7 @@ def parse(text: str) -> Parsed:
     """Parse model output. Never raises; problems become diagnostics."""
     if not isinstance(text, str):
         text = str(text)
-    total_lines = text.count("\n") + 1
+    total_lines = len(text.rstrip().splitlines()) or 1  # the last line that holds anything
     if len(text) > MAX_CHARS:
         return Parsed(text, None, [Diagnostic("parse_error", f"the output is over {MAX_CHARS} characters")])
     content, offset, closed = extract(text)

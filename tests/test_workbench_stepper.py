@@ -1,0 +1,155 @@
+"""Pilot tests of the trace stepper: step through traces showing each diagnostic."""
+
+from engine.trace import CODES
+from workbench.app import stepper_app
+from workbench.stepper_model import Stepper
+
+OVERWRITE = """expert: arithmetic
+trace:
+- {op: init, var: a, value: 2}
+- {op: init, var: a, value: 5}
+- {op: compute, compute_op: mul, args: [a, 3], var: r}
+- {op: query, var: r}
+"""
+
+COMPOSED = """- expert: percentage
+  trace:
+  - {op: init, var: price, value: 80}
+  - {op: init, var: rate, value: 20}
+  - {op: percent_off, base: price, rate: rate, var: result}
+  - {op: query, var: result}
+- expert: arithmetic
+  trace:
+  - {op: init, var: prev, source: prev.result}
+  - {op: init, var: shipping, value: 10}
+  - {op: compute, compute_op: add, args: [prev, shipping], var: result}
+  - {op: query, var: result}
+"""
+
+LOOP = "expert: arithmetic\ntrace:\n- {op: init, var: x, value: 1}\n" + "- {op: compute, compute_op: add, args: [x, 1], var: x}\n" * 4 + "- {op: query, var: x}\n"
+
+# one trace per diagnostic code, each small enough to read
+BY_CODE = {
+    "parse_error": "I think the answer is 12.",
+    "truncated": "```yaml\nexpert: arithmetic\ntrace:\n- {op: init, var: a, value: 2}\n",
+    "unknown_expert": OVERWRITE.replace("arithmetic", "algebra").replace("value: 5}", "value: 5, x: 1}").replace("- {op: init, var: a, value: 2}\n", ""),
+    "wrong_expert": OVERWRITE.replace("- {op: init, var: a, value: 2}\n", ""),
+    "unknown_op": "expert: arithmetic\ntrace:\n- {op: init, var: a, value: 2}\n- {op: add, args: [a, 3], var: r}\n- {op: query, var: r}\n",
+    "expert_boundary": "expert: arithmetic\ntrace:\n- {op: init, var: a, value: 50}\n- {op: percent_of, base: a, rate: 10, var: r}\n- {op: query, var: r}\n",
+    "missing_field": "expert: arithmetic\ntrace:\n- {op: init, var: a}\n- {op: query, var: a}\n",
+    "conflicting_init": "expert: arithmetic\ntrace:\n- {op: init, var: a, value: 1, source: prev.result}\n- {op: query, var: a}\n",
+    "string_value": "expert: arithmetic\ntrace:\n- {op: init, var: a, value: step1}\n- {op: query, var: a}\n",
+    "undefined_var": "expert: arithmetic\ntrace:\n- {op: compute, compute_op: add, args: [a, 1], var: r}\n- {op: query, var: r}\n",
+    "bad_source": "expert: arithmetic\ntrace:\n- {op: init, var: a, source: prev.result}\n- {op: query, var: a}\n",
+    "overwrite": OVERWRITE,
+    "missing_query": "expert: arithmetic\ntrace:\n- {op: init, var: a, value: 2}\n- {op: compute, compute_op: mul, args: [a, 3], var: r}\n",
+    "query_init_only": "expert: arithmetic\ntrace:\n- {op: init, var: a, value: 2}\n- {op: query, var: a}\n",
+    "div_zero": "expert: arithmetic\ntrace:\n- {op: init, var: a, value: 2}\n- {op: compute, compute_op: div, args: [a, 0], var: r}\n- {op: query, var: r}\n",
+    "steps_after_query": OVERWRITE.replace("- {op: init, var: a, value: 5}\n", "") + "- {op: init, var: z, value: 1}\n",
+    "template_loop": LOOP,
+    "text_loop": "Let me think.\nLet me think.\nLet me think.\nLet me think.\n",
+    "unused_value": "expert: arithmetic\ntrace:\n- {op: init, var: a, value: 2}\n- {op: init, var: b, value: 9}\n- {op: compute, compute_op: mul, args: [a, 3], var: r}\n- {op: query, var: r}\n",
+}
+
+
+def test_every_code_has_a_stepper_trace():
+    assert set(BY_CODE) == set(CODES)
+    for code, text in BY_CODE.items():
+        expert = "percentage" if code == "wrong_expert" else None
+        assert code in {d.code for d in Stepper(text, 1, expert).report.diagnostics}, code
+
+
+async def test_overwrite_is_marked_in_variables_and_source():
+    app = stepper_app(OVERWRITE, expect_answer=15)
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = app.screen
+        await pilot.press("n")
+        assert screen.model.current.line == 3
+        await pilot.press("n")  # the overwriting step
+        table = screen.query_one("#variables")
+        row = [str(c) for c in table.get_row_at(0)]
+        assert row[0] == "a" and row[1] == "5" and row[2] == "2" and row[4] == "OVERWRITTEN"
+        status = str(screen.query_one("#stepper-status").render())
+        assert "overwrite" in status
+        source = screen.source_text().plain.splitlines()
+        assert source[3].startswith(" ●") and "value: 5" in source[3]
+        header = str(screen.query_one("#stepper-header").render())
+        assert "invalid" in header and "reward 0.5" in header and "expected 15" in header
+
+
+async def test_back_end_continue_and_breakpoints():
+    app = stepper_app(LOOP)
+    async with app.run_test(size=(140, 40)) as pilot:
+        s = app.screen
+        await pilot.press("e")
+        assert s.model.at_end and s.model.current.op == "query"
+        await pilot.press("p", "p")
+        assert s.model.position == len(s.model.records) - 3
+        await pilot.press("r", "n", "n", "b")  # breakpoint on the line of step 1
+        bp_line = s.model.current.line
+        await pilot.press("r", "c")
+        assert s.model.current.line == bp_line and "breakpoint" in str(s.query_one("#stepper-status").render())
+        assert "◆" in s.source_text().plain.splitlines()[bp_line - 1]
+
+
+async def test_template_loop_range_and_diagnostic_jump():
+    app = stepper_app(LOOP)
+    async with app.run_test(size=(140, 40)) as pilot:
+        s = app.screen
+        diags = s.query_one("#diagnostics")
+        codes = [str(diags.get_row_at(i)[1]) for i in range(diags.row_count)]
+        loop_row = codes.index("template_loop")
+        row = [str(c) for c in diags.get_row_at(loop_row)]
+        assert row[2] == "4-7" and "4 times" in row[4]
+        diags.focus()
+        diags.move_cursor(row=loop_row)
+        await pilot.press("enter")
+        assert s.model.current.line == 4
+
+
+async def test_composed_trace_shows_parts_and_wiring():
+    app = stepper_app(COMPOSED, expect_answer=74)
+    async with app.run_test(size=(140, 40)) as pilot:
+        s = app.screen
+        await pilot.press("e")
+        wiring = str(s.query_one("#wiring").render())
+        assert "part 1: prev ← prev.result = 64" in wiring
+        plain = s.source_text().plain
+        assert "part 0" in plain and "part 1" in plain
+        assert "reward 1" in str(s.query_one("#stepper-header").render())
+
+
+async def test_goto_step_and_each_code_visible_where_it_happens():
+    for code, text in BY_CODE.items():
+        app = stepper_app(text, expect_answer=1, expect_expert="percentage" if code == "wrong_expert" else None)
+        async with app.run_test(size=(140, 40)) as pilot:
+            s = app.screen
+            diags = s.query_one("#diagnostics")
+            codes = [str(diags.get_row_at(i)[1]) for i in range(diags.row_count)]
+            assert code in codes, code
+            d = next(d for d in s.model.report.diagnostics if d.code == code)
+            if d.line:
+                line = next(ln for ln in s.source_text().plain.splitlines() if ln[2:].split("│")[0].strip() == str(d.line))
+                assert ("●" if d.is_error else "▲") in line[:3] or "●" in line[:3], (code, line)
+
+
+async def test_edit_in_place_and_step_the_edit():
+    app = stepper_app(OVERWRITE, expect_answer=6)
+    async with app.run_test(size=(140, 40)) as pilot:
+        s = app.screen
+        await pilot.press("E")
+        editor = s.query_one("#editor")
+        editor.text = OVERWRITE.replace("- {op: init, var: a, value: 5}\n", "")
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        assert s.model.report.valid and s.model.report.reward == 1.0
+        await pilot.press("e")
+        assert s.model.current.answer == 6
+
+
+async def test_goto_dialog():
+    app = stepper_app(LOOP)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("g")
+        await pilot.press("3", "enter")
+        assert app.screen.model.position == 3

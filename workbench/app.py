@@ -1,0 +1,65 @@
+"""The Textual app: sessions, live runs, the trace stepper. Imports no torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.app import App
+from textual.binding import Binding
+
+from .screens.help import HelpScreen, bindings_of
+from .themes import DEFAULT_THEME, load_themes, remember_theme, remembered_theme
+
+
+class Workbench(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "tracebench"
+    BINDINGS = [
+        Binding("question_mark", "help", "Help"),
+        Binding("ctrl+p", "command_palette", "Commands"),
+        Binding("q", "quit", "Quit", show=False),
+    ]
+
+    def __init__(self, start, theme: str | None = None):
+        super().__init__()
+        self.start_screen = start  # a callable returning the first screen
+        self.wanted_theme = theme
+
+    def on_mount(self) -> None:
+        names = []
+        for t in load_themes():
+            self.register_theme(t)
+            names.append(t.name)
+        wanted = self.wanted_theme or remembered_theme() or DEFAULT_THEME
+        if wanted not in self.available_themes:
+            self.notify(f"no theme {wanted!r}; themes: {', '.join(names)}", severity="warning")
+            wanted = DEFAULT_THEME
+        self.theme = wanted
+        self.theme_changed_signal.subscribe(self, lambda theme: remember_theme(theme.name))
+        if self.wanted_theme:
+            remember_theme(wanted)
+        self.push_screen(self.start_screen())
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            self.pop_screen()
+            return
+        self.push_screen(HelpScreen(type(self.screen).__name__.replace("Screen", ""), bindings_of(self.screen, self)))
+
+
+def sessions_app(root: Path, theme: str | None = None) -> Workbench:
+    from .screens.sessions import SessionsScreen
+
+    return Workbench(lambda: SessionsScreen(root), theme)
+
+
+def attach_app(target: str, theme: str | None = None, ssh_options: list[str] | None = None) -> Workbench:
+    from .screens.run import RunScreen
+
+    return Workbench(lambda: RunScreen(target, ssh_options=ssh_options), theme)
+
+
+def stepper_app(text: str, expect_answer=None, expect_expert=None, title: str = "trace", theme: str | None = None) -> Workbench:
+    from .screens.stepper import StepperScreen
+
+    return Workbench(lambda: StepperScreen(text, expect_answer, expect_expert, title=title), theme)

@@ -1,0 +1,119 @@
+"""Follow a run's events.jsonl from a background thread: a local file, or a
+file on another machine through the system `ssh` (so ~/.ssh/config, keys and
+jump hosts work as for any other tool).
+
+The follower counts the bytes it has consumed; after a dropped connection it
+asks for the file again from that byte, so no event is lost or seen twice.
+Events go to `on_events` in batches (never one call per line).
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from engine.events import EVENTS, EventReader
+
+
+def split_target(target: str) -> tuple[str | None, str]:
+    """`host:dir` -> (host, dir); a local path -> (None, path)."""
+    if ":" in target and not Path(target).exists() and not target.startswith(("/", ".", "~")):
+        host, _, path = target.partition(":")
+        return host, path
+    return None, target
+
+
+class Follower:
+    def __init__(self, target: str, on_events: Callable[[list[dict]], None], on_status: Callable[[str], None] = lambda s: None,
+                 interval: float = 0.25, ssh: str = "ssh", ssh_options: list[str] | None = None):
+        self.host, self.folder = split_target(target)
+        self.on_events, self.on_status = on_events, on_status
+        self.interval = interval
+        self.ssh, self.ssh_options = ssh, ssh_options or []
+        self.reader = EventReader(Path(self.folder) / EVENTS)
+        self._stop = threading.Event()
+        self._proc: subprocess.Popen | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True, name=f"follow {target}")
+
+    def start(self) -> "Follower":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._proc and self._proc.poll() is None:
+            self._proc.terminate()
+
+    def _run(self) -> None:
+        if self.host is None:
+            self._follow_local()
+        else:
+            self._follow_ssh()
+
+    def _follow_local(self) -> None:
+        while not self._stop.is_set():
+            events = self.reader.read()
+            if events:
+                self.on_events(events)
+            self._stop.wait(self.interval)
+
+    def remote(self, command: str) -> list[str]:
+        return [self.ssh, "-o", "BatchMode=yes", "-o", "ServerAliveInterval=5", *self.ssh_options, self.host, command]
+
+    def _follow_ssh(self) -> None:
+        path = shlex.quote(str(Path(self.folder) / EVENTS))
+        delay = 1.0
+        while not self._stop.is_set():
+            start = self.reader.offset + 1  # bytes consumed so far; a torn line stays buffered in the reader
+            # tail -c +N starts at byte N (1-based); -F keeps following across truncation and re-creation
+            cmd = self.remote(f"tail -c +{start} -F {path} 2>/dev/null")
+            self.on_status(f"connecting to {self.host}")
+            try:
+                self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+            except OSError as exc:
+                self.on_status(f"cannot run ssh: {exc}")
+                return
+            self.on_status(f"following {self.host}:{self.folder}")
+            got_any = False
+            batch: list[dict] = []
+            last_flush = time.monotonic()
+            import os
+
+            fd = self._proc.stdout.fileno()
+            while not self._stop.is_set():
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                got_any = True
+                self.reader.offset += len(chunk)
+                batch += self.reader.feed(chunk)
+                if batch and time.monotonic() - last_flush >= self.interval:
+                    self.on_events(batch)
+                    batch, last_flush = [], time.monotonic()
+                elif batch and len(chunk) < 65536:
+                    self.on_events(batch)
+                    batch, last_flush = [], time.monotonic()
+            if batch:
+                self.on_events(batch)
+            if self._stop.is_set():
+                return
+            err = self._proc.stderr.read().decode(errors="replace").strip().splitlines()
+            self._proc.wait()
+            reason = err[-1] if err else f"ssh exited with {self._proc.returncode}"
+            self.on_status(f"connection lost ({reason}); retrying in {delay:.0f}s")
+            self._stop.wait(delay)
+            delay = 1.0 if got_any else min(delay * 2, 30.0)
+
+
+def remote_request(target: str, name: str, ssh: str = "ssh", ssh_options: list[str] | None = None) -> None:
+    """Drop a request file (stop, checkpoint-now) into a session, locally or over ssh."""
+    host, folder = split_target(target)
+    if host is None:
+        (Path(folder) / name).write_text(str(time.time()))
+        return
+    cmd = [ssh, "-o", "BatchMode=yes", *(ssh_options or []), host, f"date +%s > {shlex.quote(str(Path(folder) / name))}"]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=30)

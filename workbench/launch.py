@@ -1,0 +1,28 @@
+"""Start the engine as a child process; the workbench never trains in its own process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+
+def engine_command(session: Path, sets: list[str]) -> list[str]:
+    cmd = [sys.executable, "-m", "engine.cli", "train", "--session", str(session), "--plain"]
+    for s in sets:
+        cmd += ["--set", s]
+    return cmd
+
+
+def start_engine(session: Path, sets: list[str]) -> subprocess.Popen:
+    session.mkdir(parents=True, exist_ok=True)
+    log = open(session / "engine.log", "ab")
+    return subprocess.Popen(engine_command(session, sets), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)  # ctrl+c in the UI does not reach the run
+
+
+def log_tail(session: Path, lines: int = 12) -> str:
+    try:
+        return "\n".join((session / "engine.log").read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return ""

@@ -1,0 +1,128 @@
+"""Everything a run screen shows, folded from events. Pure Python: the
+follower thread feeds it, widgets only read it."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+MAX_SAMPLES = 500
+MAX_LOG = 2000
+
+
+@dataclass
+class RunState:
+    name: str = ""
+    started: dict = field(default_factory=dict)
+    finished: dict | None = None
+    series: dict[str, dict[str, list[tuple[int, float]]]] = field(default_factory=dict)  # phase -> metric -> points
+    last_metrics: dict = field(default_factory=dict)
+    evals: list[dict] = field(default_factory=list)
+    samples: deque = field(default_factory=lambda: deque(maxlen=MAX_SAMPLES))
+    alerts: list[dict] = field(default_factory=list)
+    log: deque = field(default_factory=lambda: deque(maxlen=MAX_LOG))
+    checkpoints: list[dict] = field(default_factory=list)
+    heartbeat: dict = field(default_factory=dict)
+    events: int = 0
+    first_t: float | None = None
+    last_t: float | None = None
+    seen: set = field(default_factory=set)  # (kind, t, step) of events folded, so a replay adds nothing twice
+
+    def add(self, events: list[dict]) -> None:
+        for e in events:
+            key = (e.get("kind"), e.get("t"), e.get("phase"), e.get("step"), e.get("set"), e.get("question"))
+            if key in self.seen:
+                continue
+            self.seen.add(key)
+            self.events += 1
+            t = e.get("t")
+            if isinstance(t, (int, float)):
+                self.first_t = t if self.first_t is None else self.first_t
+                self.last_t = t
+            getattr(self, "_" + str(e.get("kind")), self._other)(e)
+
+    # one handler per kind; unknown kinds only reach the log
+    def _run_started(self, e):
+        self.started = e
+        self.finished = None
+        self.log.append(f"run started: {e.get('model')} on {e.get('device')}" + (" (resumed)" if e.get("resumed") else ""))
+
+    def _metrics(self, e):
+        phase = e.get("phase", "?")
+        self.last_metrics = e
+        for key, value in e.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in ("t", "step", "total"):
+                self.series.setdefault(phase, {}).setdefault(key, []).append((e.get("step", 0), float(value)))
+
+    def _eval(self, e):
+        self.evals.append(e)
+        self.log.append(f"eval {e.get('set')} at {e.get('at')}: accuracy {e.get('accuracy', 0):.1%}")
+
+    def _sample(self, e):
+        self.samples.append(e)
+
+    def _alert(self, e):
+        self.alerts.append(e)
+        self.log.append(f"ALERT {e.get('level')}: {e.get('message')}")
+
+    def _checkpoint(self, e):
+        self.checkpoints.append(e)
+        self.log.append(f"checkpoint {e.get('path')}")
+
+    def _heartbeat(self, e):
+        self.heartbeat = e
+
+    def _run_finished(self, e):
+        self.finished = e
+        self.log.append(f"run finished: {e.get('status')}" + (f": {e.get('error')}" if e.get("error") else ""))
+
+    def _other(self, e):
+        self.log.append(f"{e.get('kind')}: {', '.join(f'{k}={v}' for k, v in e.items() if k not in ('kind', 't'))[:200]}")
+
+    # ---------------------------------------------------------------- views
+    @property
+    def status(self) -> str:
+        if self.finished:
+            return self.finished.get("status", "finished")
+        return "running" if self.started else "waiting"
+
+    def progress(self) -> tuple[str, int, int]:
+        m = self.last_metrics or self.heartbeat
+        return m.get("phase", ""), int(m.get("step", 0) or 0), int(m.get("total", 0) or 0)
+
+    def eta(self, now: float | None = None) -> float | None:
+        """Seconds left in the current phase, from its pace so far."""
+        phase, step, total = self.progress()
+        points = self.series.get(phase, {}).get("step_time")
+        if not points or not total or step >= total:
+            return None
+        recent = [v for _, v in points[-10:]]
+        return (total - step) * sum(recent) / len(recent)
+
+    def elapsed(self, now: float | None = None) -> float:
+        if self.first_t is None:
+            return 0.0
+        end = (self.finished or {}).get("t") or (now or time.time())
+        return max(0.0, end - self.first_t)
+
+    def best_accuracy(self, set_name: str = "synthetic") -> float | None:
+        accs = [e["accuracy"] for e in self.evals if e.get("set") == set_name and isinstance(e.get("accuracy"), (int, float))]
+        return max(accs) if accs else None
+
+    def code_table(self, set_name: str) -> tuple[list[str], list[str], dict]:
+        """(eval labels, codes, {(label, code): count}) for the diagnostics-by-evaluation table."""
+        evals = [e for e in self.evals if e.get("set") == set_name]
+        labels = [f"{e.get('at')}@{e.get('step')}" for e in evals]
+        codes = sorted({c for e in evals for c in e.get("diagnostic_counts", {})})
+        cells = {(lab, c): e.get("diagnostic_counts", {}).get(c, 0) for lab, e in zip(labels, evals) for c in codes}
+        return labels, codes, cells
+
+
+def smooth(points: list[tuple[int, float]], weight: float) -> list[tuple[int, float]]:
+    """Exponential moving average, as TensorBoard smooths."""
+    out, last = [], None
+    for x, y in points:
+        last = y if last is None else weight * last + (1 - weight) * y
+        out.append((x, last))
+    return out

@@ -1,0 +1,277 @@
+"""A run, live or from its files: header, loss and reward plots, evaluations
+by expert, diagnostic codes per evaluation, samples, alerts and the log.
+
+A follower thread posts batches of events; the screen folds them into a
+`RunState` and redraws at most four times a second.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, RichLog, Static, TabbedContent, TabPane
+from textual_plotext import PlotextPlot
+
+from ..follow import Follower, remote_request
+from ..launch import log_tail
+from ..runstate import RunState, smooth
+
+REDRAW_S = 0.25
+
+
+class EventsArrived(Message):
+    def __init__(self, key: str, events: list[dict]):
+        super().__init__()
+        self.key, self.events = key, events
+
+
+class FollowStatus(Message):
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
+
+
+class EngineExited(Message):
+    def __init__(self, code: int):
+        super().__init__()
+        self.code = code
+
+
+def _bar(fraction: float, width: int = 12) -> str:
+    full = int(round(fraction * width))
+    return "█" * full + "░" * (width - full)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class RunScreen(Screen):
+    BINDINGS = [
+        Binding("s", "stop", "Stop (checkpoint)"),
+        Binding("k", "checkpoint", "Checkpoint now"),
+        Binding("m", "smooth", "Smoothing"),
+        Binding("enter", "open_sample", "Open sample", show=False),
+        Binding("tab", "app.focus_next", "Next pane", show=False),
+        Binding("question_mark", "app.help", "Help"),
+        Binding("escape", "close", "Back"),
+    ]
+
+    def __init__(self, target: str, process=None, compare: str | None = None, ssh_options: list[str] | None = None):
+        super().__init__()
+        self.target, self.process, self.ssh_options = target, process, ssh_options
+        self.state = RunState(name=Path(target.split(":")[-1]).name)
+        self.other = RunState(name=Path(compare).name) if compare else None
+        self.compare = compare
+        self.smoothing = False
+        self.dirty = True
+        self.follow_status = ""
+        self.engine_error: str | None = None
+        self.followers: list[Follower] = []
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="run-header")
+        with TabbedContent(id="run-tabs"):
+            with TabPane("Charts", id="tab-charts"):
+                with Horizontal():
+                    yield PlotextPlot(id="loss-plot")
+                    yield PlotextPlot(id="reward-plot")
+                yield Static(id="rates")
+            with TabPane("Evaluations", id="tab-evals"):
+                yield DataTable(id="evals", zebra_stripes=True)
+                yield Static("Diagnostics per evaluation (outputs carrying each code)", classes="caption")
+                yield DataTable(id="codes", zebra_stripes=True)
+            with TabPane("Samples", id="tab-samples"):
+                yield DataTable(id="samples", cursor_type="row", zebra_stripes=True)
+            with TabPane("Alerts & log", id="tab-log"):
+                yield RichLog(id="log", wrap=True, markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#samples", DataTable).add_columns("phase", "step", "reward", "expert", "outcome", "codes", "question")
+        self.followers.append(Follower(self.target, lambda ev: self.post_message(EventsArrived("main", ev)),
+                                       lambda s: self.post_message(FollowStatus(s)), ssh_options=self.ssh_options).start())
+        if self.compare:
+            self.followers.append(Follower(self.compare, lambda ev: self.post_message(EventsArrived("other", ev)),
+                                           ssh_options=self.ssh_options).start())
+        if self.process is not None:
+            self.run_worker(self._wait_engine, thread=True, exclusive=False)
+        self.set_interval(REDRAW_S, self.redraw)
+
+    def _wait_engine(self) -> None:
+        code = self.process.wait()
+        self.post_message(EngineExited(code))
+
+    def on_unmount(self) -> None:
+        for f in self.followers:
+            f.stop()
+
+    # -------------------------------------------------------------- messages
+    def on_events_arrived(self, message: EventsArrived) -> None:
+        (self.state if message.key == "main" else self.other).add(message.events)
+        self.dirty = True
+
+    def on_follow_status(self, message: FollowStatus) -> None:
+        self.follow_status = message.text
+        self.dirty = True
+
+    def on_engine_exited(self, message: EngineExited) -> None:
+        time.sleep(0.3)  # let the follower read the last lines
+        self.state.add(self.followers[0].reader.read() if self.followers[0].host is None else [])
+        if message.code != 0 and (self.state.finished is None or self.state.finished.get("status") == "failed"):
+            tail = log_tail(Path(self.target))
+            why = (self.state.finished or {}).get("error") or f"the engine exited with code {message.code}"
+            self.engine_error = why
+            self.query_one("#log", RichLog).write(Text(f"ENGINE DIED: {why}\n{tail}", style="bold red"))
+            self.notify(f"The engine stopped: {why}", severity="error", timeout=10)
+        self.dirty = True
+
+    # ---------------------------------------------------------------- redraw
+    def redraw(self) -> None:
+        if not self.dirty:
+            return
+        self.dirty = False
+        self._header()
+        self._plots()
+        self._evals()
+        self._samples()
+        self._log()
+
+    def _header(self) -> None:
+        s = self.state
+        st = s.started
+        phase, step, total = s.progress()
+        t = Text()
+        t.append(f" {s.name} ", style="bold reverse")
+        status = "died" if self.engine_error else s.status
+        t.append(f" {status} ", style="bold green" if status in ("running", "completed") else "bold red" if status in ("failed", "died") else "bold yellow")
+        t.append(f" {st.get('model', '?')} on {st.get('device', '?')}")
+        if st.get("load_8bit"):
+            t.append(" 8-bit")
+        if st.get("params_trainable"):
+            t.append(f"  {st['params_trainable'] / 1e6:.1f}M/{st['params_total'] / 1e6:.0f}M trained")
+        t.append(f"  {phase} {step}/{total}" if total else f"  {phase}")
+        t.append(f"  elapsed {_duration(s.elapsed())}  eta {_duration(s.eta())}")
+        tps = s.last_metrics.get("tokens_per_s")
+        if isinstance(tps, (int, float)):
+            t.append(f"  {tps:,.0f} tok/s")
+        if self.follow_status and ":" in self.target and not Path(self.target).exists():
+            t.append(f"  [{self.follow_status}]", style="italic")
+        if self.engine_error:
+            t.append(f"\n engine stopped: {self.engine_error}", style="bold red")
+        self.query_one("#run-header", Static).update(t)
+
+    def _series(self, state: RunState, phase: str, key: str):
+        pts = state.series.get(phase, {}).get(key, [])
+        return smooth(pts, 0.8) if self.smoothing else pts
+
+    def _plots(self) -> None:
+        for plot_id, pairs, title in (
+            ("#loss-plot", [("sft", "loss"), ("rl", "loss")], "loss"),
+            ("#reward-plot", [("rl", "reward"), ("rl", "parse_rate")], "reward"),
+        ):
+            plot = self.query_one(plot_id, PlotextPlot)
+            plt = plot.plt
+            plt.clear_data()
+            plt.title(title + (" (smoothed)" if self.smoothing else ""))
+            for state in filter(None, (self.state, self.other)):
+                for phase, key in pairs:
+                    pts = self._series(state, phase, key)
+                    if pts:
+                        label = f"{phase} {key}" + (f" [{state.name}]" if self.other else "")
+                        plt.plot([p[0] for p in pts], [p[1] for p in pts], label=label)
+            plot.refresh()
+        last = [e for e in self.state.evals if e.get("set") == "synthetic"]
+        if last:
+            e = last[-1]
+            self.query_one("#rates", Static).update(
+                f"last synthetic eval ({e.get('at')}): accuracy {e['accuracy']:.1%}  parse {e['parse_rate']:.1%}  valid {e['valid_rate']:.1%}")
+
+    def _evals(self) -> None:
+        table = self.query_one("#evals", DataTable)
+        table.clear(columns=True)
+        evals = [(self.state.name, e) for e in self.state.evals] + ([(self.other.name, e) for e in self.other.evals] if self.other else [])
+        experts = sorted({x for _, e in evals for x in e.get("by_expert", {})})
+        table.add_columns("run", "set", "at", "accuracy", "parse", "valid", *experts)
+        for name, e in evals:
+            cells = []
+            for x in experts:
+                b = e.get("by_expert", {}).get(x)
+                cells.append(f"{_bar(b['correct'] / b['total'], 6)} {b['correct']}/{b['total']}" if b and b["total"] else "")
+            table.add_row(name, e.get("set", ""), e.get("at", ""), f"{e.get('accuracy', 0):.1%}", f"{e.get('parse_rate', 0):.1%}",
+                          f"{e.get('valid_rate', 0):.1%}", *cells)
+        codes_table = self.query_one("#codes", DataTable)
+        codes_table.clear(columns=True)
+        labels, codes, cells = self.state.code_table("synthetic")
+        codes_table.add_columns("code", *labels)
+        for code in codes:
+            codes_table.add_row(code, *[str(cells[(lab, code)]) for lab in labels])
+
+    def _samples(self) -> None:
+        table = self.query_one("#samples", DataTable)
+        have = table.row_count
+        samples = list(self.state.samples)
+        for i, e in enumerate(samples[have:], start=have):
+            reward = e.get("reward")
+            style = "green" if reward == 1.0 else "yellow" if (reward or 0) >= 0.7 else "red"
+            table.add_row(e.get("phase", ""), str(e.get("step", "")), Text(f"{reward:g}" if isinstance(reward, (int, float)) else "", style=style),
+                          str(e.get("expected_expert") or ""), e.get("outcome") or "", " ".join(e.get("codes", [])),
+                          (e.get("question") or "")[:80], key=str(i))
+
+    def _log(self) -> None:
+        log = self.query_one("#log", RichLog)
+        lines = list(self.state.log)
+        new = lines[getattr(self, "_logged", 0):] if len(lines) >= getattr(self, "_logged", 0) else lines
+        for line in new:
+            log.write(Text(line, style="bold red" if line.startswith("ALERT") else ""))
+        self._logged = len(lines)
+
+    # --------------------------------------------------------------- actions
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "samples":
+            self._open(int(event.row_key.value))
+
+    def action_open_sample(self) -> None:
+        table = self.query_one("#samples", DataTable)
+        if table.row_count:
+            self._open(table.cursor_row)
+
+    def _open(self, index: int) -> None:
+        from .stepper import StepperScreen
+
+        e = list(self.state.samples)[index]
+        self.app.push_screen(StepperScreen(e.get("text", ""), e.get("expected_answer"), e.get("expected_expert"),
+                                           title=f"sample {e.get('phase')}@{e.get('step')}", raw=e.get("text", "")))
+
+    def action_smooth(self) -> None:
+        self.smoothing = not self.smoothing
+        self.dirty = True
+
+    def _request(self, name: str, what: str) -> None:
+        try:
+            remote_request(self.target, name, ssh_options=self.ssh_options)
+            self.notify(f"{what} requested")
+        except Exception as exc:  # a lost connection must not take the screen down
+            self.notify(f"could not request {what}: {exc}", severity="error")
+
+    def action_stop(self) -> None:
+        self._request("stop", "stop")
+
+    def action_checkpoint(self) -> None:
+        self._request("checkpoint-now", "checkpoint")
+
+    def action_close(self) -> None:
+        if len(self.app.screen_stack) > 1:
+            self.app.pop_screen()
+        else:
+            self.app.exit()

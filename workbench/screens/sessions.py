@@ -1,0 +1,211 @@
+"""The first screen: sessions in sessions/ and a form for a new run."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.validation import Function, Integer, Number
+from textual.widgets import Button, DataTable, Footer, Input, Label, Select, Static, Switch
+
+from engine import config as config_mod
+from engine.models import KNOWN
+from engine.session import list_sessions, new_run_id
+
+from ..launch import start_engine
+
+
+def _pct(x) -> str:
+    return f"{x:.1%}" if isinstance(x, (int, float)) else ""
+
+
+class SessionsScreen(Screen):
+    BINDINGS = [
+        Binding("enter", "open", "Open"),
+        Binding("n", "new", "New run"),
+        Binding("c", "compare", "Compare with marked"),
+        Binding("space", "mark", "Mark for compare"),
+        Binding("slash", "filter", "Filter"),
+        Binding("r", "refresh", "Refresh"),
+        Binding("t", "paste_trace", "Trace stepper"),
+        Binding("tab", "app.focus_next", "Next pane", show=False),
+        Binding("question_mark", "app.help", "Help"),
+        Binding("q", "app.quit", "Quit"),
+    ]
+
+    def __init__(self, root: Path):
+        super().__init__()
+        self.root = root
+        self.rows: list[dict] = []
+        self.marked: str | None = None
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="sessions-main"):
+            with Vertical(id="sessions-col"):
+                yield Static(f"Sessions in {self.root}/", classes="title")
+                yield Input(placeholder="filter sessions (/)", id="filter")
+                yield DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
+            with VerticalScroll(id="form"):
+                yield from NewRunForm.fields()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#sessions", DataTable)
+        table.add_columns("run", "status", "model", "phase", "progress", "best acc", "started")
+        self.query_one("#filter").display = False
+        self.action_refresh()
+        self.set_interval(2.0, self.action_refresh)
+        table.focus()
+
+    def action_refresh(self) -> None:
+        self.rows = list_sessions(self.root)
+        needle = self.query_one("#filter", Input).value.strip().lower()
+        table = self.query_one("#sessions", DataTable)
+        cursor = table.cursor_row
+        table.clear()
+        for r in self.rows:
+            if needle and needle not in " ".join(str(v) for v in r.values()).lower():
+                continue
+            prog = f"{r['step']}/{r['total']}" if r.get("total") else ""
+            started = time.strftime("%m-%d %H:%M", time.localtime(r["started"])) if r.get("started") else ""
+            mark = "◆ " if r["path"] == self.marked else ""
+            table.add_row(mark + r["run"], r["status"], str(r["model"]), r.get("phase") or "", prog, _pct(r.get("best_accuracy")), started, key=r["path"])
+        if table.row_count:
+            table.move_cursor(row=min(cursor, table.row_count - 1))
+
+    def _selected(self) -> str | None:
+        table = self.query_one("#sessions", DataTable)
+        if not table.row_count:
+            return None
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open()
+
+    def action_open(self) -> None:
+        path = self._selected()
+        if path:
+            from .run import RunScreen
+
+            self.app.push_screen(RunScreen(path))
+
+    def action_mark(self) -> None:
+        self.marked = self._selected()
+        self.action_refresh()
+
+    def action_compare(self) -> None:
+        path = self._selected()
+        if path and self.marked and path != self.marked:
+            from .run import RunScreen
+
+            self.app.push_screen(RunScreen(path, compare=self.marked))
+        else:
+            self.notify("mark one session with space, then choose another and press c")
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self.action_refresh()
+
+    def action_new(self) -> None:
+        self.query_one("#f-model-name", Input).focus()
+
+    def action_paste_trace(self) -> None:
+        from .stepper import StepperScreen
+
+        example = "expert: arithmetic\ntrace:\n- {op: init, var: a, value: 2}\n- {op: compute, compute_op: mul, args: [a, 3], var: r}\n- {op: query, var: r}\n"
+        screen = StepperScreen(example, title="pasted trace")
+        self.app.push_screen(screen)
+        screen.call_after_refresh(screen.action_edit)
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "f-model-pick" and isinstance(event.value, str):
+            self.query_one("#f-model-name", Input).value = event.value
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "start":
+            self.start_run()
+
+    def start_run(self) -> None:
+        form = NewRunForm(self)
+        sets, errors = form.settings()
+        for field_id, message in errors:
+            widget = self.query_one(f"#{field_id}")
+            widget.add_class("-invalid")
+            self.notify(message, severity="error")
+        if errors:
+            return
+        from .run import RunScreen
+
+        model = sets[0].split("=", 1)[1]
+        folder = self.root / new_run_id(model)
+        proc = start_engine(folder, sets)
+        self.app.push_screen(RunScreen(str(folder), process=proc))
+
+
+class NewRunForm:
+    """The new-run fields; each maps to one config key and is checked as typed."""
+
+    SPEC = [
+        # (id, label, config key, default, validators)
+        ("f-model-name", "model (name, folder or hub id)", "model.name", "smollm2-135m-instruct", [Function(bool, "a model is needed")]),
+        ("f-layers", "layers to unfreeze", "model.unfreeze_layers", "6", [Integer(0, 200)]),
+        ("f-lora-rank", "LoRA rank", "model.lora_rank", "16", [Integer(1, 1024)]),
+        ("f-train-size", "SFT examples", "data.train_size", "300", [Integer(1, 10_000_000)]),
+        ("f-epochs", "SFT epochs", "sft.epochs", "2", [Number(0, 1000)]),
+        ("f-lr", "SFT learning rate", "sft.lr", "1e-4", [Number(0, 1)]),
+        ("f-rl-iters", "RL iterations", "rl.iterations", "12", [Integer(0, 1_000_000)]),
+        ("f-eval-syn", "eval: synthetic problems", "eval.synthetic", "24", [Integer(0, 1_000_000)]),
+        ("f-eval-gsm", "eval: GSM8K problems", "eval.gsm8k", "10", [Integer(0, 1319)]),
+        ("f-seed", "seed", "run.seed", "0", [Integer()]),
+    ]
+
+    def __init__(self, screen):
+        self.screen = screen
+
+    @classmethod
+    def fields(cls):
+        yield Static("New run", classes="title")
+        yield Label("known models")
+        yield Select([(f"{m.name} ({m.params})", m.name) for m in KNOWN.values()], id="f-model-pick", prompt="pick a known model")
+        for fid, label, _, default, validators in cls.SPEC:
+            yield Label(label)
+            yield Input(default, id=fid, validators=validators, validate_on=["changed", "blur"])
+        yield Label("train")
+        yield Select([("last layers + lm_head", "last_layers"), ("LoRA", "lora"), ("everything", "full")], value="last_layers", id="f-train", allow_blank=False)
+        yield Label("RL algorithm")
+        yield Select([("GRPO (group-relative)", "grpo"), ("REINFORCE + baseline", "reinforce")], value="grpo", id="f-rl-alg", allow_blank=False)
+        with Horizontal(classes="switch-row"):
+            yield Switch(value=False, id="f-8bit")
+            yield Label("load in 8-bit (bitsandbytes)")
+        yield Button("Start run", id="start", variant="primary")
+
+    def settings(self) -> tuple[list[str], list[tuple[str, str]]]:
+        q = self.screen.query_one
+        sets, errors = [], []
+        for fid, label, key, _, _ in self.SPEC:
+            widget = q(f"#{fid}", Input)
+            result = widget.validate(widget.value)
+            if result is not None and not result.is_valid:
+                errors.append((fid, f"{label}: {'; '.join(result.failure_descriptions)}"))
+            sets.append(f"{key}={widget.value.strip()}")
+        sets += [f"model.train={q('#f-train', Select).value}", f"rl.algorithm={q('#f-rl-alg', Select).value}",
+                 f"model.load_8bit={str(q('#f-8bit', Switch).value).lower()}"]
+        if not errors:
+            try:
+                config_mod.load(None, sets)  # the engine's own checks, before anything starts
+            except config_mod.ConfigError as exc:
+                key = str(exc).split(":")[0]
+                fid = next((f for f, _, k, _, _ in self.SPEC if k == key), "f-model-name")
+                errors.append((fid, str(exc)))
+        return sets, errors
+
+

@@ -1,0 +1,245 @@
+"""The trace stepper: run a trace op by op and see where it goes wrong.
+
+It drives `engine.trace` step records through `Stepper`; it implements no
+trace semantics of its own.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import DataTable, Footer, Input, Static, TextArea
+
+from engine.trace import CODES, fmt
+
+from ..stepper_model import Stepper
+
+VAR_STYLE = {"new": "bold green", "changed": "bold cyan", "overwritten": "bold white on red", "same": ""}
+
+
+class GotoStep(ModalScreen[int | None]):
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="go to step number (0 = first)", id="goto", type="integer")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(int(event.value) if event.value.strip() else None)
+
+
+class StepperScreen(Screen):
+    BINDINGS = [
+        Binding("n,right,j", "step", "Step"),
+        Binding("p,left,k", "back", "Back"),
+        Binding("c", "cont", "Continue"),
+        Binding("e", "end", "Run to end"),
+        Binding("r", "restart", "Restart"),
+        Binding("b", "breakpoint", "Breakpoint"),
+        Binding("g", "goto", "Go to step"),
+        Binding("E", "edit", "Edit"),
+        Binding("w", "raw", "Raw output"),
+        Binding("tab", "app.focus_next", "Next pane", show=False),
+        Binding("question_mark", "app.help", "Help"),
+        Binding("escape", "close", "Back"),
+    ]
+
+    def __init__(self, text: str, expect_answer=None, expect_expert: str | None = None, title: str = "trace", raw: str | None = None):
+        super().__init__()
+        self.model = Stepper(text, expect_answer, expect_expert)
+        self.title_text, self.raw = title, raw
+        self.show_raw = False
+        self.break_line: int | None = None  # the line a breakpoint toggles: the current step's, else the first step's
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="stepper-header")
+        with Horizontal(id="stepper-main"):
+            with Vertical(id="source-col"):
+                yield VerticalScroll(Static(id="source"), id="source-scroll")
+                yield TextArea(self.model.text, id="editor", language=None, show_line_numbers=True)
+            with Vertical(id="side-col"):
+                yield DataTable(id="variables", cursor_type="row", zebra_stripes=True)
+                yield Static(id="wiring")
+                yield DataTable(id="diagnostics", cursor_type="row")
+        yield Static(id="stepper-status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        vars_ = self.query_one("#variables", DataTable)
+        vars_.add_columns("variable", "value", "previous", "written at", "")
+        diags = self.query_one("#diagnostics", DataTable)
+        diags.add_columns("sev", "code", "line", "part/step", "message")
+        self.query_one("#editor").display = False
+        self._set_editor_language()
+        self.refresh_all()
+
+    def _set_editor_language(self) -> None:
+        editor = self.query_one("#editor", TextArea)
+        try:
+            editor.language = "yaml"  # highlighting needs tree-sitter; without it the editor still edits
+        except Exception:
+            editor.language = None
+
+    # ------------------------------------------------------------- rendering
+    def refresh_all(self, status: str = "") -> None:
+        m = self.model
+        r = m.report
+        header = Text()
+        header.append(f" {self.title_text} ", style="bold reverse")
+        if r.trace is None:
+            header.append("  unreadable", style="bold red")
+        else:
+            header.append("  valid" if r.valid else "  invalid", style="bold green" if r.valid else "bold red")
+            expert = r.expert if isinstance(r.expert, str) else " → ".join(r.expert)
+            header.append(f"  expert {expert}  answer {fmt(r.answer)}")
+        if r.expected_answer is not None:
+            header.append(f"  expected {fmt(r.expected_answer)}")
+        if r.reward is not None:
+            header.append(f"  reward {r.reward:g} ({r.outcome})", style="bold")
+        header.append(f"   step {m.position if m.position >= 0 else '-'} of {len(m.records) - 1}")
+        self.query_one("#stepper-header", Static).update(header)
+        self.query_one("#source", Static).update(self.source_text())
+        self._fill_variables()
+        self._fill_diagnostics()
+        self._fill_wiring()
+        cur = m.current
+        if not status and cur is not None and cur.diagnostics:
+            status = "  ".join(f"{d.code}: {d.message}" for d in cur.diagnostics)
+        self.query_one("#stepper-status", Static).update(status)
+
+    def source_text(self) -> Text:
+        m = self.model
+        text = self.raw if (self.show_raw and self.raw) else m.text
+        by_line: dict[int, str] = {}
+        for d in m.report.diagnostics:
+            if d.line is not None:
+                for ln in range(d.line, (d.end_line or d.line) + 1):
+                    if by_line.get(ln) != "error":
+                        by_line[ln] = d.severity
+        cur = m.current
+        part_starts = {p.line: p.index for p in m.report.trace.parts} if (m.report.trace and m.report.trace.composed) else {}
+        lines = text.splitlines() or [""]
+        width = len(str(len(lines)))
+        out = Text()
+        for number, line in enumerate(lines, 1):
+            sev = by_line.get(number)
+            mark = "●" if sev == "error" else "▲" if sev == "warning" else " "
+            bp = "◆" if number in m.breakpoints else " "
+            gutter = Text(f"{bp}{mark}{number:>{width}} │ ", style="red" if sev == "error" else "yellow" if sev == "warning" else "dim")
+            if number in part_starts and not self.show_raw:
+                out.append(f"{'':>{width + 2}} ┄ part {part_starts[number]} ┄\n", style="dim italic")
+            body = Text(line)
+            if cur is not None and number == cur.line and not self.show_raw:
+                body.stylize("bold reverse")
+            elif sev == "error":
+                body.stylize("red")
+            elif sev == "warning":
+                body.stylize("yellow")
+            out.append_text(gutter)
+            out.append_text(body)
+            out.append("\n")
+        return out
+
+    def _fill_variables(self) -> None:
+        table = self.query_one("#variables", DataTable)
+        table.clear()
+        for row in self.model.variables():
+            style = VAR_STYLE[row["style"]]
+            label = {"overwritten": "OVERWRITTEN", "new": "new", "changed": "changed", "same": ""}[row["style"]]
+            table.add_row(Text(row["name"], style=style), Text(fmt(row["value"]), style=style),
+                          fmt(row["previous"]) if row["previous"] is not None else "", str(row["step"]), Text(label, style=style))
+
+    def _fill_diagnostics(self) -> None:
+        table = self.query_one("#diagnostics", DataTable)
+        table.clear()
+        for i, d in enumerate(self.model.report.diagnostics):
+            sev = Text(d.severity, style="bold red" if d.is_error else "yellow")
+            lines = f"{d.line}-{d.end_line}" if d.end_line and d.end_line != d.line else str(d.line or "")
+            where = f"{d.part}/{d.step}" if d.step is not None else str(d.part)
+            table.add_row(sev, d.code, lines, where, d.message, key=str(i))
+
+    def _fill_wiring(self) -> None:
+        wiring = self.model.wiring()
+        widget = self.query_one("#wiring", Static)
+        widget.display = bool(wiring)
+        if wiring:
+            t = Text("wiring  ", style="bold")
+            for w in wiring:
+                t.append(f"part {w['part']}: {w['var']} ← {w['source']} = {fmt(w['value'])}   ")
+            widget.update(t)
+
+    # --------------------------------------------------------------- actions
+    def action_step(self) -> None:
+        self.refresh_all("" if self.model.step() else "at the end of the trace")
+
+    def action_back(self) -> None:
+        self.refresh_all("" if self.model.back() else "at the start")
+
+    def action_end(self) -> None:
+        self.model.to_end()
+        self.refresh_all("end of trace")
+
+    def action_restart(self) -> None:
+        self.model.restart()
+        self.refresh_all("restarted")
+
+    def action_cont(self) -> None:
+        self.refresh_all(f"stopped: {self.model.cont()}")
+
+    def action_breakpoint(self) -> None:
+        cur = self.model.current or (self.model.records[0] if self.model.records else None)
+        if cur is None:
+            return
+        on = self.model.toggle_breakpoint(cur.line)
+        self.refresh_all(f"breakpoint {'set' if on else 'cleared'} at line {cur.line}")
+
+    def action_goto(self) -> None:
+        def done(value: int | None) -> None:
+            if value is not None:
+                self.model.goto(value)
+                self.refresh_all(f"went to step {self.model.position}")
+
+        self.app.push_screen(GotoStep(), done)
+
+    def action_raw(self) -> None:
+        if not self.raw:
+            self.refresh_all("this trace did not come from a model: no raw output")
+            return
+        self.show_raw = not self.show_raw
+        self.refresh_all("raw model output" if self.show_raw else "parsed trace")
+
+    def action_edit(self) -> None:
+        editor = self.query_one("#editor", TextArea)
+        scroll = self.query_one("#source-scroll")
+        if editor.display:  # leaving the editor: step through the edited text at once
+            self.model.load(editor.text)
+            editor.display, scroll.display = False, True
+            self.refresh_all("edited trace checked")
+        else:
+            editor.text = self.model.text
+            editor.display, scroll.display = True, False
+            editor.focus()
+            self.refresh_all("editing: press ctrl+s or E again to check the edit")
+
+    def on_text_area_changed(self, event: TextArea.Changed) -> None:
+        # live re-check while editing, so diagnostics follow the typing
+        self.model.load(event.text_area.text)
+        self.refresh_all("editing")
+
+    def key_ctrl_s(self) -> None:
+        if self.query_one("#editor", TextArea).display:
+            self.action_edit()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "diagnostics":
+            d = self.model.report.diagnostics[int(event.row_key.value)]
+            self.model.jump_to(d)
+            self.refresh_all(f"{d.code}: {d.message}")
+
+    def action_close(self) -> None:
+        if len(self.app.screen_stack) > 1:
+            self.app.pop_screen()
+        else:
+            self.app.exit()

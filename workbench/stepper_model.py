@@ -1,0 +1,120 @@
+"""Where a trace stepper stands: a cursor over the executor's step records,
+breakpoints, and the navigation of terminal debuggers. No trace semantics
+here: everything comes from `engine.trace.check`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from engine.trace import Report, check
+
+
+@dataclass
+class Stepper:
+    text: str
+    expect_answer: object = None
+    expect_expert: str | None = None
+    report: Report = None
+    position: int = -1  # -1: before the first step; else index into report.records
+    breakpoints: set[int] = field(default_factory=set)  # source lines
+
+    def __post_init__(self):
+        self.load(self.text)
+
+    def load(self, text: str) -> None:
+        """(Re)check the text; keep the position where it still makes sense."""
+        self.text = text
+        self.report = check(text, self.expect_answer, self.expect_expert, source="<stepper>")
+        self.position = min(self.position, len(self.records) - 1)
+
+    @property
+    def records(self):
+        return self.report.records
+
+    @property
+    def current(self):
+        return self.records[self.position] if 0 <= self.position < len(self.records) else None
+
+    @property
+    def at_end(self) -> bool:
+        return self.position >= len(self.records) - 1
+
+    def step(self) -> bool:
+        if self.at_end:
+            return False
+        self.position += 1
+        return True
+
+    def back(self) -> bool:
+        if self.position < 0:
+            return False
+        self.position -= 1
+        return True
+
+    def to_end(self) -> None:
+        self.position = len(self.records) - 1
+
+    def restart(self) -> None:
+        self.position = -1
+
+    def goto(self, index: int) -> None:
+        self.position = max(-1, min(index, len(self.records) - 1))
+
+    def cont(self) -> str:
+        """Run forward to the next step with a diagnostic or on a breakpoint line; say why it stopped."""
+        while self.step():
+            rec = self.current
+            if rec.line in self.breakpoints:
+                return f"breakpoint at line {rec.line}"
+            if rec.diagnostics:
+                return f"{rec.diagnostics[0].code} at line {rec.line}"
+        return "end of trace"
+
+    def toggle_breakpoint(self, line: int) -> bool:
+        if line in self.breakpoints:
+            self.breakpoints.discard(line)
+            return False
+        self.breakpoints.add(line)
+        return True
+
+    def jump_to(self, diagnostic) -> None:
+        """Go to the step a diagnostic belongs to (or the first step on its line)."""
+        for i, rec in enumerate(self.records):
+            if rec.part == diagnostic.part and rec.step == diagnostic.step and diagnostic.step is not None:
+                self.position = i
+                return
+        for i, rec in enumerate(self.records):
+            if diagnostic.line is not None and rec.line >= diagnostic.line:
+                self.position = i
+                return
+
+    def variables(self) -> list[dict]:
+        """The current part's variables: value, previous value, step that wrote it, and how it changed."""
+        rec = self.current
+        if rec is None:
+            return []
+        written = {w.var: w for w in rec.writes}
+        rows = []
+        for name, value in rec.state.items():
+            w = written.get(name)
+            if w is None:
+                style = "same"
+            elif w.lost:
+                style = "overwritten"
+            elif w.old is None:
+                style = "new"
+            else:
+                style = "changed"
+            rows.append({"name": name, "value": value, "previous": w.old if w else None,
+                         "step": rec.written_at.get(name), "style": style})
+        return rows
+
+    def wiring(self) -> list[dict]:
+        """For composed traces: which part read which earlier answer, and the value that flowed."""
+        out = []
+        for rec in self.records:
+            for name, value in rec.reads.items():
+                if name.endswith(".result") and rec.op == "init":
+                    out.append({"part": rec.part, "line": rec.line, "source": name, "value": value,
+                                "var": rec.writes[0].var if rec.writes else None})
+        return out

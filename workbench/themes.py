@@ -1,0 +1,45 @@
+"""Themes from themes/*.yaml, and the remembered choice."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import yaml
+from textual.theme import Theme
+
+THEMES_DIR = Path(__file__).resolve().parents[1] / "themes"
+DEFAULT_THEME = "harbor"
+_FIELDS = ("primary", "secondary", "accent", "foreground", "background", "surface", "panel", "success", "warning", "error", "dark")
+
+
+def load_themes(folder: Path = THEMES_DIR) -> list[Theme]:
+    out = []
+    for path in sorted(folder.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text()) or {}
+        out.append(Theme(name=data.get("name", path.stem), **{k: data[k] for k in _FIELDS if k in data}))
+    return out
+
+
+def settings_file() -> Path:
+    root = os.environ.get("TRACEBENCH_CONFIG_DIR") or os.path.join(os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config"), "tracebench")
+    return Path(root) / "workbench.json"
+
+
+def remembered_theme() -> str | None:
+    try:
+        return json.loads(settings_file().read_text()).get("theme")
+    except (FileNotFoundError, json.JSONDecodeError, AttributeError):
+        return None
+
+
+def remember_theme(name: str) -> None:
+    path = settings_file()
+    try:
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        data = {}
+    data["theme"] = name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
