@@ -27,14 +27,10 @@ class RunState:
     events: int = 0
     first_t: float | None = None
     last_t: float | None = None
-    seen: set = field(default_factory=set)  # (kind, t, step) of events folded, so a replay adds nothing twice
 
     def add(self, events: list[dict]) -> None:
+        """Fold events in; the follower's byte offsets guarantee each arrives once."""
         for e in events:
-            key = (e.get("kind"), e.get("t"), e.get("phase"), e.get("step"), e.get("set"), e.get("question"))
-            if key in self.seen:
-                continue
-            self.seen.add(key)
             self.events += 1
             t = e.get("t")
             if isinstance(t, (int, float)):

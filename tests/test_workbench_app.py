@@ -1,0 +1,168 @@
+"""Pilot tests of the sessions screen, the run screen and themes, on session folders the tests write."""
+
+import json
+import time
+
+import pytest
+
+from workbench.app import attach_app, sessions_app
+from workbench.follow import Follower
+from workbench.runstate import RunState
+from workbench.themes import remembered_theme
+
+from .sessions_fixture import events, write_session
+
+
+@pytest.fixture(autouse=True)
+def settings_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRACEBENCH_CONFIG_DIR", str(tmp_path / "cfg"))
+
+
+async def test_sessions_screen_lists_runs_and_opens_one(tmp_path):
+    write_session(tmp_path, "run-a")
+    write_session(tmp_path, "run-b", finished=False)
+    app = sessions_app(tmp_path)
+    async with app.run_test(size=(160, 45)) as pilot:
+        table = app.screen.query_one("#sessions")
+        rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+        assert {r[0] for r in rows} == {"run-a", "run-b"}
+        a = next(r for r in rows if r[0] == "run-a")
+        assert a[1] == "completed" and a[2] == "tiny" and a[4] == "5/5" and a[5] == "75.0%"
+        await pilot.press("enter")
+        await pilot.pause(0.6)
+        assert type(app.screen).__name__ == "RunScreen"
+
+
+async def test_filter_and_help(tmp_path):
+    write_session(tmp_path, "alpha")
+    write_session(tmp_path, "beta")
+    app = sessions_app(tmp_path)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.press("slash")
+        await pilot.press(*"bet")
+        table = app.screen.query_one("#sessions")
+        assert table.row_count == 1 and str(table.get_row_at(0)[0]) == "beta"
+        app.screen.query_one("#sessions").focus()
+        await pilot.press("question_mark")
+        assert type(app.screen).__name__ == "HelpScreen"
+        keys = dict(app.screen.bindings)
+        assert keys["n"] == "New run" and keys["/"] == "Filter" and keys["?"] == "Help"
+
+
+async def test_new_run_form_marks_invalid_fields(tmp_path):
+    root = tmp_path / "sessions"
+    app = sessions_app(root)
+    async with app.run_test(size=(160, 50)) as pilot:
+        field = app.screen.query_one("#f-layers")
+        field.value = "many"
+        await pilot.pause()
+        assert "-invalid" in field.classes
+        app.screen.start_run()
+        await pilot.pause()
+        assert type(app.screen).__name__ == "SessionsScreen"  # nothing started
+        assert not root.exists()
+
+
+async def test_run_screen_shows_everything_from_the_files(tmp_path):
+    folder = write_session(tmp_path, "done")
+    app = attach_app(str(folder))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.pause(0.8)
+        s = app.screen
+        header = str(s.query_one("#run-header").render())
+        assert "completed" in header and "tiny on cpu" in header and "rl 5/5" in header
+        assert s.state.series["sft"]["loss"][0] == (1, 3.0)
+        evals = s.query_one("#evals")
+        cols = [str(c.label) for c in evals.columns.values()]
+        assert cols[-2:] == ["arithmetic", "percentage"]
+        last = [str(c) for c in evals.get_row_at(evals.row_count - 1)]
+        assert last[3] == "75.0%" and last[-1].endswith("3/4")
+        codes = s.query_one("#codes")
+        overwrite = next([str(c) for c in codes.get_row_at(i)] for i in range(codes.row_count) if str(codes.get_row_at(i)[0]) == "overwrite")
+        assert overwrite[1:] == ["3", "1"]  # the failure mode training removed
+        samples = s.query_one("#samples")
+        assert samples.row_count == 5
+        s.query_one("#run-tabs").active = "tab-samples"
+        await pilot.pause()
+        samples.focus()
+        samples.move_cursor(row=1)
+        await pilot.press("enter")
+        assert type(app.screen).__name__ == "StepperScreen"
+        assert "overwrite" in {d.code for d in app.screen.model.report.diagnostics}
+
+
+async def test_live_follow_stop_and_engine_death(tmp_path):
+    folder = tmp_path / "live"
+    folder.mkdir()
+    evs = events("live", finished=False)
+    (folder / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in evs[:5]))
+    app = attach_app(str(folder))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.pause(0.6)
+        assert app.screen.state.progress()[1] == 4
+        with open(folder / "events.jsonl", "a") as f:
+            f.write("".join(json.dumps(e) + "\n" for e in evs[5:]))
+        await pilot.pause(0.8)
+        assert app.screen.state.progress() == ("rl", 5, 5)
+        await pilot.press("s")
+        assert (folder / "stop").exists()
+        await pilot.press("k")
+        assert (folder / "checkpoint-now").exists()
+        from workbench.screens.run import EngineExited
+
+        (folder / "engine.log").write_text("Traceback...\nRuntimeError: CUDA out of memory\n")
+        app.screen.post_message(EngineExited(1))
+        await pilot.pause(0.6)
+        assert "out of memory" in app.screen.engine_error or "exited with code 1" in app.screen.engine_error
+        assert "died" in str(app.screen.query_one("#run-header").render())
+        assert app.screen.state.series["sft"]["loss"]  # everything it had is kept
+
+
+async def test_compare_two_sessions_on_the_same_plots(tmp_path):
+    a, b = write_session(tmp_path, "a"), write_session(tmp_path, "b")
+    from workbench.app import Workbench
+    from workbench.screens.run import RunScreen
+
+    app = Workbench(lambda: RunScreen(str(a), compare=str(b)))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.pause(0.8)
+        evals = app.screen.query_one("#evals")
+        assert {str(evals.get_row_at(i)[0]) for i in range(evals.row_count)} == {"a", "b"}
+
+
+async def test_theme_flag_is_applied_and_remembered(tmp_path):
+    app = sessions_app(tmp_path, theme="paper")
+    async with app.run_test() as pilot:
+        assert app.theme == "paper"
+    assert remembered_theme() == "paper"
+    app = sessions_app(tmp_path)
+    async with app.run_test() as pilot:
+        assert app.theme == "paper"
+        app.theme = "harbor"
+        await pilot.pause()
+    assert remembered_theme() == "harbor"
+
+
+def test_follower_with_a_writer_appending_torn_lines(tmp_path):
+    path = tmp_path / "events.jsonl"
+    path.write_text("")
+    got: list[dict] = []
+    f = Follower(str(tmp_path), got.extend, interval=0.05).start()
+    evs = events("x", n_steps=200)
+    with open(path, "a") as out:
+        for e in evs:
+            line = json.dumps(e) + "\n"
+            cut = len(line) // 2
+            out.write(line[:cut])
+            out.flush()
+            time.sleep(0.0005)
+            out.write(line[cut:])
+            out.flush()
+    deadline = time.time() + 5
+    while len(got) < len(evs) and time.time() < deadline:
+        time.sleep(0.05)
+    f.stop()
+    assert got == evs  # every event once, in order
+    state = RunState()
+    state.add(got)
+    assert len(state.series["sft"]["loss"]) == 200 and state.status == "completed"
