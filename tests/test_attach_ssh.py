@@ -1,0 +1,105 @@
+"""Attach through the system ssh to a real sshd on loopback that the test starts."""
+
+import getpass
+import json
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from workbench.follow import Follower, remote_request
+
+from .sessions_fixture import events
+
+SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+pytestmark = pytest.mark.skipif(not Path(SSHD).exists(), reason="sshd is not installed (CI installs openssh-server)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def sshd(tmp_path):
+    d = tmp_path / "ssh"
+    d.mkdir()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "host")], check=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "user")], check=True)
+    (d / "authorized_keys").write_text((d / "user.pub").read_text())
+    (d / "authorized_keys").chmod(0o600)
+    port = _free_port()
+    (d / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host'}\nAuthorizedKeysFile {d / 'authorized_keys'}\n"
+        f"PasswordAuthentication no\nPubkeyAuthentication yes\nStrictModes no\nUsePAM no\nPermitRootLogin yes\nPidFile {d / 'pid'}\n"
+    )
+    Path("/run/sshd").mkdir(exist_ok=True)
+    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(d / "sshd_config")], stderr=subprocess.PIPE)
+    options = ["-p", str(port), "-i", str(d / "user"), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"]
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        ok = subprocess.run(["ssh", "-o", "BatchMode=yes", *options, "127.0.0.1", "true"], capture_output=True)
+        if ok.returncode == 0:
+            break
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.skip("sshd did not start here")
+    yield f"{getpass.getuser()}@127.0.0.1", options
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_attach_over_ssh_survives_a_dropped_connection(sshd, tmp_path):
+    host, options = sshd
+    folder = tmp_path / "remote-run"
+    folder.mkdir()
+    evs = events("remote", n_steps=60)
+    path = folder / "events.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in evs[:20]) + json.dumps(evs[20])[:15])  # ends in a torn line
+    got, statuses = [], []
+    f = Follower(f"{host}:{folder}", got.extend, statuses.append, interval=0.05, ssh_options=options).start()
+    deadline = time.time() + 15
+    while len(got) < 20 and time.time() < deadline:
+        time.sleep(0.05)
+    assert len(got) == 20
+    # drop the connection: kill the ssh client under the follower
+    f._proc.kill()
+    with open(path, "a") as out:
+        out.write(json.dumps(evs[20])[15:] + "\n")
+        out.write("".join(json.dumps(e) + "\n" for e in evs[21:]))
+    deadline = time.time() + 20
+    while len(got) < len(evs) and time.time() < deadline:
+        time.sleep(0.1)
+    f.stop()
+    assert got == evs  # nothing lost, nothing twice
+    assert any("connection lost" in s for s in statuses)
+    remote_request(f"{host}:{folder}", "stop", ssh_options=options)
+    assert (folder / "stop").exists()
+
+
+async def test_workbench_attach_host_dir(sshd, tmp_path):
+    from workbench.app import attach_app
+
+    host, options = sshd
+    folder = tmp_path / "r2"
+    folder.mkdir()
+    (folder / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events("r2")))
+    app = attach_app(f"{host}:{folder}", ssh_options=options)
+    async with app.run_test(size=(160, 45)) as pilot:
+        for _ in range(50):
+            await pilot.pause(0.2)
+            if app.screen.state.finished:
+                break
+        assert app.screen.state.status == "completed" and len(app.screen.state.samples) == 5
+        await pilot.press("s")
+        await pilot.pause(0.5)
+        for _ in range(20):
+            if (folder / "stop").exists():
+                break
+            await pilot.pause(0.2)
+        assert (folder / "stop").exists()
