@@ -22,11 +22,10 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 MAX_CHARS = 64_000  # far beyond any trace; guards the YAML reader
 MAX_NODES = 5_000  # nodes one document may expand to, aliases counted in full
-MAX_DEPTH = 48  # flow nesting allowed before the C reader is trusted with it
+MAX_DEPTH = 48  # nesting allowed; the reader stops at the first event deeper than this
 
 _FENCE = re.compile(r"^[ \t]*```[ \t]*([A-Za-z0-9_.+-]*)[ \t]*$", re.M)
 _BARE_START = re.compile(r"^[ \t]*(?:-[ \t]+)?expert[ \t]*:", re.M)
-_QUOTED = re.compile(r"\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\n]|'')*'")
 _TAG = "tag:yaml.org,2002:"
 
 
@@ -124,17 +123,6 @@ def extract(text: str) -> tuple[str, int, bool]:
         line_start = text.rfind("\n", 0, m.start()) + 1
         return text[line_start:], text.count("\n", 0, line_start), True
     return text, 0, True
-
-
-def _flow_depth(content: str) -> int:
-    depth = worst = 0
-    for ch in _QUOTED.sub("", content):
-        if ch in "[{":
-            depth += 1
-            worst = max(worst, depth)
-        elif ch in "]}":
-            depth = max(0, depth - 1)
-    return worst
 
 
 # Plain scalars resolve as in YAML 1.1, except that 012 is twelve (as in YAML 1.2):
@@ -365,9 +353,6 @@ def parse(text: str) -> Parsed:
     first, last = offset + 1, offset + max(1, content.count("\n") + 1)
     if not content.strip():
         diags.append(Diagnostic("parse_error", "no YAML was found in the output", line=first))
-        return Parsed(text, None, diags, first, last)
-    if _flow_depth(content) > MAX_DEPTH:
-        diags.append(Diagnostic("parse_error", f"brackets nest deeper than {MAX_DEPTH} levels", line=first))
         return Parsed(text, None, diags, first, last)
     try:
         root = _read(content, offset)
