@@ -7,7 +7,7 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import models, runs_cli
+    from . import models, report, runs_cli
     from .data import cli as data_cli
     from .trace import cli as trace_cli
 
@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_parser(sub)
     data_cli.add_parser(sub)
     runs_cli.add_parser(sub)
+    report.add_parser(sub)
     return parser
 
 

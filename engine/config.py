@@ -13,6 +13,8 @@ from pathlib import Path
 
 import yaml
 
+from .trace.reward import RewardWeights
+
 
 class ConfigError(ValueError):
     pass
@@ -48,6 +50,7 @@ class DataConfig:
     seed: int = 0
     gsm8k: str = field(default="auto", metadata={"doc": "hub id, JSONL file or folder; auto = shared copy if present, else the hub"})
     max_len: int = bounded(384, 32, 8192, doc="tokens per training example")
+    instruct_train: str = field(default="", metadata={"doc": "instruct task: JSONL of instruction/input/output"})
 
 
 @dataclass
@@ -85,16 +88,8 @@ class EvalConfig:
     batch_size: int = bounded(24, 1, 4096)
     max_new_tokens: int = bounded(192, 8, 8192)
     at: list = field(default_factory=lambda: ["start", "sft", "rl"], metadata={"doc": "evaluate before training (start), after sft, after rl"})
-
-
-@dataclass
-class RewardConfig:
-    correct: float = 1.0
-    wrong_answer: float = 0.7
-    invalid: float = 0.5
-    wrong_expert: float = 0.3
-    unreadable: float = 0.0
-    warning_penalty: float = bounded(0.0, 0.0, 1.0)
+    every: int = bounded(0, 0, 1_000_000, doc="also evaluate every N training steps (0 = only at the points in `at`)")
+    instruct_sets: list = field(default_factory=list, metadata={"doc": "instruct task: JSONL files to evaluate on"})
 
 
 @dataclass
@@ -104,7 +99,7 @@ class RunConfig:
     seed: int = 0
     checkpoint_every: int = bounded(0, 0, 1_000_000, doc="steps between checkpoints; 0 = at phase ends only")
     sample_every: int = bounded(1, 1, 1_000_000, doc="emit sampled outputs every N RL iterations")
-    log_every: int = bounded(1, 1, 1_000_000)
+    stop_on_collapse: bool = field(default=False, metadata={"doc": "stop early when outputs collapse (the best checkpoint is kept)"})
 
 
 @dataclass
@@ -114,7 +109,7 @@ class Config:
     sft: SFTConfig = field(default_factory=SFTConfig)
     rl: RLConfig = field(default_factory=RLConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    reward: RewardConfig = field(default_factory=RewardConfig)
+    reward: RewardWeights = field(default_factory=RewardWeights)  # the trace reward's five values and warning penalty
     run: RunConfig = field(default_factory=RunConfig)
 
     def to_dict(self) -> dict:
@@ -201,6 +196,8 @@ def _check(cfg: Config) -> None:
     for a in cfg.eval.at:
         if a not in ("start", "sft", "rl"):
             raise ConfigError(f"eval.at: {a!r} is not allowed; choose from start, sft, rl")
+    if cfg.run.task == "instruct" and not cfg.data.instruct_train:
+        raise ConfigError("data.instruct_train: the instruct task needs a JSONL file of instruction/input/output")
     from .trace.language import COMPOSITION, EXPERTS
 
     for e, w in cfg.data.mix.items():

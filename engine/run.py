@@ -9,6 +9,7 @@ Under torchrun every rank trains; rank 0 alone writes the session.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import threading
 import time
@@ -58,7 +59,10 @@ class Context:
         self.baseline = None
         self.save = None  # set by the run: save(stage_step) -> path
         self.progress = {"phase": "setup", "step": 0, "total": 0}
-        self.collapse_stop = False
+        self.collapse_stop = False  # run.stop_on_collapse
+        self.collapsed = False
+        self.periodic_eval = None  # set during a phase when eval.every > 0
+        self.eval_every = 0
 
     def emit(self, kind: str, **fields) -> None:
         event = self.log.emit(kind, **fields)
@@ -80,6 +84,7 @@ class Context:
     def health_check(self, phase: str, step: int, h: dict) -> None:
         why = collapsed(h)
         if why:
+            self.collapsed = True
             self.alert("warning", f"the model may be collapsing: {why}", phase=phase, step=step, health=h)
             if self.collapse_stop:
                 self.stopping = True
@@ -104,6 +109,8 @@ class Context:
         every = self.checkpoint_every
         if ckpt or (every and step % every == 0 and step < total):
             self.save(step)
+        if self.periodic_eval and self.eval_every and step % self.eval_every == 0 and step < total:
+            self.periodic_eval(step)
         if stop or self.stopping:
             self.stopping = True
             return True
@@ -138,7 +145,8 @@ def run(cfg, session_dir: Path, resume: bool = False, interactive: bool | None =
     reporter = Reporter(interactive) if rank == 0 else None
     ctx = Context(session, log, reporter, rank, world)
     ctx.checkpoint_every = cfg.run.checkpoint_every
-    ctx.collapse_stop = False
+    ctx.collapse_stop = cfg.run.stop_on_collapse
+    ctx.eval_every = cfg.eval.every
 
     def on_signal(signum, frame):
         ctx.stop_signal = True
@@ -208,12 +216,14 @@ def _load_checkpoint_state(session_dir: Path) -> dict:
 
 
 def _train(cfg, model, tokenizer, ctx: Context, state: dict, session_dir: Path) -> None:
+    from . import tasks
     from .train import evaluate as ev
     from .train import rl, sft
 
     plan = stages(cfg)
-    best = state.get("best_accuracy")
+    best = {"accuracy": state.get("best_accuracy"), "health": None}
     global_step = state.get("global_step", 0)
+    checkpoints = Path(session_dir) / "checkpoints"
     optimizer = scheduler = None
     forward_model = model
     if ctx.world > 1:
@@ -221,6 +231,36 @@ def _train(cfg, model, tokenizer, ctx: Context, state: dict, session_dir: Path) 
 
         forward_model = DDP(model)
     ctx.forward, ctx.forward_model = forward_model, forward_model
+
+    def write_state(path: Path, stage: int, step: int) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        torch.save({
+            "stage": stage, "step": step, "global_step": global_step, "trainable": trainable_state(model),
+            "optimizer": optimizer.state_dict() if optimizer else None,
+            "scheduler": scheduler.state_dict() if scheduler else None,
+            "baseline": ctx.baseline, "best_accuracy": best["accuracy"], "config": cfg.to_dict(),
+        }, path / "state.pt.tmp")
+        (path / "state.pt.tmp").replace(path / "state.pt")  # a crash mid-write never leaves a broken checkpoint
+
+    def evaluations(which: str, step: int) -> None:
+        """Every evaluation set of the task; keeps the best checkpoint by accuracy on the first set."""
+        if ctx.rank != 0:
+            return
+        for i, (name, items) in enumerate(tasks.eval_sets(cfg).items()):
+            fields, samples = ev.evaluate(model, tokenizer, items, cfg)
+            ctx.emit("eval", phase="eval", step=step, at=which, set=name, **fields)
+            for s in samples[:8]:
+                ctx.sample("eval", step, {"set": name, "at": which, **s})
+            if fields["parse_rate"] == 0 and fields["total"]:
+                ctx.alert("warning", f"no parseable output in the {name} evaluation ({which})", phase="eval")
+            ctx.health_check("eval", step, fields["health"])
+            if i == 0 and (best["accuracy"] is None or fields["accuracy"] > best["accuracy"]):
+                best["accuracy"] = fields["accuracy"]
+                if which != "start":
+                    write_state(checkpoints / "best", -1, 0)
+                    ctx.emit("checkpoint", path=str(checkpoints / "best"), step=step, phase=which, best=True, accuracy=fields["accuracy"])
+                if ctx.session:
+                    ctx.session.write_status(best_accuracy=best["accuracy"])
 
     for index, (kind, which) in enumerate(plan):
         if index < state["stage"]:
@@ -232,50 +272,31 @@ def _train(cfg, model, tokenizer, ctx: Context, state: dict, session_dir: Path) 
             if ctx.rank != 0:
                 return None
             at = global_step + (0 if next_stage else step)
-            path = Path(session_dir) / "checkpoints" / f"step-{at:06d}"
-            path.mkdir(parents=True, exist_ok=True)
-            torch.save({
-                "stage": index + 1 if next_stage else index, "step": 0 if next_stage else step,
-                "global_step": global_step, "trainable": trainable_state(model),
-                "optimizer": optimizer.state_dict() if optimizer else None,
-                "scheduler": scheduler.state_dict() if scheduler else None,
-                "baseline": ctx.baseline, "best_accuracy": best, "config": cfg.to_dict(),
-            }, path / "state.pt.tmp")
-            (path / "state.pt.tmp").replace(path / "state.pt")
-            for old in sorted((Path(session_dir) / "checkpoints").glob("step-*"))[:-2]:
+            path = checkpoints / f"step-{at:06d}"
+            write_state(path, index + 1 if next_stage else index, 0 if next_stage else step)
+            for old in sorted(checkpoints.glob("step-*"))[:-2]:
                 if old != path:
-                    import shutil
-
                     shutil.rmtree(old, ignore_errors=True)
             ctx.emit("checkpoint", path=str(path), step=step, phase=kind, global_step=at)
             return path
 
         ctx.save = save
+        ctx.periodic_eval = None
         if kind == "eval":
-            if ctx.rank == 0:
-                ctx.progress = {"phase": "eval", "step": 0, "total": 0}
-                for name, items in ev.eval_sets(cfg).items():
-                    fields, samples = ev.evaluate(model, tokenizer, items, cfg)
-                    ctx.emit("eval", phase="eval", step=global_step, at=which, set=name, **fields)
-                    for s in samples[:8]:
-                        ctx.sample("eval", global_step, {"set": name, "at": which, **s})
-                    if fields["parse_rate"] == 0 and fields["total"]:
-                        ctx.alert("warning", f"no parseable output in the {name} evaluation ({which})", phase="eval")
-                    if name == "synthetic":
-                        best = fields["accuracy"] if best is None else max(best, fields["accuracy"])
-                        if ctx.session:
-                            ctx.session.write_status(best_accuracy=best)
+            ctx.progress = {"phase": "eval", "step": 0, "total": 0}
+            evaluations(which, global_step)
             _barrier(ctx)
             if ctx.after_step("eval", 0, 0):
                 save(0, next_stage=True)
                 raise Stopped()
             continue
+        if cfg.eval.every and "eval" in cfg.run.phases:
+            ctx.periodic_eval = lambda step, kind=kind: evaluations(f"{kind}@{step}", global_step + step)
         if kind == "sft":
-            from .data.prompts import trace_answer, training_ids
-            from .data.synthetic import generate as synthesize
+            from .data.prompts import training_ids
 
-            examples = synthesize(cfg.data.train_size, cfg.data.seed, cfg.data.mix or None, cfg.data.phrasings)
-            rows = [training_ids(tokenizer, e.question, trace_answer(e.trace), max_len=cfg.data.max_len) for e in examples]
+            system = tasks.system_prompt(cfg)
+            rows = [training_ids(tokenizer, q, a, system, cfg.data.max_len) for q, a in tasks.training_pairs(cfg)]
             optimizer = make_optimizer(model, cfg.sft.optimizer, cfg.sft.lr, cfg.sft.weight_decay)
             _, total = sft.plan(len(rows), cfg, ctx.world)
             scheduler = sft.schedule(optimizer, cfg, total)
@@ -284,7 +305,7 @@ def _train(cfg, model, tokenizer, ctx: Context, state: dict, session_dir: Path) 
                 scheduler.load_state_dict(state["scheduler"])
             step = sft.train(model, tokenizer, rows, optimizer, scheduler, cfg, ctx, start)
         else:
-            ref = _reference(cfg, tokenizer, model) if cfg.rl.kl_coef > 0 else None
+            ref = _reference(model) if cfg.rl.kl_coef > 0 else None
             optimizer, scheduler = make_optimizer(model, cfg.rl.optimizer, cfg.rl.lr), None
             if start and state.get("optimizer"):
                 optimizer.load_state_dict(state["optimizer"])
@@ -293,6 +314,8 @@ def _train(cfg, model, tokenizer, ctx: Context, state: dict, session_dir: Path) 
             total = cfg.rl.iterations
         if ctx.stopping:
             save(step)
+            if ctx.collapsed and (checkpoints / "best").exists():
+                ctx.alert("warning", f"stopped early: the model collapsed; the best checkpoint is {checkpoints / 'best'}")
             raise Stopped()
         global_step += step
         save(0, next_stage=True)
@@ -308,8 +331,8 @@ def _barrier(ctx: Context) -> None:
         dist.barrier()
 
 
-def _reference(cfg, tokenizer, model):
-    """A frozen copy of the starting model for the KL penalty (LoRA: the adapters switched off)."""
+def _reference(model):
+    """A frozen copy of the starting model for the KL penalty."""
     import copy
 
     ref = copy.deepcopy(model)

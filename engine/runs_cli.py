@@ -90,6 +90,7 @@ def _eval(args) -> int:
 
     from .modeling import load_model, load_tokenizer, load_trainable_state, pick_device
     from .session import Session
+    from .tasks import eval_sets
     from .train import evaluate as ev
 
     target = Path(args.target)
@@ -110,7 +111,7 @@ def _eval(args) -> int:
     if ckpt:
         load_trainable_state(model, torch.load(ckpt / "state.pt", map_location="cpu", weights_only=False)["trainable"])
     results = {}
-    for name, items in ev.eval_sets(cfg).items():
+    for name, items in eval_sets(cfg).items():
         fields, _ = ev.evaluate(model, tok, items, cfg)
         results[name] = fields
     if args.json:

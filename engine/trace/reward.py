@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 from .diagnostics import EXPERT_CODES, UNREADABLE, Diagnostic
@@ -17,14 +17,16 @@ CORRECT, WRONG_ANSWER, INVALID, WRONG_EXPERT, PARSE_FAIL = (
 OUTCOMES = (CORRECT, WRONG_ANSWER, INVALID, WRONG_EXPERT, PARSE_FAIL)
 
 
-@dataclass(frozen=True)
+@dataclass
 class RewardWeights:
+    """The reward of each outcome; a run's config (`reward.*`) may change them."""
+
     correct: float = 1.0
     wrong_answer: float = 0.7
     invalid: float = 0.5
     wrong_expert: float = 0.3
     unreadable: float = 0.0
-    warning_penalty: float = 0.0  # subtracted once per warning, never below 0
+    warning_penalty: float = field(default=0.0, metadata={"min": 0.0, "max": 1.0, "doc": "subtracted once per warning, never below 0"})
 
 
 DEFAULT_WEIGHTS = RewardWeights()

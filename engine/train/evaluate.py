@@ -1,58 +1,30 @@
-"""Greedy, batched evaluation on held-out synthetic problems and GSM8K."""
+"""Greedy, batched evaluation of any task on its evaluation sets."""
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 
-from ..data import gsm8k
 from ..data.prompts import prompt_text
-from ..data.synthetic import generate as synthesize
 from ..health import health, top_codes
 from ..rollout import generate
-from ..trace import OUTCOMES, RewardWeights, as_number, check, expert_label
-
-EVAL_SEED_OFFSET = 10_007  # held-out problems come from another stream of the generator
-
-
-@dataclass
-class Item:
-    question: str
-    answer: object
-    expert: str | None  # None where the set does not say (GSM8K)
-
-
-def eval_sets(cfg) -> dict[str, list[Item]]:
-    sets = {}
-    if cfg.eval.synthetic:
-        ex = synthesize(cfg.eval.synthetic, cfg.data.seed + EVAL_SEED_OFFSET, cfg.data.mix or None, cfg.data.phrasings)
-        sets["synthetic"] = [Item(e.question, e.answer, e.expert) for e in ex]
-    if cfg.eval.gsm8k:
-        source = None if cfg.data.gsm8k == "auto" else cfg.data.gsm8k
-        sets["gsm8k"] = [Item(p.question, p.answer, None) for p in gsm8k.load(source, "test", cfg.eval.gsm8k)]
-    return sets
-
-
-def weights(cfg) -> RewardWeights:
-    r = cfg.reward
-    return RewardWeights(r.correct, r.wrong_answer, r.invalid, r.wrong_expert, r.unreadable, r.warning_penalty)
+from ..tasks import Item, Score, score, system_prompt
+from ..trace import OUTCOMES
 
 
 def evaluate(model, tokenizer, items: list[Item], cfg) -> tuple[dict, list[dict]]:
     """The `eval` event's fields and one sample record per item."""
-    prompts = [prompt_text(tokenizer, it.question) for it in items]
+    system = system_prompt(cfg)
+    prompts = [prompt_text(tokenizer, it.question, system) for it in items]
     comps, speed = generate(model, tokenizer, prompts, cfg.eval.max_new_tokens, 0.0, batch_size=cfg.eval.batch_size)
-    w = weights(cfg)
     counts, by_expert, codes, samples = Counter(), {}, [], []
     for it, c in zip(items, comps):
-        r = check(c.text, it.answer, it.expert, w, cut_off=c.cut)
-        counts[r.outcome] += 1
-        label = it.expert or (expert_label(r.expert) if r.expert is not None else "unparsed")
-        slot = by_expert.setdefault(label, {"total": 0, "correct": 0})
+        s = score(cfg, it, c.text, c.cut)
+        counts[s.outcome] += 1
+        slot = by_expert.setdefault(s.label, {"total": 0, "correct": 0})
         slot["total"] += 1
-        slot["correct"] += r.outcome == "correct"
-        codes.append(r.codes)
-        samples.append(sample_record(it, c, r))
+        slot["correct"] += s.outcome == "correct"
+        codes.append(s.codes)
+        samples.append(sample_record(it, c, s))
     n = max(len(items), 1)
     fields = {
         "accuracy": counts["correct"] / n,
@@ -60,6 +32,7 @@ def evaluate(model, tokenizer, items: list[Item], cfg) -> tuple[dict, list[dict]
         "valid_rate": sum(1 for s in samples if s["valid"]) / n,
         **{k: counts[k] for k in OUTCOMES},
         "total": len(items),
+        "mean_reward": sum(s["reward"] for s in samples) / n,
         "by_expert": by_expert,
         "diagnostic_counts": top_codes(codes),
         "health": health([c.text for c in comps], [c.cut for c in comps], prompts, [len(c.tokens) for c in comps]),
@@ -68,16 +41,24 @@ def evaluate(model, tokenizer, items: list[Item], cfg) -> tuple[dict, list[dict]
     return fields, samples
 
 
-def sample_record(item: Item, completion, report) -> dict:
+def sample_record(item: Item, completion, s: Score) -> dict:
     return {
         "question": item.question,
-        "expected_answer": as_number(report.expected_answer),
+        "expected_answer": item.answer if isinstance(item.answer, str) else _num(item.answer),
         "expected_expert": item.expert,
         "text": completion.text,
-        "answer": as_number(report.answer),
-        "reward": report.reward,
-        "outcome": report.outcome,
-        "valid": report.valid,
-        "codes": report.codes,
+        "answer": s.answer,
+        "reward": s.reward,
+        "outcome": s.outcome,
+        "valid": s.valid,
+        "codes": s.codes,
         "cut": completion.cut,
     }
+
+
+def _num(x):
+    from fractions import Fraction
+
+    from ..trace import as_number
+
+    return as_number(Fraction(x)) if x is not None else None

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 import torch
 
 from ..data.prompts import prompt_text
-from ..data.synthetic import generate as synthesize
 from ..health import health
 from ..rollout import Completion, completion_logprobs, generate
-from ..trace import check
-from .evaluate import Item, sample_record, weights
+from ..tasks import Item, Score, score, system_prompt, training_pairs
+from .evaluate import sample_record
 
 RL_SEED_OFFSET = 20_011
 
@@ -29,29 +28,46 @@ class Batch:
     prompts: list[str]
     completions: list[Completion]
     rewards: list[float]
-    reports: list
+    scores: list[Score]
     gen: dict  # generation speed
 
 
 def questions(cfg, iteration: int, rank: int) -> list[Item]:
     """The questions of one iteration: fixed by seed, iteration and rank (so resume is exact)."""
     seed = (cfg.data.seed + RL_SEED_OFFSET) * 100_003 + iteration * 131 + rank
-    ex = synthesize(cfg.rl.questions, seed, cfg.data.mix or None, cfg.data.phrasings)
-    return [Item(e.question, e.answer, e.expert) for e in ex]
+    if cfg.run.task == "trace":
+        from ..data.synthetic import generate as synthesize
+
+        ex = synthesize(cfg.rl.questions, seed, cfg.data.mix or None, cfg.data.phrasings)
+        return [Item(e.question, e.answer, e.expert) for e in ex]
+    import random
+
+    pool = _pool(cfg)
+    return random.Random(seed).sample(pool, min(cfg.rl.questions, len(pool)))
+
+
+def _pool(cfg) -> list[Item]:
+    """RL questions for cot and instruct: the training questions with their answers."""
+    if cfg.run.task == "cot":
+        from ..data import gsm8k
+
+        source = None if cfg.data.gsm8k == "auto" else cfg.data.gsm8k
+        return [Item(p.question, p.answer) for p in gsm8k.load(source, "train", cfg.data.train_size)]
+    return [Item(q, a) for q, a in training_pairs(cfg)]
 
 
 def rollouts(model, tokenizer, cfg, start: int, rank: int = 0):
     """Yield one scored batch of samples per iteration."""
     rc = cfg.rl
     group = rc.group_size if rc.algorithm == "grpo" else 1
-    w = weights(cfg)
+    system = system_prompt(cfg)
     for it in range(start, rc.iterations):
         items = [q for q in questions(cfg, it, rank) for _ in range(group)]
-        prompts = [prompt_text(tokenizer, q.question) for q in items]
+        prompts = [prompt_text(tokenizer, q.question, system) for q in items]
         torch.manual_seed(cfg.run.seed * 7919 + it * 17 + rank)
         comps, gen = generate(model, tokenizer, prompts, rc.max_new_tokens, rc.temperature, rc.top_p, batch_size=len(prompts))
-        reports = [check(c.text, q.answer, q.expert, w, cut_off=c.cut) for q, c in zip(items, comps)]
-        yield Batch(it, items, prompts, comps, [r.reward for r in reports], reports, gen)
+        scores = [score(cfg, q, c.text, c.cut) for q, c in zip(items, comps)]
+        yield Batch(it, items, prompts, comps, [s.reward for s in scores], scores, gen)
 
 
 def advantages(rewards: list[float], algorithm: str, group: int, baseline: float | None) -> list[float]:
@@ -107,19 +123,19 @@ def train(model, ref_model, tokenizer, optimizer, cfg, ctx, start: int = 0, base
         baseline = mean if baseline is None else rc.baseline_momentum * baseline + (1 - rc.baseline_momentum) * mean
         ctx.baseline = baseline
         step = batch.iteration + 1
-        parsed = sum(1 for r in batch.reports if r.trace is not None and not ({"parse_error", "truncated"} & set(r.codes)))
+        parsed = sum(1 for s in batch.scores if s.outcome != "parse_fail")
         h = health([c.text for c in batch.completions], [c.cut for c in batch.completions], batch.prompts,
                    [len(c.tokens) for c in batch.completions])
         ctx.metrics("rl", step, rc.iterations, loss=stats["loss"], kl=stats.get("kl"), lr=rc.lr, reward=mean,
                     reward_std=statistics.pstdev(batch.rewards) if len(batch.rewards) > 1 else 0.0,
-                    baseline=baseline, parse_rate=parsed / len(batch.reports),
-                    accuracy=sum(1 for r in batch.reports if r.outcome == "correct") / len(batch.reports),
+                    baseline=baseline, parse_rate=parsed / len(batch.scores),
+                    accuracy=sum(1 for s in batch.scores if s.outcome == "correct") / len(batch.scores),
                     tokens_per_s=batch.gen["tokens_per_s"], step_time=batch.gen["seconds"] + time.perf_counter() - t0,
                     health=h)
         ctx.health_check("rl", step, h)
         if batch.iteration % cfg.run.sample_every == 0:
             for g in range(0, min(len(batch.items), 2 * group), group):
-                ctx.sample("rl", step, sample_record(batch.items[g], batch.completions[g], batch.reports[g]))
+                ctx.sample("rl", step, sample_record(batch.items[g], batch.completions[g], batch.scores[g]))
         if ctx.after_step("rl", step, rc.iterations):
             return step, baseline
     return rc.iterations, baseline

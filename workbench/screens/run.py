@@ -7,6 +7,7 @@ A follower thread posts batches of events; the screen folds them into a
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -95,6 +96,9 @@ class RunScreen(Screen):
                 yield DataTable(id="samples", cursor_type="row", zebra_stripes=True)
             with TabPane("Alerts & log", id="tab-log"):
                 yield RichLog(id="log", wrap=True, markup=False)
+            with TabPane("Report", id="tab-report"):
+                yield Static("No report yet: `engine report SESSION SETS...` writes report.json here.", id="report-note")
+                yield DataTable(id="report", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -107,6 +111,25 @@ class RunScreen(Screen):
         if self.process is not None:
             self.run_worker(self._wait_engine, thread=True, exclusive=False)
         self.set_interval(REDRAW_S, self.redraw)
+        self.load_report()
+
+    def load_report(self) -> None:
+        """An instruction-tuning report (engine report) beside the session, when there is one."""
+        path = Path(self.target) / "report.json"
+        if not path.exists():
+            return
+        try:
+            report = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            self.query_one("#report-note", Static).update(f"report.json cannot be read: {exc}")
+            return
+        table = self.query_one("#report", DataTable)
+        table.add_columns("set", "metric", "base", "tuned", "delta")
+        fmt = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
+        for name, rows in report.get("sets", {}).items():
+            for metric, v in rows.items():
+                table.add_row(name, metric, fmt(v.get("base")), fmt(v.get("tuned")), fmt(v.get("delta")))
+        self.query_one("#report-note", Static).update(f"base {report.get('base')} vs tuned {report.get('tuned')}. {report.get('note') or ''}")
 
     def _wait_engine(self) -> None:
         code = self.process.wait()

@@ -1,0 +1,62 @@
+"""Rollout speed: the engine's batched generation (KV cache) against a plain
+token-by-token loop without a cache (how the seed experiments sampled), on the
+same model and prompts.
+
+    python benchmarks/rollout.py [--model smollm2-135m-instruct] [--prompts 16] [--tokens 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from engine import config
+from engine.data.prompts import prompt_text
+from engine.data.synthetic import generate as synthesize
+from engine.modeling import load_model, load_tokenizer, pick_device
+from engine.rollout import generate
+
+
+@torch.no_grad()
+def naive(model, tokenizer, prompt: str, new_tokens: int, temperature: float) -> int:
+    """One prompt, one token at a time, the whole sequence re-run every step."""
+    ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"].to(model.device)
+    for _ in range(new_tokens):
+        logits = model(ids, use_cache=False).logits[:, -1, :] / temperature
+        nxt = torch.multinomial(torch.softmax(logits.float(), -1), 1)
+        ids = torch.cat([ids, nxt], dim=1)
+    return new_tokens
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--model", default="smollm2-135m-instruct")
+    p.add_argument("--prompts", type=int, default=16)
+    p.add_argument("--naive-prompts", type=int, default=4)
+    p.add_argument("--tokens", type=int, default=64)
+    args = p.parse_args()
+    cfg = config.load(sets=[f"model.name={args.model}"])
+    tok = load_tokenizer(cfg.model.name)
+    device = pick_device()
+    model = load_model(cfg, tok, device).eval()
+    prompts = [prompt_text(tok, e.question) for e in synthesize(args.prompts, 3)]
+    generate(model, tok, prompts[:2], 4, 0.8)  # warm up
+
+    # Same number of new tokens for every row: no early stop, so both sides do equal work.
+    model.generation_config.min_new_tokens = args.tokens
+    torch.manual_seed(0)
+    _, stats = generate(model, tok, prompts, args.tokens, temperature=0.8, batch_size=len(prompts))
+    model.generation_config.min_new_tokens = None
+    start = time.perf_counter()
+    made = sum(naive(model, tok, pr, args.tokens, 0.8) for pr in prompts[: args.naive_prompts])
+    naive_rate = made / (time.perf_counter() - start)
+    print(f"model {args.model} on {device}, {args.tokens} new tokens per prompt")
+    print(f"batched + KV cache ({len(prompts)} prompts): {stats['tokens_per_s']:,.0f} tokens/s")
+    print(f"token-by-token, no cache ({args.naive_prompts} prompts): {naive_rate:,.0f} tokens/s")
+    print(f"speed-up: {stats['tokens_per_s'] / naive_rate:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

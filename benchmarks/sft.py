@@ -1,0 +1,92 @@
+"""SFT speed: the engine's loop against TRL's SFTTrainer on the same model,
+data and settings (batch 8, last 6 layers + lm_head, completion-only loss).
+
+    python benchmarks/sft.py [--steps 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+import torch
+
+from engine import config
+from engine.data.prompts import end_of_turn, prompt_text, trace_answer, training_ids
+from engine.data.synthetic import generate as synthesize
+from engine.modeling import load_model, load_tokenizer, make_optimizer, pick_device
+from engine.train.sft import collate, length_grouped_batches
+
+
+def ours(cfg, tok, examples, steps: int) -> float:
+    model = load_model(cfg, tok, pick_device())
+    rows = [training_ids(tok, e.question, trace_answer(e.trace), max_len=cfg.data.max_len) for e in examples]
+    opt = make_optimizer(model, "adamw", cfg.sft.lr)
+    batches = length_grouped_batches([len(r[0]) for r in rows], cfg.sft.batch_size, 0)[: steps + 1]
+    tokens, start = 0, None
+    for i, idx in enumerate(batches):
+        if i == 1:
+            start = time.perf_counter()  # the first step warms up
+        batch = collate([rows[j] for j in idx], tok.pad_token_id, model.device)
+        model(**batch).loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if i >= 1:
+            tokens += int(batch["attention_mask"].sum())
+    return tokens / (time.perf_counter() - start)
+
+
+def trl(cfg, tok, examples, steps: int) -> float:
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    model = load_model(cfg, tok, pick_device())
+    data = Dataset.from_list([{"prompt": prompt_text(tok, e.question), "completion": trace_answer(e.trace) + end_of_turn(tok)} for e in examples])
+    timing = {}
+
+    class Clock(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            if state.global_step == 1:
+                timing["start"] = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            timing["end"] = time.perf_counter()
+
+    with tempfile.TemporaryDirectory() as out:
+        args = SFTConfig(output_dir=out, per_device_train_batch_size=cfg.sft.batch_size, max_steps=steps + 1,
+                         learning_rate=cfg.sft.lr, logging_steps=1000, report_to="none", max_length=cfg.data.max_len,
+                         completion_only_loss=True, save_strategy="no", use_cpu=not torch.cuda.is_available(),
+                         dataloader_num_workers=0, lr_scheduler_type="constant", group_by_length=True)
+        trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tok, callbacks=[Clock()])
+        lengths = []
+        orig = trainer.compute_loss
+
+        def counting(model, inputs, *a, **kw):
+            lengths.append(int(inputs["attention_mask"].sum()))
+            return orig(model, inputs, *a, **kw)
+
+        trainer.compute_loss = counting
+        trainer.train()
+    return sum(lengths[1:]) / (timing["end"] - timing["start"])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--model", default="smollm2-135m-instruct")
+    args = p.parse_args()
+    cfg = config.load(sets=[f"model.name={args.model}"])
+    tok = load_tokenizer(cfg.model.name)
+    examples = synthesize(cfg.sft.batch_size * (args.steps + 1), 0)
+    a = ours(cfg, tok, examples, args.steps)
+    b = trl(cfg, tok, examples, args.steps)
+    print(f"model {args.model}, batch {cfg.sft.batch_size}, {args.steps} timed steps, last {cfg.model.unfreeze_layers} layers + lm_head")
+    print(f"engine SFT loop: {a:,.0f} tokens/s")
+    print(f"TRL SFTTrainer:  {b:,.0f} tokens/s")
+    print(f"ratio: {a / b:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
