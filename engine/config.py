@@ -40,11 +40,13 @@ class ModelConfig:
     lora_targets: list = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
     device: str = choice("auto", "auto", "cpu", "cuda", "mps")
     dtype: str = choice("auto", "auto", "float32", "bfloat16", "float16")
+    autocast: str = choice("auto", "auto", "on", "off", doc="bf16 autocast for training passes; auto = on where the CPU or GPU does bf16 fast and weights are fp32")
+    generate_dtype: str = choice("auto", "auto", "float32", "bfloat16", doc="weights that rollouts and evals decode with; auto = a bf16 copy where bf16 is fast")
 
 
 @dataclass
 class DataConfig:
-    train_size: int = bounded(300, 1, 10_000_000, doc="synthetic SFT examples")
+    train_size: int = bounded(280, 1, 10_000_000, doc="synthetic SFT examples")
     mix: dict = field(default_factory=dict, metadata={"doc": "expert weights; empty = even over all experts and composition"})
     phrasings: str = choice("one", "one", "all")
     seed: int = 0
@@ -55,8 +57,8 @@ class DataConfig:
 
 @dataclass
 class SFTConfig:
-    epochs: float = bounded(2.0, 0.0, 1000.0)
-    lr: float = bounded(1e-4, 0.0, 1.0)
+    epochs: float = bounded(3.0, 0.0, 1000.0)
+    lr: float = bounded(4e-4, 0.0, 1.0)
     batch_size: int = bounded(8, 1, 4096)
     grad_accum: int = bounded(1, 1, 1024)
     warmup: float = bounded(0.05, 0.0, 1.0, doc="share of steps spent warming up")
@@ -69,7 +71,7 @@ class SFTConfig:
 @dataclass
 class RLConfig:
     algorithm: str = choice("grpo", "grpo", "reinforce")
-    iterations: int = bounded(12, 0, 1_000_000)
+    iterations: int = bounded(8, 0, 1_000_000)
     questions: int = bounded(4, 1, 4096, doc="questions per iteration")
     group_size: int = bounded(4, 1, 256, doc="samples per question (grpo); reinforce uses 1 per question")
     lr: float = bounded(1e-5, 0.0, 1.0)
@@ -86,7 +88,7 @@ class EvalConfig:
     synthetic: int = bounded(24, 0, 1_000_000, doc="held-out synthetic problems")
     gsm8k: int = bounded(10, 0, 1319, doc="GSM8K test problems")
     batch_size: int = bounded(24, 1, 4096)
-    max_new_tokens: int = bounded(192, 8, 8192)
+    max_new_tokens: int = bounded(160, 8, 8192)
     at: list = field(default_factory=lambda: ["start", "sft", "rl"], metadata={"doc": "evaluate before training (start), after sft, after rl"})
     every: int = bounded(0, 0, 1_000_000, doc="also evaluate every N training steps (0 = only at the points in `at`)")
     instruct_sets: list = field(default_factory=list, metadata={"doc": "instruct task: JSONL files to evaluate on"})

@@ -20,7 +20,7 @@ import torch
 
 from . import config as config_mod
 from .events import SCHEMA_VERSION, EventLog
-from .modeling import load_model, load_tokenizer, make_optimizer, param_counts, pick_device, trainable_state, load_trainable_state
+from .modeling import autocast, load_model, load_tokenizer, make_optimizer, param_counts, pick_device, trainable_state, load_trainable_state
 from .progress import Reporter
 from .session import CHECKPOINT_NOW, CONFIG, STOP, Session
 from .health import collapsed
@@ -231,6 +231,10 @@ def _train(cfg, model, tokenizer, ctx: Context, state: dict, session_dir: Path) 
 
         forward_model = DDP(model)
     ctx.forward, ctx.forward_model = forward_model, forward_model
+    ctx.autocast = lambda: autocast(model, cfg.model.autocast)
+    from .rollout import Sampler
+
+    ctx.sampler = Sampler(model, cfg.model.generate_dtype)
 
     def write_state(path: Path, stage: int, step: int) -> None:
         path.mkdir(parents=True, exist_ok=True)
@@ -247,7 +251,7 @@ def _train(cfg, model, tokenizer, ctx: Context, state: dict, session_dir: Path) 
         if ctx.rank != 0:
             return
         for i, (name, items) in enumerate(tasks.eval_sets(cfg).items()):
-            fields, samples = ev.evaluate(model, tokenizer, items, cfg)
+            fields, samples = ev.evaluate(ctx.sampler(), tokenizer, items, cfg)
             ctx.emit("eval", phase="eval", step=step, at=which, set=name, **fields)
             for s in samples[:8]:
                 ctx.sample("eval", step, {"set": name, "at": which, **s})

@@ -45,15 +45,16 @@ def test_cot_task_trains_and_evaluates_on_gsm8k(tmp_path):
 def test_collapse_alert_fires_and_stops_early_keeping_the_best_checkpoint(tmp_path):
     folder = tmp_path / "collapse"
     out = engine("train", "--model", "tiny", "--session", str(folder), "--plain",
-                 *sets("run.task=cot", "data.train_size=4", "sft.epochs=150", "sft.lr=0.01", "sft.warmup=0", "run.phases=sft,eval",
-                       "eval.gsm8k=6", "eval.at=sft", "eval.every=50", "eval.max_new_tokens=40", "run.stop_on_collapse=true"))
+                 *sets("run.task=cot", "data.train_size=4", "sft.epochs=400", "sft.lr=0.01", "sft.warmup=0", "sft.schedule=constant",
+                       "run.phases=sft,eval", "eval.gsm8k=6", "eval.at=sft", "eval.every=40", "eval.max_new_tokens=40",
+                       "run.stop_on_collapse=true"))
     assert out.returncode == 0, out.stderr[-2000:]
     events = read_all(folder / "events.jsonl")
     alerts = [e for e in events if e["kind"] == "alert" and "collaps" in e["message"]]
     assert alerts, [e.get("health") for e in events if e["kind"] == "eval"]
     assert events[-1]["status"] == "stopped"
     steps = [e["step"] for e in events if e["kind"] == "metrics"]
-    assert max(steps) < 150  # stopped early
+    assert max(steps) < 400  # stopped early, at the evaluation that saw it
     assert (folder / "checkpoints" / "best" / "state.pt").exists()
 
 

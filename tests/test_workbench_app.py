@@ -166,3 +166,19 @@ def test_follower_with_a_writer_appending_torn_lines(tmp_path):
     state = RunState()
     state.add(got)
     assert len(state.series["sft"]["loss"]) == 200 and state.status == "completed"
+
+
+async def test_open_a_trace_file_and_paste_one_from_the_sessions_screen(tmp_path):
+    trace = tmp_path / "t.yaml"
+    trace.write_text("expert: arithmetic\ntrace:\n- {op: init, var: a, value: 2}\n- {op: add, args: [a, 1], var: b}\n")
+    app = sessions_app(tmp_path / "sessions")
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.press("o")
+        await pilot.press(*str(trace), "enter")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "StepperScreen"
+        assert {"unknown_op", "missing_query"} <= {d.code for d in app.screen.model.report.diagnostics}
+        await pilot.press("escape")
+        await pilot.press("t")
+        await pilot.pause()
+        assert app.screen.query_one("#editor").display  # pasted text goes straight into the editor

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from ..trace.language import EXPERT_OPS
 
+# Short on purpose: every training example carries it, and small models learn the format from the examples.
 SYSTEM = (
-    "You solve math word problems by writing a YAML trace, not the answer. "
-    "Pick one expert: " + ", ".join(EXPERT_OPS) + "; or a list of parts for a problem that needs several. "
-    "Use init for every number, compute (add, sub, mul, div) or the expert's own ops, "
-    "and end with a query of the result. Answer with a ```yaml block only."
+    "Write a YAML trace in a ```yaml block, not the answer. Experts: " + ", ".join(EXPERT_OPS)
+    + "; a list of parts when a problem needs several."
 )
 COT_SYSTEM = "Solve the math word problem step by step. End with the final answer as: #### <number>"
 IGNORE = -100

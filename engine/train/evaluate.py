@@ -12,7 +12,7 @@ from ..trace import OUTCOMES
 
 
 def evaluate(model, tokenizer, items: list[Item], cfg) -> tuple[dict, list[dict]]:
-    """The `eval` event's fields and one sample record per item."""
+    """The `eval` event's fields and one sample record per item (`model`: what generates)."""
     system = system_prompt(cfg)
     prompts = [prompt_text(tokenizer, it.question, system) for it in items]
     comps, speed = generate(model, tokenizer, prompts, cfg.eval.max_new_tokens, 0.0, batch_size=cfg.eval.batch_size)

@@ -56,8 +56,8 @@ def _pool(cfg) -> list[Item]:
     return [Item(q, a) for q, a in training_pairs(cfg)]
 
 
-def rollouts(model, tokenizer, cfg, start: int, rank: int = 0):
-    """Yield one scored batch of samples per iteration."""
+def rollouts(sampler, tokenizer, cfg, start: int, rank: int = 0):
+    """Yield one scored batch of samples per iteration; `sampler()` is the model that generates."""
     rc = cfg.rl
     group = rc.group_size if rc.algorithm == "grpo" else 1
     system = system_prompt(cfg)
@@ -65,7 +65,7 @@ def rollouts(model, tokenizer, cfg, start: int, rank: int = 0):
         items = [q for q in questions(cfg, it, rank) for _ in range(group)]
         prompts = [prompt_text(tokenizer, q.question, system) for q in items]
         torch.manual_seed(cfg.run.seed * 7919 + it * 17 + rank)
-        comps, gen = generate(model, tokenizer, prompts, rc.max_new_tokens, rc.temperature, rc.top_p, batch_size=len(prompts))
+        comps, gen = generate(sampler(), tokenizer, prompts, rc.max_new_tokens, rc.temperature, rc.top_p, batch_size=len(prompts))
         scores = [score(cfg, q, c.text, c.cut) for q, c in zip(items, comps)]
         yield Batch(it, items, prompts, comps, [s.reward for s in scores], scores, gen)
 
@@ -85,11 +85,12 @@ def advantages(rewards: list[float], algorithm: str, group: int, baseline: float
 
 def update(model, ref_model, tokenizer, batch: Batch, adv: list[float], optimizer, cfg, ctx) -> dict:
     """One policy-gradient step: -A * log p(completion), token-averaged; optional KL to the start."""
-    logps = completion_logprobs(ctx.forward_model, tokenizer, batch.prompts, [c.tokens for c in batch.completions])
+    with ctx.autocast():
+        logps = completion_logprobs(ctx.forward_model, tokenizer, batch.prompts, [c.tokens for c in batch.completions])
     losses, kls = [], []
     ref = None
     if ref_model is not None and cfg.rl.kl_coef > 0:
-        with torch.no_grad():
+        with torch.no_grad(), ctx.autocast():
             ref = completion_logprobs(ref_model, tokenizer, batch.prompts, [c.tokens for c in batch.completions])
     for i, (lp, a) in enumerate(zip(logps, adv)):
         loss = -a * lp.mean()
@@ -115,7 +116,7 @@ def update(model, ref_model, tokenizer, batch: Batch, adv: list[float], optimize
 def train(model, ref_model, tokenizer, optimizer, cfg, ctx, start: int = 0, baseline: float | None = None):
     rc = cfg.rl
     group = rc.group_size if rc.algorithm == "grpo" else 1
-    for batch in rollouts(model, tokenizer, cfg, start, ctx.rank):
+    for batch in rollouts(ctx.sampler, tokenizer, cfg, start, ctx.rank):
         t0 = time.perf_counter()
         adv = advantages(batch.rewards, rc.algorithm, group, baseline)
         stats = update(model, ref_model, tokenizer, batch, adv, optimizer, cfg, ctx)

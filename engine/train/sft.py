@@ -74,7 +74,8 @@ def train(model, tokenizer, rows, optimizer, scheduler, cfg, ctx, start_step: in
             group = batches[b : b + sc.grad_accum]
             for idx in group:
                 batch = collate([rows[i] for i in idx], tokenizer.pad_token_id, device)
-                loss = ctx.forward(**batch).loss / len(group)
+                with ctx.autocast():
+                    loss = ctx.forward(**batch).loss / len(group)
                 loss.backward()
                 loss_sum += loss.item()
                 tokens += int(batch["attention_mask"].sum())

@@ -31,7 +31,8 @@ class SessionsScreen(Screen):
         Binding("space", "mark", "Mark for compare"),
         Binding("slash", "filter", "Filter"),
         Binding("r", "refresh", "Refresh"),
-        Binding("t", "paste_trace", "Trace stepper"),
+        Binding("t", "paste_trace", "Stepper: paste a trace"),
+        Binding("o", "open_trace", "Stepper: open a file"),
         Binding("tab", "app.focus_next", "Next pane", show=False),
         Binding("question_mark", "app.help", "Help"),
         Binding("q", "app.quit", "Quit"),
@@ -126,6 +127,22 @@ class SessionsScreen(Screen):
         self.app.push_screen(screen)
         screen.call_after_refresh(screen.action_edit)
 
+    def action_open_trace(self) -> None:
+        from .ask import Ask
+        from .stepper import StepperScreen
+
+        def done(path: str | None) -> None:
+            if not path:
+                return
+            try:
+                text = Path(path).expanduser().read_text(encoding="utf-8", errors="replace")
+            except OSError as exc:
+                self.notify(f"{path}: {exc.strerror or exc}", severity="error")
+                return
+            self.app.push_screen(StepperScreen(text, title=path))
+
+        self.app.push_screen(Ask("trace file to open in the stepper"), done)
+
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "f-model-pick" and isinstance(event.value, str):
             self.query_one("#f-model-name", Input).value = event.value
@@ -155,17 +172,17 @@ class NewRunForm:
     """The new-run fields; each maps to one config key and is checked as typed."""
 
     SPEC = [
-        # (id, label, config key, default, validators)
-        ("f-model-name", "model (name, folder or hub id)", "model.name", "smollm2-135m-instruct", [Function(bool, "a model is needed")]),
-        ("f-layers", "layers to unfreeze", "model.unfreeze_layers", "6", [Integer(0, 200)]),
-        ("f-lora-rank", "LoRA rank", "model.lora_rank", "16", [Integer(1, 1024)]),
-        ("f-train-size", "SFT examples", "data.train_size", "300", [Integer(1, 10_000_000)]),
-        ("f-epochs", "SFT epochs", "sft.epochs", "2", [Number(0, 1000)]),
-        ("f-lr", "SFT learning rate", "sft.lr", "1e-4", [Number(0, 1)]),
-        ("f-rl-iters", "RL iterations", "rl.iterations", "12", [Integer(0, 1_000_000)]),
-        ("f-eval-syn", "eval: synthetic problems", "eval.synthetic", "24", [Integer(0, 1_000_000)]),
-        ("f-eval-gsm", "eval: GSM8K problems", "eval.gsm8k", "10", [Integer(0, 1319)]),
-        ("f-seed", "seed", "run.seed", "0", [Integer()]),
+        # (id, label, config key, validators); defaults come from the engine's own config
+        ("f-model-name", "model (name, folder or hub id)", "model.name", [Function(bool, "a model is needed")]),
+        ("f-layers", "layers to unfreeze", "model.unfreeze_layers", [Integer(0, 200)]),
+        ("f-lora-rank", "LoRA rank", "model.lora_rank", [Integer(1, 1024)]),
+        ("f-train-size", "SFT examples", "data.train_size", [Integer(1, 10_000_000)]),
+        ("f-epochs", "SFT epochs", "sft.epochs", [Number(0, 1000)]),
+        ("f-lr", "SFT learning rate", "sft.lr", [Number(0, 1)]),
+        ("f-rl-iters", "RL iterations", "rl.iterations", [Integer(0, 1_000_000)]),
+        ("f-eval-syn", "eval: synthetic problems", "eval.synthetic", [Integer(0, 1_000_000)]),
+        ("f-eval-gsm", "eval: GSM8K problems", "eval.gsm8k", [Integer(0, 1319)]),
+        ("f-seed", "seed", "run.seed", [Integer()]),
     ]
 
     def __init__(self, screen):
@@ -176,9 +193,13 @@ class NewRunForm:
         yield Static("New run", classes="title")
         yield Label("known models")
         yield Select([(f"{m.name} ({m.params})", m.name) for m in KNOWN.values()], id="f-model-pick", prompt="pick a known model")
-        for fid, label, _, default, validators in cls.SPEC:
+        defaults = config_mod.Config()
+        for fid, label, key, validators in cls.SPEC:
+            section, name = key.split(".")
+            value = getattr(getattr(defaults, section), name)
             yield Label(label)
-            yield Input(default, id=fid, validators=validators, validate_on=["changed", "blur"])
+            yield Input(f"{value:g}" if isinstance(value, float) else str(value), id=fid, validators=validators,
+                        validate_on=["changed", "blur"])
         yield Label("train")
         yield Select([("last layers + lm_head", "last_layers"), ("LoRA", "lora"), ("everything", "full")], value="last_layers", id="f-train", allow_blank=False)
         yield Label("RL algorithm")
@@ -191,7 +212,7 @@ class NewRunForm:
     def settings(self) -> tuple[list[str], list[tuple[str, str]]]:
         q = self.screen.query_one
         sets, errors = [], []
-        for fid, label, key, _, _ in self.SPEC:
+        for fid, label, key, _ in self.SPEC:
             widget = q(f"#{fid}", Input)
             result = widget.validate(widget.value)
             if result is not None and not result.is_valid:
@@ -204,7 +225,7 @@ class NewRunForm:
                 config_mod.load(None, sets)  # the engine's own checks, before anything starts
             except config_mod.ConfigError as exc:
                 key = str(exc).split(":")[0]
-                fid = next((f for f, _, k, _, _ in self.SPEC if k == key), "f-model-name")
+                fid = next((f for f, _, k, _ in self.SPEC if k == key), "f-model-name")
                 errors.append((fid, str(exc)))
         return sets, errors
 

@@ -10,24 +10,15 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, Input, Static, TextArea
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static, TextArea
 
 from engine.trace import CODES, fmt
 
 from ..stepper_model import Stepper
+from .ask import Ask
 
 VAR_STYLE = {"new": "bold green", "changed": "bold cyan", "overwritten": "bold white on red", "same": ""}
-
-
-class GotoStep(ModalScreen[int | None]):
-    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
-
-    def compose(self) -> ComposeResult:
-        yield Input(placeholder="go to step number (0 = first)", id="goto", type="integer")
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.dismiss(int(event.value) if event.value.strip() else None)
 
 
 class StepperScreen(Screen):
@@ -196,12 +187,12 @@ class StepperScreen(Screen):
         self.refresh_all(f"breakpoint {'set' if on else 'cleared'} at line {cur.line}")
 
     def action_goto(self) -> None:
-        def done(value: int | None) -> None:
+        def done(value: str | None) -> None:
             if value is not None:
-                self.model.goto(value)
+                self.model.goto(int(value))
                 self.refresh_all(f"went to step {self.model.position}")
 
-        self.app.push_screen(GotoStep(), done)
+        self.app.push_screen(Ask("go to step number (0 = first)", "integer"), done)
 
     def action_raw(self) -> None:
         if not self.raw:
