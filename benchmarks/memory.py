@@ -23,12 +23,13 @@ cfg = config.load(sets=sys.argv[1:])
 tok = load_tokenizer(cfg.model.name)
 dev = pick_device()
 model = load_model(cfg, tok, dev)
+loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 rows = [training_ids(tok, e.question, trace_answer(e.trace)) for e in generate(8, 0)]
 opt = make_optimizer(model, cfg.sft.optimizer, 1e-4)
 batch = collate(rows, tok.pad_token_id, dev)
 model(**batch).loss.backward(); opt.step()
 gpu = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
-print(json.dumps({"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "gpu_mb": gpu}))
+print(json.dumps({"loaded_mb": loaded, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "gpu_mb": gpu}))
 """
 
 MODES = {
@@ -47,7 +48,7 @@ def main() -> None:
             continue
         r = json.loads(out.stdout.strip().splitlines()[-1])
         gpu = f", GPU peak {r['gpu_mb']:,.0f} MiB" if r["gpu_mb"] else ""
-        print(f"{name:28} peak RSS {r['rss_mb']:,.0f} MiB{gpu}")
+        print(f"{name:28} peak RSS after loading {r['loaded_mb']:,.0f} MiB, after a training step {r['rss_mb']:,.0f} MiB{gpu}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import torch
 from engine import config
 from engine.data.prompts import end_of_turn, prompt_text, trace_answer, training_ids
 from engine.data.synthetic import generate as synthesize
-from engine.modeling import load_model, load_tokenizer, make_optimizer, pick_device
+from engine.modeling import fast_bf16, autocast, load_model, load_tokenizer, make_optimizer, pick_device
 from engine.train.sft import collate, length_grouped_batches
 
 
@@ -29,7 +29,9 @@ def ours(cfg, tok, examples, steps: int) -> float:
         if i == 1:
             start = time.perf_counter()  # the first step warms up
         batch = collate([rows[j] for j in idx], tok.pad_token_id, model.device)
-        model(**batch).loss.backward()
+        with autocast(model, cfg.model.autocast):
+            loss = model(**batch).loss
+        loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
         if i >= 1:
@@ -37,7 +39,7 @@ def ours(cfg, tok, examples, steps: int) -> float:
     return tokens / (time.perf_counter() - start)
 
 
-def trl(cfg, tok, examples, steps: int) -> float:
+def trl(cfg, tok, examples, steps: int, bf16: bool) -> float:
     from datasets import Dataset
     from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
@@ -58,7 +60,7 @@ def trl(cfg, tok, examples, steps: int) -> float:
         args = SFTConfig(output_dir=out, per_device_train_batch_size=cfg.sft.batch_size, max_steps=steps + 1,
                          learning_rate=cfg.sft.lr, logging_steps=1000, report_to="none", max_length=cfg.data.max_len,
                          completion_only_loss=True, save_strategy="no", use_cpu=not torch.cuda.is_available(),
-                         dataloader_num_workers=0, lr_scheduler_type="constant", group_by_length=True)
+                         dataloader_num_workers=0, lr_scheduler_type="constant", bf16=bf16)
         trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tok, callbacks=[Clock()])
         lengths = []
         orig = trainer.compute_loss
@@ -80,9 +82,11 @@ def main() -> None:
     cfg = config.load(sets=[f"model.name={args.model}"])
     tok = load_tokenizer(cfg.model.name)
     examples = synthesize(cfg.sft.batch_size * (args.steps + 1), 0)
+    bf16 = fast_bf16(pick_device())
     a = ours(cfg, tok, examples, args.steps)
-    b = trl(cfg, tok, examples, args.steps)
-    print(f"model {args.model}, batch {cfg.sft.batch_size}, {args.steps} timed steps, last {cfg.model.unfreeze_layers} layers + lm_head")
+    b = trl(cfg, tok, examples, args.steps, bf16)
+    print(f"model {args.model}, batch {cfg.sft.batch_size}, {args.steps} timed steps, last {cfg.model.unfreeze_layers} layers + lm_head, "
+          f"bf16 autocast {'on' if bf16 else 'off'} for both")
     print(f"engine SFT loop: {a:,.0f} tokens/s")
     print(f"TRL SFTTrainer:  {b:,.0f} tokens/s")
     print(f"ratio: {a / b:.2f}x")

@@ -9,12 +9,13 @@ import os
 import warnings
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-from .models import DEFAULT_MODEL, TINY, ModelNotFound, resolve
 
 # bitsandbytes announces an optional CPU kernel package on import; it changes nothing here.
 warnings.filterwarnings("ignore", message="Failed to load CPU gemm_4bit_forward")
+
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+from .models import DEFAULT_MODEL, TINY, ModelNotFound, resolve
 
 
 def pick_device(wanted: str = "auto") -> torch.device:
@@ -45,12 +46,12 @@ def autocast(model, mode: str = "auto"):
     import contextlib
 
     p = next(model.parameters())
-    if mode == "off" or (mode == "auto" and (p.dtype != torch.float32 or not _fast_bf16(p.device))):
+    if mode == "off" or (mode == "auto" and (p.dtype != torch.float32 or not fast_bf16(p.device))):
         return contextlib.nullcontext()
     return torch.autocast(device_type=p.device.type, dtype=torch.bfloat16)
 
 
-def _fast_bf16(device: torch.device) -> bool:
+def fast_bf16(device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu":

@@ -53,9 +53,9 @@ class Sampler:
     def __init__(self, model, mode: str = "auto"):
         self.model, self.copy, self.pairs = model, None, []
         p = next(model.parameters())
-        from .modeling import _fast_bf16
+        from .modeling import fast_bf16
 
-        wanted = mode == "bfloat16" or (mode == "auto" and p.dtype == torch.float32 and _fast_bf16(p.device))
+        wanted = mode == "bfloat16" or (mode == "auto" and p.dtype == torch.float32 and fast_bf16(p.device))
         if wanted and not getattr(model, "is_loaded_in_8bit", False):
             import copy
 

@@ -4,7 +4,8 @@ import pytest
 
 from workbench.app import stepper_app
 
-from .test_workbench_stepper import COMPOSED, OVERWRITE
+from .test_workbench_stepper import OVERWRITE
+from .traces import COMPOSED
 
 
 @pytest.fixture(autouse=True)

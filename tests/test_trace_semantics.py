@@ -4,24 +4,9 @@ from fractions import Fraction
 
 from engine.trace import RewardWeights, check, execute, parse
 
-COMPOSED = """Sure! Here is the trace.
+from .traces import COMPOSED as BARE_COMPOSED
 
-```yaml
-- expert: percentage
-  trace:
-  - {op: init, var: price, value: 80}
-  - {op: init, var: rate, value: 20}
-  - {op: percent_off, base: price, rate: rate, var: result}
-  - {op: query, var: result}
-- expert: arithmetic
-  trace:
-  - {op: init, var: prev, source: prev.result}
-  - {op: init, var: shipping, value: 10}
-  - {op: compute, compute_op: add, args: [prev, shipping], var: result}
-  - {op: query, var: result}
-```
-Hope that helps.
-"""
+COMPOSED = "Sure! Here is the trace.\n\n```yaml\n" + BARE_COMPOSED + "```\nHope that helps.\n"
 
 
 def test_fenced_composed_trace_with_chatter():

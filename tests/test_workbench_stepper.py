@@ -4,26 +4,14 @@ from engine.trace import CODES
 from workbench.app import stepper_app
 from workbench.stepper_model import Stepper
 
+from .traces import COMPOSED
+
 OVERWRITE = """expert: arithmetic
 trace:
 - {op: init, var: a, value: 2}
 - {op: init, var: a, value: 5}
 - {op: compute, compute_op: mul, args: [a, 3], var: r}
 - {op: query, var: r}
-"""
-
-COMPOSED = """- expert: percentage
-  trace:
-  - {op: init, var: price, value: 80}
-  - {op: init, var: rate, value: 20}
-  - {op: percent_off, base: price, rate: rate, var: result}
-  - {op: query, var: result}
-- expert: arithmetic
-  trace:
-  - {op: init, var: prev, source: prev.result}
-  - {op: init, var: shipping, value: 10}
-  - {op: compute, compute_op: add, args: [prev, shipping], var: result}
-  - {op: query, var: result}
 """
 
 LOOP = "expert: arithmetic\ntrace:\n- {op: init, var: x, value: 1}\n" + "- {op: compute, compute_op: add, args: [x, 1], var: x}\n" * 4 + "- {op: query, var: x}\n"

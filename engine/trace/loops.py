@@ -91,14 +91,12 @@ def text_loops(text: str) -> list[Diagnostic]:
                 end_line=last,
             )
         )
-    for number, line in lines:
-        if len(line) < 24:
+    # one pass over the whole text; `.` stops at line ends, so a span never crosses lines
+    for m in _SPAN.finditer(text):
+        if not m.group(1).strip():
             continue
-        m = _SPAN.search(line)
-        if m and m.group(1).strip():
-            copies = len(m.group(0)) // len(m.group(1))
-            span = m.group(1) if len(m.group(1)) <= 40 else m.group(1)[:37] + "..."
-            diags.append(
-                Diagnostic("text_loop", f"the text {span!r} repeats {copies} times in a row", line=number, end_line=number)
-            )
+        number = text.count("\n", 0, m.start()) + 1
+        copies = len(m.group(0)) // len(m.group(1))
+        span = m.group(1) if len(m.group(1)) <= 40 else m.group(1)[:37] + "..."
+        diags.append(Diagnostic("text_loop", f"the text {span!r} repeats {copies} times in a row", line=number, end_line=number))
     return diags

@@ -139,7 +139,7 @@ _ALLOWED_TAGS = {None, "!", _TAG + "str", _TAG + "int", _TAG + "float", _TAG + "
 class Seq(list):
     """A YAML sequence that remembers the 1-based line of each item."""
 
-    __slots__ = ("line", "lines")
+    __slots__ = ("line", "lines", "indent")
 
 
 class Map(dict):
@@ -176,22 +176,27 @@ def _number(text: str, is_int: bool):
         return Unreadable(text, "the number cannot be read")
 
 
+def _plain(value: str):
+    """A plain (unquoted, untagged) scalar, resolved implicitly."""
+    if value and value[0] in _WORDY:  # most scalars are keys and names: no regex needed
+        return value
+    if value in _NULL:
+        return None
+    low = value.lower()
+    if low in _BOOL and value in (low, low.title(), low.upper()):
+        return _BOOL[low]
+    if _INT.match(value):
+        return _number(value, True)
+    if _FLOAT.match(value):
+        return _number(value, False)
+    return value
+
+
 def _scalar(event: yaml.ScalarEvent):
     """Resolve a scalar the way YAML 1.1 does, without PyYAML's resolver."""
     value, tag = event.value, event.tag
-    if tag is None and event.implicit[0]:  # plain: resolve implicitly
-        if value and value[0] in _WORDY:  # most scalars are keys and names: no regex needed
-            return value
-        if value in _NULL:
-            return None
-        low = value.lower()
-        if low in _BOOL and value in (low, low.title(), low.upper()):
-            return _BOOL[low]
-        if _INT.match(value):
-            return _number(value, True)
-        if _FLOAT.match(value):
-            return _number(value, False)
-        return value
+    if tag is None and event.implicit[0]:
+        return _plain(value)
     if tag in (None, "!", _TAG + "str"):
         return value
     if tag == _TAG + "int":
@@ -203,96 +208,94 @@ def _scalar(event: yaml.ScalarEvent):
     return None  # !!null
 
 
-class _Builder:
+def _read(content: str, offset: int):
     """Plain values (Fraction, str, bool, None, Seq, Map) from YAML events.
 
     Every node counts against a budget, and an alias counts as the size of
     what it names, so nested aliases cannot expand into gigabytes later.
+    One flat loop with local names: this is the checker's hot path.
     """
-
-    def __init__(self, offset: int):
-        self.offset = offset + 1  # event lines are 0-based within the YAML
-        self.anchors: dict[str, tuple[object, int]] = {}
-        self.open_anchors: set[str] = set()
-        self.stack: list[list] = []  # [container, size, anchor, pending key]
-        self.root, self.budget, self.docs = None, MAX_NODES, 0
-
-    def attach(self, value, size: int, line: int) -> None:
-        self.budget -= size
-        if self.budget < 0:
-            raise _Refused("the document is too large or expands aliases too far")
-        if not self.stack:
-            self.root = value
-            return
-        top = self.stack[-1]
-        top[1] += size
-        container = top[0]
-        if type(container) is Seq:
-            container.append(value)
-            container.lines.append(line)
-        elif top[3] is _NO_KEY:
-            key = value if isinstance(value, str) else repr(value)
-            top[3] = key
-            container.key_lines[key] = line
-        else:
-            container[top[3]] = value
-            top[3] = _NO_KEY
-
-    def event(self, event) -> None:
-        kind = type(event)
-        if kind is yaml.ScalarEvent:
-            if event.tag is not None and event.tag not in _ALLOWED_TAGS:
-                raise _Refused(f"the YAML tag {event.tag!r} is not allowed in a trace")
-            value = _scalar(event)
-            if event.anchor:
-                self.anchors[event.anchor] = (value, 1)
-            self.attach(value, 1, event.start_mark.line + self.offset)
-        elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
-            if event.tag is not None and event.tag not in _ALLOWED_TAGS:
-                raise _Refused(f"the YAML tag {event.tag!r} is not allowed in a trace")
-            if len(self.stack) > MAX_DEPTH:
-                raise _Refused(f"the YAML nests deeper than {MAX_DEPTH} levels")
-            if kind is yaml.SequenceStartEvent:
-                container = Seq()
-                container.lines = []
-            else:
-                container = Map()
-                container.key_lines = {}
-            container.line = event.start_mark.line + self.offset
-            if event.anchor:
-                self.open_anchors.add(event.anchor)
-            self.stack.append([container, 1, event.anchor, _NO_KEY])
-        elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
-            container, size, anchor, _ = self.stack.pop()
-            if anchor:
-                self.open_anchors.discard(anchor)
-                self.anchors[anchor] = (container, size)
-            self.attach(container, size, container.line)
-        elif kind is yaml.AliasEvent:
-            if event.anchor in self.open_anchors:
-                raise _Refused(f"the alias *{event.anchor} refers to itself")
-            if event.anchor not in self.anchors:
-                raise _Refused(f"the alias *{event.anchor} names no anchor")
-            value, size = self.anchors[event.anchor]
-            self.attach(value, size, event.start_mark.line + self.offset)
-        elif kind is yaml.DocumentStartEvent:
-            self.docs += 1
-            if self.docs > 1:
-                raise _Refused("the output holds more than one YAML document")
-
-
-def _read(content: str, offset: int):
-    builder = _Builder(offset)
+    offset += 1  # event lines are 0-based within the YAML
+    anchors: dict[str, tuple[object, int]] = {}
+    open_anchors: set[str] = set()
+    stack: list[list] = []  # [container, size, anchor, pending key]
+    root, budget, docs = None, MAX_NODES, 0
     loader = _Loader(content)
     try:
         while loader.check_event():
-            builder.event(loader.get_event())
+            event = loader.get_event()
+            kind = type(event)
+            if kind is _SCALAR or kind is _ALIAS:
+                if kind is _SCALAR:
+                    if event.tag is not None and event.tag not in _ALLOWED_TAGS:
+                        raise _Refused(f"the YAML tag {event.tag!r} is not allowed in a trace")
+                    value, size = _scalar(event), 1
+                    if event.anchor:
+                        anchors[event.anchor] = (value, 1)
+                else:
+                    if event.anchor in open_anchors:
+                        raise _Refused(f"the alias *{event.anchor} refers to itself")
+                    if event.anchor not in anchors:
+                        raise _Refused(f"the alias *{event.anchor} names no anchor")
+                    value, size = anchors[event.anchor]
+                line = event.start_mark.line + offset
+            elif kind is _MAPPINGSTART or kind is _SEQUENCESTART:
+                if event.tag is not None and event.tag not in _ALLOWED_TAGS:
+                    raise _Refused(f"the YAML tag {event.tag!r} is not allowed in a trace")
+                if len(stack) > MAX_DEPTH:
+                    raise _Refused(f"the YAML nests deeper than {MAX_DEPTH} levels")
+                if kind is _SEQUENCESTART:
+                    container = Seq()
+                    container.lines = []
+                else:
+                    container = Map()
+                    container.key_lines = {}
+                container.line = event.start_mark.line + offset
+                if event.anchor:
+                    open_anchors.add(event.anchor)
+                stack.append([container, 1, event.anchor, _NO_KEY])
+                continue
+            elif kind is _MAPPINGEND or kind is _SEQUENCEEND:
+                value, size, anchor, _ = stack.pop()
+                if anchor:
+                    open_anchors.discard(anchor)
+                    anchors[anchor] = (value, size)
+                line = value.line
+            else:
+                if kind is _DOCUMENTSTART:
+                    docs += 1
+                    if docs > 1:
+                        raise _Refused("the output holds more than one YAML document")
+                continue
+            # attach the finished value to its parent
+            budget -= size
+            if budget < 0:
+                raise _Refused("the document is too large or expands aliases too far")
+            if not stack:
+                root = value
+                continue
+            top = stack[-1]
+            top[1] += size
+            container = top[0]
+            if type(container) is Seq:
+                container.append(value)
+                container.lines.append(line)
+            elif top[3] is _NO_KEY:
+                key = value if isinstance(value, str) else repr(value)
+                top[3] = key
+                container.key_lines[key] = line
+            else:
+                container[top[3]] = value
+                top[3] = _NO_KEY
     finally:
         loader.dispose()
-    return builder.root
+    return root
 
 
 _NO_KEY = object()
+_SCALAR, _ALIAS, _DOCUMENTSTART = yaml.ScalarEvent, yaml.AliasEvent, yaml.DocumentStartEvent
+_MAPPINGSTART, _SEQUENCESTART, _MAPPINGEND, _SEQUENCEEND = (
+    yaml.MappingStartEvent, yaml.SequenceStartEvent, yaml.MappingEndEvent, yaml.SequenceEndEvent)
 
 
 def _is_part(value) -> bool:
@@ -333,6 +336,84 @@ def _yaml_error(exc: yaml.YAMLError, content: str, offset: int) -> tuple[str, in
     return problem, line, at_end
 
 
+# The fast path: traces written the way the generator and trained models write
+# them (flow-style steps, plain scalars, one construct per line) are read line
+# by line into the same values the YAML path builds. Anything else, down to a
+# comment or a quote, goes to the YAML reader; tests check both paths agree.
+_FAST_PART = re.compile(r"^(- )?expert: ([\w.+-]+)$")
+_FAST_TRACE = re.compile(r"^( *)trace:$")
+_FAST_STEP = re.compile(r"^( *)- \{(.*)\}$")
+_FAST_PAIR = re.compile(r" *(\w+): (\[[\w.+\- ,]*\]|[\w.+-]+) *(?:,|$)")
+_FAST_ITEM = re.compile(r"^[\w.+-]+$")
+
+
+def _read_fast(content: str, offset: int):
+    lines = content.split("\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    parts, part, steps, composed = [], None, None, None
+    for i, line in enumerate(lines):
+        number = i + offset + 1
+        m = _FAST_STEP.match(line)
+        if m:
+            if steps is None or len(m.group(1)) != steps.indent:
+                return None
+            fields = Map()
+            fields.key_lines = {}
+            fields.line = number
+            body, pos = m.group(2), 0
+            while pos < len(body):
+                pair = _FAST_PAIR.match(body, pos)
+                if not pair:
+                    return None
+                key, raw = pair.group(1), pair.group(2)
+                if raw.startswith("["):
+                    items = [x.strip() for x in raw[1:-1].split(",")] if raw[1:-1].strip() else []
+                    if any(not _FAST_ITEM.match(x) for x in items):
+                        return None
+                    value = Seq(_plain(x) for x in items)
+                    value.lines = [number] * len(items)
+                    value.line = number
+                else:
+                    value = _plain(raw)
+                fields[key] = value
+                fields.key_lines[key] = number
+                pos = pair.end()
+            steps.append(fields)
+            steps.lines.append(number)
+            continue
+        m = _FAST_PART.match(line)
+        if m:
+            dash = bool(m.group(1))
+            if composed is None:
+                composed = dash
+            if dash != composed or (not dash and parts):
+                return None
+            part = Map()
+            part.key_lines = {"expert": number}
+            part.line = number
+            part["expert"] = _plain(m.group(2))
+            parts.append(part)
+            steps = None
+            continue
+        m = _FAST_TRACE.match(line)
+        if m and part is not None and "trace" not in part and len(m.group(1)) == (2 if composed else 0):
+            steps = Seq()
+            steps.lines, steps.line, steps.indent = [], number, len(m.group(1))
+            part["trace"], part.key_lines["trace"] = steps, number
+            continue
+        return None
+    if not parts or any("trace" not in p or not p["trace"] for p in parts):
+        return None
+    for p in parts:
+        p["trace"].line = p["trace"].lines[0]  # YAML places a block sequence at its first item
+    if not composed:
+        return parts[0]
+    root = Seq(parts)
+    root.lines, root.line = [p.line for p in parts], parts[0].line
+    return root
+
+
 def parse(text: str) -> Parsed:
     """Parse model output. Never raises; problems become diagnostics."""
     if not isinstance(text, str):
@@ -355,7 +436,9 @@ def parse(text: str) -> Parsed:
         diags.append(Diagnostic("parse_error", "no YAML was found in the output", line=first))
         return Parsed(text, None, diags, first, last)
     try:
-        root = _read(content, offset)
+        root = _read_fast(content, offset) if closed else None
+        if root is None:
+            root = _read(content, offset)
     except _Refused as exc:
         diags.append(Diagnostic("parse_error", str(exc), line=first))
         return Parsed(text, None, diags, first, last)
