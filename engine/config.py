@@ -151,12 +151,14 @@ def _coerce(key: str, value, kind, meta: dict):
                 raise ValueError
             value = float(value)
         elif kind is str or origin is str:
-            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            if isinstance(value, bool):  # YAML 1.1 reads `off`/`on` as booleans; here they are words
+                value = "on" if value else "off"
+            if not isinstance(value, (str, int, float)):
                 raise ValueError
             value = str(value)
         elif origin is list:
             if isinstance(value, str):
-                value = [v.strip() for v in value.split(",") if v.strip()]
+                value = yaml.safe_load(value) if value.strip().startswith("[") else [v.strip() for v in value.split(",") if v.strip()]
             if not isinstance(value, list):
                 raise ValueError
         elif origin is dict:
@@ -210,16 +212,17 @@ def _check(cfg: Config) -> None:
 
 
 def parse_sets(pairs: list[str]) -> dict:
-    """`["sft.lr=1e-4", "model.name=tiny"]` -> nested dict with YAML-typed values."""
+    """`["sft.lr=1e-4", "model.name=tiny"]` -> nested dict of the raw strings.
+
+    Values stay text here; each is converted by its field's type on load, so
+    `model.autocast=off` stays the word it is and `sft.lr=1e-4` becomes a float.
+    """
     out: dict = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set {pair!r}: write it as key=value, e.g. sft.lr=1e-4")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
+        value = raw.strip()
         node = out
         parts = key.strip().split(".")
         for part in parts[:-1]:

@@ -13,7 +13,6 @@ from .diagnostics import Diagnostic
 
 MIN_COPIES = 3
 _SPAN = re.compile(r"\b(.{8,}?)\1{2,}")  # spans start at a word: 4x fewer tries
-_FENCE_LINE = re.compile(r"^\s*```")
 
 
 def repeats(seq: Sequence[Hashable], min_copies: int = MIN_COPIES) -> list[tuple[int, int, int]]:
@@ -44,6 +43,8 @@ def template_loops(trace) -> list[Diagnostic]:
     diags = []
     for part in trace.parts:
         sigs = [s.signature() for s in part.steps]
+        if len(set(sigs)) == len(sigs):
+            continue  # no step appears twice: nothing can repeat
         for start, length, copies in repeats(sigs):
             last = part.steps[start + length * copies - 1]
             what = f"step {start}" if length == 1 else f"steps {start}-{start + length - 1}"
@@ -77,10 +78,10 @@ def template_loops(trace) -> list[Diagnostic]:
 
 def text_loops(text: str) -> list[Diagnostic]:
     """A line, a block of lines, or a span inside a line repeated 3+ times in a row."""
-    lines = [(i + 1, ln.strip()) for i, ln in enumerate(text.splitlines())]
-    lines = [(n, ln) for n, ln in lines if ln and not _FENCE_LINE.match(ln)]
+    lines = [(i + 1, ln) for i, ln in enumerate(map(str.strip, text.splitlines())) if ln and not ln.startswith("```")]
+    texts = [ln for _, ln in lines]
     diags = []
-    for start, length, copies in repeats([ln for _, ln in lines]):
+    for start, length, copies in repeats(texts) if len(set(texts)) < len(texts) else ():
         first, last = lines[start][0], lines[start + length * copies - 1][0]
         what = "a line" if length == 1 else f"a block of {length} lines"
         diags.append(
