@@ -8,7 +8,6 @@ and report the process's peak resident memory (and GPU memory where there is one
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
 

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import torch
 
-from . import config as config_mod
 from .events import SCHEMA_VERSION, EventLog
 from .modeling import autocast, load_model, load_tokenizer, make_optimizer, param_counts, pick_device, trainable_state, load_trainable_state
 from .progress import Reporter

@@ -1,6 +1,5 @@
 """The line-based fast reader builds exactly what the YAML reader builds, or steps aside."""
 
-import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st

@@ -105,8 +105,10 @@ async def test_live_follow_stop_and_engine_death(tmp_path):
         await pilot.pause(0.8)
         assert app.screen.state.progress() == ("rl", 5, 5)
         await pilot.press("s")
+        await app.workers.wait_for_complete()
         assert (folder / "stop").exists()
         await pilot.press("k")
+        await app.workers.wait_for_complete()
         assert (folder / "checkpoint-now").exists()
         from workbench.screens.run import EngineExited
 

@@ -107,10 +107,10 @@ async def test_composed_trace_shows_parts_and_wiring():
         assert "reward 1" in str(s.query_one("#stepper-header").render())
 
 
-async def test_goto_step_and_each_code_visible_where_it_happens():
+async def test_each_code_is_visible_where_it_happens():
     for code, text in BY_CODE.items():
         app = stepper_app(text, expect_answer=1, expect_expert="percentage" if code == "wrong_expert" else None)
-        async with app.run_test(size=(140, 40)) as pilot:
+        async with app.run_test(size=(140, 40)):
             s = app.screen
             diags = s.query_one("#diagnostics")
             codes = [str(diags.get_row_at(i)[1]) for i in range(diags.row_count)]

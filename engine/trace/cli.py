@@ -9,7 +9,6 @@ from pathlib import Path
 from rich.console import Console
 
 from .checker import check
-from .diagnostics import Diagnostic
 from .language import EXPERTS, COMPOSITION
 
 
@@ -91,11 +90,7 @@ def run_steps(args) -> int:
         console.print(source_view(report))
         return 1
     console.print(steps_table(report))
-    rest = [d for d in report.diagnostics if d.step is None]
-    for d in rest:
-        console.print(_plain(d))
+    for d in report.diagnostics:
+        if d.step is None:  # part- and text-level problems have no row in the table
+            console.print(d.render())
     return 0 if report.valid else 1
-
-
-def _plain(d: Diagnostic) -> str:
-    return d.render()

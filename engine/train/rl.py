@@ -40,7 +40,6 @@ def questions(cfg, iteration: int, rank: int) -> list[Item]:
 
         ex = synthesize(cfg.rl.questions, seed, cfg.data.mix or None, cfg.data.phrasings)
         return [Item(e.question, e.answer, e.expert) for e in ex]
-    import random
 
     pool = _pool(cfg)
     return random.Random(seed).sample(pool, min(cfg.rl.questions, len(pool)))

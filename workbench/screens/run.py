@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, RichLog, Static, TabbedContent, TabPane
@@ -281,11 +281,16 @@ class RunScreen(Screen):
         self.dirty = True
 
     def _request(self, name: str, what: str) -> None:
-        try:
-            remote_request(self.target, name, ssh_options=self.ssh_options)
-            self.notify(f"{what} requested")
-        except Exception as exc:  # a lost connection must not take the screen down
-            self.notify(f"could not request {what}: {exc}", severity="error")
+        """Drop a request file into the session; over ssh this takes a moment, so a thread does it."""
+
+        def send() -> None:
+            try:
+                remote_request(self.target, name, ssh_options=self.ssh_options)
+                self.app.call_from_thread(self.notify, f"{what} requested")
+            except Exception as exc:  # a lost connection must not take the screen down
+                self.app.call_from_thread(self.notify, f"could not request {what}: {exc}", severity="error")
+
+        self.run_worker(send, thread=True, group="requests")
 
     def action_stop(self) -> None:
         self._request("stop", "stop")

@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TextArea
 
-from engine.trace import CODES, fmt
+from engine.trace import fmt
 
 from ..stepper_model import Stepper
 from .ask import Ask
