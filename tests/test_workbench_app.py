@@ -184,3 +184,27 @@ async def test_open_a_trace_file_and_paste_one_from_the_sessions_screen(tmp_path
         await pilot.press("t")
         await pilot.pause()
         assert app.screen.query_one("#editor").display  # pasted text goes straight into the editor
+
+
+async def test_start_a_run_from_the_form_and_watch_it_finish(tmp_path):
+    root = tmp_path / "sessions"
+    app = sessions_app(root)
+    async with app.run_test(size=(160, 50)) as pilot:
+        q = app.screen.query_one
+        for field, value in {"#f-model-name": "tiny", "#f-train-size": "16", "#f-epochs": "1", "#f-rl-iters": "1",
+                             "#f-eval-syn": "2", "#f-eval-gsm": "0"}.items():
+            q(field).value = value
+        app.screen.start_run()
+        await pilot.pause(0.5)
+        assert type(app.screen).__name__ == "RunScreen"
+        for _ in range(600):
+            await pilot.pause(0.2)
+            if app.screen.state.finished:
+                break
+        await pilot.pause(0.6)  # the next redraw
+        state = app.screen.state
+        assert state.finished["status"] == "completed", "\n".join(state.log)
+        assert state.started["model"] == "tiny" and state.series["sft"]["loss"] and state.evals
+        assert "completed" in str(app.screen.query_one("#run-header").render())
+    session = next(root.iterdir())
+    assert (session / "engine.log").exists() and (session / "config.yaml").read_text().count("train_size: 16") == 1

@@ -182,7 +182,7 @@ class RunScreen(Screen):
         if st.get("load_8bit"):
             t.append(" 8-bit")
         if st.get("params_trainable"):
-            t.append(f"  {st['params_trainable'] / 1e6:.1f}M/{st['params_total'] / 1e6:.0f}M trained")
+            t.append(f"  {st['params_trainable'] / 1e6:.1f}M of {st['params_total'] / 1e6:.1f}M trained")
         t.append(f"  {phase} {step}/{total}" if total else f"  {phase}")
         t.append(f"  elapsed {_duration(s.elapsed())}  eta {_duration(s.eta())}")
         tps = s.last_metrics.get("tokens_per_s")
