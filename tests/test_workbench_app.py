@@ -206,5 +206,9 @@ async def test_start_a_run_from_the_form_and_watch_it_finish(tmp_path):
         assert state.finished["status"] == "completed", "\n".join(state.log)
         assert state.started["model"] == "tiny" and state.series["sft"]["loss"] and state.evals
         assert "completed" in str(app.screen.query_one("#run-header").render())
+        app.screen.query_one("#run-tabs").active = "tab-log"
+        await pilot.pause(0.3)
+        log_lines = [str(line.text) for line in app.screen.query_one("#log").lines]
+        assert any(line.startswith("engine │ run ") for line in log_lines), log_lines  # the engine's own output
     session = next(root.iterdir())
     assert (session / "engine.log").exists() and (session / "config.yaml").read_text().count("train_size: 16") == 1

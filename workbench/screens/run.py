@@ -251,7 +251,22 @@ class RunScreen(Screen):
                           str(e.get("expected_expert") or ""), e.get("outcome") or "", " ".join(e.get("codes", [])),
                           (e.get("question") or "")[:80], key=str(i))
 
+    def _engine_log(self) -> None:
+        """New lines of engine.log (the child's own output), for runs this workbench started."""
+        path = Path(self.target) / "engine.log"
+        if self.process is None or not path.exists():
+            return
+        with open(path, "rb") as f:
+            f.seek(getattr(self, "_engine_offset", 0))
+            chunk = f.read()
+        self._engine_offset = getattr(self, "_engine_offset", 0) + len(chunk)
+        log = self.query_one("#log", RichLog)
+        for line in chunk.decode(errors="replace").splitlines():
+            if line.strip():
+                log.write(Text("engine │ " + line, style="dim"))
+
     def _log(self) -> None:
+        self._engine_log()
         log = self.query_one("#log", RichLog)
         lines = list(self.state.log)
         new = lines[getattr(self, "_logged", 0):] if len(lines) >= getattr(self, "_logged", 0) else lines
