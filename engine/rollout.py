@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
@@ -25,12 +26,18 @@ class Completion:
     cut: bool  # stopped by the length limit, not by the model
 
 
+@lru_cache(maxsize=4)
+def _backtick_ids(tokenizer) -> frozenset[int]:
+    """Tokens that can end a fence; found once per tokenizer, not once per batch."""
+    return frozenset(i for t, i in tokenizer.get_vocab().items() if "`" in t)
+
+
 class FenceStop(StoppingCriteria):
     """Done once the new text holds an opening and a closing fence."""
 
     def __init__(self, tokenizer, prompt_len: int):
         self.tokenizer, self.prompt_len = tokenizer, prompt_len
-        self.tick = {i for t, i in tokenizer.get_vocab().items() if "`" in t}
+        self.tick = _backtick_ids(tokenizer)
 
     def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
         done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)

@@ -48,8 +48,8 @@ def stages(cfg) -> list[tuple[str, str]]:
 class Context:
     """What the loops need from the run: reporting, stop requests, checkpoints, DDP."""
 
-    def __init__(self, session: Session | None, log: EventLog, reporter, rank: int, world: int):
-        self.session, self.log, self.reporter = session, log, reporter
+    def __init__(self, cfg, session: Session | None, log: EventLog, reporter, rank: int, world: int):
+        self.cfg, self.session, self.log, self.reporter = cfg, session, log, reporter
         self.rank, self.world = rank, world
         self.stop_signal = False
         self.stopping = False
@@ -58,10 +58,8 @@ class Context:
         self.baseline = None
         self.save = None  # set by the run: save(stage_step) -> path
         self.progress = {"phase": "setup", "step": 0, "total": 0}
-        self.collapse_stop = False  # run.stop_on_collapse
         self.collapsed = False
         self.periodic_eval = None  # set during a phase when eval.every > 0
-        self.eval_every = 0
 
     def emit(self, kind: str, **fields) -> None:
         event = self.log.emit(kind, **fields)
@@ -85,7 +83,7 @@ class Context:
         if why:
             self.collapsed = True
             self.alert("warning", f"the model may be collapsing: {why}", phase=phase, step=step, health=h)
-            if self.collapse_stop:
+            if self.cfg.run.stop_on_collapse:
                 self.stopping = True
 
     def _requested(self) -> tuple[bool, bool]:
@@ -105,10 +103,11 @@ class Context:
     def after_step(self, phase: str, step: int, total: int) -> bool:
         """Between steps: honour stop and checkpoint requests; True means stop now."""
         stop, ckpt = self._requested()
-        every = self.checkpoint_every
+        every = self.cfg.run.checkpoint_every
         if ckpt or (every and step % every == 0 and step < total):
             self.save(step)
-        if self.periodic_eval and self.eval_every and step % self.eval_every == 0 and step < total:
+        eval_every = self.cfg.eval.every
+        if self.periodic_eval and eval_every and step % eval_every == 0 and step < total:
             self.periodic_eval(step)
         if stop or self.stopping:
             self.stopping = True
@@ -142,10 +141,7 @@ def run(cfg, session_dir: Path, resume: bool = False, interactive: bool | None =
     session = Session(Path(session_dir)).create() if rank == 0 else None
     log = EventLog(session.events if session else None)
     reporter = Reporter(interactive) if rank == 0 else None
-    ctx = Context(session, log, reporter, rank, world)
-    ctx.checkpoint_every = cfg.run.checkpoint_every
-    ctx.collapse_stop = cfg.run.stop_on_collapse
-    ctx.eval_every = cfg.eval.every
+    ctx = Context(cfg, session, log, reporter, rank, world)
 
     def on_signal(signum, frame):
         ctx.stop_signal = True

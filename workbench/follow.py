@@ -9,6 +9,7 @@ Events go to `on_events` in batches (never one call per line).
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 import threading
@@ -81,8 +82,6 @@ class Follower:
             got_any = False
             batch: list[dict] = []
             last_flush = time.monotonic()
-            import os
-
             fd = self._proc.stdout.fileno()
             while not self._stop.is_set():
                 chunk = os.read(fd, 65536)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
+from fractions import Fraction
 
 from ..data.prompts import prompt_text
 from ..health import health, top_codes
 from ..rollout import generate
 from ..tasks import Item, Score, score, system_prompt
-from ..trace import OUTCOMES
+from ..trace import OUTCOMES, as_number
 
 
 def evaluate(model, tokenizer, items: list[Item], cfg) -> tuple[dict, list[dict]]:
@@ -57,8 +58,4 @@ def sample_record(item: Item, completion, s: Score) -> dict:
 
 
 def _num(x):
-    from fractions import Fraction
-
-    from ..trace import as_number
-
     return as_number(Fraction(x)) if x is not None else None
