@@ -1,5 +1,5 @@
 """SFT speed: the engine's loop against TRL's SFTTrainer on the same model,
-data and settings (batch 8, last 6 layers + lm_head, completion-only loss).
+data and settings (batch 8, the default last layers + lm_head, completion-only loss).
 
     python benchmarks/sft.py [--steps 8]
 """
@@ -16,7 +16,7 @@ from engine import config
 from engine.data.prompts import end_of_turn, prompt_text, trace_answer, training_ids
 from engine.data.synthetic import generate as synthesize
 from engine.modeling import fast_bf16, autocast, load_model, load_tokenizer, make_optimizer, pick_device
-from engine.train.sft import collate, length_grouped_batches
+from engine.train.sft import answer_loss, collate, length_grouped_batches
 
 
 def ours(cfg, tok, examples, steps: int) -> float:
@@ -30,7 +30,7 @@ def ours(cfg, tok, examples, steps: int) -> float:
             start = time.perf_counter()  # the first step warms up
         batch = collate([rows[j] for j in idx], tok.pad_token_id, model.device)
         with autocast(model, cfg.model.autocast):
-            loss = model(**batch).loss
+            loss = answer_loss(model, batch)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -60,7 +60,8 @@ def trl(cfg, tok, examples, steps: int, bf16: bool) -> float:
         args = SFTConfig(output_dir=out, per_device_train_batch_size=cfg.sft.batch_size, max_steps=steps + 1,
                          learning_rate=cfg.sft.lr, logging_steps=1000, report_to="none", max_length=cfg.data.max_len,
                          completion_only_loss=True, save_strategy="no", use_cpu=not torch.cuda.is_available(),
-                         dataloader_num_workers=0, lr_scheduler_type="constant", bf16=bf16)
+                         dataloader_num_workers=0, lr_scheduler_type="constant", bf16=bf16,
+                         activation_checkpointing=False)  # TRL turns it on by default; the engine does not use it
         trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tok, callbacks=[Clock()])
         lengths = []
         orig = trainer.compute_loss

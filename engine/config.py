@@ -33,7 +33,7 @@ class ModelConfig:
     name: str = field(default="smollm2-135m-instruct", metadata={"doc": "known name (engine models), local folder or hub id"})
     load_8bit: bool = False
     train: str = choice("last_layers", "last_layers", "lora", "full", doc="what is trained")
-    unfreeze_layers: int = bounded(6, 0, 200, doc="last N decoder layers (+ lm_head) when train=last_layers")
+    unfreeze_layers: int = bounded(8, 0, 200, doc="last N decoder layers (+ lm_head) when train=last_layers")
     lora_rank: int = bounded(16, 1, 1024)
     lora_alpha: int = bounded(32, 1, 4096)
     lora_dropout: float = bounded(0.0, 0.0, 0.9)
@@ -46,18 +46,18 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    train_size: int = bounded(280, 1, 10_000_000, doc="synthetic SFT examples")
+    train_size: int = bounded(1200, 1, 10_000_000, doc="synthetic SFT examples")
     mix: dict = field(default_factory=dict, metadata={"doc": "expert weights; empty = even over all experts and composition"})
     phrasings: str = choice("one", "one", "all")
     seed: int = 0
     gsm8k: str = field(default="auto", metadata={"doc": "hub id, JSONL file or folder; auto = shared copy if present, else the hub"})
-    max_len: int = bounded(384, 32, 8192, doc="tokens per training example")
+    max_len: int = bounded(448, 32, 8192, doc="tokens per training example")
     instruct_train: str = field(default="", metadata={"doc": "instruct task: JSONL of instruction/input/output"})
 
 
 @dataclass
 class SFTConfig:
-    epochs: float = bounded(3.0, 0.0, 1000.0)
+    epochs: float = bounded(1.0, 0.0, 1000.0)
     lr: float = bounded(4e-4, 0.0, 1.0)
     batch_size: int = bounded(8, 1, 4096)
     grad_accum: int = bounded(1, 1, 1024)
@@ -71,13 +71,13 @@ class SFTConfig:
 @dataclass
 class RLConfig:
     algorithm: str = choice("grpo", "grpo", "reinforce")
-    iterations: int = bounded(8, 0, 1_000_000)
+    iterations: int = bounded(6, 0, 1_000_000)
     questions: int = bounded(4, 1, 4096, doc="questions per iteration")
     group_size: int = bounded(4, 1, 256, doc="samples per question (grpo); reinforce uses 1 per question")
     lr: float = bounded(1e-5, 0.0, 1.0)
     temperature: float = bounded(0.8, 0.0, 5.0)
     top_p: float = bounded(1.0, 0.0, 1.0)
-    max_new_tokens: int = bounded(192, 8, 8192)
+    max_new_tokens: int = bounded(320, 8, 8192)
     kl_coef: float = bounded(0.0, 0.0, 100.0, doc="KL penalty to the starting model; 0 = off")
     baseline_momentum: float = bounded(0.9, 0.0, 1.0)
     optimizer: str = choice("adamw", "adamw", "adamw8bit")
@@ -88,7 +88,7 @@ class EvalConfig:
     synthetic: int = bounded(24, 0, 1_000_000, doc="held-out synthetic problems")
     gsm8k: int = bounded(10, 0, 1319, doc="GSM8K test problems")
     batch_size: int = bounded(24, 1, 4096)
-    max_new_tokens: int = bounded(160, 8, 8192)
+    max_new_tokens: int = bounded(320, 8, 8192)
     at: list = field(default_factory=lambda: ["start", "sft", "rl"], metadata={"doc": "evaluate before training (start), after sft, after rl"})
     every: int = bounded(0, 0, 1_000_000, doc="also evaluate every N training steps (0 = only at the points in `at`)")
     instruct_sets: list = field(default_factory=list, metadata={"doc": "instruct task: JSONL files to evaluate on"})

@@ -5,13 +5,13 @@ optimizer."""
 
 from __future__ import annotations
 
+import logging
 import os
-import warnings
 
 import torch
 
-# bitsandbytes announces an optional CPU kernel package on import; it changes nothing here.
-warnings.filterwarnings("ignore", message="Failed to load CPU gemm_4bit_forward")
+# bitsandbytes logs a warning about an optional CPU 4-bit kernel package on import; it changes nothing here.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
@@ -145,6 +145,7 @@ def select_trainable(model, cfg):
         for layer in list(layers)[max(0, len(layers) - mc.unfreeze_layers):]:
             for p in layer.parameters():
                 p.requires_grad_(True)
+        untie_output_embeddings(model)
         for p in model.get_output_embeddings().parameters():
             p.requires_grad_(True)
         norm = getattr(model.model, "norm", None)
@@ -152,6 +153,24 @@ def select_trainable(model, cfg):
             for p in norm.parameters():
                 p.requires_grad_(True)
     return model
+
+
+def untie_output_embeddings(model) -> None:
+    """Give `lm_head` its own copy of a weight it shares with the input embeddings.
+
+    Training a tied `lm_head` also trains the input embeddings, and their
+    gradient has to flow back through every frozen layer: the "last N layers"
+    would cost a full backward pass and keep every layer's activations. Untied,
+    the frozen layers stay frozen and backward stops at the first trained layer.
+    """
+    out, inp = model.get_output_embeddings(), model.get_input_embeddings()
+    if out is None or inp is None or out.weight is not inp.weight:
+        return
+    out.weight = torch.nn.Parameter(inp.weight.detach().clone())
+    model.config.tie_word_embeddings = False
+    text = getattr(model.config, "get_text_config", None)
+    if text is not None:
+        text().tie_word_embeddings = False
 
 
 def param_counts(model) -> tuple[int, int]:

@@ -95,3 +95,27 @@ def test_plain_prompt_without_a_template(default_tokenizer):
         chat_template = None
 
     assert "### Question\nHow many?" in prompt_text(NoTemplate(), "How many?")
+
+
+def test_default_length_limits_fit_the_longest_gold_trace(default_tokenizer):
+    """A correct answer must never be cut: the default training length and the
+    rollout and evaluation limits hold every pattern's gold trace (the
+    three-part composition is ~300 tokens) with its prompt."""
+    import random
+
+    from engine import config
+    from engine.data.prompts import end_of_turn, trace_answer, training_ids
+
+    cfg = config.load()
+    longest_answer = longest_example = 0
+    for expert, patterns in PATTERNS.items():
+        for name in patterns:
+            for ph in range(2):
+                ex = make_example(random.Random(ph), expert, name, ph)
+                answer = trace_answer(ex.trace) + end_of_turn(default_tokenizer)
+                longest_answer = max(longest_answer, len(default_tokenizer(answer, add_special_tokens=False)["input_ids"]))
+                ids, _ = training_ids(default_tokenizer, ex.question, trace_answer(ex.trace), max_len=10_000)
+                longest_example = max(longest_example, len(ids))
+    assert longest_answer > 250  # the three-part composition is in the set
+    assert cfg.eval.max_new_tokens >= longest_answer + 8 and cfg.rl.max_new_tokens >= longest_answer + 8
+    assert cfg.data.max_len >= longest_example

@@ -20,7 +20,7 @@ def test_default_model_trains_a_few_steps_end_to_end(tmp_path):
     events = read_all(folder / "events.jsonl")
     started = events[0]
     assert started["model"] == "smollm2-135m-instruct" and started["params_total"] > 130_000_000
-    assert started["params_trainable"] < started["params_total"]  # only the last 6 layers + lm_head
+    assert started["params_trainable"] < started["params_total"]  # only the last layers + lm_head
     sft = [e for e in events if e["kind"] == "metrics" and e["phase"] == "sft"]
     assert len(sft) == 2 and all(0 < e["loss"] < 10 for e in sft)
     assert events[-1]["status"] == "completed"
@@ -52,3 +52,33 @@ def test_8bit_loading_with_lora_and_an_8bit_optimizer_takes_a_step():
     opt.step()
     changed = sum(not torch.equal(before[n], p.detach()) for n, p in model.named_parameters() if p.requires_grad)
     assert torch.isfinite(loss) and changed > 0
+
+
+def test_last_layers_training_leaves_the_frozen_part_alone_and_learns_only_answers():
+    """The tied lm_head is untied, so the embeddings stay as they were and no
+    gradient runs through the frozen layers; the answer-only loss is the loss
+    transformers computes over the whole sequence with prompt-masked labels."""
+    import torch
+
+    from engine import config
+    from engine.data.prompts import trace_answer, training_ids
+    from engine.data.synthetic import generate
+    from engine.modeling import decoder_layers, load_model, load_tokenizer, pick_device
+    from engine.train.sft import answer_loss, collate
+
+    cfg = config.load()
+    tok = load_tokenizer(cfg.model.name)
+    model = load_model(cfg, tok, pick_device("cpu"))
+    embed, head = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+    assert head is not embed and torch.equal(head, embed)
+    assert not embed.requires_grad and head.requires_grad
+    batch = collate([training_ids(tok, e.question, trace_answer(e.trace)) for e in generate(3, 1)], tok.pad_token_id, "cpu")
+
+    reached = []
+    first_frozen = decoder_layers(model)[0]
+    first_frozen.register_full_backward_hook(lambda *a: reached.append(True))
+    loss = answer_loss(model, batch)
+    full = model(**batch).loss
+    assert torch.allclose(loss, full, atol=1e-5)
+    loss.backward()
+    assert reached == [] and embed.grad is None and head.grad is not None

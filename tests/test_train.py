@@ -119,3 +119,34 @@ def test_torchrun_two_processes_write_one_session(tmp_path):
     assert events[0]["world_size"] == 2 and events[-1]["status"] == "completed"
     steps = [e["step"] for e in events if e["kind"] == "metrics" and e["phase"] == "sft"]
     assert steps == sorted(set(steps))  # one writer: no step twice
+
+
+def test_rl_update_weights_every_token_alike_and_skips_a_batch_without_signal():
+    """Tied groups move nothing (no Adam momentum drift); otherwise the loss is the
+    token-level mean, so a long answer's tokens count as much as a short one's."""
+    import contextlib
+
+    import torch
+
+    from engine import config
+    from engine.modeling import load_tokenizer, make_optimizer, tiny_model
+    from engine.rollout import Completion, completion_logprobs
+    from engine.train.rl import Batch, update
+
+    default_tokenizer = load_tokenizer("smollm2-135m-instruct")
+    cfg = config.load(sets=["rl.lr=1e-2"])
+    model = tiny_model(default_tokenizer)
+    opt = make_optimizer(model, "adamw", cfg.rl.lr)
+    ctx = type("Ctx", (), {"autocast": staticmethod(contextlib.nullcontext), "forward_model": model})()
+    short, long = default_tokenizer("expert: a")["input_ids"], default_tokenizer("- expert: a\n  trace: [b, c, d]")["input_ids"]
+    batch = Batch(0, [], ["q", "q"], [Completion("", short, False), Completion("", long, False)], [1.0, 0.3], [], {})
+    before = [p.detach().clone() for p in model.parameters()]
+
+    assert update(model, None, default_tokenizer, batch, [0.0, 0.0], opt, cfg, ctx)["skipped"]
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+    lp = completion_logprobs(model, default_tokenizer, batch.prompts, [short, long])
+    expected = -(1.0 * lp[0].sum() - 1.0 * lp[1].sum()) / (len(short) + len(long))
+    stats = update(model, None, default_tokenizer, batch, [1.0, -1.0], opt, cfg, ctx)
+    assert abs(stats["loss"] - expected.item()) < 1e-5 and not stats.get("skipped")
+    assert not all(torch.equal(a, b) for a, b in zip(before, model.parameters()))

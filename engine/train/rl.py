@@ -83,7 +83,15 @@ def advantages(rewards: list[float], algorithm: str, group: int, baseline: float
 
 
 def update(model, ref_model, tokenizer, batch: Batch, adv: list[float], optimizer, cfg, ctx) -> dict:
-    """One policy-gradient step: -A * log p(completion), token-averaged; optional KL to the start."""
+    """One policy-gradient step: -A * log p(token) averaged over every token of
+    the batch (not per sample first, which favours short answers: the
+    one-part trace over the composition it should have been); optional KL to the start.
+
+    A batch whose advantages are all zero (every group tied) carries no signal
+    and takes no step: Adam's momentum alone would still move the weights.
+    """
+    if all(a == 0 for a in adv):
+        return {"loss": 0.0, "kl": None, "skipped": True}
     with ctx.autocast():
         logps = completion_logprobs(ctx.forward_model, tokenizer, batch.prompts, [c.tokens for c in batch.completions])
     losses, kls = [], []
@@ -92,14 +100,14 @@ def update(model, ref_model, tokenizer, batch: Batch, adv: list[float], optimize
         with torch.no_grad(), ctx.autocast():
             ref = completion_logprobs(ref_model, tokenizer, batch.prompts, [c.tokens for c in batch.completions])
     for i, (lp, a) in enumerate(zip(logps, adv)):
-        loss = -a * lp.mean()
+        loss = -a * lp.sum()
         if ref is not None:
             diff = ref[i] - lp
-            kl = (torch.exp(diff) - diff - 1).mean()  # k3 estimator, always >= 0
-            loss = loss + cfg.rl.kl_coef * kl
-            kls.append(kl.item())
+            kl = torch.exp(diff) - diff - 1  # k3 estimator, always >= 0
+            loss = loss + cfg.rl.kl_coef * kl.sum()
+            kls.append(kl.mean().item())
         losses.append(loss)
-    loss = torch.stack(losses).mean()
+    loss = torch.stack(losses).sum() / sum(len(lp) for lp in logps)
     value = loss.item()
     if not math.isfinite(value):
         optimizer.zero_grad(set_to_none=True)
@@ -127,6 +135,7 @@ def train(model, ref_model, tokenizer, optimizer, cfg, ctx, start: int = 0, base
         h = health([c.text for c in batch.completions], [c.cut for c in batch.completions], batch.prompts,
                    [len(c.tokens) for c in batch.completions])
         ctx.metrics("rl", step, rc.iterations, loss=stats["loss"], kl=stats.get("kl"), lr=rc.lr, reward=mean,
+                    skipped=stats.get("skipped", False),
                     reward_std=statistics.pstdev(batch.rewards) if len(batch.rewards) > 1 else 0.0,
                     baseline=baseline, parse_rate=parsed / len(batch.scores),
                     accuracy=sum(1 for s in batch.scores if s.outcome == "correct") / len(batch.scores),

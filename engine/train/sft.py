@@ -39,6 +39,24 @@ def collate(rows: list[tuple[list[int], list[int]]], pad_id: int, device) -> dic
     return {"input_ids": ids.to(device), "labels": labels.to(device), "attention_mask": mask.to(device)}
 
 
+def answer_loss(forward, batch: dict) -> torch.Tensor:
+    """Mean next-token loss over the answer tokens.
+
+    Logits are computed only from the first answer position on: the prompt is
+    ~40% of an example, and full-vocabulary logits (and their gradient) for it
+    would cost time and memory for nothing.
+    """
+    labels = batch["labels"]
+    answer = (labels != IGNORE).any(0).nonzero()
+    width = labels.shape[1]
+    if not len(answer):  # every answer cut off by max_len: nothing to learn, a zero that still backpropagates
+        return sum(p.sum() for p in forward.parameters() if p.requires_grad) * 0.0
+    keep = width - max(int(answer[0]) - 1, 0)
+    logits = forward(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=keep).logits
+    targets = labels[:, width - keep + 1 :]
+    return torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE)
+
+
 def plan(n_examples: int, cfg, world: int = 1) -> tuple[int, int]:
     """(optimizer steps per epoch, total optimizer steps)."""
     per_epoch = math.ceil(n_examples / (cfg.sft.batch_size * world) / cfg.sft.grad_accum)
@@ -75,7 +93,7 @@ def train(model, tokenizer, rows, optimizer, scheduler, cfg, ctx, start_step: in
             for idx in group:
                 batch = collate([rows[i] for i in idx], tokenizer.pad_token_id, device)
                 with ctx.autocast():
-                    loss = ctx.forward(**batch).loss / len(group)
+                    loss = answer_loss(ctx.forward, batch) / len(group)
                 loss.backward()
                 loss_sum += loss.item()
                 tokens += int(batch["attention_mask"].sum())
