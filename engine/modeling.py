@@ -145,7 +145,8 @@ def select_trainable(model, cfg):
         for layer in list(layers)[max(0, len(layers) - mc.unfreeze_layers):]:
             for p in layer.parameters():
                 p.requires_grad_(True)
-        untie_output_embeddings(model)
+        if mc.unfreeze_layers < len(layers):  # with every layer trained, backward runs through all of them anyway
+            untie_output_embeddings(model)
         for p in model.get_output_embeddings().parameters():
             p.requires_grad_(True)
         norm = getattr(model.model, "norm", None)
