@@ -200,8 +200,18 @@ def trainable_state(model) -> dict:
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if k in names}
 
 
+class CheckpointMismatch(ValueError):
+    pass
+
+
 def load_trainable_state(model, state: dict) -> None:
-    missing = set(state) - set(model.state_dict())
-    if missing:
-        raise ValueError(f"checkpoint does not fit this model: {sorted(missing)[:3]} ...")
+    """Load a checkpoint's trained parameters; one that trained other parameters than
+    this configuration does (another model, another `model.train`, or a tied
+    `lm_head` from before it was untied) is refused with the names, not loaded halfway."""
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    foreign = sorted(set(state) - trainable)
+    if foreign:
+        raise CheckpointMismatch(
+            f"the checkpoint does not fit this model and configuration: it holds {', '.join(foreign[:3])}"
+            f"{' ...' if len(foreign) > 3 else ''}, which this configuration does not train")
     model.load_state_dict(state, strict=False)

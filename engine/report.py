@@ -108,7 +108,7 @@ def _cli(args) -> int:
     import torch
 
     from . import config as config_mod
-    from .modeling import load_model, load_tokenizer, load_trainable_state, pick_device
+    from .modeling import CheckpointMismatch, load_model, load_tokenizer, load_trainable_state, pick_device
     from .session import Session
     from .tasks import INSTRUCT_SYSTEM, read_instructions
 
@@ -130,7 +130,11 @@ def _cli(args) -> int:
         c = config_mod.load(session.path / "config.yaml", [f"model.name={args.base}"] if role == "base" and args.base else [])
         model = load_model(c, tok, device)
         if role == "tuned" and ckpt:
-            load_trainable_state(model, torch.load(ckpt / "state.pt", map_location="cpu", weights_only=False)["trainable"])
+            try:
+                load_trainable_state(model, torch.load(ckpt / "state.pt", map_location="cpu", weights_only=False)["trainable"])
+            except CheckpointMismatch as exc:
+                print(f"engine report: {ckpt}: {exc}", file=sys.stderr)
+                return 1
         results[role] = {}
         for name, rows in sets.items():
             preds, cut = _outputs(model, tok, rows, INSTRUCT_SYSTEM, args.max_new_tokens)

@@ -88,7 +88,7 @@ def _train(args) -> int:
 def _eval(args) -> int:
     import torch
 
-    from .modeling import load_model, load_tokenizer, load_trainable_state, pick_device
+    from .modeling import CheckpointMismatch, load_model, load_tokenizer, load_trainable_state, pick_device
     from .session import Session
     from .tasks import eval_sets
     from .train import evaluate as ev
@@ -109,7 +109,10 @@ def _eval(args) -> int:
     except ModelNotFound as exc:
         return _fail("eval", str(exc), 1)
     if ckpt:
-        load_trainable_state(model, torch.load(ckpt / "state.pt", map_location="cpu", weights_only=False)["trainable"])
+        try:
+            load_trainable_state(model, torch.load(ckpt / "state.pt", map_location="cpu", weights_only=False)["trainable"])
+        except CheckpointMismatch as exc:
+            return _fail("eval", f"{ckpt}: {exc}", 1)
     results = {}
     for name, items in eval_sets(cfg).items():
         fields, _ = ev.evaluate(model, tok, items, cfg)

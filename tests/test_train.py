@@ -59,6 +59,23 @@ def test_ls_and_eval_read_the_session(smoke):
     assert json.loads(ev.stdout)["sets"]["synthetic"]["total"] == 8
 
 
+def test_eval_refuses_a_checkpoint_that_trained_other_parameters(smoke, tmp_path):
+    """A checkpoint from another configuration is refused by name, not loaded halfway."""
+    import shutil
+
+    import torch
+
+    folder = tmp_path / "other"
+    shutil.copytree(smoke[0], folder)
+    ckpt = sorted((folder / "checkpoints").glob("step-*"))[-1] / "state.pt"
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    state["trainable"]["model.rotary_emb.inv_freq_not_trained"] = torch.zeros(1)
+    torch.save(state, ckpt)
+    ev = engine("eval", str(folder), "--set", "eval.gsm8k=0")
+    assert ev.returncode == 1 and "Traceback" not in ev.stderr
+    assert "does not fit" in ev.stderr and "inv_freq_not_trained" in ev.stderr
+
+
 def test_stop_from_another_shell_then_resume(tmp_path):
     folder = tmp_path / "stopme"
     proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "train", "--model", "tiny", "--session", str(folder), "--plain",
