@@ -86,6 +86,7 @@ class RLConfig:
 @dataclass
 class EvalConfig:
     synthetic: int = bounded(24, 0, 1_000_000, doc="held-out synthetic problems")
+    mix: dict = field(default_factory=dict, metadata={"doc": "expert weights of the held-out set; empty = even over all, whatever data.mix is, so runs that train on other mixes are compared on the same problems"})
     gsm8k: int = bounded(10, 0, 1319, doc="GSM8K test problems")
     batch_size: int = bounded(24, 1, 4096)
     max_new_tokens: int = bounded(320, 8, 8192)
@@ -204,11 +205,12 @@ def _check(cfg: Config) -> None:
         raise ConfigError("data.instruct_train: the instruct task needs a JSONL file of instruction/input/output")
     from .trace.language import COMPOSITION, EXPERTS
 
-    for e, w in cfg.data.mix.items():
-        if e not in (*EXPERTS, COMPOSITION):
-            raise ConfigError(f"data.mix: {e!r} is not an expert; choose from {', '.join((*EXPERTS, COMPOSITION))}")
-        if not isinstance(w, (int, float)) or w < 0:
-            raise ConfigError(f"data.mix.{e}: the weight must be a number >= 0, got {w!r}")
+    for key, mix in (("data.mix", cfg.data.mix), ("eval.mix", cfg.eval.mix)):
+        for e, w in mix.items():
+            if e not in (*EXPERTS, COMPOSITION):
+                raise ConfigError(f"{key}: {e!r} is not an expert; choose from {', '.join((*EXPERTS, COMPOSITION))}")
+            if not isinstance(w, (int, float)) or w < 0:
+                raise ConfigError(f"{key}.{e}: the weight must be a number >= 0, got {w!r}")
 
 
 def parse_sets(pairs: list[str]) -> dict:

@@ -99,7 +99,7 @@ def eval_sets(cfg) -> dict[str, list[Item]]:
     sets = {}
     task = cfg.run.task
     if task == "trace" and cfg.eval.synthetic:
-        ex = synthesize(cfg.eval.synthetic, cfg.data.seed + EVAL_SEED_OFFSET, cfg.data.mix or None, cfg.data.phrasings)
+        ex = synthesize(cfg.eval.synthetic, cfg.data.seed + EVAL_SEED_OFFSET, cfg.eval.mix or None, cfg.data.phrasings)
         sets["synthetic"] = [Item(e.question, e.answer, e.expert) for e in ex]
     if task in ("trace", "cot") and cfg.eval.gsm8k:
         sets["gsm8k"] = [Item(p.question, p.answer) for p in gsm8k.load(_gsm8k_source(cfg), "test", cfg.eval.gsm8k)]

@@ -14,7 +14,7 @@ def test_overrides_are_typed_and_checked():
 @pytest.mark.parametrize("pair,needle", [
     ("sft.lr=fast", "sft.lr"), ("model.train=all", "last_layers, lora, full"), ("sft.epochs=-2", "out of range"),
     ("sft.lrate=1", "unknown key"), ("run.phases=sft,dance", "run.phases"), ("model.load_8bit=perhaps", "model.load_8bit"),
-    ("data.mix={algebra: 1}", "data.mix"), ("justtext", "key=value"),
+    ("data.mix={algebra: 1}", "data.mix"), ("eval.mix={percentage: -1}", "eval.mix.percentage"), ("justtext", "key=value"),
 ])
 def test_bad_values_name_their_key(pair, needle):
     with pytest.raises(config.ConfigError, match=needle.replace("(", r"\(").replace("[", r"\[")):
@@ -32,3 +32,13 @@ def test_yaml_file_and_cli_errors_are_one_line(tmp_path):
     assert out.returncode == 2 and out.stderr.strip() == "engine train: sft.lr: expected float, got 'abc'"
     show = subprocess.run([sys.executable, "-m", "engine.cli", "config", "show", "--set", "rl.iterations=7"], capture_output=True, text=True)
     assert show.returncode == 0 and "iterations: 7" in show.stdout
+
+
+def test_the_held_out_set_does_not_move_with_the_training_mix():
+    from engine.tasks import eval_sets
+
+    even = eval_sets(config.load(sets=["eval.gsm8k=0"]))["synthetic"]
+    trained_on_one = eval_sets(config.load(sets=["eval.gsm8k=0", "data.mix={percentage: 1}"]))["synthetic"]
+    only = eval_sets(config.load(sets=["eval.gsm8k=0", "eval.mix={percentage: 1}"]))["synthetic"]
+    assert [i.question for i in even] == [i.question for i in trained_on_one]
+    assert len({i.expert for i in even}) == 6 and {i.expert for i in only} == {"percentage"}
