@@ -5,6 +5,7 @@ optimizer."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 
@@ -43,8 +44,6 @@ def autocast(model, mode: str = "auto"):
     On a CPU with AMX or AVX512-BF16 an SFT step runs ~2.5x faster with the same
     loss; where the weights are already bf16 (CUDA, auto) there is nothing to gain.
     """
-    import contextlib
-
     p = next(model.parameters())
     if mode == "off" or (mode == "auto" and (p.dtype != torch.float32 or not fast_bf16(p.device))):
         return contextlib.nullcontext()
@@ -215,3 +214,8 @@ def load_trainable_state(model, state: dict) -> None:
             f"the checkpoint does not fit this model and configuration: it holds {', '.join(foreign[:3])}"
             f"{' ...' if len(foreign) > 3 else ''}, which this configuration does not train")
     model.load_state_dict(state, strict=False)
+
+
+def load_checkpoint(model, folder) -> None:
+    """The trained parameters of a session's checkpoint folder, into `model`."""
+    load_trainable_state(model, torch.load(folder / "state.pt", map_location="cpu", weights_only=False)["trainable"])

@@ -105,10 +105,8 @@ def _outputs(model, tok, rows: list[dict], system: str, max_new: int):
 
 
 def _cli(args) -> int:
-    import torch
-
     from . import config as config_mod
-    from .modeling import CheckpointMismatch, load_model, load_tokenizer, load_trainable_state, pick_device
+    from .modeling import CheckpointMismatch, load_checkpoint, load_model, load_tokenizer, pick_device
     from .session import Session
     from .tasks import INSTRUCT_SYSTEM, read_instructions
 
@@ -131,7 +129,7 @@ def _cli(args) -> int:
         model = load_model(c, tok, device)
         if role == "tuned" and ckpt:
             try:
-                load_trainable_state(model, torch.load(ckpt / "state.pt", map_location="cpu", weights_only=False)["trainable"])
+                load_checkpoint(model, ckpt)
             except CheckpointMismatch as exc:
                 print(f"engine report: {ckpt}: {exc}", file=sys.stderr)
                 return 1

@@ -292,10 +292,15 @@ def _train(cfg, model, tokenizer, ctx: Context, state: dict, session_dir: Path) 
         if cfg.eval.every and "eval" in cfg.run.phases:
             ctx.periodic_eval = lambda step, kind=kind: evaluations(f"{kind}@{step}", global_step + step)
         if kind == "sft":
-            from .data.prompts import training_ids
+            from .data.prompts import IGNORE, training_ids
 
             system = tasks.system_prompt(cfg)
             rows = [training_ids(tokenizer, q, a, system, cfg.data.max_len) for q, a in tasks.training_pairs(cfg)]
+            learnable = [r for r in rows if any(label != IGNORE for label in r[1])]
+            if len(learnable) < len(rows):
+                ctx.alert("warning", f"{len(rows) - len(learnable)} training examples have prompts longer than "
+                          f"data.max_len={cfg.data.max_len}, leaving no answer to learn; they are skipped", phase="sft")
+            rows = learnable
             optimizer = make_optimizer(model, cfg.sft.optimizer, cfg.sft.lr, cfg.sft.weight_decay)
             _, total = sft.plan(len(rows), cfg, ctx.world)
             scheduler = sft.schedule(optimizer, cfg, total)

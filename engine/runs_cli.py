@@ -86,9 +86,7 @@ def _train(args) -> int:
 
 
 def _eval(args) -> int:
-    import torch
-
-    from .modeling import CheckpointMismatch, load_model, load_tokenizer, load_trainable_state, pick_device
+    from .modeling import CheckpointMismatch, load_checkpoint, load_model, load_tokenizer, pick_device
     from .session import Session
     from .tasks import eval_sets
     from .train import evaluate as ev
@@ -110,7 +108,7 @@ def _eval(args) -> int:
         return _fail("eval", str(exc), 1)
     if ckpt:
         try:
-            load_trainable_state(model, torch.load(ckpt / "state.pt", map_location="cpu", weights_only=False)["trainable"])
+            load_checkpoint(model, ckpt)
         except CheckpointMismatch as exc:
             return _fail("eval", f"{ckpt}: {exc}", 1)
     results = {}

@@ -47,11 +47,9 @@ def answer_loss(forward, batch: dict) -> torch.Tensor:
     would cost time and memory for nothing.
     """
     labels = batch["labels"]
-    answer = (labels != IGNORE).any(0).nonzero()
+    first = int((labels != IGNORE).any(0).nonzero()[0])  # the run keeps only examples with answer tokens
     width = labels.shape[1]
-    if not len(answer):  # every answer cut off by max_len: nothing to learn, a zero that still backpropagates
-        return sum(p.sum() for p in forward.parameters() if p.requires_grad) * 0.0
-    keep = width - max(int(answer[0]) - 1, 0)
+    keep = width - max(first - 1, 0)
     logits = forward(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=keep).logits
     targets = labels[:, width - keep + 1 :]
     return torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE)
