@@ -7,6 +7,7 @@ names the key and what is allowed; the CLI prints it, never a traceback.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,17 +42,18 @@ class ModelConfig:
     device: str = choice("auto", "auto", "cpu", "cuda", "mps")
     dtype: str = choice("auto", "auto", "float32", "bfloat16", "float16")
     autocast: str = choice("auto", "auto", "on", "off", doc="bf16 autocast for training passes; auto = on where the CPU or GPU does bf16 fast and weights are fp32")
-    generate_dtype: str = choice("auto", "auto", "float32", "bfloat16", doc="weights that rollouts and evals decode with; auto = a bf16 copy where bf16 is fast")
+    generate_dtype: str = choice("auto", "auto", "float32", "bfloat16", doc="weights that rollouts and evals decode with; auto = a bf16 copy on a GPU that does bf16 fast, the fp32 weights on a CPU (faster there)")
 
 
 @dataclass
 class DataConfig:
-    train_size: int = bounded(1200, 1, 10_000_000, doc="synthetic SFT examples")
+    train_size: int = bounded(800, 1, 10_000_000, doc="synthetic SFT examples")
     mix: dict = field(default_factory=dict, metadata={"doc": "expert weights; empty = even over all experts and composition"})
     phrasings: str = choice("one", "one", "all")
     seed: int = 0
-    gsm8k: str = field(default="auto", metadata={"doc": "hub id, JSONL file or folder; auto = shared copy if present, else the hub"})
-    max_len: int = bounded(448, 32, 8192, doc="tokens per training example")
+    gsm8k: str = field(default="auto", metadata={"doc": "hub id, JSONL file or folder; auto = the copy shipped with the project"})
+    gsm8k_traces: int = bounded(1000, 0, 10_000_000, doc="trace task: GSM8K training problems converted to gold traces, beside the synthetic ones (0 = synthetic only; more than exist = all); RL samples its questions from the same mix")
+    max_len: int = bounded(512, 32, 8192, doc="tokens per training example; longer examples are skipped, not cut")
     instruct_train: str = field(default="", metadata={"doc": "instruct task: JSONL of instruction/input/output"})
 
 
@@ -79,18 +81,23 @@ class RLConfig:
     top_p: float = bounded(1.0, 0.0, 1.0)
     max_new_tokens: int = bounded(320, 8, 8192)
     kl_coef: float = bounded(0.0, 0.0, 100.0, doc="KL penalty to the starting model; 0 = off")
+    micro_batch: int = bounded(8, 1, 4096, doc="completions per forward/backward pass in the update (memory, not maths)")
+    max_grad_norm: float = bounded(1.0, 0.0, 1e6, doc="gradient clipping of the RL update")
     baseline_momentum: float = bounded(0.9, 0.0, 1.0)
     optimizer: str = choice("adamw", "adamw", "adamw8bit")
 
 
 @dataclass
 class EvalConfig:
-    synthetic: int = bounded(24, 0, 1_000_000, doc="held-out synthetic problems")
+    synthetic: int = bounded(200, 0, 1_000_000, doc="held-out synthetic problems")
     mix: dict = field(default_factory=dict, metadata={"doc": "expert weights of the held-out set; empty = even over all, whatever data.mix is, so runs that train on other mixes are compared on the same problems"})
-    gsm8k: int = bounded(10, 0, 1319, doc="GSM8K test problems")
-    batch_size: int = bounded(24, 1, 4096)
+    gsm8k: int = bounded(300, 0, 1319, doc="GSM8K test problems (the first N)")
+    problems: list = field(default_factory=list, metadata={"doc": "extra eval sets: JSONL files of question/answer (and optional expert), each named after its file"})
+    batch_size: int = bounded(64, 1, 4096)
     max_new_tokens: int = bounded(320, 8, 8192)
-    at: list = field(default_factory=lambda: ["start", "sft", "rl"], metadata={"doc": "evaluate before training (start), after sft, after rl"})
+    samples: int = bounded(1, 1, 1024, doc="outputs per problem; above 1 the eval also reports pass@k and majority-vote@k")
+    temperature: float = bounded(0.8, 0.0, 5.0, doc="sampling temperature when eval.samples > 1 (the first sample is always greedy)")
+    at: list = field(default_factory=lambda: ["sft", "rl"], metadata={"doc": "evaluate before training (start), after sft, after rl"})
     every: int = bounded(0, 0, 1_000_000, doc="also evaluate every N training steps (0 = only at the points in `at`)")
     instruct_sets: list = field(default_factory=list, metadata={"doc": "instruct task: JSONL files to evaluate on"})
 
@@ -126,7 +133,7 @@ PHASES = ("sft", "rl", "eval")
 
 # Presets a user names instead of writing numbers: `--model tiny` picks small sizes too.
 SMOKE = {
-    "data.train_size": 64, "data.max_len": 256, "sft.epochs": 1, "sft.lr": 3e-3, "sft.batch_size": 16,
+    "data.train_size": 64, "data.gsm8k_traces": 16, "data.max_len": 256, "sft.epochs": 1, "sft.lr": 3e-3, "sft.batch_size": 16,
     "rl.iterations": 3, "rl.questions": 4, "rl.group_size": 2, "rl.max_new_tokens": 48, "rl.lr": 1e-3,
     "eval.synthetic": 8, "eval.gsm8k": 4, "eval.max_new_tokens": 48,
 }
@@ -151,6 +158,8 @@ def _coerce(key: str, value, kind, meta: dict):
             if isinstance(value, bool):
                 raise ValueError
             value = float(value)
+            if not math.isfinite(value):  # NaN slips past every bound (nan < lo is false)
+                raise ConfigError(f"{key}: {value!r} is not a finite number")
         elif kind is str or origin is str:
             if isinstance(value, bool):  # YAML 1.1 reads `off`/`on` as booleans; here they are words
                 value = "on" if value else "off"
@@ -159,14 +168,16 @@ def _coerce(key: str, value, kind, meta: dict):
             value = str(value)
         elif origin is list:
             if isinstance(value, str):
-                value = yaml.safe_load(value) if value.strip().startswith("[") else [v.strip() for v in value.split(",") if v.strip()]
-            if not isinstance(value, list):
+                value = _yaml(value, key) if value.strip().startswith("[") else [v.strip() for v in value.split(",") if v.strip()]
+            if not isinstance(value, list) or len(value) > 64 or not all(isinstance(v, (str, int, float)) for v in value):
                 raise ValueError
         elif origin is dict:
             if isinstance(value, str):
-                value = yaml.safe_load(value) if value.strip() else {}
-            if not isinstance(value, dict):
+                value = _yaml(value, key) if value.strip() else {}
+            if not isinstance(value, dict) or len(value) > 64:
                 raise ValueError
+    except ConfigError:
+        raise
     except (ValueError, TypeError, yaml.YAMLError):
         raise ConfigError(f"{key}: expected {getattr(kind, '__name__', str(kind))}, got {value!r}") from None
     allowed = meta.get("choices")
@@ -176,6 +187,36 @@ def _coerce(key: str, value, kind, meta: dict):
     if lo is not None and value < lo or hi is not None and value > hi:
         raise ConfigError(f"{key}: {value!r} is out of range [{lo}, {hi}]")
     return value
+
+
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def _yaml(text: str, where: str):
+    """Safe YAML with the shapes a config has: flat values, no aliases (a self-reference or
+    a billion-laughs list is refused, not expanded), nesting a few levels deep."""
+    try:
+        for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+            if isinstance(event, yaml.AliasEvent):
+                raise ConfigError(f"{where}: YAML aliases (*name) are not allowed in a config")
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: nested too deeply") from None
+    if _depth(data) > 6:
+        raise ConfigError(f"{where}: nested too deeply")
+    return data
+
+
+def _depth(value, level: int = 0) -> int:
+    if level > 6:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
 
 
 def _apply(obj, data: dict, prefix: str = "") -> None:
@@ -201,6 +242,9 @@ def _check(cfg: Config) -> None:
     for a in cfg.eval.at:
         if a not in ("start", "sft", "rl"):
             raise ConfigError(f"eval.at: {a!r} is not allowed; choose from start, sft, rl")
+    for i, f in enumerate(cfg.eval.problems):
+        if not isinstance(f, str) or not Path(f).expanduser().is_file():
+            raise ConfigError(f"eval.problems[{i}]: {f!r} is not a problem file (JSONL of question/answer)")
     if cfg.run.task == "instruct" and not cfg.data.instruct_train:
         raise ConfigError("data.instruct_train: the instruct task needs a JSONL file of instruction/input/output")
     from .trace.language import COMPOSITION, EXPERTS
@@ -209,8 +253,10 @@ def _check(cfg: Config) -> None:
         for e, w in mix.items():
             if e not in (*EXPERTS, COMPOSITION):
                 raise ConfigError(f"{key}: {e!r} is not an expert; choose from {', '.join((*EXPERTS, COMPOSITION))}")
-            if not isinstance(w, (int, float)) or w < 0:
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
                 raise ConfigError(f"{key}.{e}: the weight must be a number >= 0, got {w!r}")
+        if mix and not any(w > 0 for w in mix.values()):
+            raise ConfigError(f"{key}: at least one weight must be above 0 (leave it empty for an even mix)")
 
 
 def parse_sets(pairs: list[str]) -> dict:
@@ -239,12 +285,21 @@ def load(path: str | Path | None = None, sets: list[str] | None = None, base: di
         _apply(cfg, base)
     if path:
         try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
+            with open(path, "rb") as f:
+                raw = f.read(MAX_CONFIG_BYTES + 1)
         except FileNotFoundError:
             raise ConfigError(f"config file {path}: no such file") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-        _apply(cfg, data)
+        except IsADirectoryError:
+            raise ConfigError(f"config file {path}: is a folder, not a YAML file") from None
+        except OSError as exc:
+            raise ConfigError(f"config file {path}: cannot read it ({exc.strerror or exc})") from None
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config file {path}: over {MAX_CONFIG_BYTES} bytes; a config is a page of YAML")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {path}: not UTF-8 text (byte {exc.start})") from None
+        _apply(cfg, _yaml(text, f"config file {path}") or {})
     if sets:
         _apply(cfg, parse_sets(sets))
     _check(cfg)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
 import time
 from pathlib import Path
 
@@ -48,41 +50,140 @@ class EventLog:
             self._file = None
 
 
-class EventReader:
-    """Reads the complete lines appended since the last read."""
+# ------------------------------------------------------------------ reading what anyone may have written
+MAX_LINE = 1 << 20  # a longer line is not an event of ours
+MAX_DEPTH = 12
+_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]?|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_KIND = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+UNIT_FIELDS = ("accuracy", "parse_rate", "valid_rate")  # shares: a number in [0, 1] or the event is not shown
 
-    def __init__(self, path: Path):
+
+def clean_text(text: str) -> str:
+    """Text safe to show in a terminal: escape sequences and control characters removed
+    (newlines and tabs stay), so a trace or a model output cannot retitle or clear the screen."""
+    return _CONTROL.sub("", text)
+
+
+def _number(value):
+    """A finite int or float, or None (NaN and infinity travel as strings and stay unplotted)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if abs(value) < 10**15 else None
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return None
+
+
+def _sane(value, depth: int = 0):
+    if isinstance(value, str):
+        return clean_text(value[:100_000])
+    if isinstance(value, (bool, type(None))):
+        return value
+    if isinstance(value, (int, float)):
+        return _number(value)
+    if depth >= MAX_DEPTH:
+        return None
+    if isinstance(value, dict):
+        return {clean_text(str(k))[:80]: _sane(v, depth + 1) for k, v in list(value.items())[:500]}
+    if isinstance(value, list):
+        return [_sane(v, depth + 1) for v in value[:2000]]
+    return None
+
+
+def sanitize(event) -> dict | None:
+    """The event as the workbench may use it, checked field by field; None when it cannot be one.
+
+    Strings lose control sequences, numbers must be finite and in range, the fields a
+    view relies on have their types (a step is a count, an accuracy a share), and
+    `kind` is a plain word: nothing in a line reaches code by name.
+    """
+    if not isinstance(event, dict) or not isinstance(event.get("kind"), str) or not _KIND.match(event["kind"]):
+        return None
+    e = _sane(event)
+    t = _number(e.get("t"))
+    e["t"] = t if t is not None and 0 <= t < 1e11 else None
+    for key in ("step", "total"):
+        if key in e:
+            v = e[key]
+            e[key] = v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 10**9 else None
+    if e["kind"] == "eval":
+        for key in UNIT_FIELDS:
+            v = e.get(key)
+            if key == "accuracy" and not (isinstance(v, (int, float)) and 0 <= v <= 1):
+                return None
+            if key in e and not (isinstance(v, (int, float)) and 0 <= v <= 1):
+                e[key] = None
+        experts = e.get("by_expert")
+        e["by_expert"] = {k: b for k, b in experts.items() if isinstance(b, dict) and _count(b.get("total")) and
+                          _count(b.get("correct"), 0) is not None and b["correct"] <= b["total"]} if isinstance(experts, dict) else {}
+        codes = e.get("diagnostic_counts")
+        e["diagnostic_counts"] = {k: v for k, v in codes.items() if _count(v, 0) is not None} if isinstance(codes, dict) else {}
+    if e["kind"] == "sample":
+        codes = e.get("codes")
+        e["codes"] = [c for c in codes if isinstance(c, str)] if isinstance(codes, list) else []
+        for key in ("question", "text", "outcome"):
+            if key in e and not isinstance(e[key], str):
+                e[key] = str(e[key]) if e[key] is not None else ""
+    return e
+
+
+def _count(value, low: int = 1):
+    return value if isinstance(value, int) and not isinstance(value, bool) and low <= value < 10**9 else None
+
+
+class EventReader:
+    """Reads the complete lines appended since the last read.
+
+    With `checked`, every event goes through `sanitize` (what the workbench uses);
+    lines that are not events are skipped and counted in `bad_lines`, never fatal.
+    A file that shrank or was replaced is read again from its start (`restarts`).
+    """
+
+    def __init__(self, path: Path, checked: bool = False):
         self.path = Path(path)
+        self.checked = checked
         self.offset = 0
         self.bad_lines = 0
+        self.restarts = 0
         self._partial = b""
+        self._inode = None
 
     def feed(self, chunk: bytes) -> list[dict]:
         """Events from a chunk of bytes (for followers that get bytes from elsewhere, e.g. ssh)."""
         data = self._partial + chunk
         lines = data.split(b"\n")
         self._partial = lines.pop()  # a torn last line waits for the rest of it
+        if len(self._partial) > MAX_LINE:  # no event is this long: drop it rather than grow without end
+            self._partial = b""
+            self.bad_lines += 1
         out = []
         for line in lines:
             if not line.strip():
                 continue
             try:
-                event = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                self.bad_lines += 1
-                continue
-            if isinstance(event, dict) and "kind" in event:
+                event = json.loads(line) if len(line) <= MAX_LINE else None
+            except (ValueError, RecursionError):  # bad JSON, bad UTF-8, a 5,000-digit number, deep nesting
+                event = None
+            if self.checked:
+                event = sanitize(event)
+            if isinstance(event, dict) and isinstance(event.get("kind"), str):
                 out.append(event)
             else:
                 self.bad_lines += 1
         return out
 
-    def read(self) -> list[dict]:
+    def read(self, limit: int = 16 << 20) -> list[dict]:
         try:
             with open(self.path, "rb") as f:
+                st = os.fstat(f.fileno())
+                if (self._inode is not None and st.st_ino != self._inode) or st.st_size < self.offset:
+                    self.offset, self._partial = 0, b""  # truncated or re-created: start again
+                    self.restarts += 1
+                self._inode = st.st_ino
                 f.seek(self.offset)
-                chunk = f.read()
-        except FileNotFoundError:
+                chunk = f.read(limit)
+        except (FileNotFoundError, IsADirectoryError, PermissionError):
             return []
         self.offset += len(chunk)
         return self.feed(chunk)

@@ -9,6 +9,8 @@ import time
 from rich.console import Console
 from rich.table import Table
 
+from .stats import fmt_interval
+
 
 class Reporter:
     def __init__(self, interactive: bool | None = None):
@@ -64,11 +66,15 @@ class Reporter:
         if not self.evals:
             return
         table = Table(title="Evaluations", title_justify="left")
-        for col in ("at", "set", "accuracy", "parse", "valid", "correct", "by expert"):
+        k_samples = any("pass_at_k" in e for e in self.evals)
+        for col in ("at", "set", "accuracy [95% CI]", "parse", "valid", "correct", *(("pass@k", "maj@k") if k_samples else ()), "by expert"):
             table.add_column(col)
         for e in self.evals:
             experts = "  ".join(f"{k} {v['correct']}/{v['total']}" for k, v in sorted(e.get("by_expert", {}).items()))
-            table.add_row(e.get("at", ""), e.get("set", ""), f"{e['accuracy']:.1%}", f"{e['parse_rate']:.1%}",
-                          f"{e['valid_rate']:.1%}", f"{e['correct']}/{e['total']}", experts)
+            extra = (fmt_interval(e["pass_at_k"], e.get("pass_at_k_ci")), fmt_interval(e["maj_at_k"], e.get("maj_at_k_ci"))) \
+                if "pass_at_k" in e else ("", "")
+            table.add_row(e.get("at", ""), e.get("set", ""), fmt_interval(e["accuracy"], e.get("accuracy_ci")),
+                          f"{e['parse_rate']:.1%}", f"{e['valid_rate']:.1%}", f"{e['correct']}/{e['total']}",
+                          *(extra if k_samples else ()), experts)
         self.console.print(table)
         sys.stdout.flush()

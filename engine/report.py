@@ -91,6 +91,8 @@ def add_parser(sub) -> None:
     p.add_argument("--limit", type=int, default=0, help="at most N examples per set")
     p.add_argument("--max-new-tokens", type=int, default=128)
     p.add_argument("--out", help="folder for report.md and report.json (default: the session folder)")
+    p.add_argument("--checkpoint", default="best", metavar="best|last|PATH",
+                   help="which checkpoint of the session: best (default; last where there is none), last, or a folder")
     p.set_defaults(func=_cli)
 
 
@@ -106,6 +108,7 @@ def _outputs(model, tok, rows: list[dict], system: str, max_new: int):
 
 def _cli(args) -> int:
     from . import config as config_mod
+    from . import checkpoints
     from .modeling import CheckpointMismatch, load_checkpoint, load_model, load_tokenizer, pick_device
     from .session import Session
     from .tasks import INSTRUCT_SYSTEM, read_instructions
@@ -120,7 +123,12 @@ def _cli(args) -> int:
     except (config_mod.ConfigError, ValueError, OSError) as exc:
         print(f"engine report: {exc}", file=sys.stderr)
         return 2
-    ckpt = session.checkpoints / "best" if (session.checkpoints / "best" / "state.pt").exists() else session.last_checkpoint()
+    try:
+        ckpt = checkpoints.choose(session.path, args.checkpoint)
+    except checkpoints.CheckpointError as exc:
+        print(f"engine report: {exc}", file=sys.stderr)
+        return 2
+    print(f"engine report: scoring {ckpt or 'the untrained model (no checkpoint)'}", file=sys.stderr)
     device = pick_device(cfg.model.device)
     tok = load_tokenizer(cfg.model.name)
     results = {}
@@ -133,13 +141,16 @@ def _cli(args) -> int:
             except CheckpointMismatch as exc:
                 print(f"engine report: {ckpt}: {exc}", file=sys.stderr)
                 return 1
+            except checkpoints.CheckpointError as exc:
+                print(f"engine report: {exc}", file=sys.stderr)
+                return 1
         results[role] = {}
         for name, rows in sets.items():
             preds, cut = _outputs(model, tok, rows, INSTRUCT_SYSTEM, args.max_new_tokens)
             results[role][name] = metrics(preds, [r["output"] for r in rows], cut)
         del model
     note = meteor_available()
-    result = {"base": args.base or cfg.model.name, "tuned": str(ckpt or session.path), "sets": compare(results["base"], results["tuned"]),
+    result = {"base": args.base or cfg.model.name, "tuned": str(ckpt or session.path), "checkpoint": str(ckpt) if ckpt else None, "sets": compare(results["base"], results["tuned"]),
               "note": note}
     out = Path(args.out) if args.out else session.path
     out.mkdir(parents=True, exist_ok=True)

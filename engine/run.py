@@ -9,7 +9,6 @@ Under torchrun every rank trains; rank 0 alone writes the session.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import threading
 import time
@@ -18,8 +17,10 @@ from pathlib import Path
 
 import torch
 
+from . import checkpoints
 from .events import SCHEMA_VERSION, EventLog
-from .modeling import autocast, load_model, load_tokenizer, make_optimizer, param_counts, pick_device, trainable_state, load_trainable_state
+from .modeling import (autocast, load_model, load_tokenizer, load_trainable_state, make_optimizer, param_counts, pick_device,
+                       setup_notes, trainable_state)
 from .progress import Reporter
 from .session import CHECKPOINT_NOW, CONFIG, STOP, Session
 from .health import collapsed
@@ -121,45 +122,78 @@ def _setup_distributed() -> tuple[int, int]:
         return 0, 1
     import torch.distributed as dist
 
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    dist.init_process_group(backend)
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    dist.init_process_group(backend=process_group_backend(torch.cuda.is_available()))
     return dist.get_rank(), world
 
 
-def _heartbeat(ctx: Context, done: threading.Event) -> None:
-    while not done.wait(10.0):
+def process_group_backend(cuda: bool) -> str:
+    """One process group for both kinds of tensor: small CPU flags (stop, skip) travel
+    over gloo, gradients over NCCL. NCCL alone refuses a CPU tensor."""
+    return "cpu:gloo,cuda:nccl" if cuda else "gloo"
+
+
+def _heartbeat(ctx: Context, done: threading.Event, forced: threading.Event) -> None:
+    """Heartbeats every 10 s; and the way out when a second signal finds the main thread
+    stuck (in a collective whose peer died, say): final event, status, exit."""
+    noted = False
+    while not done.is_set():
+        if forced.wait(10.0):
+            ctx.emit("run_finished", status="stopped", forced=True,
+                     error="a second signal while the run could not reach the end of its step; "
+                           "the last checkpoint is the one to resume from")
+            if ctx.session:
+                ctx.session.write_status(status="stopped", error="stopped by a second signal")
+            ctx.log.close()
+            os._exit(130)
+        if done.is_set():
+            break
+        if ctx.stop_signal and not noted and ctx.reporter:
+            noted = True
+            ctx.reporter.note("signal: stopping after this step, with a checkpoint (a second signal stops at once)")
         ctx.emit("heartbeat", **ctx.progress)
 
 
 def run(cfg, session_dir: Path, resume: bool = False, interactive: bool | None = None) -> str:
-    """Train as configured; returns the final status (completed, stopped, failed)."""
+    """Train as configured; returns the final status (completed, stopped, failed).
+
+    Raises SessionBusy, before writing anything, when another live run holds the session.
+    """
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
     rank, world = _setup_distributed()
-    session = Session(Path(session_dir)).create() if rank == 0 else None
+    session = None
+    if rank == 0:
+        session = Session(Path(session_dir)).create()
+        session.lock()
+        session.clear_requests()  # a stop left from before this run must not end it
     log = EventLog(session.events if session else None)
     reporter = Reporter(interactive) if rank == 0 else None
     ctx = Context(cfg, session, log, reporter, rank, world)
+    forced = threading.Event()
 
     def on_signal(signum, frame):
+        # only flags: a handler that prints or imports can fail halfway through an import
+        if ctx.stop_signal:
+            forced.set()
         ctx.stop_signal = True
-        if reporter:
-            reporter.note(f"{signal.Signals(signum).name}: stopping after this step, with a checkpoint")
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     done = threading.Event()
-    threading.Thread(target=_heartbeat, args=(ctx, done), daemon=True).start()
+    threading.Thread(target=_heartbeat, args=(ctx, done, forced), daemon=True).start()
     status, error = "failed", None
     state = {"stage": 0, "step": 0}
     model = None
     try:
-        state = _load_checkpoint_state(session_dir) if resume else state
+        state = _load_checkpoint_state(session_dir, ctx) if resume else state
         if session:
             (session.path / CONFIG).write_text(cfg.to_yaml())
             session.write_status(status="running", model=cfg.model.name, started=time.time() if not resume else session.status().get("started", time.time()), phase="setup")
         device = pick_device(cfg.model.device)
+        notes = setup_notes(cfg, device)
         tokenizer = load_tokenizer(cfg.model.name)
         model = load_model(cfg, tokenizer, device)
         if state.get("trainable"):
@@ -169,6 +203,8 @@ def run(cfg, session_dir: Path, resume: bool = False, interactive: bool | None =
                  model=cfg.model.name, params_total=total, params_trainable=trainable, device=str(device),
                  load_8bit=cfg.model.load_8bit, world_size=world, resumed=resume,
                  resumed_from=state.get("path"), stages=[f"{a}:{b}" if b else a for a, b in stages(cfg)])
+        for note in notes:
+            ctx.alert("warning", note, phase="setup")
         _train(cfg, model, tokenizer, ctx, state, session_dir)
         status = "completed"
     except Stopped:
@@ -201,12 +237,15 @@ def run(cfg, session_dir: Path, resume: bool = False, interactive: bool | None =
     return status
 
 
-def _load_checkpoint_state(session_dir: Path) -> dict:
-    last = Session(Path(session_dir)).last_checkpoint()
-    if last is None:
+def _load_checkpoint_state(session_dir: Path, ctx: Context) -> dict:
+    folder, state, skipped = checkpoints.for_resume(Path(session_dir))
+    for problem in skipped:
+        ctx.alert("warning", f"resume skips a checkpoint that cannot be used: {problem}")
+    if folder is None:
+        if skipped:
+            raise checkpoints.CheckpointError("no usable checkpoint to resume from: " + "; ".join(skipped))
         return {"stage": 0, "step": 0}
-    state = torch.load(last / "state.pt", map_location="cpu", weights_only=False)
-    state["path"] = str(last)
+    state["path"] = str(folder)
     return state
 
 
@@ -218,13 +257,14 @@ def _train(cfg, model, tokenizer, ctx: Context, state: dict, session_dir: Path) 
     plan = stages(cfg)
     best = {"accuracy": state.get("best_accuracy"), "health": None}
     global_step = state.get("global_step", 0)
-    checkpoints = Path(session_dir) / "checkpoints"
+    folder = Path(session_dir) / "checkpoints"
     optimizer = scheduler = None
     forward_model = model
     if ctx.world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        forward_model = DDP(model)
+        p = next(model.parameters())
+        forward_model = DDP(model, device_ids=[p.device.index] if p.device.type == "cuda" else None)
     ctx.forward, ctx.forward_model = forward_model, forward_model
     ctx.autocast = lambda: autocast(model, cfg.model.autocast)
     from .rollout import Sampler
@@ -232,32 +272,35 @@ def _train(cfg, model, tokenizer, ctx: Context, state: dict, session_dir: Path) 
     ctx.sampler = Sampler(model, cfg.model.generate_dtype)
 
     def write_state(path: Path, stage: int, step: int) -> None:
-        path.mkdir(parents=True, exist_ok=True)
-        torch.save({
+        checkpoints.save(path, {
             "stage": stage, "step": step, "global_step": global_step, "trainable": trainable_state(model),
             "optimizer": optimizer.state_dict() if optimizer else None,
             "scheduler": scheduler.state_dict() if scheduler else None,
             "baseline": ctx.baseline, "best_accuracy": best["accuracy"], "config": cfg.to_dict(),
-        }, path / "state.pt.tmp")
-        (path / "state.pt.tmp").replace(path / "state.pt")  # a crash mid-write never leaves a broken checkpoint
+        })
 
     def evaluations(which: str, step: int) -> None:
         """Every evaluation set of the task; keeps the best checkpoint by accuracy on the first set."""
         if ctx.rank != 0:
             return
+        if ctx.session:
+            ctx.session.write_status(phase="eval")
         for i, (name, items) in enumerate(tasks.eval_sets(cfg).items()):
             fields, samples = ev.evaluate(ctx.sampler(), tokenizer, items, cfg)
             ctx.emit("eval", phase="eval", step=step, at=which, set=name, **fields)
             for s in samples[:8]:
                 ctx.sample("eval", step, {"set": name, "at": which, **s})
+            if fields.get("scoring_errors"):
+                ctx.alert("error", f"{fields['scoring_errors']['count']} output(s) of the {name} evaluation could not be "
+                          f"scored and count as wrong: {fields['scoring_errors']['first']}", phase="eval")
             if fields["parse_rate"] == 0 and fields["total"]:
                 ctx.alert("warning", f"no parseable output in the {name} evaluation ({which})", phase="eval")
             ctx.health_check("eval", step, fields["health"])
             if i == 0 and (best["accuracy"] is None or fields["accuracy"] > best["accuracy"]):
                 best["accuracy"] = fields["accuracy"]
                 if which != "start":
-                    write_state(checkpoints / "best", -1, 0)
-                    ctx.emit("checkpoint", path=str(checkpoints / "best"), step=step, phase=which, best=True, accuracy=fields["accuracy"])
+                    write_state(folder / checkpoints.BEST, -1, 0)
+                    ctx.emit("checkpoint", path=str(folder / checkpoints.BEST), step=step, phase=which, best=True, accuracy=fields["accuracy"])
                 if ctx.session:
                     ctx.session.write_status(best_accuracy=best["accuracy"])
 
@@ -271,11 +314,9 @@ def _train(cfg, model, tokenizer, ctx: Context, state: dict, session_dir: Path) 
             if ctx.rank != 0:
                 return None
             at = global_step + (0 if next_stage else step)
-            path = checkpoints / f"step-{at:06d}"
+            path = folder / f"step-{at:06d}"
             write_state(path, index + 1 if next_stage else index, 0 if next_stage else step)
-            for old in sorted(checkpoints.glob("step-*"))[:-2]:
-                if old != path:
-                    shutil.rmtree(old, ignore_errors=True)
+            checkpoints.rotate(session_dir, path)
             ctx.emit("checkpoint", path=str(path), step=step, phase=kind, global_step=at)
             return path
 
@@ -292,15 +333,15 @@ def _train(cfg, model, tokenizer, ctx: Context, state: dict, session_dir: Path) 
         if cfg.eval.every and "eval" in cfg.run.phases:
             ctx.periodic_eval = lambda step, kind=kind: evaluations(f"{kind}@{step}", global_step + step)
         if kind == "sft":
-            from .data.prompts import IGNORE, training_ids
+            from .data.prompts import training_ids
 
             system = tasks.system_prompt(cfg)
-            rows = [training_ids(tokenizer, q, a, system, cfg.data.max_len) for q, a in tasks.training_pairs(cfg)]
-            learnable = [r for r in rows if any(label != IGNORE for label in r[1])]
-            if len(learnable) < len(rows):
-                ctx.alert("warning", f"{len(rows) - len(learnable)} training examples have prompts longer than "
-                          f"data.max_len={cfg.data.max_len}, leaving no answer to learn; they are skipped", phase="sft")
-            rows = learnable
+            rows = [training_ids(tokenizer, q, a, system, cfg.data.max_len + 1) for q, a in tasks.training_pairs(cfg)]
+            fits = [r for r in rows if len(r[0]) <= cfg.data.max_len]  # a cut example would teach outputs that never end
+            if len(fits) < len(rows):
+                ctx.alert("info", f"{len(rows) - len(fits)} of {len(rows)} training examples are longer than "
+                          f"data.max_len={cfg.data.max_len} tokens; they are skipped", phase="sft")
+            rows = fits
             optimizer = make_optimizer(model, cfg.sft.optimizer, cfg.sft.lr, cfg.sft.weight_decay)
             _, total = sft.plan(len(rows), cfg, ctx.world)
             scheduler = sft.schedule(optimizer, cfg, total)
@@ -318,8 +359,8 @@ def _train(cfg, model, tokenizer, ctx: Context, state: dict, session_dir: Path) 
             total = cfg.rl.iterations
         if ctx.stopping:
             save(step)
-            if ctx.collapsed and (checkpoints / "best").exists():
-                ctx.alert("warning", f"stopped early: the model collapsed; the best checkpoint is {checkpoints / 'best'}")
+            if ctx.collapsed and (folder / checkpoints.BEST).exists():
+                ctx.alert("warning", f"stopped early: the model collapsed; the best checkpoint is {folder / checkpoints.BEST}")
             raise Stopped()
         global_step += step
         save(0, next_stage=True)

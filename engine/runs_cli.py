@@ -22,9 +22,16 @@ def add_parser(sub) -> None:
     t.add_argument("--plain", action="store_true", help="plain lines, no progress bars")
     t.set_defaults(func=_train)
 
-    e = sub.add_parser("eval", help="evaluate a session's last checkpoint (or the base model)")
+    e = sub.add_parser("eval", help="evaluate a session's checkpoint (best by default), or an untrained model")
     e.add_argument("target", help="a session folder, or a model name for the untrained model")
     e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    e.add_argument("--problems", action="append", default=[], metavar="FILE.jsonl",
+                   help="evaluate on this problem set instead of the built-in ones (question, answer, optional expert); repeat for several")
+    e.add_argument("--limit", type=int, metavar="N", help="the first N problems of each set")
+    e.add_argument("--samples", type=int, metavar="K", help="K outputs per problem: adds pass@K and majority-vote@K")
+    e.add_argument("--temperature", type=float, metavar="T", help="sampling temperature of the extra samples (default 0.8)")
+    e.add_argument("--checkpoint", default="best", metavar="best|last|PATH",
+                   help="which checkpoint of the session: best (default; last where there is none), last, or a folder")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=_eval)
 
@@ -77,32 +84,50 @@ def _train(args) -> int:
             folder = Path(args.session) if args.session else Path(DEFAULT_ROOT) / new_run_id(cfg.model.name)
     except config_mod.ConfigError as exc:
         return _fail("train", str(exc))
+    from .session import SessionBusy
+
     try:
         status = run(cfg, folder, resume=bool(args.resume), interactive=False if args.plain else None)
     except ModelNotFound as exc:
         return _fail("train", str(exc), 1)
+    except SessionBusy as exc:
+        return _fail("train", str(exc))
     print(f"session: {folder}")
     return 0 if status in ("completed", "stopped") else 1
 
 
 def _eval(args) -> int:
+    from . import checkpoints
     from .modeling import CheckpointMismatch, load_checkpoint, load_model, load_tokenizer, pick_device
-    from .session import Session
     from .tasks import eval_sets
     from .train import evaluate as ev
 
     target = Path(args.target)
+    sets = list(args.set)
+    if args.problems:  # only the files asked for: the built-in sets are switched off
+        missing = [p for p in args.problems if not Path(p).is_file()]
+        if missing:
+            return _fail("eval", f"{missing[0]}: no such problem file")
+        sets += ["eval.synthetic=0", "eval.gsm8k=0", "eval.problems=[" + ",".join(json.dumps(p) for p in args.problems) + "]"]
+    if args.limit is not None:
+        if args.limit < 1:
+            return _fail("eval", "--limit must be 1 or more")
+        sets += [f"eval.synthetic={args.limit}", f"eval.gsm8k={min(args.limit, 1319)}"] if not args.problems else []
+    if args.samples is not None:
+        sets.append(f"eval.samples={args.samples}")
+    if args.temperature is not None:
+        sets.append(f"eval.temperature={args.temperature}")
     try:
         if (target / "config.yaml").exists():
-            cfg = config_mod.load(target / "config.yaml", args.set)
-            ckpt = Session(target).last_checkpoint()
+            cfg = config_mod.load(target / "config.yaml", sets)
+            ckpt = checkpoints.choose(target, args.checkpoint)
         else:
-            cfg = config_mod.load(None, [f"model.name={args.target}", *args.set],
+            cfg = config_mod.load(None, [f"model.name={args.target}", *sets],
                                   base=config_mod.smoke_overrides() if args.target == TINY else None)
             ckpt = None
         tok = load_tokenizer(cfg.model.name)
         model = load_model(cfg, tok, pick_device(cfg.model.device))
-    except config_mod.ConfigError as exc:
+    except (config_mod.ConfigError, checkpoints.CheckpointError) as exc:
         return _fail("eval", str(exc))
     except ModelNotFound as exc:
         return _fail("eval", str(exc), 1)
@@ -111,8 +136,17 @@ def _eval(args) -> int:
             load_checkpoint(model, ckpt)
         except CheckpointMismatch as exc:
             return _fail("eval", f"{ckpt}: {exc}", 1)
+        except checkpoints.CheckpointError as exc:
+            return _fail("eval", str(exc), 1)
+        if not args.json:
+            print(f"engine eval: scoring {ckpt}", file=sys.stderr)
     results = {}
-    for name, items in eval_sets(cfg).items():
+    try:
+        named = eval_sets(cfg)
+    except (OSError, ValueError) as exc:
+        return _fail("eval", str(exc))
+    for name, items in named.items():
+        items = items[: args.limit] if args.limit else items
         fields, _ = ev.evaluate(model, tok, items, cfg)
         results[name] = fields
     if args.json:
@@ -159,11 +193,15 @@ def _stop(args) -> int:
     s = Session(Path(args.session))
     if not s.path.is_dir():
         return _fail("stop", f"{s.path}: no such session folder")
+    if not s.is_live():  # a request with nobody to read it would end the next resume at once
+        return _fail("stop", f"{s.path}: no live run holds this session; nothing to stop", 1)
+    try:
+        s.request_checkpoint() if args.checkpoint else s.request_stop()
+    except OSError as exc:
+        return _fail("stop", f"{s.path}: cannot write the request ({exc.strerror or exc})", 1)
     if args.checkpoint:
-        s.request_checkpoint()
         print(f"checkpoint requested: {s.path}")
     else:
-        s.request_stop()
         print(f"stop requested: {s.path} (the run saves a checkpoint and ends after its current step)")
     return 0
 

@@ -10,12 +10,13 @@ events, loops, dashboard) is shared.
 from __future__ import annotations
 
 import json
+import random
 import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from .data import gsm8k
+from .data import gsm8k, problems
 from .data.prompts import COT_SYSTEM, SYSTEM, trace_answer
 from .data.synthetic import generate as synthesize
 from .trace import answers_match, as_number, check, expert_label
@@ -40,6 +41,7 @@ class Score:
     answer: object = None
     codes: list[str] = field(default_factory=list)
     label: str = "all"  # the row of by_expert this output counts under
+    error: str | None = None  # scoring itself failed (a checker bug): the output scores 0
 
 
 def system_prompt(cfg) -> str:
@@ -52,12 +54,24 @@ def training_pairs(cfg) -> list[tuple[str, str]]:
     task = cfg.run.task
     if task == "trace":
         ex = synthesize(cfg.data.train_size, cfg.data.seed, cfg.data.mix or None, cfg.data.phrasings)
-        return [(e.question, trace_answer(e.trace)) for e in ex]
+        pairs = [(e.question, trace_answer(e.trace)) for e in ex]
+        pairs += [(c.question, trace_answer(c.trace)) for c in gsm8k_gold(cfg)]
+        random.Random(cfg.data.seed).shuffle(pairs)
+        return pairs
     if task == "cot":
         probs = gsm8k.load(_gsm8k_source(cfg), "train", cfg.data.train_size)
         return [(p.question, f"{p.solution}\n#### {_plain(p.answer)}") for p in probs]
     rows = read_instructions(cfg.data.instruct_train, cfg.data.train_size)
     return [(instruction_prompt(r), r["output"]) for r in rows]
+
+
+def gsm8k_gold(cfg) -> list:
+    """The GSM8K training problems of the trace mix, as gold traces (never the test split)."""
+    if not cfg.data.gsm8k_traces:
+        return []
+    from .data import gsm8k_traces
+
+    return list(gsm8k_traces.sample(cfg.data.gsm8k_traces, cfg.data.seed, _gsm8k_source(cfg)))
 
 
 def _gsm8k_source(cfg) -> str | None:
@@ -103,6 +117,9 @@ def eval_sets(cfg) -> dict[str, list[Item]]:
         sets["synthetic"] = [Item(e.question, e.answer, e.expert) for e in ex]
     if task in ("trace", "cot") and cfg.eval.gsm8k:
         sets["gsm8k"] = [Item(p.question, p.answer) for p in gsm8k.load(_gsm8k_source(cfg), "test", cfg.eval.gsm8k)]
+    if task in ("trace", "cot"):
+        for path in cfg.eval.problems:
+            sets[problems.set_name(path)] = [Item(p.question, p.answer, p.expert) for p in problems.load(path)]
     if task == "instruct":
         for path in cfg.eval.instruct_sets:
             rows = read_instructions(path, cfg.eval.synthetic or None)
@@ -128,6 +145,16 @@ def final_number(text: str):
 
 
 def score(cfg, item: Item, text: str, cut: bool) -> Score:
+    """The outcome and reward of one output. Never raises: one odd sample must not end a
+    run, so a failure inside scoring scores 0 and carries `error` for the loop to alert on."""
+    try:
+        return _score(cfg, item, text, cut)
+    except Exception as exc:  # noqa: BLE001 - whatever broke, the run goes on
+        return Score("parse_fail", 0.0, False, None, ["scoring_error"], item.expert or "unparsed",
+                     error=f"{type(exc).__name__}: {str(exc)[:200]}")
+
+
+def _score(cfg, item: Item, text: str, cut: bool) -> Score:
     task = cfg.run.task
     if task == "trace":
         r = check(text, item.answer, item.expert, cfg.reward, cut_off=cut)

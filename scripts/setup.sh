@@ -11,15 +11,27 @@ quiet=(-q --disable-pip-version-check)
 # shellcheck disable=SC1091
 . .venv/bin/activate
 
+TORCH_VERSION=${TORCH_VERSION:-2.13.0}
+gpu=0
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then gpu=1; fi
 if ! python -c "import torch" 2>/dev/null; then
-  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
-    pip install "${quiet[@]}" torch                      # a GPU: the CUDA build
-  elif ! pip install "${quiet[@]}" "torch==${TORCH_CPU_VERSION:-2.13.0}"; then
+  if [ "$gpu" = 1 ]; then
+    # A pinned CUDA build; TORCH_INDEX_URL names the wheel index that fits the driver
+    # (e.g. https://download.pytorch.org/whl/cu124), else pip's default CUDA build.
+    pip install "${quiet[@]}" "torch==$TORCH_VERSION" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
+  elif ! pip install "${quiet[@]}" "torch==${TORCH_CPU_VERSION:-$TORCH_VERSION}"; then
     # Without a GPU never fall back to the default build: it pulls GBs of CUDA.
-    echo "setup: no CPU build of torch ${TORCH_CPU_VERSION:-2.13.0} here; set TORCH_CPU_VERSION," \
+    echo "setup: no CPU build of torch ${TORCH_CPU_VERSION:-$TORCH_VERSION} here; set TORCH_CPU_VERSION," \
          "or PIP_INDEX_URL to your CPU wheel index, and run again" >&2
     exit 1
   fi
+fi
+if [ "$gpu" = 1 ] && ! python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+  echo "setup: nvidia-smi sees a GPU, but torch $(python -c 'import torch; print(torch.__version__)') cannot use it" \
+       "(a CPU build, or a CUDA build newer than the driver: nvidia-smi shows the driver's CUDA version)." \
+       "Reinstall with TORCH_INDEX_URL=https://download.pytorch.org/whl/cuXYZ matching it:" \
+       "pip uninstall -y torch && bash scripts/setup.sh" >&2
+  exit 1
 fi
 
 if ! pip show tracebench >/dev/null 2>&1 || [ pyproject.toml -nt .venv/.installed ]; then

@@ -13,7 +13,7 @@ from engine.data import gsm8k
 from engine.data.synthetic import PATTERNS, generate, make_example
 from engine.trace import check
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "gsm8k"
+SHIPPED = gsm8k.SHIPPED
 
 
 def test_every_pattern_in_every_phrasing_scores_one_against_its_own_answer():
@@ -58,10 +58,19 @@ def test_data_generate_and_stats_cli(tmp_path):
     assert bad.returncode == 2 and "algebra" in bad.stderr
 
 
-def test_gsm8k_answers_parse_from_the_shared_copy():
-    problems = gsm8k.load(str(SHARED), "test")
+def test_gsm8k_ships_inside_the_project_and_is_the_default(monkeypatch):
+    monkeypatch.delenv("TRACEBENCH_GSM8K", raising=False)
+    root = Path(__file__).resolve().parents[1]
+    assert SHIPPED.is_relative_to(root) and (SHIPPED / "LICENSE").read_text().startswith("MIT License")
+    assert "cobbe2021gsm8k" in (SHIPPED / "README.md").read_text()
+    assert gsm8k.default_source() == str(SHIPPED)
+    assert len(gsm8k.load(None, "train")) == 7473 and len(gsm8k.load(None, "test")) == 1319
+
+
+def test_gsm8k_answers_parse_from_the_shipped_copy():
+    problems = gsm8k.load(str(SHIPPED), "test")
     assert len(problems) == 1319 and all(isinstance(p.answer, Fraction) for p in problems)
-    assert len(gsm8k.load(str(SHARED / "train.jsonl"), limit=10)) == 10
+    assert len(gsm8k.load(str(SHIPPED / "train.jsonl"), limit=10)) == 10
 
 
 @pytest.mark.parametrize("text,value", [("#### 1,234", 1234), ("#### -5", -5), ("#### 3.50", Fraction(7, 2)), ("#### $12", 12)])

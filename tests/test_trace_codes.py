@@ -187,3 +187,10 @@ def test_every_code_is_exercised_somewhere_in_this_file():
     source = inspect.getsource(sys.modules[__name__])
     missing = [c for c in CODES if f'"{c}"' not in source]
     assert missing == []
+
+
+def test_out_of_range_on_a_value_no_word_problem_needs():
+    text = GOOD.replace("value: 8}", "value: 8}\n- {op: init, var: big, value: 99999999999}").replace(
+        "compute_op: add, args: [base, tax]", "compute_op: mul, args: [base, tax, big, big]")
+    d = diag(text, "out_of_range")
+    assert d.line == 6 and d.step == 3 and "1e15" in d.message

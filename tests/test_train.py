@@ -20,7 +20,7 @@ def engine(*args, timeout=240, **kw):
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     folder = tmp_path_factory.mktemp("runs") / "smoke"
-    out = engine("train", "--model", "tiny", "--session", str(folder), "--plain")
+    out = engine("train", "--model", "tiny", "--session", str(folder), "--plain", "--set", "eval.at=start,sft,rl")
     assert out.returncode == 0, out.stderr[-2000:]
     return folder, out
 
@@ -42,6 +42,8 @@ def test_smoke_run_writes_a_coherent_session(smoke):
     for e in evals:
         assert {"accuracy", "parse_rate", "valid_rate", "correct", "wrong_answer", "invalid_trace", "wrong_expert", "parse_fail", "by_expert"} <= set(e)
         assert sum(v["total"] for v in e["by_expert"].values()) == e["total"]
+        lo, hi = e["accuracy_ci"]  # the 95% Wilson interval holds the accuracy
+        assert 0 <= lo <= e["accuracy"] <= hi <= 1 and hi - lo > 0
     samples = [e for e in events if e["kind"] == "sample"]
     assert samples and {"question", "expected_answer", "text", "reward", "codes"} <= set(samples[0])
     assert any(e["kind"] == "checkpoint" for e in events) and (folder / "config.yaml").exists()
@@ -162,8 +164,45 @@ def test_rl_update_weights_every_token_alike_and_skips_a_batch_without_signal():
     assert update(model, None, default_tokenizer, batch, [0.0, 0.0], opt, cfg, ctx)["skipped"]
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
-    lp = completion_logprobs(model, default_tokenizer, batch.prompts, [short, long])
+    lp = completion_logprobs(model, default_tokenizer, batch.prompts, [short, long], cfg.rl.temperature)
     expected = -(1.0 * lp[0].sum() - 1.0 * lp[1].sum()) / (len(short) + len(long))
     stats = update(model, None, default_tokenizer, batch, [1.0, -1.0], opt, cfg, ctx)
     assert abs(stats["loss"] - expected.item()) < 1e-5 and not stats.get("skipped")
+    assert stats["entropy"] > 0
     assert not all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_rl_update_in_micro_batches_equals_one_pass_and_scales_logits_by_temperature():
+    """Backward per micro-batch (one graph alive) gives the gradient of the whole-batch
+    loss; log-probs are those of the tempered distribution the tokens were sampled from."""
+    import contextlib
+
+    import torch
+
+    from engine import config
+    from engine.modeling import load_tokenizer, make_optimizer, tiny_model
+    from engine.rollout import Completion, completion_logprobs
+    from engine.train.rl import Batch, tied_share, update
+
+    tok = load_tokenizer("smollm2-135m-instruct")
+    ids = [tok(t)["input_ids"] for t in ("expert: a", "- expert: b\n  trace: [c]", "x: 1", "y: [2, 3]", "z")]
+    grads = []
+    for micro in (1, 5):
+        torch.manual_seed(0)
+        model = tiny_model(tok)
+        cfg = config.load(sets=[f"rl.micro_batch={micro}", "rl.lr=0", "rl.max_grad_norm=1e6"])
+        ctx = type("Ctx", (), {"autocast": staticmethod(contextlib.nullcontext), "forward_model": model})()
+        batch = Batch(0, [], ["q"] * 5, [Completion("", i, False) for i in ids], [1, 0, 0.5, 0.7, 0.3], [], {})
+        opt = make_optimizer(model, "adamw", 0.0)
+        opt.zero_grad()
+        # keep the gradient: step with lr 0, read it before zero_grad by hooking the optimizer
+        seen = {}
+        opt.register_step_pre_hook(lambda o, a, k: seen.update(g=[p.grad.clone() for p in model.parameters() if p.grad is not None]))
+        update(model, None, tok, batch, [1.0, -0.5, 0.0, 2.0, -1.0], opt, cfg, ctx)
+        grads.append(seen["g"])
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(*grads))
+
+    hot = completion_logprobs(model, tok, ["q"], [ids[0]], temperature=2.0)[0]
+    cold = completion_logprobs(model, tok, ["q"], [ids[0]], temperature=1.0)[0]
+    assert not torch.allclose(hot, cold)
+    assert tied_share([1, 1, 0.5, 0.7, 0, 0], 2) == 2 / 3

@@ -191,7 +191,7 @@ async def test_start_a_run_from_the_form_and_watch_it_finish(tmp_path):
     app = sessions_app(root)
     async with app.run_test(size=(160, 50)) as pilot:
         q = app.screen.query_one
-        for field, value in {"#f-model-name": "tiny", "#f-train-size": "16", "#f-epochs": "1", "#f-rl-iters": "1",
+        for field, value in {"#f-model-name": "tiny", "#f-train-size": "16", "#f-gsm8k-traces": "4", "#f-epochs": "1", "#f-rl-iters": "1",
                              "#f-eval-syn": "2", "#f-eval-gsm": "0"}.items():
             q(field).value = value
         app.screen.start_run()

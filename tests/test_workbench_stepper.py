@@ -33,6 +33,7 @@ BY_CODE = {
     "missing_query": "expert: arithmetic\ntrace:\n- {op: init, var: a, value: 2}\n- {op: compute, compute_op: mul, args: [a, 3], var: r}\n",
     "query_init_only": "expert: arithmetic\ntrace:\n- {op: init, var: a, value: 2}\n- {op: query, var: a}\n",
     "div_zero": "expert: arithmetic\ntrace:\n- {op: init, var: a, value: 2}\n- {op: compute, compute_op: div, args: [a, 0], var: r}\n- {op: query, var: r}\n",
+    "out_of_range": "expert: arithmetic\ntrace:\n- {op: init, var: a, value: 1e12}\n- {op: compute, compute_op: mul, args: [a, a], var: r}\n- {op: query, var: r}\n",
     "steps_after_query": OVERWRITE.replace("- {op: init, var: a, value: 5}\n", "") + "- {op: init, var: z, value: 1}\n",
     "template_loop": LOOP,
     "text_loop": "Let me think.\nLet me think.\nLet me think.\nLet me think.\n",

@@ -29,15 +29,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "attach":
         app = attach_app(args.target, args.theme, [o for opt in args.ssh_option for o in opt.split()])
     elif args.cmd == "trace":
+        from engine.trace.cli import UsageError, read_input
+
+        try:
+            text = read_input(args.file)  # bounded: a huge file is read only as far as "too long"
+        except UsageError as exc:
+            print(f"workbench trace: {exc}", file=sys.stderr)
+            return 2
         if args.file == "-":
-            text = sys.stdin.read()
             _reattach_tty()
-        else:
-            try:
-                text = Path(args.file).read_text(encoding="utf-8", errors="replace")
-            except OSError as exc:
-                print(f"workbench trace: {args.file}: {exc.strerror or exc}", file=sys.stderr)
-                return 2
         app = stepper_app(text, args.expect_answer, args.expect_expert, title=args.file, theme=args.theme)
     else:
         app = sessions_app(Path(args.root), args.theme)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from engine.events import EVENTS, EventReader
+from engine.session import Session
 
 
 def split_target(target: str) -> tuple[str | None, str]:
@@ -35,7 +36,7 @@ class Follower:
         self.on_events, self.on_status = on_events, on_status
         self.interval = interval
         self.ssh, self.ssh_options = ssh, ssh_options or []
-        self.reader = EventReader(Path(self.folder) / EVENTS)
+        self.reader = EventReader(Path(self.folder) / EVENTS, checked=True)
         self._stop = threading.Event()
         self._proc: subprocess.Popen | None = None
         self.thread = threading.Thread(target=self._run, daemon=True, name=f"follow {target}")
@@ -56,17 +57,34 @@ class Follower:
             self._follow_ssh()
 
     def _follow_local(self) -> None:
+        if not Path(self.folder).is_dir():
+            self.on_status(f"{self.folder}: no such session folder")
+            return
         while not self._stop.is_set():
+            restarts = self.reader.restarts
             events = self.reader.read()
+            if self.reader.restarts != restarts:
+                self.on_status("events.jsonl was truncated or replaced; reading it from the start")
             if events:
                 self.on_events(events)
             self._stop.wait(self.interval)
 
     def remote(self, command: str) -> list[str]:
-        return [self.ssh, "-o", "BatchMode=yes", "-o", "ServerAliveInterval=5", *self.ssh_options, self.host, command]
+        # `--` ends ssh's options: a target such as `-oProxyCommand=...:dir` is a host name, never an option
+        return [self.ssh, "-o", "BatchMode=yes", "-o", "ServerAliveInterval=5", *self.ssh_options, "--", self.host, command]
 
     def _follow_ssh(self) -> None:
-        path = shlex.quote(str(Path(self.folder) / EVENTS))
+        folder = remote_path(self.folder)
+        try:
+            check = subprocess.run(self.remote(f"test -d {folder} && echo ok"), capture_output=True, timeout=30,
+                                   stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            check = None
+            self.on_status(f"cannot reach {self.host}: {exc}")
+        if check is not None and check.returncode in (0, 1) and b"ok" not in check.stdout:
+            self.on_status(f"{self.host}:{self.folder}: no such session folder")
+            return
+        path = remote_path(str(Path(self.folder) / EVENTS))
         delay = 1.0
         while not self._stop.is_set():
             start = self.reader.offset + 1  # bytes consumed so far; a torn line stays buffered in the reader
@@ -108,11 +126,19 @@ class Follower:
             delay = 1.0 if got_any else min(delay * 2, 30.0)
 
 
+def remote_path(path: str) -> str:
+    """A path for the remote shell: quoted, but `~/...` still means the remote home."""
+    if path == "~" or path.startswith("~/"):
+        return '"$HOME"' + (shlex.quote(path[1:]) if len(path) > 1 else "")
+    return shlex.quote(path)
+
+
 def remote_request(target: str, name: str, ssh: str = "ssh", ssh_options: list[str] | None = None) -> None:
     """Drop a request file (stop, checkpoint-now) into a session, locally or over ssh."""
     host, folder = split_target(target)
     if host is None:
-        (Path(folder) / name).write_text(str(time.time()))
+        Session(Path(folder)).request(name)  # never through a planted link
         return
-    cmd = [ssh, "-o", "BatchMode=yes", *(ssh_options or []), host, f"date +%s > {shlex.quote(str(Path(folder) / name))}"]
+    path = remote_path(str(Path(folder) / name))
+    cmd = [ssh, "-o", "BatchMode=yes", *(ssh_options or []), "--", host, f"[ ! -L {path} ] && date +%s > {path}"]
     subprocess.run(cmd, check=True, capture_output=True, timeout=30)

@@ -29,14 +29,16 @@ class RunState:
     last_t: float | None = None
 
     def add(self, events: list[dict]) -> None:
-        """Fold events in; the follower's byte offsets guarantee each arrives once."""
+        """Fold events in (checked by engine.events.sanitize on the way); the follower's
+        byte offsets guarantee each arrives once."""
         for e in events:
             self.events += 1
             t = e.get("t")
             if isinstance(t, (int, float)):
                 self.first_t = t if self.first_t is None else self.first_t
                 self.last_t = t
-            getattr(self, "_" + str(e.get("kind")), self._other)(e)
+            # a fixed table: an event's `kind` never names a method
+            HANDLERS.get(e.get("kind"), RunState._other)(self, e)
 
     # one handler per kind; unknown kinds only reach the log
     def _run_started(self, e):
@@ -47,13 +49,17 @@ class RunState:
     def _metrics(self, e):
         phase = e.get("phase", "?")
         self.last_metrics = e
+        step = e.get("step") or 0
         for key, value in e.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in ("t", "step", "total"):
-                self.series.setdefault(phase, {}).setdefault(key, []).append((e.get("step", 0), float(value)))
+                points = self.series.setdefault(phase, {}).setdefault(key, [])
+                while points and points[-1][0] >= step:  # a resumed run redoes steps after its checkpoint
+                    points.pop()
+                points.append((step, float(value)))
 
     def _eval(self, e):
         self.evals.append(e)
-        self.log.append(f"eval {e.get('set')} at {e.get('at')}: accuracy {e.get('accuracy', 0):.1%}")
+        self.log.append(f"eval {e.get('set')} at {e.get('at')}: accuracy {e.get('accuracy') or 0:.1%}")
 
     def _sample(self, e):
         self.samples.append(e)
@@ -85,7 +91,8 @@ class RunState:
 
     def progress(self) -> tuple[str, int, int]:
         m = self.last_metrics or self.heartbeat
-        return m.get("phase", ""), int(m.get("step", 0) or 0), int(m.get("total", 0) or 0)
+        step, total = m.get("step"), m.get("total")
+        return str(m.get("phase") or ""), step if isinstance(step, int) else 0, total if isinstance(total, int) else 0
 
     def eta(self, now: float | None = None) -> float | None:
         """Seconds left in the current phase, from its pace so far."""
@@ -113,6 +120,13 @@ class RunState:
         codes = sorted({c for e in evals for c in e.get("diagnostic_counts", {})})
         cells = {(lab, c): e.get("diagnostic_counts", {}).get(c, 0) for lab, e in zip(labels, evals) for c in codes}
         return labels, codes, cells
+
+
+HANDLERS = {
+    "run_started": RunState._run_started, "metrics": RunState._metrics, "eval": RunState._eval,
+    "sample": RunState._sample, "alert": RunState._alert, "checkpoint": RunState._checkpoint,
+    "heartbeat": RunState._heartbeat, "run_finished": RunState._run_finished,
+}
 
 
 def smooth(points: list[tuple[int, float]], weight: float) -> list[tuple[int, float]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from engine.events import clean_text
 from engine.trace import Report, check
 
 
@@ -22,7 +23,9 @@ class Stepper:
         self.load(self.text)
 
     def load(self, text: str) -> None:
-        """(Re)check the text; keep the position where it still makes sense."""
+        """(Re)check the text; keep the position where it still makes sense. Control
+        sequences are removed first: a trace file cannot drive the terminal."""
+        text = clean_text(text)
         self.text = text
         self.report = check(text, self.expect_answer, self.expect_expert, source="<stepper>")
         self.position = min(self.position, len(self.records) - 1)

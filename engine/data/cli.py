@@ -17,6 +17,11 @@ def add_parser(sub) -> None:
     g.add_argument("--mix", default="", help="expert weights, e.g. arithmetic=2,percentage=1 (default: even)")
     g.add_argument("--phrasings", choices=["one", "all"], default="one", help="one phrasing per pattern, or all")
     g.set_defaults(func=_generate)
+    c = data.add_parser("gsm8k-traces", help="GSM8K solutions converted to gold traces (each checked to score 1.0)")
+    c.add_argument("--split", choices=["train", "test"], default="train")
+    c.add_argument("--source", default=None, help="GSM8K folder, JSONL file or hub id (default: the copy shipped with the project)")
+    c.add_argument("--out", required=True, help="JSONL of the kept traces; the rest go to <out>.rejected.jsonl with their reason")
+    c.set_defaults(func=_gsm8k_traces)
     s = data.add_parser("stats", help="the mix of a JSONL file by expert and pattern")
     s.add_argument("file")
     s.set_defaults(func=_stats)
@@ -59,6 +64,32 @@ def _generate(args) -> int:
     return 0
 
 
+def rejected_path(out: Path) -> Path:
+    return out.with_name(out.stem + ".rejected.jsonl")
+
+
+def _gsm8k_traces(args) -> int:
+    from .gsm8k import load_rows
+    from .gsm8k_traces import convert_all
+
+    try:
+        rows = load_rows(args.source, args.split)
+    except (OSError, ValueError) as exc:
+        print(f"engine data gsm8k-traces: {exc}", file=sys.stderr)
+        return 2
+    done = convert_all(rows)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    kept = [c for c in done if c.kept]
+    out.write_text("".join(json.dumps(c.to_json()) + "\n" for c in kept))
+    rejected_path(out).write_text("".join(
+        json.dumps({"gsm8k_index": c.index, "question": c.question, "reason": c.reason, "detail": c.detail}) + "\n"
+        for c in done if not c.kept))
+    print(f"{args.split}: {len(kept)} of {len(done)} problems kept ({len(kept) / max(len(done), 1):.1%}) in {out}; "
+          f"the rest, with reasons, in {rejected_path(out)}", file=sys.stderr)
+    return 0
+
+
 def _stats(args) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -82,4 +113,23 @@ def _stats(args) -> int:
             if e == expert:
                 table.add_row("", pat, str(m), f"{m / len(rows):.1%}")
     Console().print(table)
+    rejected = rejected_path(Path(args.file))
+    if any("gsm8k_index" in r for r in rows) and rejected.exists():
+        _conversion_table(len(rows), [json.loads(x) for x in rejected.read_text().splitlines() if x.strip()])
     return 0
+
+
+def _conversion_table(kept: int, rejected: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .gsm8k_traces import REASONS
+
+    total = kept + len(rejected)
+    table = Table(title=f"GSM8K conversion: {kept} of {total} kept ({kept / max(total, 1):.1%})", title_justify="left")
+    for col in ("outcome", "count", "share", "meaning"):
+        table.add_column(col, justify="right" if col in ("count", "share") else "left")
+    table.add_row("kept", str(kept), f"{kept / max(total, 1):.1%}", "scores 1.0 against the reference answer")
+    for reason, n in Counter(r.get("reason") for r in rejected).most_common():
+        table.add_row(str(reason), str(n), f"{n / max(total, 1):.1%}", REASONS.get(reason, ""))
+    Console().print(table)

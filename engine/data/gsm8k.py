@@ -1,4 +1,5 @@
-"""GSM8K from a hub id (through `datasets`) or a local JSONL file or folder."""
+"""GSM8K: the copy shipped in `engine/data/files/gsm8k/` (MIT, see its README),
+a hub id (through `datasets`), or a local JSONL file or folder."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from fractions import Fraction
 from pathlib import Path
 
 HUB_ID = "openai/gsm8k"
+SHIPPED = Path(__file__).resolve().parent / "files" / "gsm8k"
 _FINAL = re.compile(r"####\s*(.+?)\s*$", re.S)
 _NUMBER = re.compile(r"-?\$?\s*-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 
@@ -41,15 +43,19 @@ def number(text: str) -> Fraction:
 
 
 def default_source() -> str:
-    """$TRACEBENCH_GSM8K, the shared copy beside this checkout, or the hub id."""
-    env = os.environ.get("TRACEBENCH_GSM8K")
-    if env:
-        return env
-    shared = Path(__file__).resolve().parents[3] / "shared" / "gsm8k"
-    return str(shared) if shared.exists() else HUB_ID
+    """$TRACEBENCH_GSM8K if set, else the copy shipped with the project."""
+    return os.environ.get("TRACEBENCH_GSM8K") or str(SHIPPED)
 
 
 def load(source: str | None = None, split: str = "test", limit: int | None = None) -> list[Problem]:
+    return [
+        Problem(r["question"], r["answer"].split("####")[0].strip(), parse_answer(r["answer"]))
+        for r in load_rows(source, split, limit)
+    ]
+
+
+def load_rows(source: str | None = None, split: str = "test", limit: int | None = None) -> list[dict]:
+    """The raw records (`question`, `answer` with its `#### N`) in file order."""
     source = source or default_source()
     path = Path(source).expanduser()
     if path.is_dir():
@@ -72,7 +78,4 @@ def load(source: str | None = None, split: str = "test", limit: int | None = Non
         except Exception as exc:  # offline, unknown id: one clear sentence
             raise FileNotFoundError(f"GSM8K: cannot load {source!r} from the hub ({type(exc).__name__}); pass a local JSONL path") from None
         rows = [ds[i] for i in range(min(limit or len(ds), len(ds)))]
-    return [
-        Problem(r["question"], r["answer"].split("####")[0].strip(), parse_answer(r["answer"]))
-        for r in rows
-    ]
+    return rows

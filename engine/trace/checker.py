@@ -9,8 +9,8 @@ from .diagnostics import Diagnostic, sort_key
 from .executor import PartEnd, StepRecord, as_number, execute
 from .language import EXPERT_OPS
 from .loops import template_loops, text_loops
-from .parser import Parsed, Trace, parse
-from .reward import DEFAULT_WEIGHTS, RewardWeights, outcome, reward
+from .parser import MAX_CHARS, Parsed, Trace, parse
+from .reward import DEFAULT_WEIGHTS, RewardWeights, expected_number, outcome, reward
 
 
 @dataclass(slots=True)
@@ -112,19 +112,12 @@ def check(
         ends = report.ends
         if ends and all(e.completed for e in ends):
             report.answer = ends[-1].answer
-    diags += text_loops(text)
+    if len(text) <= MAX_CHARS:  # what the parser refused as too long is not searched either
+        diags += text_loops(text)
     report.diagnostics = sorted(diags, key=sort_key)
     if expect_answer is not None:
-        try:
-            report.expected_answer = Fraction(str(expect_answer))
-        except (ValueError, ZeroDivisionError):
-            report.expected_answer = None
+        report.expected_answer = expected_number(expect_answer)
         report.outcome = outcome(report.diagnostics, report.answer, report.expected_answer)
         warnings = sum(1 for d in report.diagnostics if not d.is_error)
         report.reward = reward(report.outcome, warnings, weights)
     return report
-
-
-def score(text: str, expect_answer, expect_expert: str | None = None, weights: RewardWeights = DEFAULT_WEIGHTS) -> float:
-    """The reward of one output: the plain function the RL loop calls."""
-    return check(text, expect_answer, expect_expert, weights).reward

@@ -9,7 +9,8 @@ from pathlib import Path
 from rich.console import Console
 
 from .checker import check
-from .language import EXPERTS, COMPOSITION
+from .language import COMPOSITION, EXPERTS
+from .parser import MAX_CHARS
 
 
 def add_parser(sub) -> None:
@@ -28,14 +29,12 @@ def add_parser(sub) -> None:
 
 
 def _number(text: str) -> str:
-    from fractions import Fraction
+    from .reward import expected_number
 
-    try:
-        Fraction(text)
-    except (ValueError, ZeroDivisionError):
+    if expected_number(text) is None:
         import argparse
 
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (or its exponent is beyond 1e30)")
     return text
 
 
@@ -44,11 +43,14 @@ class UsageError(Exception):
 
 
 def read_input(name: str) -> str:
+    """At most MAX_CHARS + 1 characters: enough for the parser to say "too long", never
+    gigabytes (`/dev/zero`, a log file passed by mistake)."""
     if name == "-":
-        return sys.stdin.read()
+        return sys.stdin.read(MAX_CHARS + 1)
     path = Path(name)
     try:
-        return path.read_text(encoding="utf-8", errors="replace")
+        with path.open(encoding="utf-8", errors="replace") as f:
+            return f.read(MAX_CHARS + 1)
     except FileNotFoundError:
         raise UsageError(f"{name}: no such file")
     except (IsADirectoryError, PermissionError, OSError) as exc:

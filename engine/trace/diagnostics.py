@@ -28,6 +28,7 @@ CODES: dict[str, tuple[str, str]] = {
     "missing_query": (ERROR, "a part without a query"),
     "query_init_only": (ERROR, "the answer was only initialised, never computed"),
     "div_zero": (ERROR, "a division by zero"),
+    "out_of_range": (ERROR, "a value too large or too precise for a word problem (the executor's bounds)"),
     "steps_after_query": (WARNING, "steps after the query are not run"),
     "template_loop": (WARNING, "the same steps or parts repeat back to back"),
     "text_loop": (WARNING, "the raw output repeats itself"),

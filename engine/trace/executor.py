@@ -112,29 +112,29 @@ class _Machine:
                     raise _StepFailed("undefined_var", f"`{f['source']}` holds no value: part {index} gave no answer")
                 rec.reads[f["source"]] = value
             else:
-                value = f["value"]
+                value = bounded(f["value"])
             self.write(step, rec, f["var"], value, op)
         elif op == "compute":
             args = [self.read(step, rec, a) for a in f["args"]]
             self.write(step, rec, f["var"], _compute(f["compute_op"], args), op)
         elif op in ("percent_off", "percent_increase", "percent_of"):
             base, rate = self.read(step, rec, f["base"]), self.read(step, rec, f["rate"])
-            value = {
+            value = bounded({
                 "percent_off": lambda: base * (1 - rate / 100),
                 "percent_increase": lambda: base * (1 + rate / 100),
                 "percent_of": lambda: base * rate / 100,
-            }[op]()
+            }[op]())
             self.write(step, rec, f["var"], value, op)
         elif op == "transfer":
             amount = self.read(step, rec, f["amount"])
             src = self.read(step, rec, f["from"])
             dst = self.read(step, rec, f["to"]) if f["to"] in self.state else Fraction(0)
-            self.write(step, rec, f["from"], src - amount, op)
-            self.write(step, rec, f["to"], dst + amount, op)
+            self.write(step, rec, f["from"], bounded(src - amount), op)
+            self.write(step, rec, f["to"], bounded(dst + amount), op)
         elif op in ("consume", "add_entity"):
             amount = self.read(step, rec, f["amount"])
             have = self.read(step, rec, f["entity"])
-            self.write(step, rec, f["entity"], have - amount if op == "consume" else have + amount, op)
+            self.write(step, rec, f["entity"], bounded(have - amount if op == "consume" else have + amount), op)
         elif op == "query":
             var = f["var"]
             rec.answer = self.read(step, rec, var)
@@ -147,20 +147,43 @@ class _Machine:
                 )
 
 
+# Bounds that no word problem comes near; past them exact arithmetic would cost
+# seconds to minutes (1e30 multiplied by itself a few dozen times).
+MAX_MAGNITUDE = Fraction(10) ** 15
+MAX_DIGITS = 30  # of a fraction's numerator or denominator
+
+
+def bounded(value: Fraction) -> Fraction:
+    if abs(value) > MAX_MAGNITUDE:
+        raise _StepFailed("out_of_range", f"the result has magnitude over 1e15 ({_magnitude(value)}): "
+                                          "no word problem needs it; check the operation and its operands")
+    if value.denominator.bit_length() > MAX_DIGITS * 3.33 or value.numerator.bit_length() > MAX_DIGITS * 3.33 + 50:
+        raise _StepFailed("out_of_range", f"the result needs more than {MAX_DIGITS} digits to hold exactly")
+    return value
+
+
+def _magnitude(value: Fraction) -> str:
+    digits = len(str(abs(value.numerator))) - len(str(value.denominator))
+    return f"about 1e{digits}"
+
+
 def _compute(cop: str, args: list[Fraction]) -> Fraction:
     if cop == "add":
-        return sum(args, Fraction(0))
+        out = Fraction(0)
+        for a in args:
+            out = bounded(out + a)
+        return out
     if cop == "mul":
         out = Fraction(1)
         for a in args:
-            out *= a
+            out = bounded(out * a)  # checked at every factor: a long product never grows unbounded
         return out
     a, b = args
     if cop == "sub":
-        return a - b
+        return bounded(a - b)
     if b == 0:
         raise _StepFailed("div_zero", "division by zero")
-    return a / b
+    return bounded(a / b)
 
 
 def execute(trace: Trace) -> Iterator[StepRecord | PartEnd]:
@@ -238,8 +261,11 @@ def fmt(value: Fraction | None) -> str:
     if value is None:
         return "—"
     if value.denominator == 1:
-        return str(value.numerator)
-    as_float = float(value)
+        return str(value.numerator) if value.numerator.bit_length() < 200 else f"{_magnitude(value)} (integer)"
+    try:
+        as_float = float(value)
+    except OverflowError:
+        return _magnitude(value)
     text = f"{as_float:.6f}".rstrip("0").rstrip(".")
     return text if Fraction(text) == value else text + "…"
 
@@ -248,4 +274,9 @@ def as_number(value: Fraction | None) -> int | float | None:
     """A value for JSON: an int when whole, else a float."""
     if value is None:
         return None
-    return value.numerator if value.denominator == 1 else float(value)
+    if value.denominator == 1:
+        return value.numerator
+    try:
+        return float(value)
+    except OverflowError:  # only reachable from outside the executor's bounds (an expected answer)
+        return float("inf") if value > 0 else float("-inf")

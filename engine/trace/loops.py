@@ -13,6 +13,11 @@ from .diagnostics import Diagnostic
 
 MIN_COPIES = 3
 _SPAN = re.compile(r"\b(.{8,}?)\1{2,}")  # spans start at a word: 4x fewer tries
+# The searches below are polynomial in their input; a model's output is a few
+# hundred lines, so these caps only ever bite on hostile or runaway input.
+MAX_ITEMS = 2_000  # lines, steps or parts searched for back-to-back repeats
+MAX_BLOCK = 64  # the longest repeated block looked for
+MAX_SPAN_LINE = 2_000  # characters of one line searched for a repeated span
 
 
 def repeats(seq: Sequence[Hashable], min_copies: int = MIN_COPIES) -> list[tuple[int, int, int]]:
@@ -21,10 +26,11 @@ def repeats(seq: Sequence[Hashable], min_copies: int = MIN_COPIES) -> list[tuple
     At each position the longest covered span wins (the shortest block on a
     tie), and the scan continues after it, so runs never overlap.
     """
+    seq = seq[:MAX_ITEMS]
     out, i, n = [], 0, len(seq)
     while i <= n - min_copies:
         best = None
-        for length in range(1, (n - i) // min_copies + 1):
+        for length in range(1, min((n - i) // min_copies, MAX_BLOCK) + 1):
             block = seq[i : i + length]
             copies = 1
             while seq[i + copies * length : i + (copies + 1) * length] == block:
@@ -92,12 +98,12 @@ def text_loops(text: str) -> list[Diagnostic]:
                 end_line=last,
             )
         )
-    # one pass over the whole text; `.` stops at line ends, so a span never crosses lines
-    for m in _SPAN.finditer(text):
-        if not m.group(1).strip():
-            continue
-        number = text.count("\n", 0, m.start()) + 1
-        copies = len(m.group(0)) // len(m.group(1))
-        span = m.group(1) if len(m.group(1)) <= 40 else m.group(1)[:37] + "..."
-        diags.append(Diagnostic("text_loop", f"the text {span!r} repeats {copies} times in a row", line=number, end_line=number))
+    # one pass per line; `.` stops at line ends, so a span never crosses lines anyway
+    for number, line in enumerate(text.splitlines()[:MAX_ITEMS], 1):
+        for m in _SPAN.finditer(line[:MAX_SPAN_LINE]) if len(line) >= 24 else ():
+            if not m.group(1).strip():
+                continue
+            copies = len(m.group(0)) // len(m.group(1))
+            span = m.group(1) if len(m.group(1)) <= 40 else m.group(1)[:37] + "..."
+            diags.append(Diagnostic("text_loop", f"the text {span!r} repeats {copies} times in a row", line=number, end_line=number))
     return diags

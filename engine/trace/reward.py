@@ -32,6 +32,26 @@ class RewardWeights:
 DEFAULT_WEIGHTS = RewardWeights()
 
 
+MAX_EXPONENT = 30
+
+
+def expected_number(value) -> Fraction | None:
+    """An expected answer as an exact number, or None when it is not one. `1e999999999`
+    is refused rather than built (that integer would take minutes and gigabytes)."""
+    if isinstance(value, Fraction):
+        return value
+    text = str(value).strip().lower()
+    mantissa, _, exponent = text.partition("e")
+    try:
+        if exponent and abs(int(exponent)) > MAX_EXPONENT:
+            return None
+        if len(mantissa) > 60:
+            return None
+        return Fraction(text)
+    except (ValueError, ZeroDivisionError, OverflowError):
+        return None
+
+
 def answers_match(answer, expected) -> bool:
     """Within 0.01 absolute or 1e-6 relative, whichever is larger."""
     if answer is None or expected is None:

@@ -9,26 +9,37 @@ from ..data.prompts import prompt_text
 from ..health import health, top_codes
 from ..rollout import generate
 from ..tasks import Item, Score, score, system_prompt
-from ..trace import OUTCOMES, as_number
+from ..stats import majority, wilson
+from ..trace import OUTCOMES, answers_match, as_number
 
 
 def evaluate(model, tokenizer, items: list[Item], cfg) -> tuple[dict, list[dict]]:
-    """The `eval` event's fields and one sample record per item (`model`: what generates)."""
+    """The `eval` event's fields and one sample record per item (`model`: what generates).
+
+    The first output per item is greedy and gives accuracy; with eval.samples = k > 1,
+    k - 1 more are sampled at eval.temperature for pass@k and majority-vote@k.
+    """
     system = system_prompt(cfg)
     prompts = [prompt_text(tokenizer, it.question, system) for it in items]
     comps, speed = generate(model, tokenizer, prompts, cfg.eval.max_new_tokens, 0.0, batch_size=cfg.eval.batch_size)
     counts, by_expert, codes, samples = Counter(), {}, [], []
+    scores = []
     for it, c in zip(items, comps):
         s = score(cfg, it, c.text, c.cut)
+        scores.append(s)
         counts[s.outcome] += 1
         slot = by_expert.setdefault(s.label, {"total": 0, "correct": 0})
         slot["total"] += 1
         slot["correct"] += s.outcome == "correct"
         codes.append(s.codes)
         samples.append(sample_record(it, c, s))
+    for slot in by_expert.values():
+        slot["ci"] = list(wilson(slot["correct"], slot["total"]))
+    errors = [s.error for s in scores if s.error]
     n = max(len(items), 1)
     fields = {
         "accuracy": counts["correct"] / n,
+        "accuracy_ci": list(wilson(counts["correct"], len(items))),
         "parse_rate": (n - counts["parse_fail"]) / n,
         "valid_rate": sum(1 for s in samples if s["valid"]) / n,
         **{k: counts[k] for k in OUTCOMES},
@@ -39,7 +50,29 @@ def evaluate(model, tokenizer, items: list[Item], cfg) -> tuple[dict, list[dict]
         "health": health([c.text for c in comps], [c.cut for c in comps], prompts, [len(c.tokens) for c in comps]),
         "tokens_per_s": speed["tokens_per_s"],
     }
+    if errors:
+        fields["scoring_errors"] = {"count": len(errors), "first": errors[0]}
+    if cfg.eval.samples > 1 and items:
+        fields.update(_k_samples(model, tokenizer, items, prompts, scores, cfg))
     return fields, samples
+
+
+def _k_samples(model, tokenizer, items, prompts, greedy: list[Score], cfg) -> dict:
+    """pass@k (any of k outputs right) and maj@k (the most common answer of the valid outputs is right)."""
+    k = cfg.eval.samples
+    many = [p for p in prompts for _ in range(k - 1)]
+    comps, _ = generate(model, tokenizer, many, cfg.eval.max_new_tokens, cfg.eval.temperature,
+                        batch_size=cfg.eval.batch_size)
+    passed = voted = 0
+    for i, it in enumerate(items):
+        outs = [greedy[i]] + [score(cfg, it, c.text, c.cut) for c in comps[i * (k - 1) : (i + 1) * (k - 1)]]
+        passed += any(s.outcome == "correct" for s in outs)
+        vote = majority([Fraction(str(s.answer)) if s.valid and s.answer is not None else None for s in outs])
+        voted += vote is not None and answers_match(vote, it.answer)
+    n = len(items)
+    return {"samples": k, "temperature": cfg.eval.temperature,
+            "pass_at_k": passed / n, "pass_at_k_ci": list(wilson(passed, n)),
+            "maj_at_k": voted / n, "maj_at_k_ci": list(wilson(voted, n))}
 
 
 def sample_record(item: Item, completion, s: Score) -> dict:

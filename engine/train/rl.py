@@ -4,6 +4,7 @@ function calls into the checker."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import statistics
@@ -15,7 +16,7 @@ import torch
 from ..data.prompts import prompt_text
 from ..health import health
 from ..rollout import Completion, completion_logprobs, generate
-from ..tasks import Item, Score, score, system_prompt, training_pairs
+from ..tasks import Item, Score, gsm8k_gold, score, system_prompt, training_pairs
 from .evaluate import sample_record
 
 RL_SEED_OFFSET = 20_011
@@ -36,13 +37,25 @@ def questions(cfg, iteration: int, rank: int) -> list[Item]:
     """The questions of one iteration: fixed by seed, iteration and rank (so resume is exact)."""
     seed = (cfg.data.seed + RL_SEED_OFFSET) * 100_003 + iteration * 131 + rank
     if cfg.run.task == "trace":
-        from ..data.synthetic import generate as synthesize
-
-        ex = synthesize(cfg.rl.questions, seed, cfg.data.mix or None, cfg.data.phrasings)
-        return [Item(e.question, e.answer, e.expert) for e in ex]
+        return _trace_questions(cfg, seed)
 
     pool = _pool(cfg)
     return random.Random(seed).sample(pool, min(cfg.rl.questions, len(pool)))
+
+
+def _trace_questions(cfg, seed: int) -> list[Item]:
+    """Fresh synthetic problems and GSM8K training problems, in the proportions of the SFT mix."""
+    from ..data.synthetic import generate as synthesize
+
+    r = random.Random(seed)
+    real = gsm8k_gold(cfg)
+    share = len(real) / (len(real) + cfg.data.train_size)
+    n_real = sum(r.random() < share for _ in range(cfg.rl.questions))
+    ex = synthesize(cfg.rl.questions - n_real, seed, cfg.data.mix or None, cfg.data.phrasings)
+    items = [Item(e.question, e.answer, e.expert) for e in ex]
+    items += [Item(c.question, c.answer) for c in r.sample(real, min(n_real, len(real)))]  # any expert may solve it
+    r.shuffle(items)
+    return items
 
 
 def _pool(cfg) -> list[Item]:
@@ -87,37 +100,57 @@ def update(model, ref_model, tokenizer, batch: Batch, adv: list[float], optimize
     the batch (not per sample first, which favours short answers: the
     one-part trace over the composition it should have been); optional KL to the start.
 
-    A batch whose advantages are all zero (every group tied) carries no signal
-    and takes no step: Adam's momentum alone would still move the weights.
+    Each micro-batch is backpropagated before the next (one graph alive at a
+    time), scaled by the batch's token count so the sum is the batch mean; under
+    DDP only the last one all-reduces gradients. A batch whose advantages are all
+    zero (every group tied) carries no signal and takes no step: Adam's momentum
+    alone would still move the weights.
     """
     if all(a == 0 for a in adv):
         return {"loss": 0.0, "kl": None, "skipped": True}
-    with ctx.autocast():
-        logps = completion_logprobs(ctx.forward_model, tokenizer, batch.prompts, [c.tokens for c in batch.completions])
-    losses, kls = [], []
-    ref = None
-    if ref_model is not None and cfg.rl.kl_coef > 0:
-        with torch.no_grad(), ctx.autocast():
-            ref = completion_logprobs(ref_model, tokenizer, batch.prompts, [c.tokens for c in batch.completions])
-    for i, (lp, a) in enumerate(zip(logps, adv)):
-        loss = -a * lp.sum()
-        if ref is not None:
-            diff = ref[i] - lp
-            kl = torch.exp(diff) - diff - 1  # k3 estimator, always >= 0
-            loss = loss + cfg.rl.kl_coef * kl.sum()
-            kls.append(kl.mean().item())
-        losses.append(loss)
-    loss = torch.stack(losses).sum() / sum(len(lp) for lp in logps)
-    value = loss.item()
-    if not math.isfinite(value):
-        optimizer.zero_grad(set_to_none=True)
-        ctx.alert("error", f"RL loss is {value} at iteration {batch.iteration}; the update was skipped", phase="rl")
-        return {"loss": value}
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], cfg.sft.max_grad_norm)
+    rc = cfg.rl
+    tokens = [c.tokens for c in batch.completions]
+    n_tokens = sum(max(len(t), 1) for t in tokens)
+    # only completions with an advantage (or a KL term) contribute; tied groups cost no forward pass
+    rows = [i for i, a in enumerate(adv) if a != 0 or (ref_model is not None and rc.kl_coef > 0)]
+    chunks = [rows[i : i + rc.micro_batch] for i in range(0, len(rows), rc.micro_batch)]
+    total, kls, ents = 0.0, [], []
+    for n, chunk in enumerate(chunks):
+        prompts, toks = [batch.prompts[i] for i in chunk], [tokens[i] for i in chunk]
+        sync = n == len(chunks) - 1 or not hasattr(ctx.forward_model, "no_sync")
+        with (contextlib.nullcontext() if sync else ctx.forward_model.no_sync()), ctx.autocast():
+            logps, ent = completion_logprobs(ctx.forward_model, tokenizer, prompts, toks, rc.temperature, entropy=True)
+            ref = None
+            if ref_model is not None and rc.kl_coef > 0:
+                with torch.no_grad():
+                    ref = completion_logprobs(ref_model, tokenizer, prompts, toks, rc.temperature)
+            loss = 0.0
+            for j, (lp, i) in enumerate(zip(logps, chunk)):
+                loss = loss - adv[i] * lp.sum()
+                if ref is not None:
+                    diff = ref[j] - lp
+                    kl = torch.exp(diff) - diff - 1  # k3 estimator, always >= 0
+                    loss = loss + rc.kl_coef * kl.sum()
+                    kls.append(kl.mean().item())
+            loss = loss / n_tokens
+        value = loss.item()
+        if not math.isfinite(value):
+            optimizer.zero_grad(set_to_none=True)
+            ctx.alert("error", f"RL loss is {value} at iteration {batch.iteration}; the update was skipped", phase="rl")
+            return {"loss": value}
+        loss.backward()
+        total += value
+        ents += [e.mean().item() for e in ent]
+    torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], rc.max_grad_norm)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return {"loss": value, "kl": sum(kls) / len(kls) if kls else None}
+    return {"loss": total, "kl": sum(kls) / len(kls) if kls else None, "entropy": sum(ents) / len(ents) if ents else None}
+
+
+def tied_share(rewards: list[float], group: int) -> float:
+    """The share of groups whose rewards all tie: they carry no learning signal."""
+    groups = [rewards[g : g + group] for g in range(0, len(rewards), group)]
+    return sum(1 for g in groups if max(g) == min(g)) / max(len(groups), 1)
 
 
 def train(model, ref_model, tokenizer, optimizer, cfg, ctx, start: int = 0, baseline: float | None = None):
@@ -134,14 +167,20 @@ def train(model, ref_model, tokenizer, optimizer, cfg, ctx, start: int = 0, base
         parsed = sum(1 for s in batch.scores if s.outcome != "parse_fail")
         h = health([c.text for c in batch.completions], [c.cut for c in batch.completions], batch.prompts,
                    [len(c.tokens) for c in batch.completions])
+        lengths = [len(c.tokens) for c in batch.completions]
         ctx.metrics("rl", step, rc.iterations, loss=stats["loss"], kl=stats.get("kl"), lr=rc.lr, reward=mean,
-                    skipped=stats.get("skipped", False),
+                    skipped=stats.get("skipped", False), entropy=stats.get("entropy"),
+                    tied_groups=tied_share(batch.rewards, group) if rc.algorithm == "grpo" else None,
+                    completion_length=sum(lengths) / len(lengths), completion_length_max=max(lengths),
                     reward_std=statistics.pstdev(batch.rewards) if len(batch.rewards) > 1 else 0.0,
                     baseline=baseline, parse_rate=parsed / len(batch.scores),
                     accuracy=sum(1 for s in batch.scores if s.outcome == "correct") / len(batch.scores),
                     tokens_per_s=batch.gen["tokens_per_s"], step_time=batch.gen["seconds"] + time.perf_counter() - t0,
                     health=h)
         ctx.health_check("rl", step, h)
+        errors = [s.error for s in batch.scores if s.error]
+        if errors:
+            ctx.alert("error", f"{len(errors)} sample(s) could not be scored and count as 0: {errors[0]}", phase="rl", step=step)
         if batch.iteration % cfg.run.sample_every == 0:
             for g in range(0, min(len(batch.items), 2 * group), group):
                 ctx.sample("rl", step, sample_record(batch.items[g], batch.completions[g], batch.scores[g]))

@@ -181,7 +181,7 @@ class RunScreen(Screen):
         t.append(f" {st.get('model', '?')} on {st.get('device', '?')}")
         if st.get("load_8bit"):
             t.append(" 8-bit")
-        if st.get("params_trainable"):
+        if isinstance(st.get("params_trainable"), (int, float)) and isinstance(st.get("params_total"), (int, float)):
             t.append(f"  {st['params_trainable'] / 1e6:.1f}M of {st['params_total'] / 1e6:.1f}M trained")
         t.append(f"  {phase} {step}/{total}" if total else f"  {phase}")
         t.append(f"  elapsed {_duration(s.elapsed())}  eta {_duration(s.eta())}")
@@ -217,22 +217,22 @@ class RunScreen(Screen):
         last = [e for e in self.state.evals if e.get("set") == "synthetic"]
         if last:
             e = last[-1]
-            self.query_one("#rates", Static).update(
-                f"last synthetic eval ({e.get('at')}): accuracy {e['accuracy']:.1%}  parse {e['parse_rate']:.1%}  valid {e['valid_rate']:.1%}")
+            self.query_one("#rates", Static).update(Text(
+                f"last synthetic eval ({e.get('at')}): accuracy {_interval(e)}  parse {e.get('parse_rate') or 0:.1%}  valid {e.get('valid_rate') or 0:.1%}"))
 
     def _evals(self) -> None:
         table = self.query_one("#evals", DataTable)
         table.clear(columns=True)
         evals = [(self.state.name, e) for e in self.state.evals] + ([(self.other.name, e) for e in self.other.evals] if self.other else [])
         experts = sorted({x for _, e in evals for x in e.get("by_expert", {})})
-        table.add_columns("run", "set", "at", "accuracy", "parse", "valid", *experts)
+        table.add_columns("run", "set", "at", "accuracy [95% CI]", "parse", "valid", *experts)
         for name, e in evals:
             cells = []
             for x in experts:
                 b = e.get("by_expert", {}).get(x)
                 cells.append(f"{_bar(b['correct'] / b['total'], 6)} {b['correct']}/{b['total']}" if b and b["total"] else "")
-            table.add_row(name, e.get("set", ""), e.get("at", ""), f"{e.get('accuracy', 0):.1%}", f"{e.get('parse_rate', 0):.1%}",
-                          f"{e.get('valid_rate', 0):.1%}", *cells)
+            table.add_row(Text(name), Text(str(e.get("set", ""))), Text(str(e.get("at", ""))), _interval(e), f"{e.get('parse_rate') or 0:.1%}",
+                          f"{e.get('valid_rate') or 0:.1%}", *cells)
         codes_table = self.query_one("#codes", DataTable)
         codes_table.clear(columns=True)
         labels, codes, cells = self.state.code_table("synthetic")
@@ -247,9 +247,10 @@ class RunScreen(Screen):
         for i, e in enumerate(samples[have:], start=have):
             reward = e.get("reward")
             style = "green" if reward == 1.0 else "yellow" if (reward or 0) >= 0.7 else "red"
-            table.add_row(e.get("phase", ""), str(e.get("step", "")), Text(f"{reward:g}" if isinstance(reward, (int, float)) else "", style=style),
-                          str(e.get("expected_expert") or ""), e.get("outcome") or "", " ".join(e.get("codes", [])),
-                          (e.get("question") or "")[:80], key=str(i))
+            # Text, not str: a DataTable reads str cells as markup, and model text is not markup
+            table.add_row(Text(str(e.get("phase") or "")), str(e.get("step", "")), Text(f"{reward:g}" if isinstance(reward, (int, float)) else "", style=style),
+                          Text(str(e.get("expected_expert") or "")), Text(str(e.get("outcome") or "")), Text(" ".join(e.get("codes", []))),
+                          Text(str(e.get("question") or "")[:80]), key=str(i))
 
     def _engine_log(self) -> None:
         """New lines of engine.log (the child's own output), for runs this workbench started."""
@@ -318,3 +319,9 @@ class RunScreen(Screen):
             self.app.pop_screen()
         else:
             self.app.exit()
+
+
+def _interval(e: dict) -> str:
+    acc, ci = e.get("accuracy", 0), e.get("accuracy_ci")
+    ok = isinstance(ci, list) and len(ci) == 2 and all(isinstance(x, (int, float)) for x in ci)
+    return f"{acc:.1%} [{ci[0]:.0%}-{ci[1]:.0%}]" if ok else f"{acc:.1%}"

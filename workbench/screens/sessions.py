@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -74,7 +75,7 @@ class SessionsScreen(Screen):
             prog = f"{r['step']}/{r['total']}" if r.get("total") else ""
             started = time.strftime("%m-%d %H:%M", time.localtime(r["started"])) if r.get("started") else ""
             mark = "◆ " if r["path"] == self.marked else ""
-            table.add_row(mark + r["run"], r["status"], str(r["model"]), r.get("phase") or "", prog, _pct(r.get("best_accuracy")), started, key=r["path"])
+            table.add_row(Text(mark + r["run"]), Text(r["status"]), Text(str(r["model"])), r.get("phase") or "", prog, _pct(r.get("best_accuracy")), started, key=r["path"])
         if table.row_count:
             table.move_cursor(row=min(cursor, table.row_count - 1))
 
@@ -134,10 +135,12 @@ class SessionsScreen(Screen):
         def done(path: str | None) -> None:
             if not path:
                 return
+            from engine.trace.cli import UsageError, read_input
+
             try:
-                text = Path(path).expanduser().read_text(encoding="utf-8", errors="replace")
-            except OSError as exc:
-                self.notify(f"{path}: {exc.strerror or exc}", severity="error")
+                text = read_input(str(Path(path).expanduser()))
+            except UsageError as exc:
+                self.notify(str(exc), severity="error", markup=False)
                 return
             self.app.push_screen(StepperScreen(text, title=path))
 
@@ -176,7 +179,8 @@ class NewRunForm:
         ("f-model-name", "model (name, folder or hub id)", "model.name", [Function(bool, "a model is needed")]),
         ("f-layers", "layers to unfreeze", "model.unfreeze_layers", [Integer(0, 200)]),
         ("f-lora-rank", "LoRA rank", "model.lora_rank", [Integer(1, 1024)]),
-        ("f-train-size", "SFT examples", "data.train_size", [Integer(1, 10_000_000)]),
+        ("f-train-size", "SFT synthetic examples", "data.train_size", [Integer(1, 10_000_000)]),
+        ("f-gsm8k-traces", "SFT GSM8K traces", "data.gsm8k_traces", [Integer(0, 10_000_000)]),
         ("f-epochs", "SFT epochs", "sft.epochs", [Number(0, 1000)]),
         ("f-lr", "SFT learning rate", "sft.lr", [Number(0, 1)]),
         ("f-rl-iters", "RL iterations", "rl.iterations", [Integer(0, 1_000_000)]),

@@ -149,7 +149,7 @@ class StepperScreen(Screen):
             sev = Text(d.severity, style="bold red" if d.is_error else "yellow")
             lines = f"{d.line}-{d.end_line}" if d.end_line and d.end_line != d.line else str(d.line or "")
             where = f"{d.part}/{d.step}" if d.step is not None else str(d.part)
-            table.add_row(sev, d.code, lines, where, d.message, key=str(i))
+            table.add_row(sev, d.code, lines, where, Text(d.message), key=str(i))
 
     def _fill_wiring(self) -> None:
         wiring = self.model.wiring()

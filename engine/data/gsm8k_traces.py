@@ -1,0 +1,371 @@
+"""GSM8K solutions as gold traces of our language.
+
+A GSM8K solution carries calculator annotations (`48/2 = <<48/2=24>>24 clips`)
+and ends in `#### N`. Each annotation becomes `compute` steps; each number in
+it is, in this order of preference, an earlier result (a reference), a number
+of the question (an `init` named after the words beside it), or a number that
+follows from a stated fact (`twice` is 2, `hours` make 60 minutes, `20%` is
+0.2). A number that is none of these was invented by the solution's writer:
+such a trace would teach the model to invent numbers, so it is dropped.
+
+Every converted trace is run by the checker against the reference answer and
+kept only if it scores 1.0 without warnings. `convert` never raises: a problem
+that cannot be converted comes back with the reason, for `engine data stats`.
+"""
+
+from __future__ import annotations
+
+import ast
+import random
+import re
+from dataclasses import dataclass, field
+from fractions import Fraction
+from functools import lru_cache
+
+from ..trace import check
+from .gsm8k import parse_answer
+from .tracewriter import compute, init, query, single
+
+PATTERN = "gsm8k"
+MAX_STEPS = 24  # longer traces do not fit the length limits of training and decoding
+
+# Why a problem was not kept (the order is the order the checks run in).
+REASONS = {
+    "no_annotation": "the solution has no <<expr=result>> annotation",
+    "bad_expression": "an annotation is not plain arithmetic",
+    "wrong_arithmetic": "an annotation's result does not follow from its expression",
+    "invented_number": "a number appears nowhere in the question and follows from no stated fact",
+    "answer_not_computed": "no computed result equals the final answer",
+    "too_long": f"more than {MAX_STEPS} steps",
+    "checker_rejected": "the checker did not score the trace 1.0 without warnings",
+}
+
+_ANNOTATION = re.compile(r"<<([^<>=]*)=([^<>]*)>>")
+# A step written as plain text, `$43 - $18 = $25`: two or more numbers joined by operators, then `= N`.
+_NUM_TEXT = r"\$?\(?\d[\d,]*(?:\.\d+)?\)?"
+_PLAIN = re.compile(rf"((?:{_NUM_TEXT}\s*[-+*/x×−÷]\s*)+{_NUM_TEXT})\s*=\s*\$?(-?\d[\d,]*(?:\.\d+)?)")
+_FRACTION = re.compile(r"(?<![\w./])(\d+)/(\d+)(?![\w/])")
+_QNUM = re.compile(r"(?<![\w.])\$?(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?|\.\d+)(\s*%|\s*percent)?")
+_WORD = re.compile(r"[A-Za-z]+")
+_STOP = {
+    "a", "an", "the", "of", "and", "or", "to", "in", "on", "at", "for", "each", "per", "every", "is", "are", "was",
+    "were", "be", "by", "with", "from", "as", "than", "that", "this", "it", "its", "his", "her", "their", "he",
+    "she", "they", "we", "you", "i", "if", "so", "then", "more", "less", "many", "much", "how", "what", "which",
+    "who", "has", "have", "had", "will", "would", "can", "could", "does", "did", "do", "there", "also", "into",
+    "over", "after", "before", "about", "all", "total", "altogether", "only", "just", "other", "another", "one",
+    "x", "times", "them", "him", "me", "my", "our", "your", "s", "t", "but", "not", "no",
+}
+# Words YAML would read as something other than a name, and the language's own words.
+_RESERVED = {"yes", "no", "on", "off", "true", "false", "null", "y", "n", "prev", "result", "inf", "nan"}
+_WORD_NUMBERS = {
+    "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
+    "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17,
+    "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60,
+    "hundred": 100, "thousand": 1000, "dozen": 12, "dozens": 12, "twice": 2, "double": 2, "doubles": 2,
+    "half": 2, "halves": 2, "pair": 2, "pairs": 2, "triple": 3, "triples": 3, "thrice": 3, "third": 3,
+    "thirds": 3, "quarter": 4, "quarters": 4, "fourth": 4, "fifth": 5, "tenth": 10, "once": 1, "one": 1,
+}
+# Facts a unit word states: `hours` and `minutes` in a question make 60 a stated number.
+_UNIT_FACTS = {
+    "minute": (60, "minutes_per_hour"), "minutes": (60, "minutes_per_hour"), "hour": (60, "minutes_per_hour"),
+    "hours": (60, "minutes_per_hour"), "second": (60, "seconds_per_minute"), "seconds": (60, "seconds_per_minute"),
+    "day": (24, "hours_per_day"), "days": (24, "hours_per_day"), "week": (7, "days_per_week"),
+    "weeks": (7, "days_per_week"), "weekly": (7, "days_per_week"), "year": (12, "months_per_year"),
+    "years": (12, "months_per_year"), "month": (30, "days_per_month"), "months": (30, "days_per_month"),
+    "cents": (100, "cents_per_dollar"), "cent": (100, "cents_per_dollar"), "foot": (12, "inches_per_foot"),
+    "feet": (12, "inches_per_foot"), "inches": (12, "inches_per_foot"), "yard": (3, "feet_per_yard"),
+    "yards": (3, "feet_per_yard"), "pound": (16, "ounces_per_pound"), "pounds": (16, "ounces_per_pound"),
+    "meter": (100, "cm_per_meter"), "meters": (100, "cm_per_meter"), "kilogram": (1000, "grams_per_kg"),
+    "kilograms": (1000, "grams_per_kg"), "liter": (1000, "ml_per_liter"), "liters": (1000, "ml_per_liter"),
+    "decade": (10, "years_per_decade"), "century": (100, "years_per_century"), "gallon": (4, "quarts_per_gallon"),
+}
+_MORE_UNIT_FACTS = {"year": [(52, "weeks_per_year"), (365, "days_per_year")], "years": [(52, "weeks_per_year"), (365, "days_per_year")],
+                    "day": [(1440, "minutes_per_day")], "hour": [(3600, "seconds_per_hour")]}
+
+
+@dataclass
+class Converted:
+    index: int
+    question: str
+    answer: Fraction
+    trace: str | None = None
+    reason: str | None = None  # a key of REASONS when trace is None
+    detail: str = ""
+    steps: int = 0
+    facts: list[str] = field(default_factory=list)  # constants taken from stated facts, not from the question's digits
+
+    @property
+    def kept(self) -> bool:
+        return self.trace is not None
+
+    def to_json(self) -> dict:
+        from ..trace import as_number
+
+        return {"question": self.question, "expert": "arithmetic", "pattern": PATTERN, "trace": self.trace,
+                "answer": as_number(self.answer), "gsm8k_index": self.index, "facts": self.facts}
+
+
+class _Reject(Exception):
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(reason)
+        self.reason, self.detail = reason, detail
+
+
+def _number(text: str) -> Fraction:
+    return Fraction(text.replace(",", ""))
+
+
+def _words_after(text: str, end: int, n: int = 6) -> list[str]:
+    return [w.lower() for w in _WORD.findall(text[end : end + 60])][:n]
+
+
+def _words_before(text: str, start: int, n: int = 4) -> list[str]:
+    return [w.lower() for w in _WORD.findall(text[max(0, start - 40) : start])][-n:][::-1]
+
+
+def _name_from(words: list[str], fallback: str) -> str:
+    for w in words:
+        if w not in _STOP and w not in _WORD_NUMBERS and w not in _RESERVED and len(w) > 1:
+            return w[:20]
+    return fallback
+
+
+class _Names:
+    """Unique variable names: a name is never written twice (no `overwrite`)."""
+
+    def __init__(self):
+        self.used: set[str] = set()
+
+    def new(self, base: str) -> str:
+        base = re.sub(r"[^a-z0-9_]", "", base.lower()) or "value"
+        if not base[0].isalpha():
+            base = "n_" + base
+        name, k = base, 2
+        while name in self.used:
+            name, k = f"{base}_{k}", k + 1
+        self.used.add(name)
+        return name
+
+
+def _question_numbers(question: str) -> list[tuple[Fraction, str, bool]]:
+    """(value, name, written in digits) for every number the question states: digits first, then number
+    words and the facts unit words state."""
+    out = []
+    for m in _QNUM.finditer(question):
+        value = _number(m.group(1))
+        words = _words_after(question, m.end())
+        name = _name_from(words, _name_from(_words_before(question, m.start()), "amount"))
+        if m.group(2):  # 20% states 20 and the rate 0.2
+            out.append((value, name + "_percent", True))
+            out.append((value / 100, name + "_rate", False))
+        else:
+            out.append((value, name, True))
+    for m in _FRACTION.finditer(question):  # `1/2 your hourly wage`
+        if int(m.group(2)):
+            out.append((Fraction(int(m.group(1)), int(m.group(2))), "fraction", True))
+    lowered = [w.lower() for w in _WORD.findall(question)]
+    for w in lowered:
+        if w in _WORD_NUMBERS:
+            v = _WORD_NUMBERS[w]
+            out.append((Fraction(v), w, False))
+            inverse = {"half": 2, "halves": 2, "quarter": 4, "quarters": 4, "fourth": 4, "third": 3, "thirds": 3}
+            if w in inverse:
+                out.append((Fraction(1, inverse[w]), w, False))
+    for w in lowered:
+        if w in _UNIT_FACTS:
+            v, name = _UNIT_FACTS[w]
+            out.append((Fraction(v), name, False))
+        for v, name in _MORE_UNIT_FACTS.get(w, []):
+            out.append((Fraction(v), name, False))
+    if "percent" in lowered or "%" in question:
+        out.append((Fraction(100), "percent", False))
+        out.append((Fraction(1, 100), "per_percent", False))
+    out.append((Fraction(1), "whole", False))  # 1 - 0.2 of a price
+    return out
+
+
+_OPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div"}
+
+
+def _expression(text: str) -> ast.expr:
+    clean = text.replace("$", "").replace("×", "*").replace("x", "*").replace("÷", "/").replace("−", "-").replace("%", "*0.01")
+    clean = re.sub(r"(?<=\d),(?=\d{3})", "", clean).strip()
+    if not clean or len(clean) > 200:
+        raise _Reject("bad_expression", text)
+    try:
+        node = ast.parse(clean, mode="eval").body
+    except SyntaxError:
+        raise _Reject("bad_expression", text) from None
+    for sub in ast.walk(node):
+        if not isinstance(sub, (ast.BinOp, ast.Constant, *(_OPS.keys()))):
+            raise _Reject("bad_expression", text)
+        if isinstance(sub, ast.BinOp) and type(sub.op) not in _OPS:
+            raise _Reject("bad_expression", text)
+        if isinstance(sub, ast.Constant) and not isinstance(sub.value, (int, float)):
+            raise _Reject("bad_expression", text)
+    return node
+
+
+def _value(node: ast.expr) -> Fraction:
+    if isinstance(node, ast.Constant):
+        return Fraction(str(node.value))
+    a, b = _value(node.left), _value(node.right)
+    op = _OPS[type(node.op)]
+    if op == "div" and b == 0:
+        raise _Reject("wrong_arithmetic", "division by zero")
+    return {"add": a + b, "sub": a - b, "mul": a * b, "div": a / b if b else a}[op]
+
+
+def _close(a: Fraction, b: Fraction) -> bool:
+    return abs(a - b) <= max(Fraction(1, 100), abs(b) * Fraction(1, 10**6))
+
+
+class _Builder:
+    def __init__(self, question: str):
+        self.names = _Names()
+        self.stated = _question_numbers(question)
+        self.bound: dict[Fraction, str] = {}  # question numbers already given an init
+        self.results: list[tuple[Fraction, str]] = []  # computed so far, newest last
+        self.steps: list[str] = []
+        self.facts: list[str] = []
+
+    def operand(self, value: Fraction) -> str:
+        for v, var in reversed(self.results):
+            if v == value:
+                return var
+        if value in self.bound:
+            return self.bound[value]
+        for v, name, digits in self.stated:
+            if v == value:
+                var = self.names.new(name)
+                self.steps.append(init(var, value))
+                self.bound[value] = var
+                if not digits:
+                    self.facts.append(f"{var}={value}")
+                return var
+        derived = self.derive(value)
+        if derived:
+            return derived
+        raise _Reject("invented_number", str(float(value)) if value.denominator != 1 else str(value.numerator))
+
+    def derive(self, value: Fraction) -> str | None:
+        """`3 sets of 20 minutes` in an hour: a constant that one division or product of two numbers
+        the trace can hold (question, stated facts, results) gives; computed, not invented."""
+        held = [(v, None) for v, _, _ in self.stated] + [(v, var) for v, var in self.results]
+        for a, _ in held:
+            for b, _ in held:
+                for op, got in (("div", a / b if b else None), ("mul", a * b)):
+                    if got == value and a != value and b != value and (a, b) != (value, 1):
+                        args = [self.operand(a), self.operand(b)]
+                        var = self.names.new("derived")
+                        self.steps.append(compute(op, args, var))
+                        self.results.append((value, var))
+                        return var
+        return None
+
+    def node(self, node: ast.expr, name: str) -> tuple[str, Fraction]:
+        """The variable holding `node`'s value; compute steps for what is not yet held."""
+        if isinstance(node, ast.Constant):
+            value = Fraction(str(node.value))
+            return self.operand(value), value
+        op = _OPS[type(node.op)]
+        parts = _flatten(node, type(node.op)) if op in ("add", "mul") else [node.left, node.right]
+        args, values = [], []
+        for p in parts:
+            var, val = self.node(p, name)
+            args.append(var)
+            values.append(val)
+        value = values[0]
+        for v in values[1:]:
+            value = {"add": value + v, "sub": value - v, "mul": value * v, "div": value / v if v else value}[op]
+        var = self.names.new(name)
+        self.steps.append(compute(op, args, var))
+        self.results.append((value, var))
+        return var, value
+
+
+def _flatten(node: ast.expr, kind) -> list[ast.expr]:
+    if isinstance(node, ast.BinOp) and isinstance(node.op, kind):
+        return _flatten(node.left, kind) + _flatten(node.right, kind)
+    return [node]
+
+
+def _steps(solution: str) -> list[tuple[str, str, int]]:
+    """(expression, result, end offset) of every calculation, annotated or written as plain text."""
+    found = [(m.group(1), m.group(2), m.start(), m.end()) for m in _ANNOTATION.finditer(solution)]
+    blanked = _ANNOTATION.sub(lambda m: "#" * len(m.group(0)), solution)  # same offsets; no match runs across one
+    for m in _PLAIN.finditer(blanked):
+        try:  # plain text is read loosely: a match whose arithmetic does not hold was misread, not wrong
+            if _close(_value(_expression(m.group(1))), _number(m.group(2))):
+                found.append((m.group(1), m.group(2), m.start(), m.end()))
+        except (_Reject, ValueError, ZeroDivisionError):
+            pass
+    return [(e, r, end) for e, r, _, end in sorted(found, key=lambda f: f[2])]
+
+
+def convert(index: int, question: str, answer_text: str) -> Converted:
+    """One GSM8K problem as a gold trace, or the reason it is not one."""
+    try:
+        answer = parse_answer(answer_text)
+    except ValueError:
+        return Converted(index, question, Fraction(0), reason="answer_not_computed", detail="no #### line")
+    out = Converted(index, question, answer)
+    try:
+        solution = answer_text.split("####")[0]
+        notes = _steps(solution)
+        if not notes:
+            raise _Reject("no_annotation")
+        b = _Builder(question)
+        for expr_text, result_text, end in notes:
+            expr = _expression(expr_text)
+            try:
+                stated = _number(result_text.replace("$", "").strip().rstrip("."))
+            except (ValueError, ZeroDivisionError):
+                raise _Reject("bad_expression", f"{expr_text}={result_text}") from None
+            if isinstance(expr, ast.Constant):
+                continue  # `<<5=5>>` restates a number: nothing to compute
+            if not _close(_value(expr), stated):
+                raise _Reject("wrong_arithmetic", f"{expr_text}={result_text}")
+            b.node(expr, _name_from(_words_after(solution, end), "value"))
+        final = next((var for v, var in reversed(b.results) if _close(v, answer)), None)
+        if final is None:
+            raise _Reject("answer_not_computed", str(answer))
+        b.steps.append(query(final))
+        if len(b.steps) > MAX_STEPS:
+            raise _Reject("too_long", f"{len(b.steps)} steps")
+        trace = single("arithmetic", b.steps)
+        report = check(trace, answer)
+        if report.reward != 1.0 or report.diagnostics:
+            raise _Reject("checker_rejected", ", ".join(report.codes) or f"answer {report.answer}")
+    except _Reject as r:
+        out.reason, out.detail = r.reason, r.detail
+        return out
+    out.trace, out.steps, out.facts = trace, len(b.steps), b.facts
+    return out
+
+
+def convert_all(rows: list[dict]) -> list[Converted]:
+    """`rows`: GSM8K records (`question`, `answer`) in file order; the index is the line's."""
+    return [convert(i, r["question"], r["answer"]) for i, r in enumerate(rows)]
+
+
+@lru_cache(maxsize=8)
+def sample(n: int, seed: int, source: str | None = None) -> tuple[Converted, ...]:
+    """n kept training traces (all there are, if fewer), in an order fixed by the seed.
+
+    Only ever the train split. Problems are converted in that order until n are kept,
+    so a small sample costs little (all 7,473 take ~10 s).
+    """
+    from .gsm8k import load_rows
+
+    rows = load_rows(source, "train")
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    out = []
+    for i in order:
+        if len(out) >= n:
+            break
+        c = convert(i, rows[i]["question"], rows[i]["answer"])
+        if c.kept:
+            out.append(c)
+    return tuple(out)

@@ -1,0 +1,76 @@
+"""Device and precision choices, proven on a CPU by calling the choosing functions
+with a CUDA device (no GPU needed), and the process group they imply."""
+
+import torch
+
+from engine import config
+from engine.modeling import keep_master_weights, make_optimizer, pick_device, pick_dtype, select_trainable, tiny_model, use_autocast
+from engine.rollout import Sampler
+from engine.run import process_group_backend
+
+
+def test_on_cuda_frozen_weights_are_bf16_trained_ones_fp32_masters_and_autocast_is_on(monkeypatch, default_tokenizer):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    cuda = torch.device("cuda", 0)
+    dtype = pick_dtype("auto", cuda)
+    assert dtype == torch.bfloat16 and use_autocast(cuda) and not use_autocast(cuda, "off")
+    cfg = config.load(sets=["model.train=last_layers", "model.unfreeze_layers=1"])
+    model = select_trainable(tiny_model(default_tokenizer).to(dtype), cfg)  # what load_model does, minus the GPU
+    keep_master_weights(model)
+    trained = {n: p.dtype for n, p in model.named_parameters() if p.requires_grad}
+    frozen = {n: p.dtype for n, p in model.named_parameters() if not p.requires_grad}
+    assert trained and set(trained.values()) == {torch.float32}
+    assert frozen and set(frozen.values()) == {torch.bfloat16}
+
+
+def test_fp32_masters_keep_updates_that_bf16_weights_round_away(default_tokenizer):
+    """AdamW at the RL rate moves fp32 masters; the same update on bf16 weights mostly vanishes."""
+    moved = {}
+    for name, master in (("bf16", False), ("fp32 master", True)):
+        torch.manual_seed(0)
+        model = select_trainable(tiny_model(default_tokenizer).to(torch.bfloat16), config.load(sets=["model.train=full"]))
+        if master:
+            keep_master_weights(model)
+        opt = make_optimizer(model, "adamw", 1e-5)
+        before = [p.detach().clone() for p in model.parameters()]
+        ids = torch.randint(0, 100, (2, 12))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        opt.step()
+        changed = sum(int((a.float() != b.float()).sum()) for a, b in zip(before, model.parameters()))
+        moved[name] = changed / sum(p.numel() for p in model.parameters())
+    assert moved["fp32 master"] > 0.9 and moved["bf16"] < 0.5 * moved["fp32 master"]
+
+
+def test_cpu_bf16_only_where_amx_makes_it_faster(monkeypatch):
+    import engine.modeling as m
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(m, "cpu_has_amx", lambda: False)
+    assert not m.fast_bf16(cpu) and not use_autocast(cpu) and use_autocast(cpu, "on")
+    monkeypatch.setattr(m, "cpu_has_amx", lambda: True)
+    assert m.fast_bf16(cpu) and use_autocast(cpu)
+
+
+def test_devices_and_process_group_for_torchrun(monkeypatch):
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert pick_device("cuda") == torch.device("cuda", 3)  # `model.device=cuda` is this rank's own GPU
+    assert pick_device("cpu") == torch.device("cpu")
+    assert process_group_backend(True) == "cpu:gloo,cuda:nccl" and process_group_backend(False) == "gloo"
+
+
+def test_sampling_copy_is_one_dtype_and_follows_the_masters(default_tokenizer):
+    model = select_trainable(tiny_model(default_tokenizer).to(torch.bfloat16), config.load(sets=["model.train=last_layers", "model.unfreeze_layers=1"]))
+    keep_master_weights(model)
+    sampler = Sampler(model, "auto")  # on a CPU: fp32 for decoding
+    low = sampler()
+    assert low is not model and {p.dtype for p in low.parameters()} == {torch.float32}
+    with torch.no_grad():
+        next(p for p in model.parameters() if p.requires_grad).add_(1.0)
+    low = sampler()
+    name, p = next((n, p) for n, p in model.named_parameters() if p.requires_grad)
+    assert torch.equal(dict(low.named_parameters())[name], p.float())
+    fp32 = tiny_model(default_tokenizer)
+    assert Sampler(fp32, "auto")() is fp32  # nothing to copy on a CPU
