@@ -93,6 +93,18 @@ def prepare_default(log=print) -> Path:
     out = converted_dir(DEFAULT_MODEL)
     if (out / "config.json").exists() and any(out.glob("*.safetensors")):
         return out
+    import fcntl
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # one conversion, whoever asks first: torchrun's ranks (or two shells) wait here for it
+    with open(out.parent / f".{out.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (out / "config.json").exists() and any(out.glob("*.safetensors")):
+            return out
+        return _convert(out, log)
+
+
+def _convert(out: Path, log) -> Path:
     source = gguf_file()
     log(f"converting {source.name} to safetensors in {out} (once, ~20 s)")
     import torch

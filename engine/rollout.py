@@ -101,13 +101,17 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, temperat
              top_p: float = 1.0, batch_size: int = 32) -> tuple[list[Completion], dict]:
     """Complete every prompt; returns completions and {tokens, seconds, tokens_per_s}."""
     device = next(model.parameters()).device
-    out: list[Completion] = []
+    out: list[Completion | None] = [None] * len(prompts)
     new_tokens, start = 0, time.perf_counter()
     ends = stop_ids(tokenizer)
     was_training = model.training
     model.eval()
+    # A batch decodes until its longest output ends; similar questions (by prompt length)
+    # write similar lengths, so batching them together wastes fewer steps on finished rows.
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     for i in range(0, len(prompts), batch_size):
-        chunk = prompts[i : i + batch_size]
+        rows = order[i : i + batch_size]
+        chunk = [prompts[r] for r in rows]
         enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
         prompt_len = enc["input_ids"].shape[1]
         sample = temperature > 0
@@ -117,12 +121,12 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, temperat
             stopping_criteria=StoppingCriteriaList([FenceStop(tokenizer, prompt_len)]), use_cache=True,
             cache_implementation="static",  # a growing cache re-copies itself every step: half of decode time on CPU
         )
-        for row in gen[:, prompt_len:].tolist():
+        for r, row in zip(rows, gen[:, prompt_len:].tolist()):
             tokens = _until_end(row, ends, tokenizer.pad_token_id)
             text = tokenizer.decode(tokens, skip_special_tokens=True)
             ended = len(tokens) < len(row) or (tokens and tokens[-1] in ends) or text.count(FENCE) >= 2
             cut = len(tokens) >= max_new_tokens and not ended
-            out.append(Completion(_cut_after_fence(text), tokens, cut))
+            out[r] = Completion(_cut_after_fence(text), tokens, cut)
             new_tokens += len(tokens)
     model.train(was_training)
     seconds = time.perf_counter() - start

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+from datetime import timedelta
 import threading
 import time
 import traceback
@@ -87,19 +88,25 @@ class Context:
             if self.cfg.run.stop_on_collapse:
                 self.stopping = True
 
+    def agree(self, flag: bool, all_of: bool = False) -> bool:
+        """The one place where ranks agree on a decision that changes control flow (stop,
+        skip a step, skip a batch): any rank's True (or, with all_of, every rank's) counts
+        for all. A rank that decided alone would leave the others waiting in a collective."""
+        if self.world == 1:
+            return flag
+        import torch.distributed as dist
+
+        t = torch.tensor([float(not flag if all_of else flag)])  # CPU: the group has a gloo side for it
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item()) != all_of
+
     def _requested(self) -> tuple[bool, bool]:
-        stop = self.stop_signal
+        stop = self.stop_signal or self.stopping  # stopping: a collapse that rank 0's evaluation saw
         ckpt = False
         if self.session:
             stop |= self.session.take_request(STOP)
             ckpt = self.session.take_request(CHECKPOINT_NOW)
-        if self.world > 1:  # every rank must agree, or DDP waits forever
-            import torch.distributed as dist
-
-            flags = torch.tensor([float(stop), float(ckpt)])
-            dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-            stop, ckpt = bool(flags[0]), bool(flags[1])
-        return stop, ckpt
+        return self.agree(stop), self.agree(ckpt)
 
     def after_step(self, phase: str, step: int, total: int) -> bool:
         """Between steps: honour stop and checkpoint requests; True means stop now."""
@@ -124,7 +131,9 @@ def _setup_distributed() -> tuple[int, int]:
 
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-    dist.init_process_group(backend=process_group_backend(torch.cuda.is_available()))
+    # rank 0 evaluates while the others wait at a barrier: the timeout must outlast an evaluation
+    dist.init_process_group(backend=process_group_backend(torch.cuda.is_available()),
+                            timeout=timedelta(minutes=float(os.environ.get("TRACEBENCH_DIST_TIMEOUT_MIN", 120))))
     return dist.get_rank(), world
 
 
@@ -189,6 +198,11 @@ def run(cfg, session_dir: Path, resume: bool = False, interactive: bool | None =
     model = None
     try:
         state = _load_checkpoint_state(session_dir, ctx) if resume else state
+        if state.get("world", world) != world and state.get("step"):
+            raise checkpoints.CheckpointError(
+                f"{state['path']} was written mid-stage by {state['world']} process(es); resume it with the same number "
+                f"(torchrun --nproc_per_node {state['world']}), or from a stage boundary: the data order of a stage "
+                f"depends on how many ranks share it")
         if session:
             (session.path / CONFIG).write_text(cfg.to_yaml())
             session.write_status(status="running", model=cfg.model.name, started=time.time() if not resume else session.status().get("started", time.time()), phase="setup")
@@ -273,7 +287,7 @@ def _train(cfg, model, tokenizer, ctx: Context, state: dict, session_dir: Path) 
 
     def write_state(path: Path, stage: int, step: int) -> None:
         checkpoints.save(path, {
-            "stage": stage, "step": step, "global_step": global_step, "trainable": trainable_state(model),
+            "stage": stage, "step": step, "global_step": global_step, "trainable": trainable_state(model), "world": ctx.world,
             "optimizer": optimizer.state_dict() if optimizer else None,
             "scheduler": scheduler.state_dict() if scheduler else None,
             "baseline": ctx.baseline, "best_accuracy": best["accuracy"], "config": cfg.to_dict(),

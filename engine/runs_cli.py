@@ -59,14 +59,25 @@ def _fail(cmd: str, message: str, code: int = 2) -> int:
     return code
 
 
-def resolve_config(args) -> config_mod.Config:
+def resolve_config(args, note=lambda text: None) -> config_mod.Config:
+    """Defaults, the device's preset, --config, then --set (later wins)."""
     base = {}
     sets = list(args.set)
     if getattr(args, "model", None):
         if args.model == TINY:
             base = config_mod.smoke_overrides()
         sets = [f"model.name={args.model}"] + sets
-    return config_mod.load(getattr(args, "config", None), sets, base=base)
+    cfg = config_mod.load(getattr(args, "config", None), sets, base=base)
+    import torch
+
+    preset, why = config_mod.preset_for(cfg, torch.cuda.is_available())
+    if preset == "gpu":
+        gpu = config_mod.parse_sets([f"{k}={v}" for k, v in config_mod.GPU.items()])
+        cfg = config_mod.load(getattr(args, "config", None), sets, base={**gpu, **base})
+        note(f"preset gpu ({why}): " + ", ".join(f"{k}={v}" for k, v in config_mod.GPU.items()) + "; --set overrides any")
+    else:
+        note(f"preset cpu ({why})")
+    return cfg
 
 
 def _train(args) -> int:
@@ -208,7 +219,7 @@ def _stop(args) -> int:
 
 def _show(args) -> int:
     try:
-        cfg = resolve_config(args)
+        cfg = resolve_config(args, note=lambda text: print(f"# {text}"))
     except config_mod.ConfigError as exc:
         return _fail("config show", str(exc))
     if args.docs:

@@ -42,3 +42,20 @@ def test_the_held_out_set_does_not_move_with_the_training_mix():
     only = eval_sets(config.load(sets=["eval.gsm8k=0", "eval.mix={percentage: 1}"]))["synthetic"]
     assert [i.question for i in even] == [i.question for i in trained_on_one]
     assert len({i.expert for i in even}) == 6 and {i.expert for i in only} == {"percentage"}
+
+
+def test_gpu_preset_scales_sizes_and_user_settings_win(monkeypatch):
+    import argparse
+
+    import torch
+
+    from engine.runs_cli import resolve_config
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    notes = []
+    args = argparse.Namespace(set=["rl.iterations=7"], model=None, config=None)
+    cfg = resolve_config(args, note=notes.append)
+    assert cfg.rl.questions == 32 and cfg.eval.batch_size == 256 and cfg.rl.iterations == 7
+    assert notes and notes[0].startswith("preset gpu (a CUDA device will be used)")
+    cpu = resolve_config(argparse.Namespace(set=["model.device=cpu"], model=None, config=None), note=notes.append)
+    assert cpu.rl.questions == config.load().rl.questions and "no CUDA device" in notes[-1]

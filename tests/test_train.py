@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from engine import config
 from engine.events import read_all
 
 
@@ -126,18 +127,57 @@ def test_missing_model_is_one_clear_sentence(tmp_path):
     assert events[-1]["kind"] == "run_finished" and events[-1]["status"] == "failed" and "no model folder" in events[-1]["error"]
 
 
-def test_torchrun_two_processes_write_one_session(tmp_path):
+@pytest.mark.parametrize("ranks", [3, 4])
+def test_torchrun_with_uneven_data_finishes_with_one_coherent_session(tmp_path, ranks):
+    """37 examples in batches of 4 do not divide over 3 or 4 ranks; RL batches tie (the
+    tiny model writes nothing readable), so every rank must agree to skip them."""
     folder = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533", "-m", "engine.cli",
-           "train", "--model", "tiny", "--session", str(folder), "--plain", "--set", "eval.gsm8k=0", "--set", "eval.at=rl"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(ranks), "--master_port", str(29533 + ranks),
+           "-m", "engine.cli", "train", "--model", "tiny", "--session", str(folder), "--plain", "--set", "eval.gsm8k=0",
+           "--set", "eval.at=rl", "--set", "data.train_size=37", "--set", "data.gsm8k_traces=3", "--set", "sft.batch_size=4",
+           "--set", "sft.epochs=1.5", "--set", "rl.iterations=2", "--set", "eval.synthetic=3"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert out.returncode == 0, out.stderr[-3000:]
     events = read_all(folder / "events.jsonl")
     kinds = [e["kind"] for e in events]
     assert kinds.count("run_started") == 1 and kinds.count("run_finished") == 1
-    assert events[0]["world_size"] == 2 and events[-1]["status"] == "completed"
-    steps = [e["step"] for e in events if e["kind"] == "metrics" and e["phase"] == "sft"]
-    assert steps == sorted(set(steps))  # one writer: no step twice
+    assert events[0]["world_size"] == ranks and events[-1]["status"] == "completed"
+    sft = [e for e in events if e["kind"] == "metrics" and e["phase"] == "sft"]
+    steps = [e["step"] for e in sft]
+    assert steps == list(range(1, sft[-1]["total"] + 1))  # one writer, every step once, to the planned end
+    assert all(e["skipped"] for e in events if e["kind"] == "metrics" and e["phase"] == "rl")
+
+
+def test_a_rank_whose_batch_tied_still_joins_the_update(default_tokenizer):
+    """Another rank had signal (agree says: not all tied), so this rank's all-zero batch
+    takes a zero-weight pass instead of returning early and leaving the others waiting."""
+    import contextlib
+
+    import torch
+
+    from engine.modeling import make_optimizer, tiny_model
+    from engine.rollout import Completion
+    from engine.train.rl import Batch, update
+
+    model = tiny_model(default_tokenizer)
+    calls = []
+    ctx = type("Ctx", (), {"autocast": staticmethod(contextlib.nullcontext), "forward_model": model,
+                           "agree": staticmethod(lambda flag, all_of=False: calls.append(flag) or (flag and len(calls) > 1))})()
+    ids = default_tokenizer("expert: a")["input_ids"]
+    batch = Batch(0, [], ["q", "q"], [Completion("", ids, False)] * 2, [1.0, 1.0], [], {})
+    stats = update(model, None, default_tokenizer, batch, [0.0, 0.0], make_optimizer(model, "adamw", 1e-3), config.load(), ctx)
+    assert not stats.get("skipped") and calls == [True, True]  # tied here, asked the others; then the finite check
+    assert stats["loss"] == 0.0 and stats["entropy"] > 0  # the full pass ran, at zero weight
+    assert all(p.grad is None for p in model.parameters())  # the step ran and cleared gradients
+
+
+def test_every_rank_takes_the_same_number_of_steps():
+    from engine.train.sft import rank_share
+
+    batches = list(range(10))
+    shares = [rank_share(batches, r, 4, 3) for r in range(4)]
+    assert all(len(s) == 3 for s in shares) and shares[0] == [0, 4, 8] and shares[3] == [3, 7, 3]
+    assert rank_share([0], 2, 3, 2) == [0, 0]
 
 
 def test_rl_update_weights_every_token_alike_and_skips_a_batch_without_signal():
@@ -156,7 +196,7 @@ def test_rl_update_weights_every_token_alike_and_skips_a_batch_without_signal():
     cfg = config.load(sets=["rl.lr=1e-2"])
     model = tiny_model(default_tokenizer)
     opt = make_optimizer(model, "adamw", cfg.rl.lr)
-    ctx = type("Ctx", (), {"autocast": staticmethod(contextlib.nullcontext), "forward_model": model})()
+    ctx = type("Ctx", (), {"autocast": staticmethod(contextlib.nullcontext), "forward_model": model, "agree": staticmethod(lambda flag, all_of=False: flag)})()
     short, long = default_tokenizer("expert: a")["input_ids"], default_tokenizer("- expert: a\n  trace: [b, c, d]")["input_ids"]
     batch = Batch(0, [], ["q", "q"], [Completion("", short, False), Completion("", long, False)], [1.0, 0.3], [], {})
     before = [p.detach().clone() for p in model.parameters()]
@@ -191,7 +231,7 @@ def test_rl_update_in_micro_batches_equals_one_pass_and_scales_logits_by_tempera
         torch.manual_seed(0)
         model = tiny_model(tok)
         cfg = config.load(sets=[f"rl.micro_batch={micro}", "rl.lr=0", "rl.max_grad_norm=1e6"])
-        ctx = type("Ctx", (), {"autocast": staticmethod(contextlib.nullcontext), "forward_model": model})()
+        ctx = type("Ctx", (), {"autocast": staticmethod(contextlib.nullcontext), "forward_model": model, "agree": staticmethod(lambda flag, all_of=False: flag)})()
         batch = Batch(0, [], ["q"] * 5, [Completion("", i, False) for i in ids], [1, 0, 0.5, 0.7, 0.3], [], {})
         opt = make_optimizer(model, "adamw", 0.0)
         opt.zero_grad()

@@ -106,13 +106,14 @@ def update(model, ref_model, tokenizer, batch: Batch, adv: list[float], optimize
     zero (every group tied) carries no signal and takes no step: Adam's momentum
     alone would still move the weights.
     """
-    if all(a == 0 for a in adv):
+    if ctx.agree(all(a == 0 for a in adv), all_of=True):  # skipped only when every rank's batch tied
         return {"loss": 0.0, "kl": None, "skipped": True}
     rc = cfg.rl
     tokens = [c.tokens for c in batch.completions]
     n_tokens = sum(max(len(t), 1) for t in tokens)
     # only completions with an advantage (or a KL term) contribute; tied groups cost no forward pass
     rows = [i for i, a in enumerate(adv) if a != 0 or (ref_model is not None and rc.kl_coef > 0)]
+    rows = rows or [0]  # tied here but not on another rank: a zero-weight pass still joins the gradient all-reduce
     chunks = [rows[i : i + rc.micro_batch] for i in range(0, len(rows), rc.micro_batch)]
     total, kls, ents = 0.0, [], []
     for n, chunk in enumerate(chunks):
@@ -133,14 +134,13 @@ def update(model, ref_model, tokenizer, batch: Batch, adv: list[float], optimize
                     loss = loss + rc.kl_coef * kl.sum()
                     kls.append(kl.mean().item())
             loss = loss / n_tokens
-        value = loss.item()
-        if not math.isfinite(value):
-            optimizer.zero_grad(set_to_none=True)
-            ctx.alert("error", f"RL loss is {value} at iteration {batch.iteration}; the update was skipped", phase="rl")
-            return {"loss": value}
         loss.backward()
-        total += value
+        total += loss.item()
         ents += [e.mean().item() for e in ent]
+    if not ctx.agree(math.isfinite(total), all_of=True):
+        optimizer.zero_grad(set_to_none=True)
+        ctx.alert("error", f"RL loss is {total} at iteration {batch.iteration}; the update was skipped", phase="rl")
+        return {"loss": total}
     torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], rc.max_grad_norm)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)

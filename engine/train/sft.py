@@ -61,6 +61,16 @@ def plan(n_examples: int, cfg, world: int = 1) -> tuple[int, int]:
     return per_epoch, max(1, math.ceil(per_epoch * cfg.sft.epochs))
 
 
+def rank_share(batches: list, rank: int, world: int, count: int) -> list:
+    """This rank's `count` batches of an epoch. Every rank takes the same number of steps
+    (a rank with fewer would leave the others waiting in all-reduce forever): a short
+    share is topped up from its own start."""
+    mine = batches[rank::world] or batches[:1]
+    while len(mine) < count:
+        mine = mine + mine[: count - len(mine)]
+    return mine[:count]
+
+
 def schedule(optimizer, cfg, total: int):
     name = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}[cfg.sft.schedule]
     return get_scheduler(name, optimizer, num_warmup_steps=int(cfg.sft.warmup * total), num_training_steps=total)
@@ -79,8 +89,8 @@ def train(model, tokenizer, rows, optimizer, scheduler, cfg, ctx, start_step: in
     model.train()
     while step < total:
         epoch = step // per_epoch
-        batches = length_grouped_batches([len(r[0]) for r in rows], sc.batch_size, cfg.run.seed * 1000 + epoch)
-        batches = batches[ctx.rank :: ctx.world]
+        batches = rank_share(length_grouped_batches([len(r[0]) for r in rows], sc.batch_size, cfg.run.seed * 1000 + epoch),
+                             ctx.rank, ctx.world, per_epoch * sc.grad_accum)
         first = (step - epoch * per_epoch) * sc.grad_accum
         for b in range(first, len(batches), sc.grad_accum):
             if step >= total:
@@ -95,7 +105,7 @@ def train(model, tokenizer, rows, optimizer, scheduler, cfg, ctx, start_step: in
                 loss.backward()
                 loss_sum += loss.item()
                 tokens += int(batch["attention_mask"].sum())
-            if not math.isfinite(loss_sum):
+            if not ctx.agree(math.isfinite(loss_sum), all_of=True):  # one rank's NaN is every rank's (DDP averaged it)
                 optimizer.zero_grad(set_to_none=True)
                 ctx.alert("error", f"SFT loss is {loss_sum} at step {step}; the update was skipped", phase="sft")
             else:
