@@ -82,6 +82,7 @@ class RLConfig:
     max_new_tokens: int = bounded(320, 8, 8192)
     kl_coef: float = bounded(0.0, 0.0, 100.0, doc="KL penalty to the starting model; 0 = off")
     micro_batch: int = bounded(8, 1, 4096, doc="completions per forward/backward pass in the update (memory, not maths)")
+    backend: str = choice("hf", "hf", "vllm", doc="what generates rollouts: transformers (hf), or vLLM in the same process (a GPU, the vllm extra)")
     max_grad_norm: float = bounded(1.0, 0.0, 1e6, doc="gradient clipping of the RL update")
     baseline_momentum: float = bounded(0.9, 0.0, 1.0)
     optimizer: str = choice("adamw", "adamw", "adamw8bit")

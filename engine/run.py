@@ -62,6 +62,9 @@ class Context:
         self.progress = {"phase": "setup", "step": 0, "total": 0}
         self.collapsed = False
         self.periodic_eval = None  # set during a phase when eval.every > 0
+        self.autocast = None  # the training autocast context factory, set once the model is loaded
+        self.sampler = None  # the model that evaluation decodes with (rollout.Sampler)
+        self.backend = None  # what RL rollouts come from (backends.py)
 
     def emit(self, kind: str, **fields) -> None:
         event = self.log.emit(kind, **fields)
@@ -284,6 +287,12 @@ def _train(cfg, model, tokenizer, ctx: Context, state: dict, session_dir: Path) 
     from .rollout import Sampler
 
     ctx.sampler = Sampler(model, cfg.model.generate_dtype)
+    if "rl" in cfg.run.phases:
+        from .backends import make_backend
+        from .models import resolve
+
+        ctx.backend = make_backend(cfg.rl.backend, model, ctx.sampler,
+                                   resolve(cfg.model.name) if cfg.rl.backend == "vllm" else cfg.model.name)
 
     def write_state(path: Path, stage: int, step: int) -> None:
         checkpoints.save(path, {

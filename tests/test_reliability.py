@@ -331,3 +331,16 @@ def test_fuzzed_event_lines_never_raise(kind, fields, cut, noise):
     line = json.dumps({"kind": kind, **fields}, allow_nan=True).encode()
     mutated = line[:cut] + noise + line[cut:]
     _fold_everything(good[:4] + [line + b"\n", mutated + b"\n", mutated[: cut // 2]] + [b"\n"] + good[4:])
+
+
+def test_the_workbench_exits_nonzero_after_a_crash(tmp_path):
+    """A crash inside the app (here: a mount handler that raises) is not exit 0."""
+    script = ("import sys\nfrom workbench import cli\nfrom textual.app import App\n"
+              "def boom(self):\n    raise RuntimeError('boom')\n"
+              "App.on_mount = boom\n"
+              "sys.exit(cli.main(['trace', sys.argv[1]]))\n")
+    trace = tmp_path / "t.yaml"
+    trace.write_text("expert: arithmetic\ntrace:\n- {op: init, var: a, value: 1}\n- {op: query, var: a}\n")
+    out = subprocess.run([sys.executable, "-c", script, str(trace)], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "TERM": "xterm"}, stdin=subprocess.DEVNULL)
+    assert out.returncode != 0

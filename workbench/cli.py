@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         app = sessions_app(Path(args.root), args.theme)
     app.run()
-    return 0
+    return app.return_code or 0  # 1 after a crash (Textual sets it), so scripts see the failure
 
 
 def _reattach_tty() -> None:

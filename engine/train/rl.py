@@ -15,7 +15,7 @@ import torch
 
 from ..data.prompts import prompt_text
 from ..health import health
-from ..rollout import Completion, completion_logprobs, generate
+from ..rollout import Completion, completion_logprobs
 from ..tasks import Item, Score, gsm8k_gold, score, system_prompt, training_pairs
 from .evaluate import sample_record
 
@@ -68,8 +68,8 @@ def _pool(cfg) -> list[Item]:
     return [Item(q, a) for q, a in training_pairs(cfg)]
 
 
-def rollouts(sampler, tokenizer, cfg, start: int, rank: int = 0):
-    """Yield one scored batch of samples per iteration; `sampler()` is the model that generates."""
+def rollouts(backend, tokenizer, cfg, start: int, rank: int = 0):
+    """Yield one scored batch of samples per iteration; `backend` generates (engine/backends.py)."""
     rc = cfg.rl
     group = rc.group_size if rc.algorithm == "grpo" else 1
     system = system_prompt(cfg)
@@ -77,7 +77,7 @@ def rollouts(sampler, tokenizer, cfg, start: int, rank: int = 0):
         items = [q for q in questions(cfg, it, rank) for _ in range(group)]
         prompts = [prompt_text(tokenizer, q.question, system) for q in items]
         torch.manual_seed(cfg.run.seed * 7919 + it * 17 + rank)
-        comps, gen = generate(sampler(), tokenizer, prompts, rc.max_new_tokens, rc.temperature, rc.top_p, batch_size=len(prompts))
+        comps, gen = backend.generate(tokenizer, prompts, rc.max_new_tokens, rc.temperature, rc.top_p, len(prompts))
         scores = [score(cfg, q, c.text, c.cut) for q, c in zip(items, comps)]
         yield Batch(it, items, prompts, comps, [s.reward for s in scores], scores, gen)
 
@@ -156,10 +156,12 @@ def tied_share(rewards: list[float], group: int) -> float:
 def train(model, ref_model, tokenizer, optimizer, cfg, ctx, start: int = 0, baseline: float | None = None):
     rc = cfg.rl
     group = rc.group_size if rc.algorithm == "grpo" else 1
-    for batch in rollouts(ctx.sampler, tokenizer, cfg, start, ctx.rank):
+    for batch in rollouts(ctx.backend, tokenizer, cfg, start, ctx.rank):
         t0 = time.perf_counter()
         adv = advantages(batch.rewards, rc.algorithm, group, baseline)
         stats = update(model, ref_model, tokenizer, batch, adv, optimizer, cfg, ctx)
+        if not stats.get("skipped"):
+            ctx.backend.sync_weights(model)  # the next rollouts sample from the weights just trained
         mean = sum(batch.rewards) / len(batch.rewards)
         baseline = mean if baseline is None else rc.baseline_momentum * baseline + (1 - rc.baseline_momentum) * mean
         ctx.baseline = baseline
