@@ -137,7 +137,7 @@ def resolve(name: str) -> str:
         return str(prepare_default())
     known = KNOWN.get(name)
     if known and known.source == "hub":
-        return known.where
+        return hub_model(known.where)
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").exists():
@@ -145,7 +145,39 @@ def resolve(name: str) -> str:
         return str(path)
     if name.startswith((".", "/", "~")):
         raise ModelNotFound(f"There is no model folder at {name}.")
-    return name  # a hub id; loading says clearly if the hub cannot be reached
+    return hub_model(name)
+
+
+def hub_model(hub_id: str) -> str:
+    """A hub id: its folder in the local hub cache if it is there (loads offline), the id itself
+    if the hub can be reached, else a clear error at once instead of a minute of retries."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(hub_id, local_files_only=True)
+    except Exception:  # noqa: BLE001 - not cached (or not a valid id): ask the hub, if there is one
+        pass
+    why = hub_unreachable()
+    if why:
+        raise ModelNotFound(f"{hub_id} is not a known name (engine models), not a local folder, and not in the local "
+                            f"hub cache, and the hub cannot be reached ({why}): download it where there is a network "
+                            f"(huggingface-cli download {hub_id}) and pass its folder.")
+    return hub_id
+
+
+def hub_unreachable(timeout: float = 3.0) -> str | None:
+    """Why the hub cannot be reached (offline mode, no route), or None when it answers."""
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return "HF_HUB_OFFLINE is set"
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=timeout).close()
+    except OSError as exc:
+        return f"{url.hostname}: {exc.strerror or type(exc).__name__}"
+    return None
 
 
 def add_parser(sub) -> None:

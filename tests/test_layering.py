@@ -11,7 +11,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def _modules(package: str) -> list[str]:
     names = [package]
     for info in pkgutil.walk_packages([str(ROOT / package)], prefix=package + "."):
-        names.append(info.name)
+        if not info.name.endswith(".__main__"):  # running it is not importing it
+            names.append(info.name)
     return names
 
 
@@ -31,3 +32,16 @@ def test_engine_never_imports_textual():
 def test_workbench_never_imports_torch():
     assert _imports_in_fresh_python(_modules("workbench"), "torch") == "[]"
     assert _imports_in_fresh_python(_modules("workbench"), "transformers") == "[]"
+
+
+def test_a_wheel_carries_the_themes_and_gsm8k(tmp_path):
+    import subprocess
+    import sys
+    import zipfile
+
+    out = subprocess.run([sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)],
+                         capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr[-2000:]
+    names = zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist()
+    assert "workbench/theme_files/paper.yaml" in names and "workbench/theme_files/harbor.yaml" in names
+    assert {"engine/data/files/gsm8k/train.jsonl", "engine/data/files/gsm8k/test.jsonl", "engine/data/files/gsm8k/LICENSE"} <= set(names)

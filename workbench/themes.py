@@ -1,4 +1,4 @@
-"""Themes from themes/*.yaml, and the remembered choice."""
+"""Themes from workbench/theme_files/*.yaml, and the remembered choice."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 from textual.theme import Theme
 
-THEMES_DIR = Path(__file__).resolve().parents[1] / "themes"
+THEMES_DIR = Path(__file__).resolve().parent / "theme_files"  # inside the package: a wheel carries them
 DEFAULT_THEME = "harbor"
 _FIELDS = ("primary", "secondary", "accent", "foreground", "background", "surface", "panel", "success", "warning", "error", "dark")
 
