@@ -319,11 +319,12 @@ def _train(cfg, model, tokenizer, ctx: Context, state: dict, session_dir: Path) 
             if fields["parse_rate"] == 0 and fields["total"]:
                 ctx.alert("warning", f"no parseable output in the {name} evaluation ({which})", phase="eval")
             ctx.health_check("eval", step, fields["health"])
-            if i == 0 and (best["accuracy"] is None or fields["accuracy"] > best["accuracy"]):
+            # `best`: the trained weights with the best accuracy on the first set (the earliest among
+            # ties); the untrained start is no checkpoint and competes with none
+            if i == 0 and which != "start" and (best["accuracy"] is None or fields["accuracy"] > best["accuracy"]):
                 best["accuracy"] = fields["accuracy"]
-                if which != "start":
-                    write_state(folder / checkpoints.BEST, -1, 0)
-                    ctx.emit("checkpoint", path=str(folder / checkpoints.BEST), step=step, phase=which, best=True, accuracy=fields["accuracy"])
+                write_state(folder / checkpoints.BEST, -1, 0)
+                ctx.emit("checkpoint", path=str(folder / checkpoints.BEST), step=step, phase=which, best=True, accuracy=fields["accuracy"])
                 if ctx.session:
                     ctx.session.write_status(best_accuracy=best["accuracy"])
 

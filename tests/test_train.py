@@ -246,3 +246,21 @@ def test_rl_update_in_micro_batches_equals_one_pass_and_scales_logits_by_tempera
     cold = completion_logprobs(model, tok, ["q"], [ids[0]], temperature=1.0)[0]
     assert not torch.allclose(hot, cold)
     assert tied_share([1, 1, 0.5, 0.7, 0, 0], 2) == 2 / 3
+
+
+def test_eval_and_report_score_the_same_checkpoint_and_say_which(smoke, tmp_path):
+    folder, _ = smoke
+    from engine import checkpoints
+
+    best = folder / "checkpoints" / "best"
+    assert checkpoints.choose(folder) == best
+    out = engine("eval", str(folder), "--json", "--set", "eval.synthetic=2", "--set", "eval.gsm8k=0")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout)["checkpoint"] == str(best)
+    last = engine("eval", str(folder), "--json", "--checkpoint", "last", "--set", "eval.synthetic=2", "--set", "eval.gsm8k=0")
+    assert json.loads(last.stdout)["checkpoint"] == str(checkpoints.steps(folder)[-1])
+    sets = tmp_path / "dev.jsonl"
+    sets.write_text(json.dumps({"instruction": "Say hi", "output": "hi"}) + "\n")
+    report = engine("report", str(folder), str(sets), "--limit", "1", "--max-new-tokens", "4", "--out", str(tmp_path))
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert f"scoring {best}" in report.stderr and json.loads((tmp_path / "report.json").read_text())["checkpoint"] == str(best)
