@@ -74,7 +74,7 @@ def test_eval_refuses_a_checkpoint_that_trained_other_parameters(smoke, tmp_path
     state = torch.load(ckpt, map_location="cpu", weights_only=False)
     state["trainable"]["model.rotary_emb.inv_freq_not_trained"] = torch.zeros(1)
     torch.save(state, ckpt)
-    ev = engine("eval", str(folder), "--set", "eval.gsm8k=0")
+    ev = engine("eval", str(folder), "--checkpoint", "last", "--set", "eval.gsm8k=0")
     assert ev.returncode == 1 and "Traceback" not in ev.stderr
     assert "does not fit" in ev.stderr and "inv_freq_not_trained" in ev.stderr
 

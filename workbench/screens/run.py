@@ -188,7 +188,8 @@ class RunScreen(Screen):
         tps = s.last_metrics.get("tokens_per_s")
         if isinstance(tps, (int, float)):
             t.append(f"  {tps:,.0f} tok/s")
-        if self.follow_status and ":" in self.target and not Path(self.target).exists():
+        remote = ":" in self.target and not Path(self.target).exists()
+        if self.follow_status and (remote or not self.state.started):  # e.g. "no such session folder"
             t.append(f"  [{self.follow_status}]", style="italic")
         if self.engine_error:
             t.append(f"\n engine stopped: {self.engine_error}", style="bold red")
