@@ -113,7 +113,9 @@ class VLLMBackend:
         return comps, {"tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / max(seconds, 1e-9)}
 
 
-def make_backend(name: str, model, sampler: Sampler, model_path: str) -> Backend:
+def make_backend(name: str, model, sampler: Sampler, model_name: str) -> Backend:
     if name == "vllm":
-        return VLLMBackend(model, model_path)
+        from .models import resolve
+
+        return VLLMBackend(model, resolve(model_name))
     return HFBackend(sampler)

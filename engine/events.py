@@ -64,7 +64,7 @@ def clean_text(text: str) -> str:
     return _CONTROL.sub("", text)
 
 
-def _number(value):
+def finite_number(value):
     """A finite int or float, or None (NaN and infinity travel as strings and stay unplotted)."""
     if isinstance(value, bool):
         return None
@@ -81,7 +81,7 @@ def _sane(value, depth: int = 0):
     if isinstance(value, (bool, type(None))):
         return value
     if isinstance(value, (int, float)):
-        return _number(value)
+        return finite_number(value)
     if depth >= MAX_DEPTH:
         return None
     if isinstance(value, dict):
@@ -101,12 +101,11 @@ def sanitize(event) -> dict | None:
     if not isinstance(event, dict) or not isinstance(event.get("kind"), str) or not _KIND.match(event["kind"]):
         return None
     e = _sane(event)
-    t = _number(e.get("t"))
+    t = finite_number(e.get("t"))
     e["t"] = t if t is not None and 0 <= t < 1e11 else None
     for key in ("step", "total"):
         if key in e:
-            v = e[key]
-            e[key] = v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 10**9 else None
+            e[key] = count(e[key])
     if e["kind"] == "eval":
         for key in UNIT_FIELDS:
             v = e.get(key)
@@ -115,10 +114,10 @@ def sanitize(event) -> dict | None:
             if key in e and not (isinstance(v, (int, float)) and 0 <= v <= 1):
                 e[key] = None
         experts = e.get("by_expert")
-        e["by_expert"] = {k: b for k, b in experts.items() if isinstance(b, dict) and _count(b.get("total")) and
-                          _count(b.get("correct"), 0) is not None and b["correct"] <= b["total"]} if isinstance(experts, dict) else {}
+        e["by_expert"] = {k: b for k, b in experts.items() if isinstance(b, dict) and count(b.get("total"), 1) and
+                          count(b.get("correct")) is not None and b["correct"] <= b["total"]} if isinstance(experts, dict) else {}
         codes = e.get("diagnostic_counts")
-        e["diagnostic_counts"] = {k: v for k, v in codes.items() if _count(v, 0) is not None} if isinstance(codes, dict) else {}
+        e["diagnostic_counts"] = {k: v for k, v in codes.items() if count(v) is not None} if isinstance(codes, dict) else {}
     if e["kind"] == "sample":
         codes = e.get("codes")
         e["codes"] = [c for c in codes if isinstance(c, str)] if isinstance(codes, list) else []
@@ -128,7 +127,8 @@ def sanitize(event) -> dict | None:
     return e
 
 
-def _count(value, low: int = 1):
+def count(value, low: int = 0):
+    """An int count in [low, 1e9), else None (a bool is not a count)."""
     return value if isinstance(value, int) and not isinstance(value, bool) and low <= value < 10**9 else None
 
 

@@ -289,10 +289,8 @@ def _train(cfg, model, tokenizer, ctx: Context, state: dict, session_dir: Path) 
     ctx.sampler = Sampler(model, cfg.model.generate_dtype)
     if "rl" in cfg.run.phases:
         from .backends import make_backend
-        from .models import resolve
 
-        ctx.backend = make_backend(cfg.rl.backend, model, ctx.sampler,
-                                   resolve(cfg.model.name) if cfg.rl.backend == "vllm" else cfg.model.name)
+        ctx.backend = make_backend(cfg.rl.backend, model, ctx.sampler, cfg.model.name)
 
     def write_state(path: Path, stage: int, step: int) -> None:
         checkpoints.save(path, {

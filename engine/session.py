@@ -7,7 +7,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
-import math
 import os
 import socket
 import stat
@@ -15,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .events import EVENTS
+from .events import EVENTS, count, finite_number
 
 # Every file name of a session folder, in one place.
 STATUS, CONFIG, STOP, CHECKPOINT_NOW, LOCK = "status.json", "config.yaml", "stop", "checkpoint-now", "run.lock"
@@ -134,7 +133,7 @@ def summarize(path: Path) -> dict:
     st = s.status()
     info = {
         "run": path.name, "path": str(path), "status": _text(st.get("status"), "unknown"), "model": _text(st.get("model"), "?"),
-        "phase": _text(st.get("phase"), ""), "step": _count(st.get("step")), "total": _count(st.get("total")),
+        "phase": _text(st.get("phase"), ""), "step": count(st.get("step")), "total": count(st.get("total")),
         "started": _time(st.get("started")), "best_accuracy": _share(st.get("best_accuracy")),
         "error": _text(st.get("error"), "") or None,
     }
@@ -154,18 +153,14 @@ def _text(value, default: str) -> str:
     return value[:200] if isinstance(value, str) else default
 
 
-def _count(value) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**12 else None
-
-
 def _time(value) -> float | None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and 0 < value < 1e11
-    return float(value) if ok else None
+    value = finite_number(value)
+    return float(value) if value is not None and 0 < value < 1e11 else None
 
 
 def _share(value) -> float | None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and 0 <= value <= 1
-    return float(value) if ok else None
+    value = finite_number(value)
+    return float(value) if value is not None and 0 <= value <= 1 else None
 
 
 def _alive(pid) -> bool:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
 
-from ..trace import check
+from ..trace import answers_match, check
 from .gsm8k import parse_answer
 from .tracewriter import compute, init, query, single
 
@@ -66,6 +66,7 @@ _WORD_NUMBERS = {
     "thirds": 3, "quarter": 4, "quarters": 4, "fourth": 4, "fifth": 5, "tenth": 10, "once": 1, "one": 1,
 }
 # Facts a unit word states: `hours` and `minutes` in a question make 60 a stated number.
+_PARTS = {"half", "halves", "quarter", "quarters", "fourth", "third", "thirds"}  # also state 1/2, 1/4, 1/3
 _UNIT_FACTS = {
     "minute": (60, "minutes_per_hour"), "minutes": (60, "minutes_per_hour"), "hour": (60, "minutes_per_hour"),
     "hours": (60, "minutes_per_hour"), "second": (60, "seconds_per_minute"), "seconds": (60, "seconds_per_minute"),
@@ -166,11 +167,9 @@ def _question_numbers(question: str) -> list[tuple[Fraction, str, bool]]:
     lowered = [w.lower() for w in _WORD.findall(question)]
     for w in lowered:
         if w in _WORD_NUMBERS:
-            v = _WORD_NUMBERS[w]
-            out.append((Fraction(v), w, False))
-            inverse = {"half": 2, "halves": 2, "quarter": 4, "quarters": 4, "fourth": 4, "third": 3, "thirds": 3}
-            if w in inverse:
-                out.append((Fraction(1, inverse[w]), w, False))
+            out.append((Fraction(_WORD_NUMBERS[w]), w, False))
+            if w in _PARTS:
+                out.append((Fraction(1, _WORD_NUMBERS[w]), w, False))
     for w in lowered:
         if w in _UNIT_FACTS:
             v, name = _UNIT_FACTS[w]
@@ -206,18 +205,16 @@ def _expression(text: str) -> ast.expr:
     return node
 
 
-def _value(node: ast.expr) -> Fraction:
-    if isinstance(node, ast.Constant):
-        return Fraction(str(node.value))
-    a, b = _value(node.left), _value(node.right)
-    op = _OPS[type(node.op)]
+def _apply(op: str, a: Fraction, b: Fraction) -> Fraction:
     if op == "div" and b == 0:
         raise _Reject("wrong_arithmetic", "division by zero")
     return {"add": a + b, "sub": a - b, "mul": a * b, "div": a / b if b else a}[op]
 
 
-def _close(a: Fraction, b: Fraction) -> bool:
-    return abs(a - b) <= max(Fraction(1, 100), abs(b) * Fraction(1, 10**6))
+def _value(node: ast.expr) -> Fraction:
+    if isinstance(node, ast.Constant):
+        return Fraction(str(node.value))
+    return _apply(_OPS[type(node.op)], _value(node.left), _value(node.right))
 
 
 class _Builder:
@@ -277,7 +274,7 @@ class _Builder:
             values.append(val)
         value = values[0]
         for v in values[1:]:
-            value = {"add": value + v, "sub": value - v, "mul": value * v, "div": value / v if v else value}[op]
+            value = _apply(op, value, v)
         var = self.names.new(name)
         self.steps.append(compute(op, args, var))
         self.results.append((value, var))
@@ -296,7 +293,7 @@ def _steps(solution: str) -> list[tuple[str, str, int]]:
     blanked = _ANNOTATION.sub(lambda m: "#" * len(m.group(0)), solution)  # same offsets; no match runs across one
     for m in _PLAIN.finditer(blanked):
         try:  # plain text is read loosely: a match whose arithmetic does not hold was misread, not wrong
-            if _close(_value(_expression(m.group(1))), _number(m.group(2))):
+            if answers_match(_value(_expression(m.group(1))), _number(m.group(2))):
                 found.append((m.group(1), m.group(2), m.start(), m.end()))
         except (_Reject, ValueError, ZeroDivisionError):
             pass
@@ -324,10 +321,10 @@ def convert(index: int, question: str, answer_text: str) -> Converted:
                 raise _Reject("bad_expression", f"{expr_text}={result_text}") from None
             if isinstance(expr, ast.Constant):
                 continue  # `<<5=5>>` restates a number: nothing to compute
-            if not _close(_value(expr), stated):
+            if not answers_match(_value(expr), stated):
                 raise _Reject("wrong_arithmetic", f"{expr_text}={result_text}")
             b.node(expr, _name_from(_words_after(solution, end), "value"))
-        final = next((var for v, var in reversed(b.results) if _close(v, answer)), None)
+        final = next((var for v, var in reversed(b.results) if answers_match(v, answer)), None)
         if final is None:
             raise _Reject("answer_not_computed", str(answer))
         b.steps.append(query(final))
