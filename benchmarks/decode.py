@@ -3,10 +3,18 @@ batched generation at several batch sizes, where one decode step's time goes, an
 the same decoding beside a competing process (a busy machine).
 
     python benchmarks/decode.py [--batches 24,64] [--tokens 128] [--profile] [--competitor]
+    python benchmarks/decode.py --real 128 --checkpoint SESSION/checkpoints/step-N
 
 Every row decodes exactly --tokens new tokens per prompt (no early stop), so the
 figures compare equal work. The memory-bandwidth bound printed beside them is
 bytes of weights read per step / measured copy bandwidth.
+
+`--real N` is an evaluation as the engine runs it instead: N held-out problems
+(half synthetic, half GSM8K test), greedy, stopping where each output ends,
+decoded by the engine's decoder and by transformers' `generate` with a static
+cache (the engine's decoder before it had its own), with the share of outputs
+that came out identical. Give it a trained checkpoint: the base model writes
+prose that runs to the limit, which is not what an evaluation decodes.
 """
 
 from __future__ import annotations
@@ -16,12 +24,13 @@ import multiprocessing as mp
 import time
 
 import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from engine import config
 from engine.data.prompts import prompt_text
 from engine.data.synthetic import generate as synthesize
-from engine.modeling import load_model, load_tokenizer, pick_device
-from engine.rollout import Sampler, generate
+from engine.modeling import load_checkpoint, load_model, load_tokenizer, pick_device
+from engine.rollout import Sampler, _cut_after_fence, generate, stop_ids
 
 
 def bandwidth_gbs() -> float:
@@ -43,10 +52,56 @@ def burn(stop) -> None:
 
 def rate(model, tok, batch: int, tokens: int) -> float:
     prompts = [prompt_text(tok, e.question) for e in synthesize(batch, 3)]
-    model.generation_config.min_new_tokens = tokens
-    _, stats = generate(model, tok, prompts, tokens, 0.0, batch_size=batch)
-    model.generation_config.min_new_tokens = None
+    _, stats = generate(model, tok, prompts, tokens, 0.0, batch_size=batch, min_new_tokens=tokens)
     return stats["tokens_per_s"]
+
+
+class FenceStop(StoppingCriteria):
+    """Done once a row's new text holds an opening and a closing fence (the engine's old stop)."""
+
+    def __init__(self, tok, prompt_len: int):
+        self.tok, self.prompt_len = tok, prompt_len
+
+    def __call__(self, input_ids, scores, **kwargs):
+        return torch.tensor([self.tok.decode(row[self.prompt_len :], skip_special_tokens=True).count("```") >= 2
+                             for row in input_ids], dtype=torch.bool)
+
+
+def hf_generate(model, tok, prompts: list[str], max_new: int, batch: int) -> tuple[list[str], int]:
+    """transformers' generate over the same length-sorted batches (the reference)."""
+    texts, made = [None] * len(prompts), 0
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    ends = stop_ids(tok)
+    for i in range(0, len(prompts), batch):
+        rows = order[i : i + batch]
+        enc = tok([prompts[r] for r in rows], return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
+        out = model.generate(**enc, max_new_tokens=max_new, do_sample=False, eos_token_id=ends, pad_token_id=tok.pad_token_id,
+                             stopping_criteria=StoppingCriteriaList([FenceStop(tok, enc["input_ids"].shape[1])]),
+                             cache_implementation="static")
+        for r, row in zip(rows, out[:, enc["input_ids"].shape[1] :].tolist()):
+            cut = next((k + 1 for k, t in enumerate(row) if t in ends), len(row))
+            made += cut
+            texts[r] = _cut_after_fence(tok.decode(row[:cut], skip_special_tokens=True))
+    return texts, made
+
+
+def real(model, tok, cfg, n: int, batch: int) -> None:
+    from engine.data.gsm8k import load as gsm8k
+    from engine.tasks import system_prompt
+
+    qs = [e.question for e in synthesize(n // 2, 7)] + [p.question for p in gsm8k(None, "test", n - n // 2)]
+    prompts = [prompt_text(tok, q, system_prompt(cfg)) for q in qs]
+    start = time.perf_counter()
+    ours, stats = generate(model, tok, prompts, cfg.eval.max_new_tokens, 0.0, batch_size=batch)
+    mine = time.perf_counter() - start
+    print(f"engine decoder:          {stats['tokens']:6d} tokens in {mine:6.1f} s = {stats['tokens'] / mine:5.0f} tokens/s", flush=True)
+    start = time.perf_counter()
+    theirs, made = hf_generate(model, tok, prompts, cfg.eval.max_new_tokens, batch)
+    ref = time.perf_counter() - start
+    print(f"transformers generate:   {made:6d} tokens in {ref:6.1f} s = {made / ref:5.0f} tokens/s "
+          f"(each row until its end; the batch runs to its longest)")
+    same = sum(a.text == b for a, b in zip(ours, theirs))
+    print(f"speed-up {ref / mine:.2f}x; identical outputs {same}/{len(prompts)}")
 
 
 def main() -> None:
@@ -56,8 +111,17 @@ def main() -> None:
     p.add_argument("--tokens", type=int, default=128)
     p.add_argument("--profile", action="store_true", help="where one decode step's time goes")
     p.add_argument("--competitor", action="store_true", help="decode again beside a process that keeps both cores busy")
+    p.add_argument("--real", type=int, default=0, help="N held-out problems decoded as an evaluation, against transformers' generate")
+    p.add_argument("--checkpoint", help="trained weights for --real (a checkpoint folder)")
     args = p.parse_args()
     cfg = config.load(sets=[f"model.name={args.model}"])
+    if args.real:
+        tok = load_tokenizer(cfg.model.name)
+        model = load_model(cfg, tok, pick_device()).eval()
+        if args.checkpoint:
+            load_checkpoint(model, args.checkpoint)
+        real(model, tok, cfg, args.real, cfg.eval.batch_size)
+        return
     tok = load_tokenizer(cfg.model.name)
     device = pick_device()
     model = Sampler(load_model(cfg, tok, device), cfg.model.generate_dtype)()
@@ -83,9 +147,8 @@ def main() -> None:
         from torch.profiler import profile
 
         prompts = [prompt_text(tok, e.question) for e in synthesize(64, 3)]
-        model.generation_config.min_new_tokens = 16
         with profile() as prof:
-            generate(model, tok, prompts, 16, 0.0, batch_size=64)
+            generate(model, tok, prompts, 16, 0.0, batch_size=64, min_new_tokens=16)
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
 
 

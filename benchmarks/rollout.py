@@ -45,15 +45,12 @@ def main() -> None:
     generate(model, tok, prompts[:2], 4, 0.8)  # warm up
 
     # Same number of new tokens for every row: no early stop, so both sides do equal work.
-    model.generation_config.min_new_tokens = args.tokens
     torch.manual_seed(0)
-    _, stats = generate(model, tok, prompts, args.tokens, temperature=0.8, batch_size=len(prompts))
+    _, stats = generate(model, tok, prompts, args.tokens, temperature=0.8, batch_size=len(prompts), min_new_tokens=args.tokens)
     sampler = Sampler(model, "bfloat16")
     low = sampler()
-    low.generation_config.min_new_tokens = args.tokens
     torch.manual_seed(0)
-    _, low_stats = generate(low, tok, prompts, args.tokens, temperature=0.8, batch_size=len(prompts))
-    model.generation_config.min_new_tokens = None
+    _, low_stats = generate(low, tok, prompts, args.tokens, temperature=0.8, batch_size=len(prompts), min_new_tokens=args.tokens)
     start = time.perf_counter()
     made = sum(naive(model, tok, pr, args.tokens, 0.8) for pr in prompts[: args.naive_prompts])
     naive_rate = made / (time.perf_counter() - start)

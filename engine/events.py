@@ -106,6 +106,9 @@ def sanitize(event) -> dict | None:
     for key in ("step", "total"):
         if key in e:
             e[key] = count(e[key])
+    for key in ("phase", "set", "stage", "status", "level", "message"):  # names a view files things under
+        if key in e and not isinstance(e[key], str):
+            e[key] = None if e[key] is None else str(e[key])
     if e["kind"] == "eval":
         for key in UNIT_FIELDS:
             v = e.get(key)

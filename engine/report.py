@@ -10,21 +10,11 @@ from __future__ import annotations
 
 import json
 import sys
-from functools import lru_cache
 from pathlib import Path
 
+from .tasks.instruct import INSTRUCT_SYSTEM, instruction_prompt, read_instructions, rouge_l
+
 METRICS = ("bleu", "rouge_l", "meteor", "length_ratio", "truncation_rate")
-
-
-@lru_cache(maxsize=1)
-def _rouge():
-    from rouge_score import rouge_scorer
-
-    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-
-
-def rouge_l(prediction: str, reference: str) -> float:
-    return _rouge().score(reference, prediction)["rougeL"].fmeasure
 
 
 def meteor_available() -> str | None:
@@ -99,7 +89,6 @@ def add_parser(sub) -> None:
 def _outputs(model, tok, rows: list[dict], system: str, max_new: int):
     from .data.prompts import prompt_text
     from .rollout import generate
-    from .tasks import instruction_prompt
 
     prompts = [prompt_text(tok, instruction_prompt(r), system) for r in rows]
     comps, _ = generate(model, tok, prompts, max_new, 0.0)
@@ -111,7 +100,6 @@ def _cli(args) -> int:
     from . import checkpoints
     from .modeling import CheckpointMismatch, load_checkpoint, load_model, load_tokenizer, pick_device
     from .session import Session
-    from .tasks import INSTRUCT_SYSTEM, read_instructions
 
     session = Session(Path(args.tuned))
     if not (session.path / "config.yaml").exists():

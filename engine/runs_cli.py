@@ -13,10 +13,14 @@ DEFAULT_ROOT = "sessions"
 
 
 def add_parser(sub) -> None:
+    from .tasks import TASKS
+
     t = sub.add_parser("train", help="train a model: SFT, RL and evaluation, written to a session folder")
     t.add_argument("--config", help="YAML config file")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting, e.g. sft.lr=1e-4")
     t.add_argument("--model", help="model name, folder or hub id (tiny: a 3M-parameter smoke run)")
+    t.add_argument("--task", choices=list(TASKS), help="what the run teaches (run.task; default trace). "
+                   + "; ".join(f"{name}: {task.summary}" for name, task in TASKS.items()))
     t.add_argument("--session", help="session folder (default: sessions/<run-id>)")
     t.add_argument("--resume", metavar="DIR", help="continue the session in DIR from its last checkpoint")
     t.add_argument("--plain", action="store_true", help="plain lines, no progress bars")
@@ -67,6 +71,8 @@ def resolve_config(args, note=lambda text: None) -> config_mod.Config:
         if args.model == TINY:
             base = config_mod.smoke_overrides()
         sets = [f"model.name={args.model}"] + sets
+    if getattr(args, "task", None):
+        sets = [f"run.task={args.task}"] + sets
     cfg = config_mod.load(getattr(args, "config", None), sets, base=base)
     import torch
 

@@ -59,3 +59,28 @@ def test_gpu_preset_scales_sizes_and_user_settings_win(monkeypatch):
     assert notes and notes[0].startswith("preset gpu (a CUDA device will be used)")
     cpu = resolve_config(argparse.Namespace(set=["model.device=cpu"], model=None, config=None), note=notes.append)
     assert cpu.rl.questions == config.load().rl.questions and "no CUDA device" in notes[-1]
+
+
+def test_every_task_is_a_config_choice_and_a_train_option():
+    import dataclasses
+    import subprocess
+    import sys
+
+    from engine.tasks import TASKS
+
+    field = next(f for f in dataclasses.fields(config.RunConfig) if f.name == "task")
+    assert set(field.metadata["choices"]) == set(TASKS)
+    out = subprocess.run([sys.executable, "-m", "engine", "train", "--help"], capture_output=True, text=True, check=True).stdout
+    assert all(name in out for name in TASKS)
+    bad = subprocess.run([sys.executable, "-m", "engine", "train", "--task", "poetry"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def test_every_shipped_recipe_loads():
+    from pathlib import Path
+
+    recipes = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"))
+    assert recipes
+    for path in recipes:
+        cfg = config.load(path)
+        assert cfg.data.gsm8k_traces > config.load().data.gsm8k_traces  # the longer recipe trains on more GSM8K

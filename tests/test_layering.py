@@ -45,3 +45,51 @@ def test_a_wheel_carries_the_themes_and_gsm8k(tmp_path):
     names = zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist()
     assert "workbench/theme_files/paper.yaml" in names and "workbench/theme_files/harbor.yaml" in names
     assert {"engine/data/files/gsm8k/train.jsonl", "engine/data/files/gsm8k/test.jsonl", "engine/data/files/gsm8k/LICENSE"} <= set(names)
+
+
+def _import_graph(packages=("engine", "workbench")) -> dict[str, set[str]]:
+    """module -> the project modules it imports, counting imports inside functions too."""
+    import ast
+
+    files = {}
+    for pkg in packages:
+        for path in (ROOT / pkg).rglob("*.py"):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            files[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {}
+    for name, path in files.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+                target = ".".join(base + ([node.module] if node.module else []))
+                for alias in node.names:
+                    full = f"{target}.{alias.name}"
+                    deps.add(full if full in files else target)
+            elif isinstance(node, ast.Import):
+                deps.update(a.name for a in node.names)
+        graph[name] = {d for d in deps if d in files and d != name}
+    return graph
+
+
+def test_no_import_cycles_in_engine_or_workbench():
+    graph = _import_graph()
+    assert "engine.tasks.trace" in graph["engine.tasks"] and graph["engine.report"]  # the graph sees imports
+    cycles, state, stack = [], {}, []
+
+    def visit(node):
+        state[node] = "open"
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                cycles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+    assert not cycles, "\n".join(" -> ".join(c) for c in cycles)

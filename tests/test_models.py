@@ -17,3 +17,20 @@ def test_an_unknown_hub_id_without_a_hub_fails_within_seconds(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelNotFound, match="HF_HUB_OFFLINE"):
         resolve("nobody/no-such-model-xyz")
+
+
+def test_engine_models_lists_the_models_people_ask_for_with_what_was_measured():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "engine", "models"], capture_output=True, text=True, check=True,
+                         env={**__import__("os").environ, "COLUMNS": "400"}).stdout
+    for name in ("smollm2-135m-instruct", "smollm2-360m-instruct", "qwen2.5-0.5b-instruct", "Qwen/Qwen2.5-0.5B-Instruct"):
+        assert name in out
+    assert "78.5%" in out and "not yet measured" in out
+
+
+def test_a_known_hub_name_fails_with_its_hub_id_when_nothing_can_be_had(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelNotFound, match="Qwen/Qwen2.5-0.5B-Instruct"):
+        resolve("qwen2.5-0.5b-instruct")

@@ -76,7 +76,9 @@ def test_scoring_never_raises_out_of_the_loops(monkeypatch):
 
     cfg = config.load()
     item = tasks.Item("q", 3, "arithmetic")
-    monkeypatch.setattr(tasks, "check", lambda *a, **k: (_ for _ in ()).throw(OverflowError("boom")))
+    from engine.tasks import trace
+
+    monkeypatch.setattr(trace, "check", lambda *a, **k: (_ for _ in ()).throw(OverflowError("boom")))
     s = tasks.score(cfg, item, "expert: arithmetic", False)
     assert s.reward == 0.0 and s.error and "OverflowError" in s.error
 

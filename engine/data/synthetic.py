@@ -55,7 +55,8 @@ def pattern(expert: str, name: str):
     return register
 
 
-def pick(r: random.Random, options: list, ph: int):
+def pick(options: list, ph: int):
+    """The phrasing `ph` of a question (phrasings=one always asks for the first)."""
     return options[ph % len(options)]
 
 
@@ -69,7 +70,7 @@ def two_names(r: random.Random) -> tuple[str, str]:
 def _price_chain(r, ph):
     good, lo, hi = r.choice(GOODS)
     base, tax, ship = r.randint(lo, hi), r.randint(2, 12), r.randint(3, 15)
-    q = pick(r, [
+    q = pick([
         f"A {good} costs ${base}. Tax adds ${tax} and shipping adds ${ship}. What is the total cost?",
         f"{r.choice(NAMES)} buys a {good} for ${base}, pays ${tax} in tax and ${ship} for delivery. How much does it cost in all?",
     ], ph)
@@ -83,7 +84,7 @@ def _subtraction_chain(r, ph):
     a, b = two_names(r)
     item = r.choice(ITEMS)
     start, x, y = r.randint(30, 90), r.randint(3, 12), r.randint(3, 12)
-    q = pick(r, [
+    q = pick([
         f"{a} has {start} {item}. {a} gives away {x} {item} on Monday and {y} {item} on Tuesday. How many {item} are left?",
         f"There are {start} {item} in a jar. {b} takes {x} and then {a} takes {y}. How many {item} remain in the jar?",
     ], ph)
@@ -96,7 +97,7 @@ def _subtraction_chain(r, ph):
 def _multiply_then_add(r, ph):
     item = r.choice(ITEMS)
     boxes, per, loose = r.randint(2, 9), r.randint(3, 12), r.randint(1, 9)
-    q = pick(r, [
+    q = pick([
         f"There are {boxes} boxes with {per} {item} in each box, and {loose} more {item} on the table. How many {item} are there?",
         f"{r.choice(NAMES)} packs {boxes} bags of {per} {item} and has {loose} {item} left over. How many {item} does {r.choice(NAMES)} count in total?",
     ], ph)
@@ -110,7 +111,7 @@ def _divide_then_multiply(r, ph):
     item = r.choice(ITEMS)
     groups, each, price = r.randint(2, 8), r.randint(2, 10), r.randint(2, 6)
     total = groups * each
-    q = pick(r, [
+    q = pick([
         f"{total} {item} are shared equally among {groups} friends. Each of the {item} is worth ${price}. How much are one friend's {item} worth?",
         f"A shop splits {total} {item} into {groups} equal packs and sells every one of the {item} for ${price}. What does one pack sell for?",
     ], ph)
@@ -123,7 +124,7 @@ def _divide_then_multiply(r, ph):
 def _interleaved(r, ph):
     a = r.choice(NAMES)
     saved, week, spent = r.randint(20, 80), r.randint(5, 20), r.randint(5, 30)
-    q = pick(r, [
+    q = pick([
         f"{a} has ${saved} saved, earns ${week} more this week, then spends ${spent} on a game. How much money does {a} have now?",
         f"{a} starts with ${saved}. After earning ${week} and spending ${spent}, how many dollars does {a} have?",
     ], ph)
@@ -138,7 +139,7 @@ def _consume(r, ph):
     a, item = r.choice(NAMES), r.choice(ITEMS)
     have, used = r.randint(10, 60), r.randint(1, 9)
     var = f"{a.lower()}.{item}"
-    q = pick(r, [f"{a} has {have} {item}. {a} uses {used} of them. How many {item} does {a} have now?",
+    q = pick([f"{a} has {have} {item}. {a} uses {used} of them. How many {item} does {a} have now?",
                  f"{a} owns {have} {item} and loses {used}. How many {item} does {a} still own?"], ph)
     t = single("entity_track", [init(var, have), step("consume", entity=var, amount=used), query(var)])
     return q, t, F(have - used)
@@ -149,7 +150,7 @@ def _transfer(r, ph):
     (a, b), item = two_names(r), r.choice(ITEMS)
     ha, hb, k = r.randint(10, 50), r.randint(1, 30), r.randint(1, 9)
     va, vb = f"{a.lower()}.{item}", f"{b.lower()}.{item}"
-    q = pick(r, [f"{a} has {ha} {item} and {b} has {hb} {item}. {a} gives {k} {item} to {b}. How many {item} does {b} have now?",
+    q = pick([f"{a} has {ha} {item} and {b} has {hb} {item}. {a} gives {k} {item} to {b}. How many {item} does {b} have now?",
                  f"{b} owns {hb} {item}. {a}, who owns {ha}, hands {k} of them to {b}. How many {item} does {b} own after that?"], ph)
     t = single("entity_track", [init(va, ha), init(vb, hb), step("transfer", from_=va, to=vb, amount=k), query(vb)])
     return q, t, F(hb + k)
@@ -160,7 +161,7 @@ def _find_and_lose(r, ph):
     a, item = r.choice(NAMES), r.choice(ITEMS)
     have, found, lost = r.randint(5, 40), r.randint(1, 15), r.randint(1, 5)
     var = f"{a.lower()}.{item}"
-    q = pick(r, [f"{a} has {have} {item}, finds {found} more, and then loses {lost}. How many {item} does {a} have?",
+    q = pick([f"{a} has {have} {item}, finds {found} more, and then loses {lost}. How many {item} does {a} have?",
                  f"{a} keeps {have} {item}. {a} is given {found} and later drops {lost}. How many {item} are left with {a}?"], ph)
     t = single("entity_track", [init(var, have), step("add_entity", entity=var, amount=found),
                                 step("consume", entity=var, amount=lost), query(var)])
@@ -173,7 +174,7 @@ def _multi_transfer(r, ph):
     item = r.choice(ITEMS)
     have, k1, k2 = r.randint(20, 60), r.randint(1, 9), r.randint(1, 9)
     va, vb, vc = (f"{n.lower()}.{item}" for n in (a, b, c))
-    q = pick(r, [f"{a} has {have} {item}. {a} gives {k1} to {b} and {k2} to {c}. How many {item} does {a} have left?",
+    q = pick([f"{a} has {have} {item}. {a} gives {k1} to {b} and {k2} to {c}. How many {item} does {a} have left?",
                  f"{a} starts with {have} {item}, passes {k1} to {b}, then passes {k2} to {c}. How many {item} does {a} keep?"], ph)
     t = single("entity_track", [init(va, have), step("transfer", from_=va, to=vb, amount=k1),
                                 step("transfer", from_=va, to=vc, amount=k2), query(va)])
@@ -184,7 +185,7 @@ def _multi_transfer(r, ph):
 @pattern("rate_equation", "speed_time")
 def _speed_time(r, ph):
     speed, hours = r.randint(20, 70), r.randint(2, 9)
-    q = pick(r, [f"A car drives at {speed} miles per hour for {hours} hours. How many miles does it travel?",
+    q = pick([f"A car drives at {speed} miles per hour for {hours} hours. How many miles does it travel?",
                  f"A train moves {speed} km each hour. How far does it go in {hours} hours?"], ph)
     t = single("rate_equation", [init("speed", speed), init("hours", hours), compute("mul", ["speed", "hours"], "result"), query("result")])
     return q, t, F(speed * hours)
@@ -194,7 +195,7 @@ def _speed_time(r, ph):
 def _work_rate(r, ph):
     machine, unit = r.choice(MACHINES)
     rate, hours, days = r.randint(5, 40), r.randint(2, 8), r.randint(2, 6)
-    q = pick(r, [f"A {machine} makes {rate} {unit} per hour and runs {hours} hours a day. How many {unit} does it make in {days} days?",
+    q = pick([f"A {machine} makes {rate} {unit} per hour and runs {hours} hours a day. How many {unit} does it make in {days} days?",
                  f"Each hour a {machine} produces {rate} {unit}. It works {hours} hours daily for {days} days. How many {unit} in all?"], ph)
     t = single("rate_equation", [init("rate", rate), init("hours", hours), init("days", days),
                                  compute("mul", ["rate", "hours", "days"], "result"), query("result")])
@@ -205,7 +206,7 @@ def _work_rate(r, ph):
 def _earnings(r, ph):
     a = r.choice(NAMES)
     wage, hours, bonus = r.randint(8, 30), r.randint(3, 40), r.randint(5, 50)
-    q = pick(r, [f"{a} earns ${wage} an hour, works {hours} hours, and gets a ${bonus} bonus. How much does {a} earn?",
+    q = pick([f"{a} earns ${wage} an hour, works {hours} hours, and gets a ${bonus} bonus. How much does {a} earn?",
                  f"Paid ${wage} per hour for {hours} hours plus a ${bonus} tip, how many dollars does {a} make?"], ph)
     t = single("rate_equation", [init("wage", wage), init("hours", hours), compute("mul", ["wage", "hours"], "pay"),
                                  init("bonus", bonus), compute("add", ["pay", "bonus"], "result"), query("result")])
@@ -217,7 +218,7 @@ def _rate_from_total(r, ph):
     machine, unit = r.choice(MACHINES)
     rate, hours = r.randint(3, 30), r.randint(2, 9)
     total = rate * hours
-    q = pick(r, [f"A {machine} made {total} {unit} in {hours} hours at a steady rate. How many {unit} does it make per hour?",
+    q = pick([f"A {machine} made {total} {unit} in {hours} hours at a steady rate. How many {unit} does it make per hour?",
                  f"In {hours} hours a {machine} finished {total} {unit}. What is its hourly rate?"], ph)
     t = single("rate_equation", [init("total", total), init("hours", hours), compute("div", ["total", "hours"], "result"), query("result")])
     return q, t, F(rate)
@@ -228,7 +229,7 @@ def _rate_from_total(r, ph):
 def _times_more(r, ph):
     (a, b), item = two_names(r), r.choice(ITEMS)
     n, k = r.randint(3, 20), r.randint(2, 6)
-    q = pick(r, [f"{a} has {n} {item}. {b} has {k} times as many {item} as {a}. How many {item} does {b} have?",
+    q = pick([f"{a} has {n} {item}. {b} has {k} times as many {item} as {a}. How many {item} does {b} have?",
                  f"{b} collected {k} times the {n} {item} that {a} collected. How many {item} did {b} collect?"], ph)
     t = single("comparison", [init("first", n), init("times", k), compute("mul", ["first", "times"], "result"), query("result")])
     return q, t, F(n * k)
@@ -238,7 +239,7 @@ def _times_more(r, ph):
 def _sum_and_difference(r, ph):
     (a, b), item = two_names(r), r.choice(ITEMS)
     n, more = r.randint(5, 40), r.randint(2, 15)
-    q = pick(r, [f"{a} has {n} {item}. {b} has {more} more {item} than {a}. How many {item} do they have together?",
+    q = pick([f"{a} has {n} {item}. {b} has {more} more {item} than {a}. How many {item} do they have together?",
                  f"{b} owns {more} {item} more than {a}, who owns {n}. How many {item} do the two own in total?"], ph)
     t = single("comparison", [init("first", n), init("more", more), compute("add", ["first", "more"], "second"),
                               compute("add", ["first", "second"], "result"), query("result")])
@@ -249,7 +250,7 @@ def _sum_and_difference(r, ph):
 def _more_or_less(r, ph):
     (a, b), item = two_names(r), r.choice(ITEMS)
     n, fewer = r.randint(15, 60), r.randint(2, 12)
-    q = pick(r, [f"{a} has {n} {item}. {b} has {fewer} fewer {item} than {a}. How many {item} does {b} have?",
+    q = pick([f"{a} has {n} {item}. {b} has {fewer} fewer {item} than {a}. How many {item} does {b} have?",
                  f"{b} owns {fewer} {item} less than {a}. {a} owns {n}. How many {item} does {b} own?"], ph)
     t = single("comparison", [init("first", n), init("fewer", fewer), compute("sub", ["first", "fewer"], "result"), query("result")])
     return q, t, F(n - fewer)
@@ -259,7 +260,7 @@ def _more_or_less(r, ph):
 def _half_as_many(r, ph):
     (a, b), item = two_names(r), r.choice(ITEMS)
     n = 2 * r.randint(3, 30)
-    q = pick(r, [f"{a} has {n} {item}. {b} has half as many {item} as {a}. How many {item} do they have together?",
+    q = pick([f"{a} has {n} {item}. {b} has half as many {item} as {a}. How many {item} do they have together?",
                  f"{b} has half the {n} {item} that {a} has. How many {item} do {a} and {b} have in all?"], ph)
     t = single("comparison", [init("first", n), init("parts", 2), compute("div", ["first", "parts"], "second"),
                               compute("add", ["first", "second"], "result"), query("result")])
@@ -276,7 +277,7 @@ def _pct(op, base, rate):
 def _percent_off(r, ph):
     good, lo, hi = r.choice(GOODS)
     price, rate = 5 * r.randint(lo // 5 + 1, hi // 5), r.choice([10, 15, 20, 25, 30, 40, 50])
-    q = pick(r, [f"A {good} costs ${price}. It is on sale for {rate}% off. What is the sale price?",
+    q = pick([f"A {good} costs ${price}. It is on sale for {rate}% off. What is the sale price?",
                  f"The ${price} {good} is discounted by {rate}%. How much does it cost now?"], ph)
     t = single("percentage", [init("price", price), init("rate", rate),
                               step("percent_off", base="price", rate="rate", var="result"), query("result")])
@@ -286,7 +287,7 @@ def _percent_off(r, ph):
 @pattern("percentage", "percent_increase")
 def _percent_increase(r, ph):
     rent, rate = 100 * r.randint(5, 20), r.choice([5, 10, 12, 15, 20])
-    q = pick(r, [f"The rent is ${rent} a month and goes up by {rate}%. What is the new rent?",
+    q = pick([f"The rent is ${rent} a month and goes up by {rate}%. What is the new rent?",
                  f"A ${rent} monthly rent rises {rate}%. How much is the rent after the rise?"], ph)
     t = single("percentage", [init("rent", rent), init("rate", rate),
                               step("percent_increase", base="rent", rate="rate", var="result"), query("result")])
@@ -296,7 +297,7 @@ def _percent_increase(r, ph):
 @pattern("percentage", "percent_of")
 def _percent_of(r, ph):
     total, rate = 20 * r.randint(2, 30), r.choice([10, 15, 20, 25, 30, 40, 45, 60, 75])
-    q = pick(r, [f"There are {total} students and {rate}% of them walk to school. How many students walk?",
+    q = pick([f"There are {total} students and {rate}% of them walk to school. How many students walk?",
                  f"Of {total} people at a fair, {rate}% bought a ticket. How many bought a ticket?"], ph)
     t = single("percentage", [init("total", total), init("rate", rate),
                               step("percent_of", base="total", rate="rate", var="result"), query("result")])
@@ -306,7 +307,7 @@ def _percent_of(r, ph):
 @pattern("percentage", "tip")
 def _tip(r, ph):
     bill, rate = 4 * r.randint(5, 30), r.choice([10, 15, 20, 25])
-    q = pick(r, [f"A meal costs ${bill}. {r.choice(NAMES)} leaves a {rate}% tip. How much is paid in total?",
+    q = pick([f"A meal costs ${bill}. {r.choice(NAMES)} leaves a {rate}% tip. How much is paid in total?",
                  f"The bill is ${bill} and the tip is {rate}% of it. What is the bill plus the tip?"], ph)
     t = single("percentage", [init("bill", bill), init("rate", rate),
                               step("percent_of", base="bill", rate="rate", var="tip"),
@@ -319,7 +320,7 @@ def _tip(r, ph):
 def _discount_then_shipping(r, ph):
     good, lo, hi = r.choice(GOODS)
     price, rate, ship = 10 * r.randint(lo // 10 + 1, hi // 10), r.choice([10, 20, 25, 50]), r.randint(4, 15)
-    q = pick(r, [f"A {good} costs ${price} and is {rate}% off. Shipping adds ${ship}. What is the total?",
+    q = pick([f"A {good} costs ${price} and is {rate}% off. Shipping adds ${ship}. What is the total?",
                  f"After a {rate}% discount on a ${price} {good}, a ${ship} delivery fee is added. How much is paid?"], ph)
     t = composed([("percentage", [init("price", price), init("rate", rate),
                                   step("percent_off", base="price", rate="rate", var="result"), query("result")]),
@@ -332,7 +333,7 @@ def _discount_then_shipping(r, ph):
 def _earn_then_spend(r, ph):
     a = r.choice(NAMES)
     wage, hours, rate = r.randint(10, 25), 2 * r.randint(2, 10), r.choice([10, 20, 25, 50])
-    q = pick(r, [f"{a} earns ${wage} an hour for {hours} hours and saves {rate}% of it. How much does {a} save?",
+    q = pick([f"{a} earns ${wage} an hour for {hours} hours and saves {rate}% of it. How much does {a} save?",
                  f"Working {hours} hours at ${wage} per hour, {a} puts {rate}% of the pay in the bank. How many dollars is that?"], ph)
     t = composed([("rate_equation", [init("wage", wage), init("hours", hours), compute("mul", ["wage", "hours"], "result"), query("result")]),
                   ("percentage", [source("pay", "prev.result"), init("rate", rate),
@@ -345,7 +346,7 @@ def _give_then_compare(r, ph):
     (a, b), item = two_names(r), r.choice(ITEMS)
     have, gave, times = r.randint(20, 50), r.randint(2, 9), r.randint(2, 4)
     va = f"{a.lower()}.{item}"
-    q = pick(r, [f"{a} has {have} {item} and gives away {gave}. {b} has {times} times as many {item} as {a} has left. How many {item} does {b} have?",
+    q = pick([f"{a} has {have} {item} and gives away {gave}. {b} has {times} times as many {item} as {a} has left. How many {item} does {b} have?",
                  f"{a} loses {gave} of {have} {item}. {b} owns {times} times what {a} has now. How many {item} does {b} own?"], ph)
     t = composed([("entity_track", [init(va, have), step("consume", entity=va, amount=gave), query(va)]),
                   ("comparison", [source("left", "prev.result"), init("times", times),
@@ -356,7 +357,7 @@ def _give_then_compare(r, ph):
 @pattern(COMPOSITION, "three_part_trip")
 def _three_part(r, ph):
     speed, hours, rate, toll = r.randint(30, 60), r.randint(2, 5), r.choice([10, 20, 50]), r.randint(3, 12)
-    q = pick(r, [f"A van drives {speed} miles per hour for {hours} hours. Fuel costs {rate}% of the miles in dollars, and a toll adds ${toll} plus the miles driven divided by 10. What is the cost of fuel and toll?",
+    q = pick([f"A van drives {speed} miles per hour for {hours} hours. Fuel costs {rate}% of the miles in dollars, and a toll adds ${toll} plus the miles driven divided by 10. What is the cost of fuel and toll?",
                  f"Driving at {speed} mph for {hours} hours, a driver pays fuel worth {rate}% of the distance in dollars and a toll of ${toll} plus one dollar per 10 miles. What is the total cost?"], ph)
     t = composed([("rate_equation", [init("speed", speed), init("hours", hours), compute("mul", ["speed", "hours"], "result"), query("result")]),
                   ("percentage", [source("miles", "prev.result"), init("rate", rate),

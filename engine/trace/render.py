@@ -12,17 +12,22 @@ from .diagnostics import STYLE
 from .executor import FAILED, SKIPPED, fmt
 
 
-def summary(report: Report) -> Text:
+def summary(report: Report, source: bool = True) -> Text:
+    """One line: readable or not, valid or not, expert, answer, expected and reward
+    (the CLI's title and the stepper's header)."""
     t = Text()
-    t.append(report.source, style="bold")
+    if source:
+        t.append(report.source, style="bold")
     if report.trace is None:
         t.append("  unreadable", style=STYLE["error"])
     else:
-        t.append("  valid" if report.valid else "  invalid", style="green" if report.valid else STYLE["error"])
+        t.append("  valid" if report.valid else "  invalid", style="bold green" if report.valid else STYLE["error"])
         expert = report.expert if isinstance(report.expert, str) else " → ".join(report.expert)
         t.append(f"  expert {expert}  answer {fmt(report.answer)}")
+    if report.expected_answer is not None:
+        t.append(f"  expected {fmt(report.expected_answer)}")
     if report.reward is not None:
-        t.append(f"  expected {fmt(report.expected_answer)}  reward {report.reward:g} ({report.outcome})")
+        t.append(f"  reward {report.reward:g} ({report.outcome})", style="bold")
     return t
 
 

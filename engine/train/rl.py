@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import random
 import statistics
 import time
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ import torch
 from ..data.prompts import prompt_text
 from ..health import health
 from ..rollout import Completion, completion_logprobs
-from ..tasks import Item, Score, gsm8k_gold, score, system_prompt, training_pairs
+from ..tasks import Item, Score, rl_questions, score, system_prompt
 from .evaluate import sample_record
 
 RL_SEED_OFFSET = 20_011
@@ -35,37 +34,7 @@ class Batch:
 
 def questions(cfg, iteration: int, rank: int) -> list[Item]:
     """The questions of one iteration: fixed by seed, iteration and rank (so resume is exact)."""
-    seed = (cfg.data.seed + RL_SEED_OFFSET) * 100_003 + iteration * 131 + rank
-    if cfg.run.task == "trace":
-        return _trace_questions(cfg, seed)
-
-    pool = _pool(cfg)
-    return random.Random(seed).sample(pool, min(cfg.rl.questions, len(pool)))
-
-
-def _trace_questions(cfg, seed: int) -> list[Item]:
-    """Fresh synthetic problems and GSM8K training problems, in the proportions of the SFT mix."""
-    from ..data.synthetic import generate as synthesize
-
-    r = random.Random(seed)
-    real = gsm8k_gold(cfg)
-    share = len(real) / (len(real) + cfg.data.train_size)
-    n_real = sum(r.random() < share for _ in range(cfg.rl.questions))
-    ex = synthesize(cfg.rl.questions - n_real, seed, cfg.data.mix or None, cfg.data.phrasings)
-    items = [Item(e.question, e.answer, e.expert) for e in ex]
-    items += [Item(c.question, c.answer) for c in r.sample(real, min(n_real, len(real)))]  # any expert may solve it
-    r.shuffle(items)
-    return items
-
-
-def _pool(cfg) -> list[Item]:
-    """RL questions for cot and instruct: the training questions with their answers."""
-    if cfg.run.task == "cot":
-        from ..data import gsm8k
-
-        source = None if cfg.data.gsm8k == "auto" else cfg.data.gsm8k
-        return [Item(p.question, p.answer) for p in gsm8k.load(source, "train", cfg.data.train_size)]
-    return [Item(q, a) for q, a in training_pairs(cfg)]
+    return rl_questions(cfg, (cfg.data.seed + RL_SEED_OFFSET) * 100_003 + iteration * 131 + rank)
 
 
 def rollouts(backend, tokenizer, cfg, start: int, rank: int = 0):

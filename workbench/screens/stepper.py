@@ -14,6 +14,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TextArea
 
 from engine.trace import fmt
+from engine.trace.diagnostics import STYLE
+from engine.trace.render import summary
 
 from ..stepper_model import Stepper
 from .ask import Ask
@@ -77,18 +79,8 @@ class StepperScreen(Screen):
     def refresh_all(self, status: str = "") -> None:
         m = self.model
         r = m.report
-        header = Text()
-        header.append(f" {self.title_text} ", style="bold reverse")
-        if r.trace is None:
-            header.append("  unreadable", style="bold red")
-        else:
-            header.append("  valid" if r.valid else "  invalid", style="bold green" if r.valid else "bold red")
-            expert = r.expert if isinstance(r.expert, str) else " → ".join(r.expert)
-            header.append(f"  expert {expert}  answer {fmt(r.answer)}")
-        if r.expected_answer is not None:
-            header.append(f"  expected {fmt(r.expected_answer)}")
-        if r.reward is not None:
-            header.append(f"  reward {r.reward:g} ({r.outcome})", style="bold")
+        header = Text(f" {self.title_text} ", style="bold reverse")
+        header.append_text(summary(r, source=False))
         header.append(f"   step {m.position if m.position >= 0 else '-'} of {len(m.records) - 1}")
         self.query_one("#stepper-header", Static).update(header)
         self.query_one("#source", Static).update(self.source_text())
@@ -118,16 +110,14 @@ class StepperScreen(Screen):
             sev = by_line.get(number)
             mark = "●" if sev == "error" else "▲" if sev == "warning" else " "
             bp = "◆" if number in m.breakpoints else " "
-            gutter = Text(f"{bp}{mark}{number:>{width}} │ ", style="red" if sev == "error" else "yellow" if sev == "warning" else "dim")
+            gutter = Text(f"{bp}{mark}{number:>{width}} │ ", style=STYLE.get(sev, "dim"))
             if number in part_starts and not self.show_raw:
                 out.append(f"{'':>{width + 2}} ┄ part {part_starts[number]} ┄\n", style="dim italic")
             body = Text(line)
             if cur is not None and number == cur.line and not self.show_raw:
                 body.stylize("bold reverse")
-            elif sev == "error":
-                body.stylize("red")
-            elif sev == "warning":
-                body.stylize("yellow")
+            elif sev:
+                body.stylize(STYLE[sev])
             out.append_text(gutter)
             out.append_text(body)
             out.append("\n")
@@ -146,7 +136,7 @@ class StepperScreen(Screen):
         table = self.query_one("#diagnostics", DataTable)
         table.clear()
         for i, d in enumerate(self.model.report.diagnostics):
-            sev = Text(d.severity, style="bold red" if d.is_error else "yellow")
+            sev = Text(d.severity, style=STYLE[d.severity])
             lines = f"{d.line}-{d.end_line}" if d.end_line and d.end_line != d.line else str(d.line or "")
             where = f"{d.part}/{d.step}" if d.step is not None else str(d.part)
             table.add_row(sev, d.code, lines, where, Text(d.message), key=str(i))

@@ -1,0 +1,61 @@
+"""cot: the model writes a worked GSM8K solution ending in `#### N`; the final number is compared."""
+
+from __future__ import annotations
+
+import random
+import re
+
+from ..data import gsm8k
+from ..data.prompts import COT_SYSTEM
+from ..trace import answers_match, as_number
+from ..trace.loops import text_loops
+from .common import Item, Score, gsm8k_source, plain, problem_sets
+
+name = "cot"
+summary = "write a worked solution ending in `#### N` (GSM8K train); the final number is compared"
+system = COT_SYSTEM
+
+_NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
+
+
+def final_number(text: str):
+    """The model's final answer: after `####` if it wrote one (read as GSM8K's own answers
+    are read), else the last number in the text."""
+    if "####" in text:
+        try:
+            return gsm8k.parse_answer(text)
+        except ValueError:
+            pass
+    last = _NUMBER.findall(text)[-1:]
+    try:
+        return gsm8k.number(last[0]) if last else None
+    except ValueError:
+        return None
+
+
+def training_pairs(cfg) -> list[tuple[str, str]]:
+    probs = gsm8k.load(gsm8k_source(cfg), "train", cfg.data.train_size)
+    return [(p.question, f"{p.solution}\n#### {plain(p.answer)}") for p in probs]
+
+
+def eval_sets(cfg) -> dict[str, list[Item]]:
+    sets = {}
+    if cfg.eval.gsm8k:
+        sets["gsm8k"] = [Item(p.question, p.answer) for p in gsm8k.load(gsm8k_source(cfg), "test", cfg.eval.gsm8k)]
+    return sets | problem_sets(cfg)
+
+
+def rl_questions(cfg, seed: int) -> list[Item]:
+    pool = [Item(p.question, p.answer) for p in gsm8k.load(gsm8k_source(cfg), "train", cfg.data.train_size)]
+    return random.Random(seed).sample(pool, min(cfg.rl.questions, len(pool)))
+
+
+def score(cfg, item: Item, text: str, cut: bool) -> Score:
+    codes = ["text_loop"] if text_loops(text) else []
+    if cut:
+        codes.append("truncated")
+    value = final_number(text)
+    if value is None:
+        return Score("parse_fail", 0.0, False, None, codes, "gsm8k")
+    ok = answers_match(value, item.answer)
+    return Score("correct" if ok else "wrong_answer", 1.0 if ok else 0.0, True, as_number(value), codes, "gsm8k")

@@ -1,0 +1,78 @@
+"""instruct: instruction tuning on JSONL files (instruction, input, output); scored by
+similarity to the reference (ROUGE-L)."""
+
+from __future__ import annotations
+
+import json
+import random
+from functools import lru_cache
+from pathlib import Path
+
+from ..trace.loops import text_loops
+from .common import Item, Score
+
+name = "instruct"
+summary = "instruction tuning on a JSONL of instruction/input/output (data.instruct_train); scored by ROUGE-L"
+system = "You are a helpful assistant. Follow the instruction."
+INSTRUCT_SYSTEM = system
+
+
+@lru_cache(maxsize=1)
+def _rouge():
+    from rouge_score import rouge_scorer
+
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+
+
+def rouge_l(prediction: str, reference: str) -> float:
+    return _rouge().score(reference, prediction)["rougeL"].fmeasure
+
+
+def read_instructions(path: str, limit: int | None = None) -> list[dict]:
+    """Instruction JSONL: every line has `instruction` and `output`; `input` is optional."""
+    if not path:
+        raise ValueError("data.instruct_train: the instruct task needs a JSONL file of instruction/input/output")
+    rows = []
+    with open(Path(path).expanduser(), encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path} line {n}: not JSON ({exc.msg})") from None
+            if not isinstance(row, dict) or "instruction" not in row or "output" not in row:
+                raise ValueError(f"{path} line {n}: needs `instruction` and `output`")
+            rows.append(row)
+            if limit and len(rows) >= limit:
+                break
+    return rows
+
+
+def instruction_prompt(row: dict) -> str:
+    return row["instruction"] + (f"\n\n{row['input']}" if row.get("input") else "")
+
+
+def training_pairs(cfg) -> list[tuple[str, str]]:
+    return [(instruction_prompt(r), r["output"]) for r in read_instructions(cfg.data.instruct_train, cfg.data.train_size)]
+
+
+def eval_sets(cfg) -> dict[str, list[Item]]:
+    sets = {}
+    for path in cfg.eval.instruct_sets:
+        rows = read_instructions(path, cfg.eval.synthetic or None)
+        sets[Path(path).stem] = [Item(instruction_prompt(r), r["output"]) for r in rows]
+    return sets
+
+
+def rl_questions(cfg, seed: int) -> list[Item]:
+    pool = [Item(q, a) for q, a in training_pairs(cfg)]
+    return random.Random(seed).sample(pool, min(cfg.rl.questions, len(pool)))
+
+
+def score(cfg, item: Item, text: str, cut: bool) -> Score:
+    codes = ["text_loop"] if text_loops(text) else []
+    if cut:
+        codes.append("truncated")
+    sim = rouge_l(text, str(item.answer))
+    return Score("correct" if sim >= 0.5 else "wrong_answer", sim, True, None, codes, "instruct")

@@ -1,0 +1,67 @@
+"""trace: the model writes a YAML trace; the checker runs it (the reward of the spec).
+
+Trains on synthetic problems plus GSM8K training solutions converted to gold
+traces; evaluates on held-out synthetic problems, GSM8K test and any problem
+files; RL draws fresh questions in the proportions of the SFT mix."""
+
+from __future__ import annotations
+
+import random
+
+from ..data import gsm8k
+from ..data.prompts import SYSTEM, trace_answer
+from ..data.synthetic import generate as synthesize
+from ..trace import as_number, check, expert_label
+from .common import Item, Score, gsm8k_source, problem_sets
+
+EVAL_SEED_OFFSET = 10_007  # held-out synthetic problems come from another stream of the generator
+
+name = "trace"
+summary = "write a YAML trace that the checker runs (synthetic problems + GSM8K as gold traces)"
+system = SYSTEM
+
+
+def gsm8k_gold(cfg) -> list:
+    """The GSM8K training problems of the trace mix, as gold traces (never the test split)."""
+    if not cfg.data.gsm8k_traces:
+        return []
+    from ..data import gsm8k_traces
+
+    return list(gsm8k_traces.sample(cfg.data.gsm8k_traces, cfg.data.seed, gsm8k_source(cfg)))
+
+
+def training_pairs(cfg) -> list[tuple[str, str]]:
+    ex = synthesize(cfg.data.train_size, cfg.data.seed, cfg.data.mix or None, cfg.data.phrasings)
+    pairs = [(e.question, trace_answer(e.trace)) for e in ex]
+    pairs += [(c.question, trace_answer(c.trace)) for c in gsm8k_gold(cfg)]
+    random.Random(cfg.data.seed).shuffle(pairs)
+    return pairs
+
+
+def eval_sets(cfg) -> dict[str, list[Item]]:
+    sets = {}
+    if cfg.eval.synthetic:
+        ex = synthesize(cfg.eval.synthetic, cfg.data.seed + EVAL_SEED_OFFSET, cfg.eval.mix or None, cfg.data.phrasings)
+        sets["synthetic"] = [Item(e.question, e.answer, e.expert) for e in ex]
+    if cfg.eval.gsm8k:
+        sets["gsm8k"] = [Item(p.question, p.answer) for p in gsm8k.load(gsm8k_source(cfg), "test", cfg.eval.gsm8k)]
+    return sets | problem_sets(cfg)
+
+
+def rl_questions(cfg, seed: int) -> list[Item]:
+    """Fresh synthetic problems and GSM8K training problems, in the proportions of the SFT mix."""
+    r = random.Random(seed)
+    real = gsm8k_gold(cfg)
+    share = len(real) / (len(real) + cfg.data.train_size)
+    n_real = sum(r.random() < share for _ in range(cfg.rl.questions))
+    ex = synthesize(cfg.rl.questions - n_real, seed, cfg.data.mix or None, cfg.data.phrasings)
+    items = [Item(e.question, e.answer, e.expert) for e in ex]
+    items += [Item(c.question, c.answer) for c in r.sample(real, min(n_real, len(real)))]  # any expert may solve it
+    r.shuffle(items)
+    return items
+
+
+def score(cfg, item: Item, text: str, cut: bool) -> Score:
+    r = check(text, item.answer, item.expert, cfg.reward, cut_off=cut)
+    label = item.expert or (expert_label(r.expert) if r.expert is not None else "unparsed")
+    return Score(r.outcome, r.reward, r.valid, as_number(r.answer), r.codes, label)
