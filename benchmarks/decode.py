@@ -141,6 +141,14 @@ def main() -> None:
         time.sleep(2)
         for batch in map(int, args.batches.split(",")):
             print(f"batch {batch:4d} beside a busy process: {rate(model, tok, batch, args.tokens):7.0f} tokens/s", flush=True)
+        from engine import threads
+
+        policy = threads.manage()  # what a run does on a CPU: threads follow the cores others leave free
+        time.sleep(threads.MIN_INTERVAL)
+        for batch in map(int, args.batches.split(",")):
+            speed = rate(model, tok, batch, args.tokens)
+            print(f"batch {batch:4d} beside a busy process, threads auto ({policy.current} now; changes {policy.changes}): "
+                  f"{speed:7.0f} tokens/s", flush=True)
         stop.set()
         proc.join()
     if args.profile:

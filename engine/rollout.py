@@ -14,6 +14,7 @@ from functools import lru_cache
 import torch
 from transformers import StaticCache
 
+from . import threads
 from .data.prompts import end_of_turn
 
 FENCE = "```"
@@ -134,6 +135,8 @@ def decode(model, tokenizer, ids, mask, max_new: int, temperature: float, top_p:
     ended = [False] * batch
     stops, ticks = set(ends), _backtick_ids(tokenizer)
     for step in range(max_new):
+        if step % 16 == 0:
+            threads.adjust()  # another process may have taken a core since the last batch
         if step < min_new:
             logits[:, ends] = float("-inf")
         chosen = pick(logits, temperature, top_p).tolist()

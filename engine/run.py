@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoints
+from . import checkpoints, threads
 from .events import SCHEMA_VERSION, EventLog
 from .modeling import (autocast, load_model, load_tokenizer, load_trainable_state, make_optimizer, param_counts, pick_device,
                        setup_notes, trainable_state)
@@ -211,6 +211,8 @@ def run(cfg, session_dir: Path, resume: bool = False, interactive: bool | None =
             session.write_status(status="running", model=cfg.model.name, started=time.time() if not resume else session.status().get("started", time.time()), phase="setup")
         device = pick_device(cfg.model.device)
         notes = setup_notes(cfg, device)
+        if device.type == "cpu":
+            threads.manage(cfg.run.cpu_threads)
         tokenizer = load_tokenizer(cfg.model.name)
         model = load_model(cfg, tokenizer, device)
         if state.get("trainable"):

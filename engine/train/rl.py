@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .. import threads
 from ..data.prompts import prompt_text
 from ..health import health
 from ..rollout import Completion, completion_logprobs
@@ -86,6 +87,7 @@ def update(model, ref_model, tokenizer, batch: Batch, adv: list[float], optimize
     chunks = [rows[i : i + rc.micro_batch] for i in range(0, len(rows), rc.micro_batch)]
     total, kls, ents = 0.0, [], []
     for n, chunk in enumerate(chunks):
+        threads.adjust()
         prompts, toks = [batch.prompts[i] for i in chunk], [tokens[i] for i in chunk]
         sync = n == len(chunks) - 1 or not hasattr(ctx.forward_model, "no_sync")
         with (contextlib.nullcontext() if sync else ctx.forward_model.no_sync()), ctx.autocast():

@@ -9,6 +9,7 @@ import time
 import torch
 from transformers import get_scheduler
 
+from .. import threads
 from ..data.prompts import IGNORE
 
 
@@ -96,6 +97,7 @@ def train(model, tokenizer, rows, optimizer, scheduler, cfg, ctx, start_step: in
             if step >= total:
                 break
             t0 = time.perf_counter()
+            cpu_threads = threads.adjust()
             tokens, loss_sum = 0, 0.0
             group = batches[b : b + sc.grad_accum]
             for idx in group:
@@ -116,7 +118,8 @@ def train(model, tokenizer, rows, optimizer, scheduler, cfg, ctx, start_step: in
             step += 1
             dt = time.perf_counter() - t0
             ctx.metrics("sft", step, total, loss=loss_sum, lr=scheduler.get_last_lr()[0], tokens_per_s=tokens * ctx.world / dt,
-                        step_time=dt, epoch=epoch, grad_norm=float(grad_norm) if math.isfinite(loss_sum) else None)
+                        step_time=dt, epoch=epoch, grad_norm=float(grad_norm) if math.isfinite(loss_sum) else None,
+                        threads=cpu_threads)
             if ctx.after_step("sft", step, total):
                 return step
     return step

@@ -1,0 +1,1 @@
+"""Bridges to tools people already use; each imports its library only when used."""

@@ -1,0 +1,175 @@
+"""TRL's GRPOTrainer with the trace reward, written to a session the workbench follows.
+
+    from engine.integrations.trl import TraceSession
+
+    with TraceSession("sessions/grpo-1") as run:      # the folder `workbench attach` opens
+        trainer = GRPOTrainer(model=model, processing_class=tokenizer, reward_funcs=[run.reward],
+                              train_dataset=dataset,    # columns: prompt, answer (and expert)
+                              args=GRPOConfig(output_dir="out", logging_steps=1),
+                              callbacks=[run.callback()])
+        trainer.train()
+
+`run.reward` is a TRL reward function (prompts, completions and the dataset's
+columns in, one float per completion out) giving the graduated reward of the
+trace spec; it also writes a few of each batch's completions as `sample`
+events, with their diagnostic codes. `run.callback()` turns TRL's logs, saves
+and the end of training into `run_started`, `metrics` (phase `rl`, under the
+engine's metric names where TRL has one), `checkpoint` and `run_finished`
+events. TRL is imported by `callback()` only; the reward needs nothing of it.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import traceback
+from fractions import Fraction
+from pathlib import Path
+
+from ..data.gsm8k import parse_answer
+from ..events import SCHEMA_VERSION, EventLog
+from ..session import Session
+from ..trace import as_number, check
+from ..trace.reward import RewardWeights
+
+# TRL's log keys -> the engine's metric names (docs/events.md); other numeric keys keep their
+# own names with "/" as "_"
+METRICS = {
+    "loss": "loss", "reward": "reward", "reward_std": "reward_std", "kl": "kl", "entropy": "entropy",
+    "learning_rate": "lr", "grad_norm": "grad_norm", "frac_reward_zero_std": "tied_groups",
+    "completions/mean_length": "completion_length", "completions/max_length": "completion_length_max",
+    "completions/clipped_ratio": "cut_rate",
+}
+
+
+class TraceSession:
+    def __init__(self, folder: str | Path, weights: RewardWeights | None = None, samples_per_batch: int = 4,
+                 max_completion_length: int | None = None):
+        self.session = Session(Path(folder)).create()
+        self.session.lock()  # a second writer is refused, and the workbench sees the run as live
+        self.session.clear_requests()
+        self.log = EventLog(self.session.events)
+        self.weights = weights or RewardWeights()
+        self.samples_per_batch = samples_per_batch
+        self.max_completion_length = max_completion_length
+        self.finished = False
+        self.reward = self.trace_reward  # TRL logs a reward under its function's name: rewards/trace_reward/mean
+
+    # ------------------------------------------------------------------ the reward
+    def trace_reward(self, prompts, completions, answer=None, expert=None, completion_ids=None, trainer_state=None,
+               log_extra=None, **_) -> list[float]:
+        """TRL reward function: the trace reward of each completion against its row's `answer`."""
+        if answer is None:
+            raise ValueError("the trace reward needs an `answer` column in the dataset (a number, or text ending in #### N)")
+        step = (getattr(trainer_state, "global_step", 0) or 0) + 1
+        rewards, codes = [], []
+        for i, completion in enumerate(completions):
+            text = _content(completion)
+            cut = bool(self.max_completion_length and completion_ids is not None
+                       and len(completion_ids[i]) >= self.max_completion_length)
+            want = expert[i] if expert is not None else None
+            try:
+                report = check(text, _number(answer[i]), want or None, self.weights, cut_off=cut)
+            except Exception as exc:  # noqa: BLE001 - one odd row must not end the trainer's run
+                self.log.emit("alert", level="error", message=f"scoring failed: {type(exc).__name__}: {exc}", phase="rl")
+                rewards.append(0.0)
+                codes.append(["scoring_error"])
+                continue
+            rewards.append(report.reward)
+            codes.append(report.codes)
+            if i < self.samples_per_batch:
+                self.log.emit("sample", phase="rl", step=step, question=_content(prompts[i], user=True),
+                              expected_answer=as_number(_number(answer[i])), expected_expert=want or None, text=text,
+                              answer=as_number(report.answer), reward=report.reward, outcome=report.outcome,
+                              valid=report.valid, codes=report.codes, cut=cut)
+        if log_extra is not None:  # the codes beside each completion in TRL's own completions table
+            log_extra("trace_codes", [" ".join(c) for c in codes])
+        return rewards
+
+    # ------------------------------------------------------------------ the callback
+    def callback(self):
+        from transformers import TrainerCallback
+
+        run = self
+
+        class TraceCallback(TrainerCallback):
+            def on_train_begin(self, args, state, control, model=None, **kwargs):
+                total = sum(p.numel() for p in model.parameters()) if model is not None else None
+                trained = sum(p.numel() for p in model.parameters() if p.requires_grad) if model is not None else None
+                name = getattr(getattr(model, "config", None), "_name_or_path", "") or type(model).__name__
+                run.log.emit("run_started", schema=SCHEMA_VERSION, run=run.session.path.name, model=name,
+                             config={"trainer": "trl.GRPOTrainer", **_plain_args(args)}, params_total=total,
+                             params_trainable=trained, device=str(getattr(args, "device", "")),
+                             world_size=getattr(args, "world_size", 1), resumed=False, stages=["rl"])
+                run.session.write_status(status="running", model=name, started=time.time(), phase="rl",
+                                         host=socket.gethostname())
+
+            def on_log(self, args, state, control, logs=None, **kwargs):
+                values = {}
+                for key, value in (logs or {}).items():
+                    if isinstance(value, (int, float)) and not isinstance(value, bool):
+                        values[METRICS.get(key, key.replace("/", "_"))] = value
+                if values:
+                    run.log.emit("metrics", phase="rl", step=state.global_step, total=state.max_steps, **values)
+                    run.session.write_status(phase="rl", step=state.global_step, total=state.max_steps)
+
+            def on_save(self, args, state, control, **kwargs):
+                path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                run.log.emit("checkpoint", path=str(path), step=state.global_step, phase="rl")
+
+            def on_train_end(self, args, state, control, **kwargs):
+                run.finish("completed")
+
+        return TraceCallback()
+
+    # ------------------------------------------------------------------ the end
+    def finish(self, status: str, error: str | None = None) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        fields = {"status": status} | ({"error": error} if error else {})
+        self.log.emit("run_finished", **fields)
+        self.session.write_status(**fields, finished=time.time())
+        self.log.close()
+
+    def __enter__(self) -> "TraceSession":
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if kind is None:
+            self.finish("completed")
+        elif issubclass(kind, KeyboardInterrupt):
+            self.finish("stopped")
+        else:
+            self.finish("failed", error="".join(traceback.format_exception_only(kind, exc)).strip())
+
+
+def _content(value, user: bool = False) -> str:
+    """A completion or prompt as text: TRL passes strings, or chat messages (lists of dicts)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        turns = [m for m in value if isinstance(m, dict)]
+        if user:
+            turns = [m for m in turns if m.get("role") == "user"] or turns
+        return str(turns[-1].get("content", "")) if turns else ""
+    return str(value)
+
+
+def _number(value) -> Fraction:
+    if isinstance(value, str) and "####" in value:
+        return parse_answer(value)
+    return Fraction(str(value))
+
+
+def _plain_args(args) -> dict:
+    """The trainer's arguments that read as plain JSON values."""
+    out = {}
+    for key, value in (args.to_dict() if hasattr(args, "to_dict") else {}).items():
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            continue
+        out[key] = value
+    return out

@@ -1,0 +1,57 @@
+"""TRL's GRPOTrainer with the trace reward, watched by the workbench's own reader and stepper."""
+
+import pytest
+
+from engine.integrations.trl import TraceSession
+from engine.trace import check
+
+GOOD = "```yaml\nexpert: arithmetic\ntrace:\n- {op: init, var: a, value: 3}\n- {op: init, var: b, value: 4}\n" \
+       "- {op: compute, compute_op: add, args: [a, b], var: c}\n- {op: query, var: c}\n```"
+
+
+def test_the_reward_is_the_trace_reward_with_codes_and_samples(tmp_path):
+    with TraceSession(tmp_path / "s", samples_per_batch=2) as run:
+        extra = {}
+        rewards = run.reward(["q1", [{"role": "user", "content": "q2"}], "q3"],
+                             [GOOD, [{"role": "assistant", "content": GOOD}], "no trace here"],
+                             answer=[7, "so #### 8", 7], expert=["arithmetic", "arithmetic", ""],
+                             log_extra=lambda name, values: extra.setdefault(name, values))
+    assert rewards == [check(GOOD, 7).reward, check(GOOD, 8).reward, 0.0] and rewards[0] == 1.0 and rewards[1] == 0.7
+    assert extra["trace_codes"][2] != "" and run.reward.__name__ == "trace_reward"
+    from engine.events import EventReader
+
+    kinds = [e["kind"] for e in EventReader(tmp_path / "s" / "events.jsonl", checked=True).read()]
+    assert kinds == ["sample", "sample", "run_finished"]
+
+
+@pytest.mark.slow
+def test_grpo_trainer_two_steps_on_cpu_read_by_the_workbench(tmp_path, default_tokenizer):
+    datasets = pytest.importorskip("datasets")
+    trl = pytest.importorskip("trl")
+    from engine.data.synthetic import generate
+    from engine.events import EventReader
+    from engine.modeling import tiny_model
+    from workbench.runstate import RunState
+    from workbench.stepper_model import Stepper
+
+    rows = [{"prompt": e.question, "answer": float(e.answer), "expert": e.expert} for e in generate(8, 0)]
+    args = trl.GRPOConfig(output_dir=str(tmp_path / "out"), max_steps=2, per_device_train_batch_size=4, num_generations=2,
+                          max_completion_length=12, logging_steps=1, report_to=[], save_strategy="steps", save_steps=2,
+                          use_cpu=True, bf16=False, learning_rate=1e-4, seed=0)
+    session = tmp_path / "grpo"
+    with TraceSession(session, max_completion_length=12) as run:
+        trainer = trl.GRPOTrainer(model=tiny_model(default_tokenizer), processing_class=default_tokenizer,
+                                  reward_funcs=[run.reward], train_dataset=datasets.Dataset.from_list(rows), args=args,
+                                  callbacks=[run.callback()])
+        trainer.train()
+
+    state = RunState(name="grpo")
+    state.add(EventReader(session / "events.jsonl", checked=True).read())
+    assert state.started["config"]["trainer"] == "trl.GRPOTrainer" and state.started["stages"] == ["rl"]
+    rl = state.series["rl"]
+    assert [s for s, _ in rl["reward"]] == [1, 2] and "loss" in rl and "completion_length" in rl and "tied_groups" in rl
+    assert state.status == "completed" and state.checkpoints and state.checkpoints[-1]["step"] == 2
+    sample = state.samples[-1]
+    assert sample["phase"] == "rl" and sample["question"] in {r["prompt"] for r in rows} and sample["cut"] is True
+    stepper = Stepper(sample["text"], sample["expected_answer"], sample["expected_expert"])
+    assert stepper.report.outcome == sample["outcome"] and stepper.report.reward == sample["reward"]
