@@ -39,6 +39,11 @@ def add_parser(sub) -> None:
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=_eval)
 
+    x = sub.add_parser("export", help="write a session's metrics and evaluations for TensorBoard")
+    x.add_argument("session")
+    x.add_argument("--tensorboard", required=True, metavar="DIR", help="log folder (tensorboard --logdir DIR)")
+    x.set_defaults(func=_export)
+
     ls = sub.add_parser("ls", help="list sessions with their status")
     ls.add_argument("--root", default=DEFAULT_ROOT)
     ls.add_argument("--json", action="store_true")
@@ -56,6 +61,17 @@ def add_parser(sub) -> None:
     show.add_argument("--model")
     show.add_argument("--docs", action="store_true", help="list every key with its meaning")
     show.set_defaults(func=_show)
+
+
+def _export(args) -> int:
+    from .integrations.tensorboard import MissingTensorBoard, export
+
+    try:
+        n = export(args.session, args.tensorboard)
+    except (MissingTensorBoard, FileNotFoundError) as exc:
+        return _fail("export", str(exc))
+    print(f"{n} scalars from {args.session} written to {args.tensorboard} (tensorboard --logdir {args.tensorboard})")
+    return 0
 
 
 def _fail(cmd: str, message: str, code: int = 2) -> int:

@@ -21,7 +21,8 @@ def engine(*args, timeout=240, **kw):
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     folder = tmp_path_factory.mktemp("runs") / "smoke"
-    out = engine("train", "--model", "tiny", "--session", str(folder), "--plain", "--set", "eval.at=start,sft,rl")
+    out = engine("train", "--model", "tiny", "--session", str(folder), "--plain", "--set", "eval.at=start,sft,rl",
+                 "--set", f"run.tensorboard={folder.parent / 'tb'}")
     assert out.returncode == 0, out.stderr[-2000:]
     return folder, out
 
@@ -264,3 +265,28 @@ def test_eval_and_report_score_the_same_checkpoint_and_say_which(smoke, tmp_path
     report = engine("report", str(folder), str(sets), "--limit", "1", "--max-new-tokens", "4", "--out", str(tmp_path))
     assert report.returncode == 0, report.stderr[-2000:]
     assert f"scoring {best}" in report.stderr and json.loads((tmp_path / "report.json").read_text())["checkpoint"] == str(best)
+
+
+def _scalars(logdir: Path) -> dict[str, list]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(logdir))
+    acc.Reload()
+    return {tag: [(s.step, s.value) for s in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def test_tensorboard_mirror_and_export_hold_every_metric_and_evaluation(smoke, tmp_path):
+    pytest.importorskip("tensorboard")
+    folder, _ = smoke
+    events = read_all(folder / "events.jsonl")
+    losses = [(e["step"], e["loss"]) for e in events if e["kind"] == "metrics" and e["phase"] == "sft"]
+    accuracy = [e["accuracy"] for e in events if e["kind"] == "eval" and e["set"] == "synthetic"]
+    out = engine("export", str(folder), "--tensorboard", str(tmp_path / "tb"))
+    assert out.returncode == 0 and "scalars" in out.stdout, out.stderr
+    for logdir in (folder.parent / "tb", tmp_path / "tb"):  # written live by the run, and exported after it
+        scalars = _scalars(logdir)
+        assert [(s, pytest.approx(v)) for s, v in scalars["sft/loss"]] == losses
+        assert [pytest.approx(v) for _, v in scalars["eval/synthetic/accuracy"]] == accuracy
+        assert "rl/reward" in scalars and any(tag.startswith("eval/synthetic/expert/") for tag in scalars)
+    missing = engine("export", str(tmp_path / "nothing"), "--tensorboard", str(tmp_path / "tb2"))
+    assert missing.returncode == 2 and "no events.jsonl" in missing.stderr
