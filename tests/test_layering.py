@@ -34,7 +34,7 @@ def test_workbench_never_imports_torch():
     assert _imports_in_fresh_python(_modules("workbench"), "transformers") == "[]"
 
 
-def test_a_wheel_carries_the_themes_and_gsm8k(tmp_path):
+def test_a_wheel_carries_the_themes_gsm8k_and_the_example(tmp_path):
     import subprocess
     import sys
     import zipfile
@@ -45,6 +45,7 @@ def test_a_wheel_carries_the_themes_and_gsm8k(tmp_path):
     names = zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist()
     assert "workbench/theme_files/paper.yaml" in names and "workbench/theme_files/harbor.yaml" in names
     assert {"engine/data/files/gsm8k/train.jsonl", "engine/data/files/gsm8k/test.jsonl", "engine/data/files/gsm8k/LICENSE"} <= set(names)
+    assert {"workbench/example/default-run/events.jsonl", "workbench/example/default-run/status.json"} <= set(names)
 
 
 def _import_graph(packages=("engine", "workbench")) -> dict[str, set[str]]:

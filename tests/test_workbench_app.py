@@ -25,7 +25,8 @@ async def test_sessions_screen_lists_runs_and_opens_one(tmp_path):
     async with app.run_test(size=(160, 45)) as pilot:
         table = app.screen.query_one("#sessions")
         rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
-        assert {r[0] for r in rows} == {"run-a", "run-b"}
+        assert [r[0] for r in rows[:2]] in (["run-a", "run-b"], ["run-b", "run-a"])
+        assert [r[:2] for r in rows[2:]] == [["example: default-run", "example"]]  # the recorded example comes last
         a = next(r for r in rows if r[0] == "run-a")
         assert a[1] == "completed" and a[2] == "tiny" and a[4] == "5/5" and a[5] == "75.0%"
         await pilot.press("enter")
@@ -212,3 +213,30 @@ async def test_start_a_run_from_the_form_and_watch_it_finish(tmp_path):
         assert any(line.startswith("engine │ run ") for line in log_lines), log_lines  # the engine's own output
     session = next(root.iterdir())
     assert (session / "engine.log").exists() and (session / "config.yaml").read_text().count("train_size: 16") == 1
+
+
+async def test_a_newcomer_sees_the_recorded_example_and_cannot_send_it_requests(tmp_path):
+    from workbench.examples import ROOT
+
+    before = sorted(p.name for p in (ROOT / "default-run").iterdir())
+    app = sessions_app(tmp_path / "none-yet")
+    async with app.run_test(size=(160, 45)) as pilot:
+        table = app.screen.query_one("#sessions")
+        assert table.row_count == 1 and str(table.get_row_at(0)[1]) == "example"
+        await pilot.press("enter")
+        await pilot.pause(1.0)
+        screen = app.screen
+        assert type(screen).__name__ == "RunScreen"
+        assert screen.state.status == "completed" and screen.state.samples and screen.state.evals
+        assert {e["set"] for e in screen.state.evals} == {"synthetic", "gsm8k"}
+        await pilot.press("s")
+        await pilot.pause(0.3)
+    assert sorted(p.name for p in (ROOT / "default-run").iterdir()) == before  # no request file left behind
+
+
+def test_engine_ls_never_lists_the_example(tmp_path):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "engine", "ls", "--root", str(tmp_path), "--json"], capture_output=True, text=True)
+    assert out.returncode == 0 and "example" not in out.stdout

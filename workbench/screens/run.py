@@ -20,6 +20,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, RichLog, Static, TabbedContent, TabPane
 from textual_plotext import PlotextPlot
 
+from ..examples import is_example
 from ..follow import Follower, remote_request
 from ..launch import log_tail
 from ..runstate import RunState, smooth
@@ -298,7 +299,12 @@ class RunScreen(Screen):
         self.dirty = True
 
     def _request(self, name: str, what: str) -> None:
-        """Drop a request file into the session; over ssh this takes a moment, so a thread does it."""
+        """Drop a request file into the session; over ssh this takes a moment, so a thread does it.
+        A finished run (or the recorded example) takes no requests: a file left behind would
+        stop the next `engine train --resume` at once."""
+        if self.state.finished or is_example(self.target):
+            self.notify(f"the run has finished: no {what} to request", severity="warning")
+            return
 
         def send() -> None:
             try:

@@ -17,6 +17,8 @@ from engine import config as config_mod
 from engine.models import KNOWN
 from engine.session import list_sessions, new_run_id
 
+from ..examples import example_sessions
+
 from ..launch import start_engine
 
 
@@ -64,7 +66,7 @@ class SessionsScreen(Screen):
         table.focus()
 
     def action_refresh(self) -> None:
-        self.rows = list_sessions(self.root)
+        self.rows = list_sessions(self.root) + example_sessions()  # the recorded example last, marked
         needle = self.query_one("#filter", Input).value.strip().lower()
         table = self.query_one("#sessions", DataTable)
         cursor = table.cursor_row
@@ -75,7 +77,8 @@ class SessionsScreen(Screen):
             prog = f"{r['step']}/{r['total']}" if r.get("total") else ""
             started = time.strftime("%m-%d %H:%M", time.localtime(r["started"])) if r.get("started") else ""
             mark = "◆ " if r["path"] == self.marked else ""
-            table.add_row(Text(mark + r["run"]), Text(r["status"]), Text(str(r["model"])), r.get("phase") or "", prog, _pct(r.get("best_accuracy")), started, key=r["path"])
+            dim = "dim italic" if r.get("example") else ""
+            table.add_row(Text(mark + r["run"], style=dim), Text(r["status"], style=dim), Text(str(r["model"])), r.get("phase") or "", prog, _pct(r.get("best_accuracy")), started, key=r["path"])
         if table.row_count:
             table.move_cursor(row=min(cursor, table.row_count - 1))
 
