@@ -240,3 +240,39 @@ def test_engine_ls_never_lists_the_example(tmp_path):
 
     out = subprocess.run([sys.executable, "-m", "engine", "ls", "--root", str(tmp_path), "--json"], capture_output=True, text=True)
     assert out.returncode == 0 and "example" not in out.stdout
+
+
+async def test_samples_keep_arriving_past_the_cap_and_enter_opens_the_highlighted_one(tmp_path):
+    from workbench.runstate import MAX_SAMPLES
+
+    from .sessions_fixture import TRACE_BAD, TRACE_OK
+
+    folder = write_session(tmp_path, "many", finished=False)
+    n = MAX_SAMPLES + 120
+
+    def append(first: int, last: int) -> None:
+        with open(folder / "events.jsonl", "a") as f:
+            for i in range(first, last):
+                f.write(json.dumps({"kind": "sample", "t": time.time(), "phase": "eval", "step": i, "question": f"Q{i}",
+                                    "text": TRACE_BAD if i % 7 == 0 else TRACE_OK, "reward": 1.0, "outcome": "correct",
+                                    "codes": []}) + "\n")
+
+    append(0, MAX_SAMPLES)
+    app = attach_app(str(folder))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.pause(1.0)
+        append(MAX_SAMPLES, n)  # more arrive while the screen is open, past the cap
+        await pilot.pause(1.5)
+        s = app.screen
+        table = s.query_one("#samples")
+        assert table.row_count == MAX_SAMPLES
+        assert str(table.get_row_at(table.row_count - 1)[-1]) == f"Q{n - 1}"  # the newest arrived
+        s.query_one("#run-tabs").active = "tab-samples"
+        await pilot.pause()
+        table.focus()
+        bad = (n - 1) // 7 * 7  # a TRACE_BAD one, among the newest
+        row = next(r for r in range(table.row_count) if str(table.get_row_at(r)[-1]) == f"Q{bad}")
+        table.move_cursor(row=row)
+        await pilot.press("enter")
+        assert type(app.screen).__name__ == "StepperScreen"
+        assert app.screen.model.text == TRACE_BAD

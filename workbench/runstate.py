@@ -25,6 +25,7 @@ class RunState:
     checkpoints: list[dict] = field(default_factory=list)
     heartbeat: dict = field(default_factory=dict)
     events: int = 0
+    samples_seen: int = 0  # every sample gets its number (`seq`): the table keys rows by it, past any cap
     first_t: float | None = None
     last_t: float | None = None
 
@@ -62,7 +63,8 @@ class RunState:
         self.log.append(f"eval {e.get('set')} at {e.get('at')}: accuracy {e.get('accuracy') or 0:.1%}")
 
     def _sample(self, e):
-        self.samples.append(e)
+        self.samples.append({**e, "seq": self.samples_seen})
+        self.samples_seen += 1
 
     def _alert(self, e):
         self.alerts.append(e)

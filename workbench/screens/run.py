@@ -8,6 +8,7 @@ A follower thread posts batches of events; the screen folds them into a
 from __future__ import annotations
 
 import json
+from collections import deque
 import time
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from textual_plotext import PlotextPlot
 from ..examples import is_example
 from ..follow import Follower, remote_request
 from ..launch import log_tail
-from ..runstate import RunState, smooth
+from ..runstate import MAX_SAMPLES, RunState, smooth
 
 REDRAW_S = 0.25
 
@@ -243,16 +244,26 @@ class RunScreen(Screen):
             codes_table.add_row(code, *[str(cells[(lab, code)]) for lab in labels])
 
     def _samples(self) -> None:
+        """New samples appended by their number; the oldest rows go once there are more than
+        the state keeps, so rows and samples always agree."""
         table = self.query_one("#samples", DataTable)
-        have = table.row_count
-        samples = list(self.state.samples)
-        for i, e in enumerate(samples[have:], start=have):
+        shown = getattr(self, "_sample_keys", None)
+        if shown is None:
+            shown = self._sample_keys = deque()
+        last = shown[-1] if shown else -1
+        for e in self.state.samples:
+            i = e["seq"]
+            if i <= last:
+                continue
             reward = e.get("reward")
             style = "green" if reward == 1.0 else "yellow" if (reward or 0) >= 0.7 else "red"
             # Text, not str: a DataTable reads str cells as markup, and model text is not markup
             table.add_row(Text(str(e.get("phase") or "")), str(e.get("step", "")), Text(f"{reward:g}" if isinstance(reward, (int, float)) else "", style=style),
                           Text(str(e.get("expected_expert") or "")), Text(str(e.get("outcome") or "")), Text(" ".join(e.get("codes", []))),
                           Text(str(e.get("question") or "")[:80]), key=str(i))
+            shown.append(i)
+        while len(shown) > MAX_SAMPLES:
+            table.remove_row(str(shown.popleft()))
 
     def _engine_log(self) -> None:
         """New lines of engine.log (the child's own output), for runs this workbench started."""
@@ -285,12 +296,15 @@ class RunScreen(Screen):
     def action_open_sample(self) -> None:
         table = self.query_one("#samples", DataTable)
         if table.row_count:
-            self._open(table.cursor_row)
+            self._open(int(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value))
 
-    def _open(self, index: int) -> None:
+    def _open(self, seq: int) -> None:
         from .stepper import StepperScreen
 
-        e = list(self.state.samples)[index]
+        e = next((s for s in self.state.samples if s["seq"] == seq), None)
+        if e is None:
+            self.notify("that sample is no longer kept", severity="warning")
+            return
         self.app.push_screen(StepperScreen(e.get("text", ""), e.get("expected_answer"), e.get("expected_expert"),
                                            title=f"sample {e.get('phase')}@{e.get('step')}", raw=e.get("text", "")))
 
