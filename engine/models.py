@@ -156,6 +156,24 @@ def resolve(name: str) -> str:
     return hub_model(name)
 
 
+def problem(name: str) -> str | None:
+    """Why `name` cannot be loaded, found without loading or converting anything (None when it
+    can be had). Asks the hub at most a few seconds; for the workbench's form, before launch."""
+    if name == TINY:
+        return None
+    if name == DEFAULT_MODEL:
+        try:
+            converted_dir(name).joinpath("config.json").exists() or gguf_file()
+        except ModelNotFound as exc:
+            return str(exc)
+        return None
+    try:
+        resolve(name)
+    except ModelNotFound as exc:
+        return str(exc)
+    return None
+
+
 def hub_model(hub_id: str) -> str:
     """A hub id: its folder in the local hub cache if it is there (loads offline), the id itself
     if the hub can be reached, else a clear error at once instead of a minute of retries."""

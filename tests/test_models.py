@@ -34,3 +34,13 @@ def test_a_known_hub_name_fails_with_its_hub_id_when_nothing_can_be_had(monkeypa
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelNotFound, match="Qwen/Qwen2.5-0.5B-Instruct"):
         resolve("qwen2.5-0.5b-instruct")
+
+
+def test_problem_names_what_cannot_be_loaded_without_loading_anything(tmp_path, monkeypatch):
+    from engine.models import problem
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert problem("tiny") is None and problem("smollm2-135m-instruct") is None
+    assert "no model folder" in problem(str(tmp_path / "nothing-here"))
+    assert "not a model folder" in problem(str(tmp_path))
+    assert "HF_HUB_OFFLINE" in problem("nobody/no-such-model-xyz")

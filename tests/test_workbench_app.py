@@ -192,11 +192,19 @@ async def test_start_a_run_from_the_form_and_watch_it_finish(tmp_path):
     app = sessions_app(root)
     async with app.run_test(size=(160, 50)) as pilot:
         q = app.screen.query_one
-        for field, value in {"#f-model-name": "tiny", "#f-train-size": "16", "#f-gsm8k-traces": "4", "#f-epochs": "1", "#f-rl-iters": "1",
+        q("#f-model-name").value = "tiny"
+        await pilot.pause()
+        assert q("#f-train-size").value == "64" and q("#f-eval-syn").value == "8"  # tiny's sizes, not the 135M model's
+        assert q("#f-task").value == "trace"
+        for field, value in {"#f-train-size": "16", "#f-gsm8k-traces": "4", "#f-epochs": "1", "#f-rl-iters": "1",
                              "#f-eval-syn": "2", "#f-eval-gsm": "0"}.items():
             q(field).value = value
-        app.screen.start_run()
-        await pilot.pause(0.5)
+        q("#f-epochs").focus()
+        await pilot.press("enter")  # Enter in the form starts the run
+        for _ in range(20):
+            await pilot.pause(0.2)
+            if type(app.screen).__name__ == "RunScreen":
+                break
         assert type(app.screen).__name__ == "RunScreen"
         for _ in range(600):
             await pilot.pause(0.2)
@@ -212,7 +220,25 @@ async def test_start_a_run_from_the_form_and_watch_it_finish(tmp_path):
         log_lines = [str(line.text) for line in app.screen.query_one("#log").lines]
         assert any(line.startswith("engine │ run ") for line in log_lines), log_lines  # the engine's own output
     session = next(root.iterdir())
-    assert (session / "engine.log").exists() and (session / "config.yaml").read_text().count("train_size: 16") == 1
+    saved = (session / "config.yaml").read_text()
+    assert (session / "engine.log").exists() and saved.count("train_size: 16") == 1 and "max_len: 256" in saved
+
+
+async def test_a_model_that_cannot_be_had_is_refused_before_anything_starts(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    root = tmp_path / "sessions"
+    app = sessions_app(root)
+    async with app.run_test(size=(160, 50)) as pilot:
+        q = app.screen.query_one
+        q("#f-model-name").value = "nobody/no-such-model-xyz"
+        q("#f-model-name").focus()
+        await pilot.press("enter")
+        for _ in range(20):
+            await pilot.pause(0.2)
+            if "-invalid" in q("#f-model-name").classes:
+                break
+        assert "-invalid" in q("#f-model-name").classes and type(app.screen).__name__ == "SessionsScreen"
+    assert not root.exists()
 
 
 async def test_a_newcomer_sees_the_recorded_example_and_cannot_send_it_requests(tmp_path):

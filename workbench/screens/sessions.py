@@ -14,12 +14,16 @@ from textual.validation import Function, Integer, Number
 from textual.widgets import Button, DataTable, Footer, Input, Label, Select, Static, Switch
 
 from engine import config as config_mod
-from engine.models import KNOWN
+from engine.models import KNOWN, TINY, problem
 from engine.session import list_sessions, new_run_id
+from engine.tasks import TASKS
 
 from ..examples import example_sessions
-
 from ..launch import start_engine
+
+
+def _show(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _pct(x) -> str:
@@ -119,6 +123,12 @@ class SessionsScreen(Screen):
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter":
             self.action_refresh()
+        elif event.input.id == "f-model-name":
+            NewRunForm(self).follow_model(event.value.strip())
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id and event.input.id.startswith("f-"):  # Enter in the form starts the run
+            self.start_run()
 
     def action_new(self) -> None:
         self.query_one("#f-model-name", Input).focus()
@@ -158,17 +168,31 @@ class SessionsScreen(Screen):
             self.start_run()
 
     def start_run(self) -> None:
+        """Check the form, then the model (in a worker: asking the hub may take a few seconds),
+        then start the engine; a bad name fails here, not a minute into the run."""
         form = NewRunForm(self)
         sets, errors = form.settings()
-        for field_id, message in errors:
-            widget = self.query_one(f"#{field_id}")
-            widget.add_class("-invalid")
-            self.notify(message, severity="error")
+        self._mark_errors(errors)
         if errors:
             return
+        model = form.model()
+        self.notify(f"checking {model}...", timeout=2)
+
+        def check() -> None:
+            why = problem(model)
+            self.app.call_from_thread(self._launch if why is None else self._mark_errors, *(
+                (sets, model) if why is None else ([("f-model-name", why)],)))
+
+        self.run_worker(check, thread=True, group="model-check", exclusive=True)
+
+    def _mark_errors(self, errors: list[tuple[str, str]]) -> None:
+        for field_id, message in errors:
+            self.query_one(f"#{field_id}").add_class("-invalid")
+            self.notify(message, severity="error")
+
+    def _launch(self, sets: list[str], model: str) -> None:
         from .run import RunScreen
 
-        model = sets[0].split("=", 1)[1]
         folder = self.root / new_run_id(model)
         proc = start_engine(folder, sets)
         self.app.push_screen(RunScreen(str(folder), process=proc))
@@ -195,6 +219,24 @@ class NewRunForm:
     def __init__(self, screen):
         self.screen = screen
 
+    def model(self) -> str:
+        return self.screen.query_one("#f-model-name", Input).value.strip()
+
+    def follow_model(self, name: str) -> None:
+        """The tiny model gets the smoke run's sizes (a 150-step run of a random 3M model teaches
+        nothing); leaving it puts back the defaults of the fields still at tiny's values."""
+        defaults, tiny = config_mod.Config(), config_mod.SMOKE
+        for fid, _, key, _ in self.SPEC:
+            if key not in tiny:
+                continue
+            widget = self.screen.query_one(f"#{fid}", Input)
+            section, field = key.split(".")
+            small, normal = _show(tiny[key]), _show(getattr(getattr(defaults, section), field))
+            if name == TINY and widget.value == normal:
+                widget.value = small
+            elif name != TINY and widget.value == small:
+                widget.value = normal
+
     @classmethod
     def fields(cls):
         yield Static("New run", classes="title")
@@ -205,8 +247,10 @@ class NewRunForm:
             section, name = key.split(".")
             value = getattr(getattr(defaults, section), name)
             yield Label(label)
-            yield Input(f"{value:g}" if isinstance(value, float) else str(value), id=fid, validators=validators,
-                        validate_on=["changed", "blur"])
+            yield Input(_show(value), id=fid, validators=validators, validate_on=["changed", "blur"])
+        yield Label("task")
+        yield Select([(f"{name}: {task.summary}", name) for name, task in TASKS.items()], value="trace", id="f-task",
+                     allow_blank=False)
         yield Label("train")
         yield Select([("last layers + lm_head", "last_layers"), ("LoRA", "lora"), ("everything", "full")], value="last_layers", id="f-train", allow_blank=False)
         yield Label("RL algorithm")
@@ -226,7 +270,10 @@ class NewRunForm:
                 errors.append((fid, f"{label}: {'; '.join(result.failure_descriptions)}"))
             sets.append(f"{key}={widget.value.strip()}")
         sets += [f"model.train={q('#f-train', Select).value}", f"rl.algorithm={q('#f-rl-alg', Select).value}",
-                 f"model.load_8bit={str(q('#f-8bit', Switch).value).lower()}"]
+                 f"model.load_8bit={str(q('#f-8bit', Switch).value).lower()}", f"run.task={q('#f-task', Select).value}"]
+        if self.model() == TINY:  # the smoke sizes the form has no field for (batch, lengths, RL group)
+            shown = {k for _, _, k, _ in self.SPEC}
+            sets = [f"{k}={v}" for k, v in config_mod.SMOKE.items() if k not in shown] + sets
         if not errors:
             try:
                 config_mod.load(None, sets)  # the engine's own checks, before anything starts
