@@ -88,14 +88,14 @@ async def test_workbench_attach_host_dir(sshd, tmp_path):
     host, options = sshd
     folder = tmp_path / "r2"
     folder.mkdir()
-    (folder / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events("r2")))
+    (folder / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events("r2", finished=False)))
     app = attach_app(f"{host}:{folder}", ssh_options=options)
     async with app.run_test(size=(160, 45)) as pilot:
         for _ in range(50):
             await pilot.pause(0.2)
-            if app.screen.state.finished:
+            if len(app.screen.state.samples) == 5:
                 break
-        assert app.screen.state.status == "completed" and len(app.screen.state.samples) == 5
+        assert app.screen.state.status == "running" and len(app.screen.state.samples) == 5
         await pilot.press("s")
         await pilot.pause(0.5)
         for _ in range(20):
@@ -103,3 +103,13 @@ async def test_workbench_attach_host_dir(sshd, tmp_path):
                 break
             await pilot.pause(0.2)
         assert (folder / "stop").exists()
+
+
+def test_attach_to_a_folder_that_is_not_there_says_so_and_exits(sshd, tmp_path):
+    import sys
+
+    host, options = sshd
+    for target in (str(tmp_path / "gone"), f"{host}:{tmp_path / 'gone'}"):
+        out = subprocess.run([sys.executable, "-m", "workbench.cli", "attach", target, "--ssh-option", " ".join(options)],
+                             capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert out.returncode == 2 and "no such session folder" in out.stderr, (target, out.stderr)

@@ -27,6 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     from .app import attach_app, sessions_app, stepper_app
 
     if args.cmd == "attach":
+        from .follow import missing_folder
+
+        options = [o for opt in args.ssh_option for o in opt.split()]
+        why = missing_folder(args.target, ssh_options=options)
+        if why:
+            print(f"workbench attach: {why}", file=sys.stderr)
+            return 2
         app = attach_app(args.target, args.theme, [o for opt in args.ssh_option for o in opt.split()])
     elif args.cmd == "trace":
         from engine.trace.cli import UsageError, read_input

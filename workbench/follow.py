@@ -29,6 +29,27 @@ def split_target(target: str) -> tuple[str | None, str]:
     return None, target
 
 
+def ssh_command(host: str, command: str, ssh: str = "ssh", ssh_options: list[str] | None = None) -> list[str]:
+    # `--` ends ssh's options: a target such as `-oProxyCommand=...:dir` is a host name, never an option
+    return [ssh, "-o", "BatchMode=yes", "-o", "ServerAliveInterval=5", *(ssh_options or []), "--", host, command]
+
+
+def missing_folder(target: str, ssh: str = "ssh", ssh_options: list[str] | None = None) -> str | None:
+    """`<target>: no such session folder` when the folder is known not to exist (locally, or on a
+    host that answered); None when it exists or the host could not be asked (the follower retries)."""
+    host, folder = split_target(target)
+    if host is None:
+        return None if Path(folder).is_dir() else f"{folder}: no such session folder"
+    try:
+        check = subprocess.run(ssh_command(host, f"test -d {remote_path(folder)} && echo ok", ssh, ssh_options),
+                               capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if check.returncode in (0, 1) and b"ok" not in check.stdout:
+        return f"{host}:{folder}: no such session folder"
+    return None
+
+
 class Follower:
     def __init__(self, target: str, on_events: Callable[[list[dict]], None], on_status: Callable[[str], None] = lambda s: None,
                  interval: float = 0.25, ssh: str = "ssh", ssh_options: list[str] | None = None):
@@ -57,8 +78,9 @@ class Follower:
             self._follow_ssh()
 
     def _follow_local(self) -> None:
-        if not Path(self.folder).is_dir():
-            self.on_status(f"{self.folder}: no such session folder")
+        why = missing_folder(self.folder)
+        if why:
+            self.on_status(why)
             return
         while not self._stop.is_set():
             restarts = self.reader.restarts
@@ -70,19 +92,12 @@ class Follower:
             self._stop.wait(self.interval)
 
     def remote(self, command: str) -> list[str]:
-        # `--` ends ssh's options: a target such as `-oProxyCommand=...:dir` is a host name, never an option
-        return [self.ssh, "-o", "BatchMode=yes", "-o", "ServerAliveInterval=5", *self.ssh_options, "--", self.host, command]
+        return ssh_command(self.host, command, self.ssh, self.ssh_options)
 
     def _follow_ssh(self) -> None:
-        folder = remote_path(self.folder)
-        try:
-            check = subprocess.run(self.remote(f"test -d {folder} && echo ok"), capture_output=True, timeout=30,
-                                   stdin=subprocess.DEVNULL)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            check = None
-            self.on_status(f"cannot reach {self.host}: {exc}")
-        if check is not None and check.returncode in (0, 1) and b"ok" not in check.stdout:
-            self.on_status(f"{self.host}:{self.folder}: no such session folder")
+        why = missing_folder(f"{self.host}:{self.folder}", self.ssh, self.ssh_options)
+        if why:
+            self.on_status(why)
             return
         path = remote_path(str(Path(self.folder) / EVENTS))
         delay = 1.0
