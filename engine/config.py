@@ -112,6 +112,8 @@ class RunConfig:
     sample_every: int = bounded(1, 1, 1_000_000, doc="emit sampled outputs every N RL iterations")
     stop_on_collapse: bool = field(default=False, metadata={"doc": "stop early when outputs collapse (the best checkpoint is kept)"})
     tensorboard: str = field(default="", metadata={"doc": "a folder: mirror every metric, evaluation, alert and a few samples to TensorBoard while the run goes (needs the tensorboard package); empty = off"})
+    wandb: str = field(default="", metadata={"doc": "a W&B project: mirror every metric and evaluation to Weights & Biases (needs the wandb package); empty = off"})
+    wandb_mode: str = choice("offline", "offline", "online", doc="offline writes ./wandb/ with no network (upload later with `wandb sync`)")
     cpu_threads: int = bounded(0, 0, 4096, doc="CPU threads of a CPU run; 0 = auto: every core, fewer while other processes keep cores busy (measured between steps)")
     preset: str = choice("auto", "auto", "cpu", "gpu", doc="sizes for the device: auto = gpu sizes where a CUDA device is used, else the CPU defaults; keys you set yourself always win")
 

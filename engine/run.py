@@ -65,14 +65,14 @@ class Context:
         self.autocast = None  # the training autocast context factory, set once the model is loaded
         self.sampler = None  # the model that evaluation decodes with (rollout.Sampler)
         self.backend = None  # what RL rollouts come from (backends.py)
-        self.mirror = None  # TensorBoard, when run.tensorboard names a folder
+        self.mirrors = []  # TensorBoard and/or W&B (run.tensorboard, run.wandb), on rank 0
 
     def emit(self, kind: str, **fields) -> None:
         event = self.log.emit(kind, **fields)
         if self.reporter:
             self.reporter.on_event(event)
-        if self.mirror and self.rank == 0:
-            self.mirror.on_event(event)
+        for mirror in self.mirrors:
+            mirror.on_event(event)
 
     def metrics(self, phase: str, step: int, total: int, **values) -> None:
         self.progress = {"phase": phase, "step": step, "total": total}
@@ -209,10 +209,8 @@ def run(cfg, session_dir: Path, resume: bool = False, interactive: bool | None =
                 f"{state['path']} was written mid-stage by {state['world']} process(es); resume it with the same number "
                 f"(torchrun --nproc_per_node {state['world']}), or from a stage boundary: the data order of a stage "
                 f"depends on how many ranks share it")
-        if cfg.run.tensorboard and rank == 0:
-            from .integrations.tensorboard import TensorBoardMirror
-
-            ctx.mirror = TensorBoardMirror(Path(cfg.run.tensorboard).expanduser())
+        if rank == 0:
+            ctx.mirrors = _mirrors(cfg, Path(session_dir).name)
         if session:
             (session.path / CONFIG).write_text(cfg.to_yaml())
             session.write_status(status="running", model=cfg.model.name, started=time.time() if not resume else session.status().get("started", time.time()), phase="setup")
@@ -255,14 +253,27 @@ def run(cfg, session_dir: Path, resume: bool = False, interactive: bool | None =
             session.write_status(status=status, error=error)
         if reporter:
             reporter.close()
-        if ctx.mirror:
-            ctx.mirror.close()
+        for mirror in ctx.mirrors:
+            mirror.close()
         log.close()
         if world > 1:
             import torch.distributed as dist
 
             dist.destroy_process_group()
     return status
+
+
+def _mirrors(cfg, name: str) -> list:
+    out = []
+    if cfg.run.tensorboard:
+        from .integrations.tensorboard import TensorBoardMirror
+
+        out.append(TensorBoardMirror(Path(cfg.run.tensorboard).expanduser()))
+    if cfg.run.wandb:
+        from .integrations.wandb import WandbMirror
+
+        out.append(WandbMirror(cfg.run.wandb, cfg.run.wandb_mode, name=name))
+    return out
 
 
 def _load_checkpoint_state(session_dir: Path, ctx: Context) -> dict:

@@ -39,9 +39,11 @@ def add_parser(sub) -> None:
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=_eval)
 
-    x = sub.add_parser("export", help="write a session's metrics and evaluations for TensorBoard")
+    x = sub.add_parser("export", help="write a session's metrics and evaluations for TensorBoard and/or W&B")
     x.add_argument("session")
-    x.add_argument("--tensorboard", required=True, metavar="DIR", help="log folder (tensorboard --logdir DIR)")
+    x.add_argument("--tensorboard", metavar="DIR", help="log folder (tensorboard --logdir DIR)")
+    x.add_argument("--wandb", metavar="PROJECT", help="a W&B project (offline unless --wandb-mode online; `wandb sync` uploads)")
+    x.add_argument("--wandb-mode", choices=["offline", "online"], default="offline")
     x.set_defaults(func=_export)
 
     ls = sub.add_parser("ls", help="list sessions with their status")
@@ -64,13 +66,20 @@ def add_parser(sub) -> None:
 
 
 def _export(args) -> int:
-    from .integrations.tensorboard import MissingTensorBoard, export
+    from .integrations import tensorboard, wandb
 
+    if not (args.tensorboard or args.wandb):
+        return _fail("export", "say where to: --tensorboard DIR and/or --wandb PROJECT")
     try:
-        n = export(args.session, args.tensorboard)
-    except (MissingTensorBoard, FileNotFoundError) as exc:
+        if args.tensorboard:
+            n = tensorboard.export(args.session, args.tensorboard)
+            print(f"{n} scalars from {args.session} written to {args.tensorboard} (tensorboard --logdir {args.tensorboard})")
+        if args.wandb:
+            run = wandb.export(args.session, args.wandb, args.wandb_mode)
+            where = f"offline in {Path(run.run.dir).parent} (upload: wandb sync)" if args.wandb_mode == "offline" else "online"
+            print(f"{run.logged} values from {args.session} written to W&B project {args.wandb}, {where}")
+    except (tensorboard.MissingTensorBoard, wandb.MissingWandb, FileNotFoundError) as exc:
         return _fail("export", str(exc))
-    print(f"{n} scalars from {args.session} written to {args.tensorboard} (tensorboard --logdir {args.tensorboard})")
     return 0
 
 

@@ -44,3 +44,14 @@ def test_problem_names_what_cannot_be_loaded_without_loading_anything(tmp_path, 
     assert "no model folder" in problem(str(tmp_path / "nothing-here"))
     assert "not a model folder" in problem(str(tmp_path))
     assert "HF_HUB_OFFLINE" in problem("nobody/no-such-model-xyz")
+
+
+def test_a_dataset_id_without_a_hub_fails_within_seconds(monkeypatch):
+    from engine.data import gsm8k
+
+    monkeypatch.setenv("HF_ENDPOINT", "https://127.0.0.1:9")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    start = time.perf_counter()
+    with pytest.raises(FileNotFoundError, match="cannot be reached") as err:
+        gsm8k.load_rows("nobody/no-such-dataset")
+    assert time.perf_counter() - start < 5 and "local JSONL path" in str(err.value)

@@ -22,7 +22,8 @@ def engine(*args, timeout=240, **kw):
 def smoke(tmp_path_factory):
     folder = tmp_path_factory.mktemp("runs") / "smoke"
     out = engine("train", "--model", "tiny", "--session", str(folder), "--plain", "--set", "eval.at=start,sft,rl",
-                 "--set", f"run.tensorboard={folder.parent / 'tb'}")
+                 "--set", f"run.tensorboard={folder.parent / 'tb'}", "--set", "run.wandb=tracebench-test",
+                 env={**os.environ, "WANDB_DIR": str(folder.parent), "WANDB_SILENT": "true"})
     assert out.returncode == 0, out.stderr[-2000:]
     return folder, out
 
@@ -290,3 +291,45 @@ def test_tensorboard_mirror_and_export_hold_every_metric_and_evaluation(smoke, t
         assert "rl/reward" in scalars and any(tag.startswith("eval/synthetic/expert/") for tag in scalars)
     missing = engine("export", str(tmp_path / "nothing"), "--tensorboard", str(tmp_path / "tb2"))
     assert missing.returncode == 2 and "no events.jsonl" in missing.stderr
+
+
+def wandb_history(folder: Path) -> list[dict]:
+    """The logged rows of the offline W&B run under `folder`, read from its .wandb file
+    (a LevelDB-style log of protobuf records: 7-byte header, then 32 KiB blocks)."""
+    import struct
+
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data = next(folder.rglob("run-*.wandb")).read_bytes()
+    pos, rows, parts = 7, [], b""
+    while pos + 7 <= len(data):
+        room = 32768 - pos % 32768
+        if room < 7:  # a block's tail too small for a header is padding
+            pos += room
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        parts += data[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):  # FULL or LAST: a whole record
+            record = pb.Record()
+            record.ParseFromString(parts)
+            parts = b""
+            if record.WhichOneof("record_type") == "history":
+                rows.append({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in record.history.item})
+    return rows
+
+
+def test_wandb_offline_mirror_and_export_hold_every_metric_and_evaluation(smoke, tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    folder, _ = smoke
+    events = read_all(folder / "events.jsonl")
+    losses = [e["loss"] for e in events if e["kind"] == "metrics" and e["phase"] == "sft"]
+    accuracy = [e["accuracy"] for e in events if e["kind"] == "eval" and e["set"] == "synthetic"]
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    out = engine("export", str(folder), "--wandb", "tracebench-test", env={**os.environ, "WANDB_SILENT": "true"})
+    assert out.returncode == 0 and "offline" in out.stdout, out.stderr
+    for where in (folder.parent / "wandb", tmp_path / "wandb"):  # written live by the run, and exported after it
+        rows = wandb_history(where)
+        assert [pytest.approx(r["sft/loss"]) for r in rows if "sft/loss" in r] == losses
+        assert [pytest.approx(r["eval/synthetic/accuracy"]) for r in rows if "eval/synthetic/accuracy" in r] == accuracy
+        assert all("sft/step" in r for r in rows if "sft/loss" in r) and any("rl/reward" in r for r in rows)
