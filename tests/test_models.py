@@ -55,3 +55,22 @@ def test_a_dataset_id_without_a_hub_fails_within_seconds(monkeypatch):
     with pytest.raises(FileNotFoundError, match="cannot be reached") as err:
         gsm8k.load_rows("nobody/no-such-dataset")
     assert time.perf_counter() - start < 5 and "local JSONL path" in str(err.value)
+
+
+def test_a_model_in_the_local_hub_cache_loads_without_a_hub(tmp_path, monkeypatch, default_tokenizer):
+    from engine.modeling import tiny_model
+
+    cache = tmp_path / "hub"
+    snap = cache / "models--someone--small-model" / "snapshots" / "0123abcd"
+    tiny_model(default_tokenizer).save_pretrained(snap)
+    (cache / "models--someone--small-model" / "refs").mkdir()
+    (cache / "models--someone--small-model" / "refs" / "main").write_text("0123abcd")
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_ENDPOINT", "https://127.0.0.1:9")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    import huggingface_hub.constants as hc
+
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(cache))
+    start = time.perf_counter()
+    assert resolve("someone/small-model") == str(snap)
+    assert time.perf_counter() - start < 5

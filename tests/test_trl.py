@@ -1,5 +1,7 @@
 """TRL's GRPOTrainer with the trace reward, watched by the workbench's own reader and stepper."""
 
+import time
+
 import pytest
 
 from engine.integrations.trl import TraceSession
@@ -31,6 +33,8 @@ def test_grpo_trainer_two_steps_on_cpu_read_by_the_workbench(tmp_path, default_t
     from engine.data.synthetic import generate
     from engine.events import EventReader
     from engine.modeling import tiny_model
+    from engine.session import Session
+    from workbench.follow import Follower
     from workbench.runstate import RunState
     from workbench.stepper_model import Stepper
 
@@ -39,11 +43,17 @@ def test_grpo_trainer_two_steps_on_cpu_read_by_the_workbench(tmp_path, default_t
                           max_completion_length=12, logging_steps=1, report_to=[], save_strategy="steps", save_steps=2,
                           use_cpu=True, bf16=False, learning_rate=1e-4, seed=0)
     session = tmp_path / "grpo"
+    live = []
     with TraceSession(session, max_completion_length=12) as run:
+        follower = Follower(str(session), live.extend, interval=0.05).start()  # what `workbench attach` runs
         trainer = trl.GRPOTrainer(model=tiny_model(default_tokenizer), processing_class=default_tokenizer,
                                   reward_funcs=[run.reward], train_dataset=datasets.Dataset.from_list(rows), args=args,
                                   callbacks=[run.callback()])
+        during = Session(session).is_live()
         trainer.train()
+    time.sleep(0.5)
+    follower.stop()
+    assert during and live == EventReader(session / "events.jsonl", checked=True).read()  # followed live, all of it
 
     state = RunState(name="grpo")
     state.add(EventReader(session / "events.jsonl", checked=True).read())
