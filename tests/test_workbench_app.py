@@ -302,3 +302,17 @@ async def test_samples_keep_arriving_past_the_cap_and_enter_opens_the_highlighte
         await pilot.press("enter")
         assert type(app.screen).__name__ == "StepperScreen"
         assert app.screen.model.text == TRACE_BAD
+
+
+async def test_number_keys_and_brackets_switch_tabs(tmp_path):
+    folder = write_session(tmp_path, "tabs")
+    app = attach_app(str(folder))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.pause(0.5)
+        tabs = app.screen.query_one("#run-tabs")
+        seen = []
+        for key in ("2", "3", "right_square_bracket", "left_square_bracket", "1"):
+            await pilot.press(key)
+            await pilot.pause()
+            seen.append(tabs.active)
+        assert seen == ["tab-evals", "tab-samples", "tab-log", "tab-samples", "tab-charts"]

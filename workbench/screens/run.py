@@ -59,6 +59,9 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+TABS = ["tab-charts", "tab-evals", "tab-samples", "tab-log", "tab-report"]  # keys 1-5, [ and ]
+
+
 class RunScreen(Screen):
     BINDINGS = [
         Binding("s", "stop", "Stop (checkpoint)"),
@@ -68,6 +71,9 @@ class RunScreen(Screen):
         Binding("tab", "app.focus_next", "Next pane", show=False),
         Binding("question_mark", "app.help", "Help"),
         Binding("escape", "close", "Back"),
+        *(Binding(str(n), f"tab({n})", f"Tab {n}", show=False) for n in range(1, len(TABS) + 1)),
+        Binding("left_square_bracket", "tab_step(-1)", "Previous tab", show=False),
+        Binding("right_square_bracket", "tab_step(1)", "Next tab", show=False),
     ]
 
     def __init__(self, target: str, process=None, compare: str | None = None, ssh_options: list[str] | None = None):
@@ -334,6 +340,14 @@ class RunScreen(Screen):
 
     def action_checkpoint(self) -> None:
         self._request("checkpoint-now", "checkpoint")
+
+    def action_tab(self, n: int) -> None:
+        self.query_one("#run-tabs", TabbedContent).active = TABS[n - 1]
+
+    def action_tab_step(self, delta: int) -> None:
+        tabs = self.query_one("#run-tabs", TabbedContent)
+        here = TABS.index(tabs.active) if tabs.active in TABS else 0
+        tabs.active = TABS[(here + delta) % len(TABS)]
 
     def action_close(self) -> None:
         if len(self.app.screen_stack) > 1:
