@@ -82,8 +82,10 @@ def stop_ids(tokenizer) -> list[int]:
 
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, temperature: float = 0.0,
-             top_p: float = 1.0, batch_size: int = 32, min_new_tokens: int = 0) -> tuple[list[Completion], dict]:
-    """Complete every prompt; returns completions and {tokens, seconds, tokens_per_s}."""
+             top_p: float = 1.0, batch_size: int = 32, min_new_tokens: int = 0,
+             on_batch=None) -> tuple[list[Completion], dict]:
+    """Complete every prompt; returns completions and {tokens, seconds, tokens_per_s}.
+    `on_batch(done, total)` is called after each batch (progress; it may raise to stop)."""
     device = next(model.parameters()).device
     out: list[Completion | None] = [None] * len(prompts)
     new_tokens, start = 0, time.perf_counter()
@@ -102,6 +104,8 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, temperat
             text = tokenizer.decode(tokens, skip_special_tokens=True)
             out[r] = Completion(_cut_after_fence(text), tokens, cut=not ended and len(tokens) >= max_new_tokens)
             new_tokens += len(tokens)
+        if on_batch:
+            on_batch(min(i + batch_size, len(prompts)), len(prompts))
     model.train(was_training)
     seconds = time.perf_counter() - start
     return out, {"tokens": new_tokens, "seconds": seconds, "tokens_per_s": new_tokens / max(seconds, 1e-9)}

@@ -114,6 +114,12 @@ class Context:
             ckpt = self.session.take_request(CHECKPOINT_NOW)
         return self.agree(stop), self.agree(ckpt)
 
+    def stop_requested(self) -> bool:
+        """A stop asked for by a signal or `engine stop`, seen between batches of an evaluation."""
+        if self.stop_signal or self.stopping or (self.session and self.session.take_request(STOP)):
+            self.stopping = True
+        return self.stopping
+
     def after_step(self, phase: str, step: int, total: int) -> bool:
         """Between steps: honour stop and checkpoint requests; True means stop now."""
         stop, ckpt = self._requested()
@@ -238,7 +244,7 @@ def run(cfg, session_dir: Path, resume: bool = False, interactive: bool | None =
         ctx.emit("alert", level="error", message=error, traceback=traceback.format_exc()[-4000:])
         if model is not None and ctx.save is not None:
             try:
-                ctx.save(ctx.progress.get("step", 0))
+                ctx.save(0 if ctx.progress.get("phase") == "eval" else ctx.progress.get("step", 0))
             except Exception:
                 pass
     finally:
@@ -329,7 +335,16 @@ def _train(cfg, model, tokenizer, ctx: Context, state: dict, session_dir: Path) 
         if ctx.session:
             ctx.session.write_status(phase="eval")
         for i, (name, items) in enumerate(tasks.eval_sets(cfg).items()):
-            fields, samples = ev.evaluate(ctx.sampler(), tokenizer, items, cfg)
+            def progress(done: int, total: int, name=name) -> None:
+                ctx.progress = {"phase": "eval", "set": name, "at": which, "step": done, "total": total}
+                if ctx.session:
+                    ctx.session.write_status(phase="eval", step=done, total=total)
+                if ctx.world == 1 and ctx.stop_requested():  # with ranks waiting at a barrier, stop after it instead
+                    ctx.save(0)  # resume redoes this evaluation
+                    raise Stopped()
+
+            progress(0, len(items))
+            fields, samples = ev.evaluate(ctx.sampler(), tokenizer, items, cfg, on_batch=progress)
             ctx.emit("eval", phase="eval", step=step, at=which, set=name, **fields)
             for s in samples[:8]:
                 ctx.sample("eval", step, {"set": name, "at": which, **s})
@@ -366,8 +381,9 @@ def _train(cfg, model, tokenizer, ctx: Context, state: dict, session_dir: Path) 
 
         ctx.save = save
         ctx.periodic_eval = None
+        ctx.progress = {"phase": kind, "step": start, "total": cfg.rl.iterations if kind == "rl" else 0,
+                        **({"stage": "rollouts"} if kind == "rl" else {})}
         if kind == "eval":
-            ctx.progress = {"phase": "eval", "step": 0, "total": 0}
             evaluations(which, global_step)
             _barrier(ctx)
             if ctx.after_step("eval", 0, 0):

@@ -333,3 +333,33 @@ def test_wandb_offline_mirror_and_export_hold_every_metric_and_evaluation(smoke,
         assert [pytest.approx(r["sft/loss"]) for r in rows if "sft/loss" in r] == losses
         assert [pytest.approx(r["eval/synthetic/accuracy"]) for r in rows if "eval/synthetic/accuracy" in r] == accuracy
         assert all("sft/step" in r for r in rows if "sft/loss" in r) and any("rl/reward" in r for r in rows)
+
+
+def test_a_stop_during_an_evaluation_acts_between_its_batches(tmp_path):
+    """An evaluation reports how far it is (status.json, heartbeats) and a stop asked for
+    in the middle ends the run after the current batch, not after the whole evaluation."""
+    folder = tmp_path / "evalstop"
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "train", "--model", "tiny", "--session", str(folder), "--plain",
+                             "--set", "eval.at=start", "--set", "eval.synthetic=400", "--set", "eval.gsm8k=0",
+                             "--set", "eval.batch_size=4", "--set", "eval.max_new_tokens=48"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline, seen = time.time() + 120, {}
+    while time.time() < deadline:
+        try:
+            seen = json.loads((folder / "status.json").read_text())
+        except (OSError, ValueError):
+            seen = {}
+        if seen.get("phase") == "eval" and (seen.get("step") or 0) > 0:
+            break
+        time.sleep(0.1)
+    assert seen.get("phase") == "eval" and 0 < seen["step"] < seen["total"] == 400, seen
+    asked = time.time()
+    assert engine("stop", str(folder)).returncode == 0
+    proc.wait(timeout=120)
+    waited = time.time() - asked
+    events = read_all(folder / "events.jsonl")
+    assert events[-1]["kind"] == "run_finished" and events[-1]["status"] == "stopped"
+    assert not [e for e in events if e["kind"] == "eval"]  # it did not finish the 400 problems first
+    assert waited < 30, waited
+    heartbeat_eval = [e for e in events if e["kind"] == "heartbeat" and e.get("phase") == "eval"]
+    assert all(e.get("set") == "synthetic" and e.get("total") == 400 for e in heartbeat_eval)

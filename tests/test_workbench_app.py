@@ -316,3 +316,16 @@ async def test_number_keys_and_brackets_switch_tabs(tmp_path):
             await pilot.pause()
             seen.append(tabs.active)
         assert seen == ["tab-evals", "tab-samples", "tab-log", "tab-samples", "tab-charts"]
+
+
+def test_progress_follows_the_newest_of_metrics_and_heartbeats():
+    s = RunState(name="r")
+    s.add([{"kind": "run_started", "t": 1.0, "model": "m"},
+           {"kind": "metrics", "t": 2.0, "phase": "sft", "step": 225, "total": 225, "loss": 0.1, "step_time": 3.0}])
+    assert s.progress() == ("sft", 225, 225)
+    s.add([{"kind": "heartbeat", "t": 3.0, "phase": "eval", "set": "gsm8k", "step": 64, "total": 300}])
+    assert s.progress() == ("eval gsm8k", 64, 300)  # an evaluation reports itself only through heartbeats
+    s.add([{"kind": "heartbeat", "t": 4.0, "phase": "rl", "stage": "rollouts", "step": 0, "total": 6}])
+    assert s.progress() == ("rl rollouts", 0, 6)
+    s.add([{"kind": "metrics", "t": 5.0, "phase": "rl", "step": 1, "total": 6, "reward": 0.5}])
+    assert s.progress() == ("rl", 1, 6)

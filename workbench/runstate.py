@@ -92,14 +92,18 @@ class RunState:
         return "running" if self.started else "waiting"
 
     def progress(self) -> tuple[str, int, int]:
-        m = self.last_metrics or self.heartbeat
-        step, total = m.get("step"), m.get("total")
-        return str(m.get("phase") or ""), step if isinstance(step, int) else 0, total if isinstance(total, int) else 0
+        """(what, step, total) of the newest of the last metrics and the last heartbeat: during an
+        evaluation or RL rollouts only heartbeats say where the run is (`eval gsm8k`, `rl rollouts`)."""
+        m, h = self.last_metrics, self.heartbeat
+        newer = h if h and (not m or (h.get("t") or 0) >= (m.get("t") or 0)) else m
+        step, total = newer.get("step"), newer.get("total")
+        what = " ".join(str(newer[k]) for k in ("phase", "set", "stage") if isinstance(newer.get(k), str))
+        return what, step if isinstance(step, int) else 0, total if isinstance(total, int) else 0
 
     def eta(self, now: float | None = None) -> float | None:
         """Seconds left in the current phase, from its pace so far."""
-        phase, step, total = self.progress()
-        points = self.series.get(phase, {}).get("step_time")
+        what, step, total = self.progress()
+        points = self.series.get(what.split(" ")[0], {}).get("step_time")
         if not points or not total or step >= total:
             return None
         recent = [v for _, v in points[-10:]]

@@ -13,7 +13,7 @@ from ..stats import majority, wilson
 from ..trace import OUTCOMES, answers_match, as_number
 
 
-def evaluate(model, tokenizer, items: list[Item], cfg) -> tuple[dict, list[dict]]:
+def evaluate(model, tokenizer, items: list[Item], cfg, on_batch=None) -> tuple[dict, list[dict]]:
     """The `eval` event's fields and one sample record per item (`model`: what generates).
 
     The first output per item is greedy and gives accuracy; with eval.samples = k > 1,
@@ -21,7 +21,8 @@ def evaluate(model, tokenizer, items: list[Item], cfg) -> tuple[dict, list[dict]
     """
     system = system_prompt(cfg)
     prompts = [prompt_text(tokenizer, it.question, system) for it in items]
-    comps, speed = generate(model, tokenizer, prompts, cfg.eval.max_new_tokens, 0.0, batch_size=cfg.eval.batch_size)
+    comps, speed = generate(model, tokenizer, prompts, cfg.eval.max_new_tokens, 0.0, batch_size=cfg.eval.batch_size,
+                            on_batch=on_batch)
     counts, by_expert, codes, samples = Counter(), {}, [], []
     scores = []
     for it, c in zip(items, comps):

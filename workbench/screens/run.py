@@ -86,6 +86,7 @@ class RunScreen(Screen):
         self.dirty = True
         self.follow_status = ""
         self.engine_error: str | None = None
+        self.stop_pending = False
         self.followers: list[Follower] = []
 
     def compose(self) -> ComposeResult:
@@ -191,11 +192,18 @@ class RunScreen(Screen):
             t.append(" 8-bit")
         if isinstance(st.get("params_trainable"), (int, float)) and isinstance(st.get("params_total"), (int, float)):
             t.append(f"  {st['params_trainable'] / 1e6:.1f}M of {st['params_total'] / 1e6:.1f}M trained")
-        t.append(f"  {phase} {step}/{total}" if total else f"  {phase}")
-        t.append(f"  elapsed {_duration(s.elapsed())}  eta {_duration(s.eta())}")
-        tps = s.last_metrics.get("tokens_per_s")
-        if isinstance(tps, (int, float)):
-            t.append(f"  {tps:,.0f} tok/s")
+        if not st and not s.finished:
+            t.append("  starting engine..." if self.process is not None else "  waiting for the first event...", style="italic")
+        else:
+            t.append(f"  {phase} {step}/{total}" if total else f"  {phase}")
+        t.append(f"  elapsed {_duration(s.elapsed())}")
+        if not s.finished:  # a finished run has no ETA and no live speed
+            t.append(f"  eta {_duration(s.eta())}")
+            tps = s.last_metrics.get("tokens_per_s")
+            if isinstance(tps, (int, float)):
+                t.append(f"  {tps:,.0f} tok/s")
+            if self.stop_pending:
+                t.append(f"  stopping after this {'evaluation' if phase.startswith('eval') else 'step'}...", style="bold yellow")
         remote = ":" in self.target and not Path(self.target).exists()
         if self.follow_status and (remote or not self.state.started):  # e.g. "no such session folder"
             t.append(f"  [{self.follow_status}]", style="italic")
@@ -336,6 +344,9 @@ class RunScreen(Screen):
         self.run_worker(send, thread=True, group="requests")
 
     def action_stop(self) -> None:
+        if not self.state.finished:
+            self.stop_pending = True
+            self.dirty = True
         self._request("stop", "stop")
 
     def action_checkpoint(self) -> None:
