@@ -329,3 +329,18 @@ def test_progress_follows_the_newest_of_metrics_and_heartbeats():
     assert s.progress() == ("rl rollouts", 0, 6)
     s.add([{"kind": "metrics", "t": 5.0, "phase": "rl", "step": 1, "total": 6, "reward": 0.5}])
     assert s.progress() == ("rl", 1, 6)
+
+
+def test_the_rl_line_reads_ties_and_flat_rewards_in_plain_words():
+    from workbench.runstate import rl_reading
+
+    s = RunState(name="r")
+    s.add([{"kind": "run_started", "t": 1.0, "config": {"rl": {"questions": 16}}}])
+    assert rl_reading(s) == ""
+    s.add([{"kind": "metrics", "t": 2.0, "phase": "rl", "step": 1, "total": 6, "reward": 0.5, "tied_groups": 0.75,
+            "completion_length": 170.0, "completion_length_max": 300.0, "entropy": 0.1}])
+    line = rl_reading(s)
+    assert "tied groups 75%" in line and "length 170/300" in line and "12 of 16 groups tied: no learning signal" in line
+    s.add([{"kind": "metrics", "t": 2.0 + i, "phase": "rl", "step": i, "total": 6, "reward": 0.6, "tied_groups": 0.25}
+           for i in range(2, 7)])
+    assert "reward flat for 5 iterations" in rl_reading(s)

@@ -142,3 +142,31 @@ def smooth(points: list[tuple[int, float]], weight: float) -> list[tuple[int, fl
         last = y if last is None else weight * last + (1 - weight) * y
         out.append((x, last))
     return out
+
+
+def rl_reading(state: RunState) -> str:
+    """One line on the latest RL iteration, in the terms RL practitioners check, with a plain
+    reading when the run is not learning (ties carry no signal; a flat reward; no entropy)."""
+    rl = state.series.get("rl", {})
+    if not rl.get("reward"):
+        return ""
+    last = {k: pts[-1][1] for k, pts in rl.items() if pts}
+    parts = [f"rl {int(rl['reward'][-1][0])}: reward {last['reward']:.2f}"]
+    if "tied_groups" in last:
+        parts.append(f"tied groups {last['tied_groups']:.0%}")
+    if "completion_length" in last:
+        parts.append(f"length {last['completion_length']:.0f}" + (f"/{last['completion_length_max']:.0f}" if "completion_length_max" in last else ""))
+    for key in ("entropy", "kl"):
+        if key in last:
+            parts.append(f"{key} {last[key]:.3f}")
+    questions = ((state.started.get("config") or {}).get("rl") or {}).get("questions")
+    tied = last.get("tied_groups")
+    rewards = [v for _, v in rl["reward"][-5:]]
+    if isinstance(tied, float) and tied >= 0.75:
+        groups = f"{round(tied * questions)} of {questions} groups" if isinstance(questions, int) and questions else f"{tied:.0%} of groups"
+        parts.append(f"-> {groups} tied: no learning signal; raise rl.group_size or rl.temperature")
+    elif len(rewards) == 5 and max(rewards) - min(rewards) < 0.01:
+        parts.append("-> reward flat for 5 iterations: the update is not moving what the reward sees")
+    elif "entropy" in last and last["entropy"] < 0.02:
+        parts.append("-> entropy near 0: samples barely differ, so groups tie; raise rl.temperature")
+    return "  ".join(parts)

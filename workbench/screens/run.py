@@ -24,7 +24,7 @@ from textual_plotext import PlotextPlot
 from ..examples import is_example
 from ..follow import Follower, remote_request
 from ..launch import log_tail
-from ..runstate import MAX_SAMPLES, RunState, smooth
+from ..runstate import MAX_SAMPLES, RunState, rl_reading, smooth
 
 REDRAW_S = 0.25
 
@@ -231,11 +231,17 @@ class RunScreen(Screen):
                         label = f"{phase} {key}" + (f" [{state.name}]" if self.other else "")
                         plt.plot([p[0] for p in pts], [p[1] for p in pts], label=label)
             plot.refresh()
+        lines = []
         last = [e for e in self.state.evals if e.get("set") == "synthetic"]
         if last:
             e = last[-1]
-            self.query_one("#rates", Static).update(Text(
-                f"last synthetic eval ({e.get('at')}): accuracy {_interval(e)}  parse {e.get('parse_rate') or 0:.1%}  valid {e.get('valid_rate') or 0:.1%}"))
+            lines.append(f"last synthetic eval ({e.get('at')}): accuracy {_interval(e)}  parse {e.get('parse_rate') or 0:.1%}  "
+                         f"valid {e.get('valid_rate') or 0:.1%}")
+        reading = rl_reading(self.state)
+        if reading:
+            lines.append(reading)
+        if lines:
+            self.query_one("#rates", Static).update(Text("\n".join(lines)))
 
     def _evals(self) -> None:
         table = self.query_one("#evals", DataTable)
