@@ -344,3 +344,20 @@ def test_the_rl_line_reads_ties_and_flat_rewards_in_plain_words():
     s.add([{"kind": "metrics", "t": 2.0 + i, "phase": "rl", "step": i, "total": 6, "reward": 0.6, "tied_groups": 0.25}
            for i in range(2, 7)])
     assert "reward flat for 5 iterations" in rl_reading(s)
+
+
+async def test_the_cursor_stays_on_its_run_when_a_new_session_appears(tmp_path):
+    write_session(tmp_path, "older", t0=time.time() - 7200)
+    write_session(tmp_path, "middle", t0=time.time() - 3600)
+    app = sessions_app(tmp_path)
+    async with app.run_test(size=(160, 45)) as pilot:
+        table = app.screen.query_one("#sessions")
+        table.move_cursor(row=1)
+        assert app.screen._selected().endswith("older")
+        write_session(tmp_path, "newest", t0=time.time() - 60)  # listed first: every row below moves down
+        app.screen.action_refresh()
+        for _ in range(20):
+            await pilot.pause(0.1)
+            if table.row_count == 4:
+                break
+        assert table.row_count == 4 and app.screen._selected().endswith("older")

@@ -66,6 +66,15 @@ class Follower:
         self.thread.start()
         return self
 
+    def caught_up(self) -> bool:
+        """Whether a local follower has read to the end of the file (a remote one: always)."""
+        if self.host is not None:
+            return True
+        try:
+            return os.path.getsize(self.reader.path) <= self.reader.offset
+        except OSError:
+            return True
+
     def stop(self) -> None:
         self._stop.set()
         if self._proc and self._proc.poll() is None:

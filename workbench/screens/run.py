@@ -141,7 +141,13 @@ class RunScreen(Screen):
         self.query_one("#report-note", Static).update(f"base {report.get('base')} vs tuned {report.get('tuned')}. {report.get('note') or ''}")
 
     def _wait_engine(self) -> None:
+        """Worker thread: the engine's exit, posted after the follower has read its last lines
+        (so the final event arrives before the exit does; the UI thread never waits)."""
         code = self.process.wait()
+        follower, deadline = self.followers[0], time.monotonic() + 3.0
+        while not follower.caught_up() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(2 * follower.interval)  # its last batch is posted before our message
         self.post_message(EngineExited(code))
 
     def on_unmount(self) -> None:
@@ -158,8 +164,6 @@ class RunScreen(Screen):
         self.dirty = True
 
     def on_engine_exited(self, message: EngineExited) -> None:
-        time.sleep(0.3)  # let the follower read the last lines
-        self.state.add(self.followers[0].reader.read() if self.followers[0].host is None else [])
         if message.code != 0 and (self.state.finished is None or self.state.finished.get("status") == "failed"):
             tail = log_tail(Path(self.target))
             why = (self.state.finished or {}).get("error") or f"the engine exited with code {message.code}"

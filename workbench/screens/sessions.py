@@ -65,15 +65,23 @@ class SessionsScreen(Screen):
         table = self.query_one("#sessions", DataTable)
         table.add_columns("run", "status", "model", "phase", "progress", "best acc", "started")
         self.query_one("#filter").display = False
-        self.action_refresh()
+        self.show_rows(self.scan())  # the first list at once; then a worker rescans (a slow disk never blocks keys)
         self.set_interval(2.0, self.action_refresh)
         table.focus()
 
+    def scan(self) -> list[dict]:
+        return list_sessions(self.root) + example_sessions()  # the recorded example last, marked
+
     def action_refresh(self) -> None:
-        self.rows = list_sessions(self.root) + example_sessions()  # the recorded example last, marked
+        self.run_worker(lambda: self.app.call_from_thread(self.show_rows, self.scan()), thread=True,
+                        group="scan", exclusive=True)
+
+    def show_rows(self, rows: list[dict] | None = None) -> None:
+        if rows is not None:
+            self.rows = rows
         needle = self.query_one("#filter", Input).value.strip().lower()
         table = self.query_one("#sessions", DataTable)
-        cursor = table.cursor_row
+        cursor, here = table.cursor_row, self._selected()  # the cursor stays on its run when others appear
         table.clear()
         for r in self.rows:
             if needle and needle not in " ".join(str(v) for v in r.values()).lower():
@@ -84,7 +92,8 @@ class SessionsScreen(Screen):
             dim = "dim italic" if r.get("example") else ""
             table.add_row(Text(mark + r["run"], style=dim), Text(r["status"], style=dim), Text(str(r["model"])), r.get("phase") or "", prog, _pct(r.get("best_accuracy")), started, key=r["path"])
         if table.row_count:
-            table.move_cursor(row=min(cursor, table.row_count - 1))
+            keys = [r["path"] for r in self.rows if not needle or needle in " ".join(str(v) for v in r.values()).lower()]
+            table.move_cursor(row=keys.index(here) if here in keys else min(cursor, table.row_count - 1))
 
     def _selected(self) -> str | None:
         table = self.query_one("#sessions", DataTable)
@@ -104,7 +113,7 @@ class SessionsScreen(Screen):
 
     def action_mark(self) -> None:
         self.marked = self._selected()
-        self.action_refresh()
+        self.show_rows()
 
     def action_compare(self) -> None:
         path = self._selected()
@@ -122,7 +131,7 @@ class SessionsScreen(Screen):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter":
-            self.action_refresh()
+            self.show_rows()
         elif event.input.id == "f-model-name":
             NewRunForm(self).follow_model(event.value.strip())
 
