@@ -111,7 +111,7 @@ async def test_live_follow_stop_and_engine_death(tmp_path):
         await pilot.press("k")
         await app.workers.wait_for_complete()
         assert (folder / "checkpoint-now").exists()
-        from workbench.screens.run import EngineExited
+        from workbench.messages import EngineExited
 
         (folder / "engine.log").write_text("Traceback...\nRuntimeError: CUDA out of memory\n")
         app.screen.post_message(EngineExited(1))
@@ -361,3 +361,24 @@ async def test_the_cursor_stays_on_its_run_when_a_new_session_appears(tmp_path):
             if table.row_count == 4:
                 break
         assert table.row_count == 4 and app.screen._selected().endswith("older")
+
+
+async def test_log_lines_keep_arriving_past_the_lines_the_state_keeps(tmp_path):
+    from workbench.runstate import MAX_LOG
+
+    folder = write_session(tmp_path, "chatty", finished=False)
+
+    def alerts(first: int, last: int) -> None:
+        with open(folder / "events.jsonl", "a") as f:
+            for i in range(first, last):
+                f.write(json.dumps({"kind": "alert", "t": time.time(), "level": "info", "message": f"note {i}"}) + "\n")
+
+    alerts(0, MAX_LOG + 50)
+    app = attach_app(str(folder))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.pause(1.0)
+        app.screen.query_one("#run-tabs").active = "tab-log"
+        alerts(MAX_LOG + 50, MAX_LOG + 55)
+        await pilot.pause(1.5)
+        lines = [str(line.text) for line in app.screen.query_one("#log").lines]
+        assert lines[-1].endswith(f"note {MAX_LOG + 54}")

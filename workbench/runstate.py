@@ -25,6 +25,7 @@ class RunState:
     checkpoints: list[dict] = field(default_factory=list)
     heartbeat: dict = field(default_factory=dict)
     events: int = 0
+    log_count: int = 0  # lines ever logged (the deque keeps the last MAX_LOG): the log pane writes the new ones
     samples_seen: int = 0  # every sample gets its number (`seq`): the table keys rows by it, past any cap
     first_t: float | None = None
     last_t: float | None = None
@@ -41,11 +42,15 @@ class RunState:
             # a fixed table: an event's `kind` never names a method
             HANDLERS.get(e.get("kind"), RunState._other)(self, e)
 
+    def _note(self, line: str) -> None:
+        self.log.append(line)
+        self.log_count += 1
+
     # one handler per kind; unknown kinds only reach the log
     def _run_started(self, e):
         self.started = e
         self.finished = None
-        self.log.append(f"run started: {e.get('model')} on {e.get('device')}" + (" (resumed)" if e.get("resumed") else ""))
+        self._note(f"run started: {e.get('model')} on {e.get('device')}" + (" (resumed)" if e.get("resumed") else ""))
 
     def _metrics(self, e):
         phase = e.get("phase", "?")
@@ -60,7 +65,7 @@ class RunState:
 
     def _eval(self, e):
         self.evals.append(e)
-        self.log.append(f"eval {e.get('set')} at {e.get('at')}: accuracy {e.get('accuracy') or 0:.1%}")
+        self._note(f"eval {e.get('set')} at {e.get('at')}: accuracy {e.get('accuracy') or 0:.1%}")
 
     def _sample(self, e):
         self.samples.append({**e, "seq": self.samples_seen})
@@ -68,21 +73,21 @@ class RunState:
 
     def _alert(self, e):
         self.alerts.append(e)
-        self.log.append(f"ALERT {e.get('level')}: {e.get('message')}")
+        self._note(f"ALERT {e.get('level')}: {e.get('message')}")
 
     def _checkpoint(self, e):
         self.checkpoints.append(e)
-        self.log.append(f"checkpoint {e.get('path')}")
+        self._note(f"checkpoint {e.get('path')}")
 
     def _heartbeat(self, e):
         self.heartbeat = e
 
     def _run_finished(self, e):
         self.finished = e
-        self.log.append(f"run finished: {e.get('status')}" + (f": {e.get('error')}" if e.get("error") else ""))
+        self._note(f"run finished: {e.get('status')}" + (f": {e.get('error')}" if e.get("error") else ""))
 
     def _other(self, e):
-        self.log.append(f"{e.get('kind')}: {', '.join(f'{k}={v}' for k, v in e.items() if k not in ('kind', 't'))[:200]}")
+        self._note(f"{e.get('kind')}: {', '.join(f'{k}={v}' for k, v in e.items() if k not in ('kind', 't'))[:200]}")
 
     # ---------------------------------------------------------------- views
     @property

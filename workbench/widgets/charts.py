@@ -1,0 +1,51 @@
+"""Loss and reward plots, and the lines under them (last evaluation, the RL reading)."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Static
+from textual_plotext import PlotextPlot
+
+from ..runstate import RunState, rl_reading, smooth
+from .text import interval
+
+PLOTS = (
+    ("loss-plot", [("sft", "loss"), ("rl", "loss")], "loss"),
+    ("reward-plot", [("rl", "reward"), ("rl", "parse_rate")], "reward"),
+)
+
+
+class Charts(Vertical):
+    def compose(self) -> ComposeResult:
+        with Horizontal():
+            for plot_id, _, _ in PLOTS:
+                yield PlotextPlot(id=plot_id)
+        yield Static(id="rates")
+
+    def show(self, state: RunState, other: RunState | None, smoothing: bool) -> None:
+        for plot_id, pairs, title in PLOTS:
+            plot = self.query_one(f"#{plot_id}", PlotextPlot)
+            plt = plot.plt
+            plt.clear_data()
+            plt.title(title + (" (smoothed)" if smoothing else ""))
+            for run in filter(None, (state, other)):
+                for phase, key in pairs:
+                    pts = run.series.get(phase, {}).get(key, [])
+                    pts = smooth(pts, 0.8) if smoothing else pts
+                    if pts:
+                        label = f"{phase} {key}" + (f" [{run.name}]" if other else "")
+                        plt.plot([p[0] for p in pts], [p[1] for p in pts], label=label)
+            plot.refresh()
+        lines = []
+        last = [e for e in state.evals if e.get("set") == "synthetic"]
+        if last:
+            e = last[-1]
+            lines.append(f"last synthetic eval ({e.get('at')}): accuracy {interval(e)}  parse {e.get('parse_rate') or 0:.1%}  "
+                         f"valid {e.get('valid_rate') or 0:.1%}")
+        reading = rl_reading(state)
+        if reading:
+            lines.append(reading)
+        if lines:
+            self.query_one("#rates", Static).update(Text("\n".join(lines)))

@@ -1,0 +1,38 @@
+"""Evaluations by set and expert (with intervals), and the diagnostic codes of each."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import DataTable, Static
+
+from ..runstate import RunState
+from .text import bar, interval
+
+
+class Evaluations(Vertical):
+    def compose(self) -> ComposeResult:
+        yield DataTable(id="evals", zebra_stripes=True)
+        yield Static("Diagnostics per evaluation (outputs carrying each code)", classes="caption")
+        yield DataTable(id="codes", zebra_stripes=True)
+
+    def show(self, state: RunState, other: RunState | None) -> None:
+        table = self.query_one("#evals", DataTable)
+        table.clear(columns=True)
+        evals = [(state.name, e) for e in state.evals] + ([(other.name, e) for e in other.evals] if other else [])
+        experts = sorted({x for _, e in evals for x in e.get("by_expert", {})})
+        table.add_columns("run", "set", "at", "accuracy [95% CI]", "parse", "valid", *experts)
+        for name, e in evals:
+            cells = []
+            for x in experts:
+                b = e.get("by_expert", {}).get(x)
+                cells.append(f"{bar(b['correct'] / b['total'], 6)} {b['correct']}/{b['total']}" if b and b["total"] else "")
+            table.add_row(Text(name), Text(str(e.get("set", ""))), Text(str(e.get("at", ""))), interval(e),
+                          f"{e.get('parse_rate') or 0:.1%}", f"{e.get('valid_rate') or 0:.1%}", *cells)
+        codes_table = self.query_one("#codes", DataTable)
+        codes_table.clear(columns=True)
+        labels, codes, cells = state.code_table("synthetic")
+        codes_table.add_columns("code", *labels)
+        for code in codes:
+            codes_table.add_row(code, *[str(cells[(lab, code)]) for lab in labels])
