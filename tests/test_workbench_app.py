@@ -382,3 +382,23 @@ async def test_log_lines_keep_arriving_past_the_lines_the_state_keeps(tmp_path):
         await pilot.pause(1.5)
         lines = [str(line.text) for line in app.screen.query_one("#log").lines]
         assert lines[-1].endswith(f"note {MAX_LOG + 54}")
+
+
+async def test_a_killed_run_reads_died_and_a_failed_one_says_why_in_the_header(tmp_path):
+    killed = write_session(tmp_path, "killed", finished=False)
+    status = json.loads((killed / "status.json").read_text())
+    import socket
+
+    (killed / "status.json").write_text(json.dumps({**status, "status": "running", "pid": 4_000_000 - 7,
+                                                    "host": socket.gethostname()}))
+    failed = write_session(tmp_path, "failed", finished=False)
+    with open(failed / "events.jsonl", "a") as f:
+        f.write(json.dumps({"kind": "run_finished", "t": time.time(), "status": "failed", "error": "OutOfMemoryError: 9 GiB"}) + "\n")
+    for folder, want in ((killed, "died"), (failed, "OutOfMemoryError: 9 GiB")):
+        app = attach_app(str(folder))
+        async with app.run_test(size=(160, 45)) as pilot:
+            for _ in range(30):
+                await pilot.pause(0.1)
+                if want in str(app.screen.query_one("#run-header").render()):
+                    break
+            assert want in str(app.screen.query_one("#run-header").render())

@@ -79,7 +79,28 @@ class RunScreen(Screen):
         if self.process is not None:
             self.run_worker(self._wait_engine, thread=True, exclusive=False)
         self.set_interval(REDRAW_S, self.redraw)
+        if ":" not in self.target or Path(self.target).exists():
+            self.set_interval(2.0, self._check_alive)
         self.query_one(ReportPane).load(Path(self.target) / "report.json")
+
+    def _check_alive(self) -> None:
+        """The session list's verdict on a local run with no final event (its process gone: `died`),
+        asked in a worker so a slow disk never blocks the screen."""
+        if self.state.finished or self.engine_error:
+            return
+
+        def ask() -> None:
+            from engine.session import summarize
+
+            if summarize(Path(self.target)).get("status") == "died":
+                self.app.call_from_thread(self._died)
+
+        self.run_worker(ask, thread=True, group="alive", exclusive=True)
+
+    def _died(self) -> None:
+        if not self.state.finished and not self.engine_error:
+            self.engine_error = "the engine's process is gone without a final event (killed, or the machine went down)"
+            self.dirty = True
 
     def _wait_engine(self) -> None:
         """Worker thread: the engine's exit, posted after the follower has read its last lines

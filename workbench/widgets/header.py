@@ -39,4 +39,6 @@ class RunHeader(Static):
             t.append(f"  [{follow_status}]", style="italic")
         if engine_error:
             t.append(f"\n engine stopped: {engine_error}", style="bold red")
+        elif s.finished and s.finished.get("error"):  # a failed run says why here, not only in the log
+            t.append(f"\n {s.finished.get('status')}: {s.finished['error']}", style="bold red")
         self.update(t)
