@@ -302,6 +302,7 @@ async def test_samples_keep_arriving_past_the_cap_and_enter_opens_the_highlighte
         await pilot.press("enter")
         assert type(app.screen).__name__ == "StepperScreen"
         assert app.screen.model.text == TRACE_BAD
+        assert f"Q: Q{bad}" in str(app.screen.query_one("#stepper-header").render())  # the question beside its trace
 
 
 async def test_number_keys_and_brackets_switch_tabs(tmp_path):

@@ -164,7 +164,7 @@ class RunScreen(Screen):
         if e is None:
             self.notify("that sample is no longer kept", severity="warning")
             return
-        self.app.push_screen(StepperScreen(e.get("text", ""), e.get("expected_answer"), e.get("expected_expert"),
+        self.app.push_screen(StepperScreen(e.get("text", ""), e.get("expected_answer"), e.get("expected_expert"), question=e.get("question"),
                                            title=f"sample {e.get('phase')}@{e.get('step')}", raw=e.get("text", "")))
 
     def action_smooth(self) -> None:

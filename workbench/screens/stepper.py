@@ -39,10 +39,11 @@ class StepperScreen(Screen):
         Binding("escape", "close", "Back"),
     ]
 
-    def __init__(self, text: str, expect_answer=None, expect_expert: str | None = None, title: str = "trace", raw: str | None = None):
+    def __init__(self, text: str, expect_answer=None, expect_expert: str | None = None, title: str = "trace", raw: str | None = None,
+                 question: str | None = None):
         super().__init__()
         self.model = Stepper(text, expect_answer, expect_expert)
-        self.title_text, self.raw = title, raw
+        self.title_text, self.raw, self.question = title, raw, question
         self.show_raw = False
         self.break_line: int | None = None  # the line a breakpoint toggles: the current step's, else the first step's
 
@@ -81,7 +82,12 @@ class StepperScreen(Screen):
         r = m.report
         header = Text(f" {self.title_text} ", style="bold reverse")
         header.append_text(summary(r, source=False))
+        if self.model.expect_expert:
+            header.append(f"  expected expert {self.model.expect_expert}")
         header.append(f"   step {m.position if m.position >= 0 else '-'} of {len(m.records) - 1}")
+        if self.question:  # what the model was asked, from a sample
+            header.append("\n Q: ", style="bold")
+            header.append(self.question)
         self.query_one("#stepper-header", Static).update(header)
         self.query_one("#source", Static).update(self.source_text())
         self._fill_variables()
