@@ -163,8 +163,10 @@ def problem(name: str) -> str | None:
     if name == TINY:
         return None
     if name == DEFAULT_MODEL:
+        if (converted_dir(name) / "config.json").exists():
+            return None
         try:
-            converted_dir(name).joinpath("config.json").exists() or gguf_file()
+            gguf_file()  # converted on first use
         except ModelNotFound as exc:
             return str(exc)
         return None
@@ -192,12 +194,16 @@ def hub_model(hub_id: str) -> str:
     return hub_id
 
 
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
 def hub_unreachable(timeout: float = 3.0) -> str | None:
     """Why the hub cannot be reached (offline mode, no route), or None when it answers."""
     import socket
     from urllib.parse import urlparse
 
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+    if hub_offline():
         return "HF_HUB_OFFLINE is set"
     url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
     try:

@@ -119,8 +119,8 @@ def decode(model, tokenizer, ids, mask, max_new: int, temperature: float, top_p:
            min_new: int = 0) -> list[tuple[list[int], bool]]:
     """Decode one left-padded batch: (new tokens, ended by the model) per row.
 
-    Two things make this faster than `model.generate` on a CPU (about 2x on an
-    evaluation, benchmarks/decode.py). Attention reads the whole preallocated
+    Two things make this faster than `model.generate` on a CPU (1.6x on an
+    evaluation, benchmarks/decode.py --real). Attention reads the whole preallocated
     cache every step, so the cache grows 64 positions at a time instead of
     being allocated at prompt + limit. And rows that are done leave the batch:
     when a quarter of them have finished (or the cache grows anyway), the cache

@@ -381,8 +381,7 @@ def _train(cfg, model, tokenizer, ctx: Context, state: dict, session_dir: Path) 
 
         ctx.save = save
         ctx.periodic_eval = None
-        ctx.progress = {"phase": kind, "step": start, "total": cfg.rl.iterations if kind == "rl" else 0,
-                        **({"stage": "rollouts"} if kind == "rl" else {})}
+        ctx.progress = {"phase": kind, "step": start, "total": 0}  # the loops say more as they go
         if kind == "eval":
             evaluations(which, global_step)
             _barrier(ctx)

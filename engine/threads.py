@@ -46,11 +46,11 @@ def _busy_seconds() -> tuple[float, float] | None:
 
 
 class Threads:
-    def __init__(self, fixed: int = 0, enabled: bool = True):
+    def __init__(self, fixed: int = 0):
         import torch
 
         self.torch, self.total = torch, cores()
-        self.enabled = enabled and fixed == 0 and _busy_seconds() is not None
+        self.enabled = fixed == 0 and _busy_seconds() is not None
         self.current = fixed or torch.get_num_threads()
         if fixed:
             torch.set_num_threads(fixed)
@@ -61,9 +61,11 @@ class Threads:
         """Threads now in use; changed when the share others take has changed."""
         if not self.enabled:
             return self.current
-        now, busy = time.monotonic(), _busy_seconds()
-        then, before = self.last
-        if busy is None or now - then < MIN_INTERVAL:
+        now, (then, before) = time.monotonic(), self.last
+        if now - then < MIN_INTERVAL:  # called every step: most calls read nothing
+            return self.current
+        busy = _busy_seconds()
+        if busy is None:
             return self.current
         self.last = (now, busy)
         others = max(0.0, ((busy[0] - before[0]) - (busy[1] - before[1])) / (now - then))
@@ -78,10 +80,10 @@ class Threads:
 _ACTIVE: Threads | None = None
 
 
-def manage(fixed: int = 0, enabled: bool = True) -> Threads:
+def manage(fixed: int = 0) -> Threads:
     """Set this process's policy (run setup calls it once, on a CPU run)."""
     global _ACTIVE
-    _ACTIVE = Threads(fixed, enabled)
+    _ACTIVE = Threads(fixed)
     return _ACTIVE
 
 

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         if why:
             print(f"workbench attach: {why}", file=sys.stderr)
             return 2
-        app = attach_app(args.target, args.theme, [o for opt in args.ssh_option for o in opt.split()])
+        app = attach_app(args.target, args.theme, options)
     elif args.cmd == "trace":
         from engine.trace.cli import UsageError, read_input
 

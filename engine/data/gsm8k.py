@@ -73,10 +73,10 @@ def load_rows(source: str | None = None, split: str = "test", limit: int | None 
     else:
         from datasets import load_dataset
 
-        from ..models import hub_unreachable
+        from ..models import hub_offline, hub_unreachable
 
-        why = hub_unreachable()
-        if why and "HF_HUB_OFFLINE" not in why:  # offline mode reads the local hub cache; no route at all fails now
+        why = None if hub_offline() else hub_unreachable()  # offline mode reads the local hub cache
+        if why:
             raise FileNotFoundError(f"GSM8K: {source!r} is not a local file or folder and the hub cannot be reached ({why}); "
                                     f"pass a local JSONL path (or set HF_HUB_OFFLINE=1 to use a copy in the hub cache)")
         try:

@@ -10,6 +10,9 @@ Texts: the config, alerts, and a few samples per step.
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+from ..events import EVENTS, EventReader
 
 SKIP = {"t", "step", "total", "epoch", "phase", "kind"}
 EVAL_SCALARS = ("accuracy", "parse_rate", "valid_rate", "mean_reward")
@@ -66,11 +69,7 @@ def _number(v) -> bool:
 
 def replay(session, mirror) -> None:
     """Feed a finished session's events to a mirror (`on_event`, `close`)."""
-    from pathlib import Path
-
-    from ..events import EventReader
-
-    path = Path(session) / "events.jsonl"
+    path = Path(session) / EVENTS
     if not path.is_file():
         raise FileNotFoundError(f"{session} has no events.jsonl (is it a session folder?)")
     reader = EventReader(path, checked=True)

@@ -21,17 +21,18 @@ events. TRL is imported by `callback()` only; the reward needs nothing of it.
 from __future__ import annotations
 
 import json
-import socket
 import time
 import traceback
-from fractions import Fraction
 from pathlib import Path
 
-from ..data.gsm8k import parse_answer
+from ..data.problems import answer_value
 from ..events import SCHEMA_VERSION, EventLog
+from ..rollout import Completion
 from ..session import Session
-from ..trace import as_number, check
+from ..tasks import Item
+from ..tasks.trace import score_with
 from ..trace.reward import RewardWeights
+from ..train.evaluate import sample_record
 
 # TRL's log keys -> the engine's metric names (docs/events.md); other numeric keys keep their
 # own names with "/" as "_"
@@ -68,21 +69,18 @@ class TraceSession:
             text = _content(completion)
             cut = bool(self.max_completion_length and completion_ids is not None
                        and len(completion_ids[i]) >= self.max_completion_length)
-            want = expert[i] if expert is not None else None
             try:
-                report = check(text, _number(answer[i]), want or None, self.weights, cut_off=cut)
+                item = Item(_content(prompts[i], user=True), answer_value(answer[i]), (expert[i] if expert is not None else None) or None)
+                score = score_with(self.weights, item, text, cut)
             except Exception as exc:  # noqa: BLE001 - one odd row must not end the trainer's run
                 self.log.emit("alert", level="error", message=f"scoring failed: {type(exc).__name__}: {exc}", phase="rl")
                 rewards.append(0.0)
                 codes.append(["scoring_error"])
                 continue
-            rewards.append(report.reward)
-            codes.append(report.codes)
+            rewards.append(score.reward)
+            codes.append(score.codes)
             if i < self.samples_per_batch:
-                self.log.emit("sample", phase="rl", step=step, question=_content(prompts[i], user=True),
-                              expected_answer=as_number(_number(answer[i])), expected_expert=want or None, text=text,
-                              answer=as_number(report.answer), reward=report.reward, outcome=report.outcome,
-                              valid=report.valid, codes=report.codes, cut=cut)
+                self.log.emit("sample", phase="rl", step=step, **sample_record(item, Completion(text, [], cut), score))
         if log_extra is not None:  # the codes beside each completion in TRL's own completions table
             log_extra("trace_codes", [" ".join(c) for c in codes])
         return rewards
@@ -102,8 +100,7 @@ class TraceSession:
                              config={"trainer": "trl.GRPOTrainer", **_plain_args(args)}, params_total=total,
                              params_trainable=trained, device=str(getattr(args, "device", "")),
                              world_size=getattr(args, "world_size", 1), resumed=False, stages=["rl"])
-                run.session.write_status(status="running", model=name, started=time.time(), phase="rl",
-                                         host=socket.gethostname())
+                run.session.write_status(status="running", model=name, started=time.time(), phase="rl")
 
             def on_log(self, args, state, control, logs=None, **kwargs):
                 values = {}
@@ -155,12 +152,6 @@ def _content(value, user: bool = False) -> str:
             turns = [m for m in turns if m.get("role") == "user"] or turns
         return str(turns[-1].get("content", "")) if turns else ""
     return str(value)
-
-
-def _number(value) -> Fraction:
-    if isinstance(value, str) and "####" in value:
-        return parse_answer(value)
-    return Fraction(str(value))
 
 
 def _plain_args(args) -> dict:

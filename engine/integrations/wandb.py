@@ -23,7 +23,6 @@ class WandbMirror:
             import wandb
         except ImportError:
             raise MissingWandb("W&B output needs the wandb package: pip install wandb") from None
-        self.wandb = wandb
         self.run = wandb.init(project=project, name=name, mode=mode, dir=str(folder) if folder else None,
                               settings=wandb.Settings(silent=True, console="off"), reinit="create_new")
         for phase in ("sft", "rl"):

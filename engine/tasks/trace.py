@@ -62,6 +62,11 @@ def rl_questions(cfg, seed: int) -> list[Item]:
 
 
 def score(cfg, item: Item, text: str, cut: bool) -> Score:
-    r = check(text, item.answer, item.expert, cfg.reward, cut_off=cut)
+    return score_with(cfg.reward, item, text, cut)
+
+
+def score_with(weights, item: Item, text: str, cut: bool) -> Score:
+    """The trace reward with these weights (also TRL's reward, integrations/trl.py)."""
+    r = check(text, item.answer, item.expert, weights, cut_off=cut)
     label = item.expert or (expert_label(r.expert) if r.expert is not None else "unparsed")
     return Score(r.outcome, r.reward, r.valid, as_number(r.answer), r.codes, label)

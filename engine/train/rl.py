@@ -127,9 +127,14 @@ def tied_share(rewards: list[float], group: int) -> float:
 def train(model, ref_model, tokenizer, optimizer, cfg, ctx, start: int = 0, baseline: float | None = None):
     rc = cfg.rl
     group = rc.group_size if rc.algorithm == "grpo" else 1
+
+    def at(step: int, stage: str) -> None:  # what heartbeats report between metrics
+        ctx.progress = {"phase": "rl", "step": step, "total": rc.iterations, "stage": stage}
+
+    at(start, "rollouts")
     for batch in rollouts(ctx.backend, tokenizer, cfg, start, ctx.rank):
         t0 = time.perf_counter()
-        ctx.progress = {"phase": "rl", "step": batch.iteration, "total": rc.iterations, "stage": "update"}
+        at(batch.iteration, "update")
         adv = advantages(batch.rewards, rc.algorithm, group, baseline)
         stats = update(model, ref_model, tokenizer, batch, adv, optimizer, cfg, ctx)
         if not stats.get("skipped"):
@@ -160,5 +165,5 @@ def train(model, ref_model, tokenizer, optimizer, cfg, ctx, start: int = 0, base
                 ctx.sample("rl", step, sample_record(batch.items[g], batch.completions[g], batch.scores[g]))
         if ctx.after_step("rl", step, rc.iterations):
             return step, baseline
-        ctx.progress = {"phase": "rl", "step": step, "total": rc.iterations, "stage": "rollouts"}  # the heartbeat's
+        at(step, "rollouts")
     return rc.iterations, baseline

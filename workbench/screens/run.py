@@ -17,8 +17,10 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, TabbedContent, TabPane
 
+from engine.session import summarize
+
 from ..examples import is_example
-from ..follow import Follower, remote_request
+from ..follow import Follower, remote_request, split_target
 from ..launch import log_tail
 from ..messages import EngineExited, EventsArrived, FollowStatus
 from ..runstate import RunState
@@ -45,6 +47,7 @@ class RunScreen(Screen):
     def __init__(self, target: str, process=None, compare: str | None = None, ssh_options: list[str] | None = None):
         super().__init__()
         self.target, self.process, self.ssh_options = target, process, ssh_options
+        self.local = split_target(target)[0] is None
         self.state = RunState(name=Path(target.split(":")[-1]).name)
         self.other = RunState(name=Path(compare).name) if compare else None
         self.compare = compare
@@ -79,7 +82,7 @@ class RunScreen(Screen):
         if self.process is not None:
             self.run_worker(self._wait_engine, thread=True, exclusive=False)
         self.set_interval(REDRAW_S, self.redraw)
-        if ":" not in self.target or Path(self.target).exists():
+        if self.local:
             self.set_interval(2.0, self._check_alive)
         self.query_one(ReportPane).load(Path(self.target) / "report.json")
 
@@ -90,8 +93,6 @@ class RunScreen(Screen):
             return
 
         def ask() -> None:
-            from engine.session import summarize
-
             if summarize(Path(self.target)).get("status") == "died":
                 self.app.call_from_thread(self._died)
 
@@ -139,9 +140,8 @@ class RunScreen(Screen):
         if not self.dirty:
             return
         self.dirty = False
-        remote = ":" in self.target and not Path(self.target).exists()
         self.query_one(RunHeader).show(self.state, engine_error=self.engine_error, follow_status=self.follow_status,
-                                       remote=remote, starting=self.process is not None, stop_pending=self.stop_pending)
+                                       remote=not self.local, starting=self.process is not None, stop_pending=self.stop_pending)
         self.query_one(Charts).show(self.state, self.other, self.smoothing)
         self.query_one(Evaluations).show(self.state, self.other)
         self.query_one(SamplesTable).show(self.state)

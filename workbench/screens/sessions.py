@@ -82,17 +82,16 @@ class SessionsScreen(Screen):
         needle = self.query_one("#filter", Input).value.strip().lower()
         table = self.query_one("#sessions", DataTable)
         cursor, here = table.cursor_row, self._selected()  # the cursor stays on its run when others appear
+        shown = [r for r in self.rows if not needle or needle in " ".join(str(v) for v in r.values()).lower()]
         table.clear()
-        for r in self.rows:
-            if needle and needle not in " ".join(str(v) for v in r.values()).lower():
-                continue
+        for r in shown:
             prog = f"{r['step']}/{r['total']}" if r.get("total") else ""
             started = time.strftime("%m-%d %H:%M", time.localtime(r["started"])) if r.get("started") else ""
             mark = "◆ " if r["path"] == self.marked else ""
             dim = "dim italic" if r.get("example") else ""
             table.add_row(Text(mark + r["run"], style=dim), Text(r["status"], style=dim), Text(str(r["model"])), r.get("phase") or "", prog, _pct(r.get("best_accuracy")), started, key=r["path"])
         if table.row_count:
-            keys = [r["path"] for r in self.rows if not needle or needle in " ".join(str(v) for v in r.values()).lower()]
+            keys = [r["path"] for r in shown]
             table.move_cursor(row=keys.index(here) if here in keys else min(cursor, table.row_count - 1))
 
     def _selected(self) -> str | None:
@@ -189,8 +188,10 @@ class SessionsScreen(Screen):
 
         def check() -> None:
             why = problem(model)
-            self.app.call_from_thread(self._launch if why is None else self._mark_errors, *(
-                (sets, model) if why is None else ([("f-model-name", why)],)))
+            if why is None:
+                self.app.call_from_thread(self._launch, sets, model)
+            else:
+                self.app.call_from_thread(self._mark_errors, [("f-model-name", why)])
 
         self.run_worker(check, thread=True, group="model-check", exclusive=True)
 
