@@ -31,7 +31,7 @@ PEFT_PREFIX = "base_model.model."
 
 class Backend(Protocol):
     def generate(self, tokenizer, prompts: list[str], max_new_tokens: int, temperature: float, top_p: float,
-                 batch_size: int) -> tuple[list[Completion], dict]: ...
+                 batch_size: int, on_rows=None) -> tuple[list[Completion], dict]: ...
 
     def sync_weights(self, model) -> None: ...
 
@@ -42,8 +42,8 @@ class HFBackend:
     def __init__(self, sampler: Sampler):
         self.sampler = sampler  # shared with evaluation: one copy of the weights
 
-    def generate(self, tokenizer, prompts, max_new_tokens, temperature, top_p, batch_size):
-        return generate(self.sampler(), tokenizer, prompts, max_new_tokens, temperature, top_p, batch_size)
+    def generate(self, tokenizer, prompts, max_new_tokens, temperature, top_p, batch_size, on_rows=None):
+        return generate(self.sampler(), tokenizer, prompts, max_new_tokens, temperature, top_p, batch_size, on_rows=on_rows)
 
     def sync_weights(self, model) -> None:
         pass  # Sampler() refreshes on every call
@@ -97,7 +97,7 @@ class VLLMBackend:
         tied = bool(getattr(getattr(target, "config", None), "tie_word_embeddings", False))
         target.load_weights(list(vllm_weights(model, tied)))
 
-    def generate(self, tokenizer, prompts, max_new_tokens, temperature, top_p, batch_size):
+    def generate(self, tokenizer, prompts, max_new_tokens, temperature, top_p, batch_size, on_rows=None):
         import time
 
         from vllm import SamplingParams

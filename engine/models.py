@@ -10,7 +10,6 @@ in a second afterwards.
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -211,30 +210,3 @@ def hub_unreachable(timeout: float = 3.0) -> str | None:
     except OSError as exc:
         return f"{url.hostname}: {exc.strerror or type(exc).__name__}"
     return None
-
-
-def add_parser(sub) -> None:
-    p = sub.add_parser("models", help="list the models the project knows, or prepare the default one")
-    p.add_argument("action", nargs="?", choices=["list", "prepare"], default="list")
-    p.set_defaults(func=_cli)
-
-
-def _cli(args) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
-    if args.action == "prepare":
-        try:
-            print(prepare_default())
-        except ModelNotFound as exc:
-            print(f"engine models: {exc}", file=sys.stderr)
-            return 1
-        return 0
-    table = Table(title="Models (use the name, a local folder, or any hub id with --model)", title_justify="left")
-    for col in ("name", "params", "comes from", "status", "note", "measured"):
-        table.add_column(col)
-    for m in KNOWN.values():
-        where = f"{m.source}: {m.where}"
-        table.add_row(m.name, m.params, where, status(m), m.note, m.measured)
-    Console().print(table)
-    return 0

@@ -7,9 +7,6 @@ import sys
 import time
 
 from rich.console import Console
-from rich.table import Table
-
-from .stats import fmt_interval
 
 
 class Reporter:
@@ -65,16 +62,7 @@ class Reporter:
             self.progress.stop()
         if not self.evals:
             return
-        table = Table(title="Evaluations", title_justify="left")
-        k_samples = any("pass_at_k" in e for e in self.evals)
-        for col in ("at", "set", "accuracy [95% CI]", "parse", "valid", "correct", *(("pass@k", "maj@k") if k_samples else ()), "by expert"):
-            table.add_column(col)
-        for e in self.evals:
-            experts = "  ".join(f"{k} {v['correct']}/{v['total']}" for k, v in sorted(e.get("by_expert", {}).items()))
-            extra = (fmt_interval(e["pass_at_k"], e.get("pass_at_k_ci")), fmt_interval(e["maj_at_k"], e.get("maj_at_k_ci"))) \
-                if "pass_at_k" in e else ("", "")
-            table.add_row(e.get("at", ""), e.get("set", ""), fmt_interval(e["accuracy"], e.get("accuracy_ci")),
-                          f"{e['parse_rate']:.1%}", f"{e['valid_rate']:.1%}", f"{e['correct']}/{e['total']}",
-                          *(extra if k_samples else ()), experts)
-        self.console.print(table)
+        from .cli.tables import eval_table
+
+        self.console.print(eval_table(self.evals))
         sys.stdout.flush()

@@ -83,9 +83,10 @@ def stop_ids(tokenizer) -> list[int]:
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, temperature: float = 0.0,
              top_p: float = 1.0, batch_size: int = 32, min_new_tokens: int = 0,
-             on_batch=None) -> tuple[list[Completion], dict]:
+             on_batch=None, on_rows=None) -> tuple[list[Completion], dict]:
     """Complete every prompt; returns completions and {tokens, seconds, tokens_per_s}.
-    `on_batch(done, total)` is called after each batch (progress; it may raise to stop)."""
+    `on_batch(done, total)` is called after each batch (progress; it may raise to stop),
+    `on_rows(done, total)` whenever outputs finish inside a batch (RL's `rollouts 8/16`)."""
     device = next(model.parameters()).device
     out: list[Completion | None] = [None] * len(prompts)
     new_tokens, start = 0, time.perf_counter()
@@ -98,8 +99,9 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, temperat
     for i in range(0, len(prompts), batch_size):
         rows = order[i : i + batch_size]
         enc = tokenizer([prompts[r] for r in rows], return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False).to(device)
+        report = (lambda n, before=i: on_rows(before + n, len(prompts))) if on_rows else None
         decoded = decode(model, tokenizer, enc["input_ids"], enc["attention_mask"], max_new_tokens, temperature, top_p,
-                         ends, min_new_tokens)
+                         ends, min_new_tokens, report)
         for r, (tokens, ended) in zip(rows, decoded):
             text = tokenizer.decode(tokens, skip_special_tokens=True)
             out[r] = Completion(_cut_after_fence(text), tokens, cut=not ended and len(tokens) >= max_new_tokens)
@@ -116,7 +118,7 @@ GROW = 64  # cache positions added at a time
 
 @torch.no_grad()
 def decode(model, tokenizer, ids, mask, max_new: int, temperature: float, top_p: float, ends: list[int],
-           min_new: int = 0) -> list[tuple[list[int], bool]]:
+           min_new: int = 0, on_rows=None) -> list[tuple[list[int], bool]]:
     """Decode one left-padded batch: (new tokens, ended by the model) per row.
 
     Two things make this faster than `model.generate` on a CPU (1.6x on an
@@ -138,6 +140,7 @@ def decode(model, tokenizer, ids, mask, max_new: int, temperature: float, top_p:
     tokens: list[list[int]] = [[] for _ in range(batch)]
     ended = [False] * batch
     stops, ticks = set(ends), _backtick_ids(tokenizer)
+    reported = 0  # rows ended, as last told to on_rows
     for step in range(max_new):
         if step % 16 == 0:
             threads.adjust()  # another process may have taken a core since the last batch
@@ -153,6 +156,9 @@ def decode(model, tokenizer, ids, mask, max_new: int, temperature: float, top_p:
                 ended[r] = True
             else:
                 keep.append(j)
+        if on_rows and sum(ended) != reported:
+            reported = sum(ended)
+            on_rows(reported)
         if not keep or step == max_new - 1:
             break
         mask = torch.cat([mask, mask.new_ones(len(live), 1)], dim=1)

@@ -10,7 +10,7 @@ from engine.tasks import final_number
 
 
 def engine(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True, text=True, timeout=timeout)
 
 
 def sets(*pairs):

@@ -28,9 +28,9 @@ def test_yaml_file_and_cli_errors_are_one_line(tmp_path):
     f.write_text("sft: [1, 2")
     with pytest.raises(config.ConfigError, match="not valid YAML"):
         config.load(f)
-    out = subprocess.run([sys.executable, "-m", "engine.cli", "train", "--set", "sft.lr=abc"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "engine", "train", "--set", "sft.lr=abc"], capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.strip() == "engine train: sft.lr: expected float, got 'abc'"
-    show = subprocess.run([sys.executable, "-m", "engine.cli", "config", "show", "--set", "rl.iterations=7"], capture_output=True, text=True)
+    show = subprocess.run([sys.executable, "-m", "engine", "config", "show", "--set", "rl.iterations=7"], capture_output=True, text=True)
     assert show.returncode == 0 and "iterations: 7" in show.stdout
 
 
@@ -49,7 +49,7 @@ def test_gpu_preset_scales_sizes_and_user_settings_win(monkeypatch):
 
     import torch
 
-    from engine.runs_cli import resolve_config
+    from engine.cli.train import resolve_config
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     notes = []

@@ -48,7 +48,7 @@ def test_generation_is_deterministic_and_follows_the_mix():
 
 def test_data_generate_and_stats_cli(tmp_path):
     out = tmp_path / "d.jsonl"
-    run = lambda *a: subprocess.run([sys.executable, "-m", "engine.cli", "data", *a], capture_output=True, text=True, timeout=60)
+    run = lambda *a: subprocess.run([sys.executable, "-m", "engine", "data", *a], capture_output=True, text=True, timeout=60)
     assert run("generate", "--n", "40", "--seed", "1", "--out", str(out)).returncode == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 40 and set(rows[0]) == {"question", "expert", "pattern", "trace", "answer"}

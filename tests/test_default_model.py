@@ -14,7 +14,7 @@ def test_default_model_trains_a_few_steps_end_to_end(tmp_path):
     folder = tmp_path / "default"
     sets = ["data.train_size=8", "data.gsm8k_traces=0", "sft.batch_size=4", "sft.epochs=1", "rl.iterations=1", "rl.questions=2", "rl.group_size=2",
             "rl.max_new_tokens=24", "eval.synthetic=2", "eval.gsm8k=1", "eval.max_new_tokens=24", "eval.at=rl"]
-    cmd = [sys.executable, "-m", "engine.cli", "train", "--session", str(folder), "--plain"] + [a for s in sets for a in ("--set", s)]
+    cmd = [sys.executable, "-m", "engine", "train", "--session", str(folder), "--plain"] + [a for s in sets for a in ("--set", s)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     events = read_all(folder / "events.jsonl")

@@ -82,7 +82,7 @@ def test_trace_mix_holds_both_sources_in_the_configured_sizes():
 
 def test_gsm8k_traces_cli_writes_records_and_stats_explains_the_rest(tmp_path):
     out = tmp_path / "test.jsonl"
-    run = lambda *a: subprocess.run([sys.executable, "-m", "engine.cli", "data", *a], capture_output=True, text=True, timeout=120)
+    run = lambda *a: subprocess.run([sys.executable, "-m", "engine", "data", *a], capture_output=True, text=True, timeout=120)
     made = run("gsm8k-traces", "--split", "test", "--out", str(out))
     assert made.returncode == 0, made.stderr
     rows = [json.loads(x) for x in out.read_text().splitlines()]
@@ -121,7 +121,7 @@ def test_engine_eval_on_problem_files_with_k_samples(tmp_path):
     a, b = tmp_path / "mine.jsonl", tmp_path / "theirs.jsonl"
     a.write_text("".join(json.dumps({"question": f"Ann has {i} pens and buys 2. How many?", "answer": i + 2}) + "\n" for i in range(5)))
     b.write_text(json.dumps({"question": "What is 2 times 3?", "answer": "#### 6"}) + "\n")
-    out = subprocess.run([sys.executable, "-m", "engine.cli", "eval", "tiny", "--problems", str(a), "--problems", str(b),
+    out = subprocess.run([sys.executable, "-m", "engine", "eval", "tiny", "--problems", str(a), "--problems", str(b),
                           "--limit", "3", "--samples", "2", "--temperature", "1.0", "--json"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -130,6 +130,6 @@ def test_engine_eval_on_problem_files_with_k_samples(tmp_path):
     for s in sets.values():
         assert s["samples"] == 2 and 0 <= s["pass_at_k"] <= 1 and len(s["maj_at_k_ci"]) == 2
         assert s["pass_at_k"] >= s["accuracy"]  # the greedy output is one of the k
-    missing = subprocess.run([sys.executable, "-m", "engine.cli", "eval", "tiny", "--problems", str(tmp_path / "none.jsonl")],
+    missing = subprocess.run([sys.executable, "-m", "engine", "eval", "tiny", "--problems", str(tmp_path / "none.jsonl")],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "no such problem file" in missing.stderr and "Traceback" not in missing.stderr

@@ -23,7 +23,7 @@ from .sessions_fixture import events as fixture_events
 
 
 def engine(*args, timeout=240, **kw):
-    return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True, timeout=timeout, **kw)
+    return subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True, text=True, timeout=timeout, **kw)
 
 
 def tiny_session(folder: Path) -> Path:
@@ -101,7 +101,7 @@ def test_trace_cli_reads_a_bounded_amount_and_refuses_absurd_answers():
 # 3 ------------------------------------------------------------------ one run per session
 def test_a_second_run_on_a_live_session_is_refused(tmp_path):
     folder = tmp_path / "busy"
-    first = subprocess.Popen([sys.executable, "-m", "engine.cli", "train", "--model", "tiny", "--session", str(folder), "--plain",
+    first = subprocess.Popen([sys.executable, "-m", "engine", "train", "--model", "tiny", "--session", str(folder), "--plain",
                               "--set", "sft.epochs=30", "--set", "eval.at=rl"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.time() + 120
@@ -280,7 +280,7 @@ def test_checkpoints_are_fsynced_before_the_rename(tmp_path, monkeypatch):
 def test_ctrl_c_right_after_start_stops_cleanly_and_a_second_signal_ends_at_once(tmp_path):
     for n_signals in (1, 2):
         folder = tmp_path / f"sig{n_signals}"
-        proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "train", "--model", "tiny", "--session", str(folder), "--plain",
+        proc = subprocess.Popen([sys.executable, "-m", "engine", "train", "--model", "tiny", "--session", str(folder), "--plain",
                                  "--set", "sft.epochs=30"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 120
         while time.time() < deadline and not any(e["kind"] == "run_started" for e in read_all(folder / "events.jsonl")):

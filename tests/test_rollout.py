@@ -33,9 +33,12 @@ def test_greedy_outputs_are_generates_tokens_while_rows_leave_and_the_cache_grow
     monkeypatch.setattr(rollout, "GROW", 5)  # grow many times inside 30 tokens
     enc = tok(PROMPTS, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
     ends = [tok.convert_tokens_to_ids(","), tok.eos_token_id]  # rows stop at different steps: the batch shrinks
-    ours = decode(model, tok, enc["input_ids"], enc["attention_mask"], 30, 0.0, 1.0, ends)
+    heard = []
+    ours = decode(model, tok, enc["input_ids"], enc["attention_mask"], 30, 0.0, 1.0, ends, on_rows=heard.append)
     theirs = reference(model, tok, PROMPTS, 30, ends)
     assert [t for t, _ in ours] == theirs
+    ended = sum(1 for _, e in ours if e)
+    assert heard == sorted(set(heard)) and heard[-1] == ended and len(heard) > 1  # `rollouts 3/5` as rows finish
     lengths = {len(t) for t, _ in ours}
     assert len(lengths) > 2, "the test needs rows that end at different steps"
     assert [ended for _, ended in ours] == [t[-1] in ends for t in theirs]

@@ -9,7 +9,7 @@ BAD = "expert: arithmetic\ntrace:\n- {op: init, var: a, value: 2}\n- {op: init, 
 
 
 def engine(*args, stdin=None):
-    return subprocess.run([sys.executable, "-m", "engine.cli", *args], input=stdin, capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "engine", *args], input=stdin, capture_output=True, text=True, timeout=60)
 
 
 def test_check_json_lines_and_exit_status(tmp_path):

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from engine.data.synthetic import generate
 from engine.trace import check
-from engine.trace.parser import _read, _read_fast
+from engine.trace.values import read_yaml, read_fast
 
 
 def shape(x):
@@ -20,10 +20,10 @@ def shape(x):
 def test_generated_traces_read_the_same_both_ways():
     fast = 0
     for e in generate(1500, 11, phrasings="all"):
-        a = _read_fast(e.trace, 2)
+        a = read_fast(e.trace, 2)
         if a is not None:
             fast += 1
-            assert shape(a) == shape(_read(e.trace, 2)), e.trace
+            assert shape(a) == shape(read_yaml(e.trace, 2)), e.trace
     assert fast == 1500  # the generator's own format always takes the fast path
 
 
@@ -53,9 +53,9 @@ def test_mutated_traces_agree_on_the_report(seed, picks):
     text = generate(1, seed)[0].trace
     for i in picks:
         text = MUTATIONS[i](text)
-    fast = _read_fast(text, 0)
+    fast = read_fast(text, 0)
     try:
-        slow = _read(text, 0)
+        slow = read_yaml(text, 0)
     except Exception:
         slow = "error"
     if fast is not None:

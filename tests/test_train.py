@@ -15,7 +15,7 @@ from engine.events import read_all
 
 
 def engine(*args, timeout=240, **kw):
-    return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True, timeout=timeout, **kw)
+    return subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True, text=True, timeout=timeout, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_eval_refuses_a_checkpoint_that_trained_other_parameters(smoke, tmp_path
 
 def test_stop_from_another_shell_then_resume(tmp_path):
     folder = tmp_path / "stopme"
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "train", "--model", "tiny", "--session", str(folder), "--plain",
+    proc = subprocess.Popen([sys.executable, "-m", "engine", "train", "--model", "tiny", "--session", str(folder), "--plain",
                              "--set", "sft.epochs=40", "--set", "eval.at=sft"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -110,7 +110,7 @@ def test_stop_from_another_shell_then_resume(tmp_path):
 
 def test_sigterm_stops_cleanly_with_a_checkpoint(tmp_path):
     folder = tmp_path / "term"
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "train", "--model", "tiny", "--session", str(folder), "--plain",
+    proc = subprocess.Popen([sys.executable, "-m", "engine", "train", "--model", "tiny", "--session", str(folder), "--plain",
                              "--set", "sft.epochs=40", "--set", "eval.at=rl"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and not (folder / "events.jsonl").exists() or not any(
@@ -135,7 +135,7 @@ def test_torchrun_with_uneven_data_finishes_with_one_coherent_session(tmp_path, 
     tiny model writes nothing readable), so every rank must agree to skip them."""
     folder = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(ranks), "--master_port", str(29533 + ranks),
-           "-m", "engine.cli", "train", "--model", "tiny", "--session", str(folder), "--plain", "--set", "eval.gsm8k=0",
+           "-m", "engine", "train", "--model", "tiny", "--session", str(folder), "--plain", "--set", "eval.gsm8k=0",
            "--set", "eval.at=rl", "--set", "data.train_size=37", "--set", "data.gsm8k_traces=3", "--set", "sft.batch_size=4",
            "--set", "sft.epochs=1.5", "--set", "rl.iterations=2", "--set", "eval.synthetic=3"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -153,18 +153,15 @@ def test_torchrun_with_uneven_data_finishes_with_one_coherent_session(tmp_path, 
 def test_a_rank_whose_batch_tied_still_joins_the_update(default_tokenizer):
     """Another rank had signal (agree says: not all tied), so this rank's all-zero batch
     takes a zero-weight pass instead of returning early and leaving the others waiting."""
-    import contextlib
-
-    import torch
-
     from engine.modeling import make_optimizer, tiny_model
     from engine.rollout import Completion
+    from engine.train.context import Context
     from engine.train.rl import Batch, update
 
     model = tiny_model(default_tokenizer)
     calls = []
-    ctx = type("Ctx", (), {"autocast": staticmethod(contextlib.nullcontext), "forward_model": model,
-                           "agree": staticmethod(lambda flag, all_of=False: calls.append(flag) or (flag and len(calls) > 1))})()
+    ctx = Context(config.load(), forward_model=model)
+    ctx.agree = lambda flag, all_of=False: calls.append(flag) or (flag and len(calls) > 1)  # another rank did not tie
     ids = default_tokenizer("expert: a")["input_ids"]
     batch = Batch(0, [], ["q", "q"], [Completion("", ids, False)] * 2, [1.0, 1.0], [], {})
     stats = update(model, None, default_tokenizer, batch, [0.0, 0.0], make_optimizer(model, "adamw", 1e-3), config.load(), ctx)
@@ -185,20 +182,20 @@ def test_every_rank_takes_the_same_number_of_steps():
 def test_rl_update_weights_every_token_alike_and_skips_a_batch_without_signal():
     """Tied groups move nothing (no Adam momentum drift); otherwise the loss is the
     token-level mean, so a long answer's tokens count as much as a short one's."""
-    import contextlib
 
     import torch
 
     from engine import config
     from engine.modeling import load_tokenizer, make_optimizer, tiny_model
     from engine.rollout import Completion, completion_logprobs
+    from engine.train.context import Context
     from engine.train.rl import Batch, update
 
     default_tokenizer = load_tokenizer("smollm2-135m-instruct")
     cfg = config.load(sets=["rl.lr=1e-2"])
     model = tiny_model(default_tokenizer)
     opt = make_optimizer(model, "adamw", cfg.rl.lr)
-    ctx = type("Ctx", (), {"autocast": staticmethod(contextlib.nullcontext), "forward_model": model, "agree": staticmethod(lambda flag, all_of=False: flag)})()
+    ctx = Context(cfg, forward_model=model)
     short, long = default_tokenizer("expert: a")["input_ids"], default_tokenizer("- expert: a\n  trace: [b, c, d]")["input_ids"]
     batch = Batch(0, [], ["q", "q"], [Completion("", short, False), Completion("", long, False)], [1.0, 0.3], [], {})
     before = [p.detach().clone() for p in model.parameters()]
@@ -217,13 +214,13 @@ def test_rl_update_weights_every_token_alike_and_skips_a_batch_without_signal():
 def test_rl_update_in_micro_batches_equals_one_pass_and_scales_logits_by_temperature():
     """Backward per micro-batch (one graph alive) gives the gradient of the whole-batch
     loss; log-probs are those of the tempered distribution the tokens were sampled from."""
-    import contextlib
 
     import torch
 
     from engine import config
     from engine.modeling import load_tokenizer, make_optimizer, tiny_model
     from engine.rollout import Completion, completion_logprobs
+    from engine.train.context import Context
     from engine.train.rl import Batch, tied_share, update
 
     tok = load_tokenizer("smollm2-135m-instruct")
@@ -233,7 +230,7 @@ def test_rl_update_in_micro_batches_equals_one_pass_and_scales_logits_by_tempera
         torch.manual_seed(0)
         model = tiny_model(tok)
         cfg = config.load(sets=[f"rl.micro_batch={micro}", "rl.lr=0", "rl.max_grad_norm=1e6"])
-        ctx = type("Ctx", (), {"autocast": staticmethod(contextlib.nullcontext), "forward_model": model, "agree": staticmethod(lambda flag, all_of=False: flag)})()
+        ctx = Context(cfg, forward_model=model)
         batch = Batch(0, [], ["q"] * 5, [Completion("", i, False) for i in ids], [1, 0, 0.5, 0.7, 0.3], [], {})
         opt = make_optimizer(model, "adamw", 0.0)
         opt.zero_grad()
@@ -339,7 +336,7 @@ def test_a_stop_during_an_evaluation_acts_between_its_batches(tmp_path):
     """An evaluation reports how far it is (status.json, heartbeats) and a stop asked for
     in the middle ends the run after the current batch, not after the whole evaluation."""
     folder = tmp_path / "evalstop"
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "train", "--model", "tiny", "--session", str(folder), "--plain",
+    proc = subprocess.Popen([sys.executable, "-m", "engine", "train", "--model", "tiny", "--session", str(folder), "--plain",
                              "--set", "eval.at=start", "--set", "eval.synthetic=400", "--set", "eval.gsm8k=0",
                              "--set", "eval.batch_size=4", "--set", "eval.max_new_tokens=48"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -58,7 +58,11 @@ async def test_new_run_form_marks_invalid_fields(tmp_path):
         field.value = "many"
         await pilot.pause()
         assert "-invalid" in field.classes
-        app.screen.start_run()
+        gsm = app.screen.query_one("#f-eval-gsm")
+        gsm.value = "1320"  # the config's own bound (GSM8K has 1,319 test problems), not a copy of it
+        await pilot.pause()
+        assert "-invalid" in gsm.classes
+        app.screen.query_one("#form").start()
         await pilot.pause()
         assert type(app.screen).__name__ == "SessionsScreen"  # nothing started
         assert not root.exists()
@@ -292,7 +296,7 @@ async def test_samples_keep_arriving_past_the_cap_and_enter_opens_the_highlighte
         s = app.screen
         table = s.query_one("#samples")
         assert table.row_count == MAX_SAMPLES
-        assert str(table.get_row_at(table.row_count - 1)[-1]) == f"Q{n - 1}"  # the newest arrived
+        assert str(table.get_row_at(0)[-1]) == f"Q{n - 1}"  # the newest arrived, on top
         s.query_one("#run-tabs").active = "tab-samples"
         await pilot.pause()
         table.focus()
@@ -316,7 +320,7 @@ async def test_number_keys_and_brackets_switch_tabs(tmp_path):
             await pilot.press(key)
             await pilot.pause()
             seen.append(tabs.active)
-        assert seen == ["tab-evals", "tab-samples", "tab-log", "tab-samples", "tab-charts"]
+        assert seen == ["tab-charts", "tab-evals", "tab-samples", "tab-evals", "tab-overview"]
 
 
 def test_progress_follows_the_newest_of_metrics_and_heartbeats():
@@ -403,3 +407,130 @@ async def test_a_killed_run_reads_died_and_a_failed_one_says_why_in_the_header(t
                 if want in str(app.screen.query_one("#run-header").render()):
                     break
             assert want in str(app.screen.query_one("#run-header").render())
+
+
+def test_overview_reads_stages_drops_and_the_machine():
+    from workbench.widgets.overview import eval_panel, nice_ticks, stages_line, system_line
+
+    s = RunState(name="r")
+    s.add([{"kind": "run_started", "t": 1.0, "model": "m", "stages": ["eval:start", "sft", "eval:sft", "rl", "eval:rl"]},
+           {"kind": "eval", "t": 2.0, "set": "synthetic", "at": "sft", "accuracy": 0.5, "parse_rate": 1, "valid_rate": 1,
+            "by_expert": {"composition": {"correct": 3, "total": 3}, "arithmetic": {"correct": 1, "total": 3}}},
+           {"kind": "metrics", "t": 3.0, "phase": "rl", "step": 1, "total": 4, "reward": 0.5},
+           {"kind": "heartbeat", "t": 4.0, "phase": "eval", "at": "rl", "set": "synthetic", "step": 12, "total": 34,
+            "system": {"cpu": 180.0, "mem": 9.1, "mem_total": 24.0, "gpu": 87.0, "gpu_mem": 30.2, "gpu_mem_total": 80.0}}])
+    line = stages_line(s)
+    lit = [str(line)[span.start:span.end] for span in line.spans if "reverse" in str(span.style)]
+    assert lit == [" eval:rl "]  # the current stage, from the heartbeat that says where the run is
+    s.add([{"kind": "eval", "t": 5.0, "set": "synthetic", "at": "rl", "accuracy": 0.5, "parse_rate": 1, "valid_rate": 1,
+            "by_expert": {"composition": {"correct": 0, "total": 3}, "arithmetic": {"correct": 3, "total": 3}}}])
+    from rich.console import Console
+
+    console = Console(width=80, record=True, color_system="truecolor")
+    console.print(eval_panel(s))
+    text = console.export_text()
+    assert "composition" in text and "0/3" in text and "▼ 3/3" in text and "▲ 1/3" in text  # 3/3 -> 0/3 says so
+    before = {str(c): str(c.style) for c in eval_panel(s).columns[2]._cells if str(c)}
+    assert "red" in before["▼ 3/3"] and "green" in before["▲ 1/3"]  # a drop in red, a rise in green
+    assert "CPU 180%" in str(system_line(s)) and "GPU 87%" in str(system_line(s)) and "30.2/80 GiB" in str(system_line(s))
+    assert nice_ticks(0.013, 1.87) == [0.0, 0.5, 1.0, 1.5, 2.0] and nice_ticks(150, 320) == [150, 200, 250, 300, 350]
+
+
+async def test_the_overview_is_the_first_tab_and_plots_rl_on_its_own_axes(tmp_path):
+    folder = write_session(tmp_path, "ov")
+    app = attach_app(str(folder))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.8)
+        assert app.screen.query_one("#run-tabs").active == "tab-overview"
+        sft = app.screen.query_one("#ov-sft").plt
+        reward = app.screen.query_one("#ov-reward").plt
+        # SFT loss by SFT step; RL reward by RL iteration: two figures, neither shares the other's x axis
+        assert "loss" in str(app.screen.query_one("#ov-sft-legend").render())
+        assert "reward" in str(app.screen.query_one("#ov-reward-legend").render())
+        assert sft is not reward
+
+
+def test_the_samples_filter_reads_keys_and_text():
+    from workbench.runstate import sample_matches
+
+    e = {"phase": "eval", "set": "gsm8k", "expected_expert": "composition", "outcome": "wrong_answer",
+         "codes": ["overwrite", "unused_value"], "question": "Tom has 3 apples", "text": "expert: arithmetic"}
+    assert sample_matches(e, "") and sample_matches(e, "code:over set:gsm") and sample_matches(e, "outcome:wrong apples")
+    assert not sample_matches(e, "code:undefined") and not sample_matches(e, "expert:arith") and not sample_matches(e, "pears")
+
+
+async def test_samples_newest_first_filtered_and_followed(tmp_path):
+    folder = write_session(tmp_path, "feed", finished=False)
+    with open(folder / "events.jsonl", "a") as f:
+        for i in range(30):
+            f.write(json.dumps({"kind": "sample", "t": time.time(), "phase": "eval", "step": i, "set": "gsm8k" if i % 2 else "synthetic",
+                                "question": f"Q{i}", "text": "x", "reward": 0.7, "outcome": "wrong_answer" if i % 3 else "correct",
+                                "codes": ["overwrite"] if i % 5 == 0 else [], "answer": i, "expected_answer": "7"}) + "\n")
+    app = attach_app(str(folder))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.pause(0.8)
+        s = app.screen
+        s.query_one("#run-tabs").active = "tab-samples"
+        await pilot.pause()
+        table = s.query_one("#samples")
+        table.focus()
+        newest = str(table.get_row_at(0)[-1])
+        await pilot.press("slash", *"code:overwrite", "enter")
+        await pilot.pause(0.3)
+        rows = [table.get_row_at(r) for r in range(table.row_count)]
+        assert [str(r[-1]) for r in rows[:6]] == [f"Q{i}" for i in (25, 20, 15, 10, 5, 0)]  # newest first
+        assert all("overwrite" in str(r[-2]) for r in rows)  # only those with the code (the fixture's own too)
+        assert table.has_focus  # Enter went back to the table
+        await pilot.press("slash", *" set:zzz")
+        await pilot.pause(0.3)
+        assert table.row_count == 0 and "no sample matches" in str(s.query_one("#samples-status").render())
+        await pilot.press("escape")  # clears the filter, back to the table
+        await pilot.pause(0.3)
+        assert table.row_count > 6 and table.has_focus and str(table.get_row_at(0)[-1]) == newest
+        header = [str(c.label) for c in table.columns.values()]
+        assert {"answer", "expected", "set"} <= set(header)
+
+
+async def test_the_filter_leaves_on_enter_and_escape_and_says_when_nothing_matches(tmp_path):
+    write_session(tmp_path, "alpha")
+    app = sessions_app(tmp_path)
+    async with app.run_test(size=(160, 45)) as pilot:
+        table = app.screen.query_one("#sessions")
+        await pilot.press("slash", *"zzz")
+        await pilot.pause()
+        assert "no session matches 'zzz'" in str(app.screen.query_one("#sessions-note").render())
+        await pilot.press("enter")
+        assert table.has_focus  # Enter keeps the filter and goes back to the list
+        await pilot.press("slash", "escape")
+        await pilot.pause()
+        assert table.has_focus and not app.screen.query_one("#filter").display and table.row_count == 2  # alpha + example
+    app = sessions_app(tmp_path / "empty")
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.pause()
+        note = str(app.screen.query_one("#sessions-note").render())
+        assert "press n" in note and "engine train" in note  # the empty list says how to start
+
+
+async def test_every_action_is_in_the_command_palette_and_the_footer_shows_each_key_once(tmp_path):
+    folder = write_session(tmp_path, "pal")
+    app = attach_app(str(folder))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.pause(0.5)
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert {"Stop (checkpoint)", "Checkpoint now", "Smoothing", "Help", "Back"} <= titles
+        from textual.widgets._footer import FooterKey
+
+        keys = [k.key for k in app.screen.query(FooterKey)]
+        assert keys.count("ctrl+p") == 1 and len(keys) == len(set(keys)), keys  # each key once
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "CommandPalette"
+
+
+def test_rollout_progress_shows_while_rl_samples_and_not_after():
+    s = RunState(name="r")
+    s.add([{"kind": "run_started", "t": 1.0, "model": "m"},
+           {"kind": "heartbeat", "t": 2.0, "phase": "rl", "step": 2, "total": 6, "stage": "rollouts", "done": 8, "of": 16}])
+    assert s.rows_progress() == "rollouts 8/16"
+    s.add([{"kind": "metrics", "t": 3.0, "phase": "rl", "step": 3, "total": 6, "reward": 0.5}])
+    assert s.rows_progress() == ""  # the iteration ended: its rollouts are done

@@ -142,3 +142,78 @@ async def test_goto_dialog():
         await pilot.press("g")
         await pilot.press("3", "enter")
         assert app.screen.model.position == 3
+
+
+async def test_continue_stops_at_step_less_diagnostics_and_any_line_breakpoints():
+    app = stepper_app(BY_CODE["wrong_expert"], expect_answer=15, expect_expert="percentage")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("c")
+        status = str(app.screen.query_one("#stepper-status").render())
+        assert "wrong_expert" in status  # it belongs to no step, and `c` says so instead of a bare "end"
+    app = stepper_app(LOOP)
+    async with app.run_test(size=(140, 40)) as pilot:
+        s = app.screen
+        await pilot.press("B", *"2", "enter")  # line 2 is `trace:`, no step of its own
+        await pilot.press("c")
+        assert s.model.position == 0 and "breakpoint at line 2" in str(s.query_one("#stepper-status").render())
+        assert "◆" in s.source_text().plain.splitlines()[1]
+
+
+async def test_raw_output_is_not_the_parsed_view_and_messages_wrap():
+    raw = "Sure! Here is the trace:\n```yaml\nexpert: arithmetic  \ntrace:\n- {op: init, var: a, value: 2}\n- {op: query, var: a}\n```\nDone."
+    from workbench.screens.stepper import StepperScreen
+
+    app = stepper_app("")
+    async with app.run_test(size=(100, 40)) as pilot:
+        await app.push_screen(StepperScreen(raw, 2, raw=raw, title="sample"))
+        s = app.screen
+        parsed = s.source_text()
+        await pilot.press("w")
+        shown = s.source_text().plain
+        assert "raw model output" in shown and "arithmetic··" in shown and shown != parsed.plain
+        chatter = next(span for span in parsed.spans if parsed.plain[span.start:span.end].startswith("Sure!"))
+        assert "dim" in str(chatter.style)  # the parsed view dims what is not the YAML
+    app = stepper_app(LOOP)
+    async with app.run_test(size=(80, 30)) as pilot:
+        diags = app.screen.query_one("#diagnostics")
+        assert diags.row_count >= 2
+        diags.focus()
+        await pilot.press("down")
+        d = app.screen.model.report.diagnostics[1]
+        assert d.message in str(app.screen.query_one("#stepper-status").render())  # the whole message, wrapped
+
+
+async def test_escape_on_the_first_screen_quits_and_asks_before_dropping_an_edit():
+    app = stepper_app(OVERWRITE)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("E")
+        app.screen.query_one("#editor").insert("# note\n")
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "Ask"  # an unchecked edit: asked first
+        await pilot.press("n", "enter")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "StepperScreen" and app.is_running
+        await pilot.press("escape")
+        await pilot.press("y", "enter")
+        await pilot.pause()
+        assert app.return_code is not None  # discarded on "y", and the first screen quit
+    app = stepper_app(OVERWRITE)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.return_code is not None  # quit, not a blank default screen
+
+
+async def test_the_editor_marks_diagnostic_lines_in_its_margin():
+    app = stepper_app(OVERWRITE)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("E")
+        await pilot.pause()
+        editor = app.screen.query_one("#editor")
+        assert editor.render_line(3).text.startswith("●")  # line 4 overwrites `a`
+        assert not editor.render_line(0).text.startswith(("●", "▲"))
+        editor.text = OVERWRITE.replace("- {op: init, var: a, value: 5}\n", "")  # fixed: the mark goes
+        await pilot.pause()
+        assert not any(editor.render_line(y).text.startswith("●") for y in range(5))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
 
 from .screens.help import HelpScreen, bindings_of
@@ -14,9 +15,8 @@ from .themes import DEFAULT_THEME, load_themes, remember_theme, remembered_theme
 class Workbench(App):
     CSS_PATH = "app.tcss"
     TITLE = "tracebench"
-    BINDINGS = [
+    BINDINGS = [  # ctrl+p (the command palette) is Textual's own, shown once at the footer's right
         Binding("question_mark", "help", "Help"),
-        Binding("ctrl+p", "command_palette", "Commands"),
         Binding("q", "quit", "Quit", show=False),
     ]
 
@@ -39,6 +39,18 @@ class Workbench(App):
         if self.wanted_theme:
             remember_theme(wanted)
         self.push_screen(self.start_screen())
+
+    def get_system_commands(self, screen):
+        """Every action of the screen in the palette, with its key, beside Textual's own."""
+        yield from super().get_system_commands(screen)
+        seen = set()
+        for node in (screen, self):
+            for b in node.BINDINGS:
+                if not isinstance(b, Binding) or not b.description or b.action in seen or b.action.startswith("app.focus"):
+                    continue
+                seen.add(b.action)
+                key = b.key.split(",")[0].replace("question_mark", "?").replace("slash", "/")
+                yield SystemCommand(b.description, f"key: {key}", partial(node.run_action, b.action))
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):

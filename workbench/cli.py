@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         app = attach_app(args.target, args.theme, options)
     elif args.cmd == "trace":
-        from engine.trace.cli import UsageError, read_input
+        from engine.trace.inputs import UsageError, read_input
 
         try:
             text = read_input(args.file)  # bounded: a huge file is read only as far as "too long"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def engine_command(session: Path, sets: list[str]) -> list[str]:
-    cmd = [sys.executable, "-m", "engine.cli", "train", "--session", str(session), "--plain"]
+    cmd = [sys.executable, "-m", "engine", "train", "--session", str(session), "--plain"]
     for s in sets:
         cmd += ["--set", s]
     return cmd

@@ -23,3 +23,7 @@ class EngineExited(Message):
     def __init__(self, code: int):
         super().__init__()
         self.code = code
+
+
+class SamplesChanged(Message):
+    """The samples filter or follow mode changed: redraw the samples pane now."""

@@ -28,7 +28,6 @@ class RunState:
     log_count: int = 0  # lines ever logged (the deque keeps the last MAX_LOG): the log pane writes the new ones
     samples_seen: int = 0  # every sample gets its number (`seq`): the table keys rows by it, past any cap
     first_t: float | None = None
-    last_t: float | None = None
 
     def add(self, events: list[dict]) -> None:
         """Fold events in (checked by engine.events.sanitize on the way); the follower's
@@ -38,7 +37,6 @@ class RunState:
             t = e.get("t")
             if isinstance(t, (int, float)):
                 self.first_t = t if self.first_t is None else self.first_t
-                self.last_t = t
             # a fixed table: an event's `kind` never names a method
             HANDLERS.get(e.get("kind"), RunState._other)(self, e)
 
@@ -104,6 +102,14 @@ class RunState:
         step, total = newer.get("step"), newer.get("total")
         what = " ".join(str(newer[k]) for k in ("phase", "set", "stage") if isinstance(newer.get(k), str))
         return what, step if isinstance(step, int) else 0, total if isinstance(total, int) else 0
+
+    def rows_progress(self) -> str:
+        """`rollouts 8/16` while RL samples: how many of the iteration's outputs are finished."""
+        m, h = self.last_metrics, self.heartbeat
+        if not h or (m and (m.get("t") or 0) > (h.get("t") or 0)) or h.get("stage") != "rollouts":
+            return ""
+        done, of = h.get("done"), h.get("of")
+        return f"rollouts {done}/{of}" if isinstance(done, int) and isinstance(of, int) else ""
 
     def eta(self, now: float | None = None) -> float | None:
         """Seconds left in the current phase, from its pace so far."""
@@ -175,3 +181,39 @@ def rl_reading(state: RunState) -> str:
     elif "entropy" in last and last["entropy"] < 0.02:
         parts.append("-> entropy near 0: samples barely differ, so groups tie; raise rl.temperature")
     return "  ".join(parts)
+
+
+def current_stage(state: RunState) -> str | None:
+    """The stage the run is in, named as `run_started.stages` names it (`eval:sft`, `rl`);
+    a periodic evaluation inside SFT (`sft@50`) belongs to `sft`."""
+    if state.finished:
+        return None
+    m, h = state.last_metrics, state.heartbeat
+    newer = h if h and (not m or (h.get("t") or 0) >= (m.get("t") or 0)) else m
+    phase = newer.get("phase")
+    if phase == "eval":
+        at = str(newer.get("at") or "")
+        return at.split("@")[0] if "@" in at else f"eval:{at}" if at else None
+    return phase if isinstance(phase, str) else None
+
+
+FILTER_KEYS = ("outcome", "code", "expert", "set", "phase")
+
+
+def sample_matches(e: dict, query: str) -> bool:
+    """The samples filter: `outcome:wrong code:overwrite expert:composition set:gsm8k
+    phase:rl` (each a prefix of the value, case-insensitive; several words must all
+    hold), anything else is looked for in the question and the output."""
+    for word in query.lower().split():
+        key, _, value = word.partition(":")
+        if value and key in FILTER_KEYS:
+            if key == "code":
+                if not any(c.lower().startswith(value) for c in e.get("codes", [])):
+                    return False
+            else:
+                field = {"expert": "expected_expert"}.get(key, key)
+                if not str(e.get(field) or "").lower().startswith(value):
+                    return False
+        elif word not in (str(e.get("question") or "") + "\n" + str(e.get("text") or "")).lower():
+            return False
+    return True

@@ -64,14 +64,31 @@ class Stepper:
         self.position = max(-1, min(index, len(self.records) - 1))
 
     def cont(self) -> str:
-        """Run forward to the next step with a diagnostic or on a breakpoint line; say why it stopped."""
+        """Run forward to the next step with a diagnostic or past a breakpoint line (any line:
+        a part's header or a blank line stops at the first step after it); at the end, name
+        the diagnostics that belong to no single step (`wrong_expert`, `missing_query`), so
+        `c` never runs silently past them."""
+        before = self.current.line if self.current is not None else 0
+        loose = self.stepless()
         while self.step():
             rec = self.current
-            if rec.line in self.breakpoints:
-                return f"breakpoint at line {rec.line}"
+            crossed = sorted(b for b in self.breakpoints if before < b <= rec.line)
+            if crossed:
+                return f"breakpoint at line {crossed[0]}" + (f" (the step on line {rec.line})" if crossed[0] != rec.line else "")
             if rec.diagnostics:
                 return f"{rec.diagnostics[0].code} at line {rec.line}"
+            passed = [d for d in loose if d.line is not None and before < d.line <= rec.line]
+            if passed:  # a part's diagnostic, reached where its line is
+                return f"{passed[0].code} at line {passed[0].line}: {passed[0].message}"
+            before = rec.line
+        rest = [d for d in loose if d.line is None or d.line > before]
+        if rest:
+            return "end of trace; " + "; ".join(f"{d.code}: {d.message}" for d in rest)
         return "end of trace"
+
+    def stepless(self) -> list:
+        """Diagnostics of the whole trace or a part, not of one step."""
+        return [d for d in self.report.diagnostics if d.step is None]
 
     def toggle_breakpoint(self, line: int) -> bool:
         if line in self.breakpoints:

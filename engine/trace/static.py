@@ -9,7 +9,8 @@ from fractions import Fraction
 
 from .diagnostics import Diagnostic
 from .language import COMPUTE_OPS, EXPERT_OPS, NAME, OP_FIELDS, OPS, SOURCE, VAR_NAME
-from .parser import Part, Step, Unreadable
+from .parser import Part, Step
+from .values import Unreadable
 
 NON_FATAL = frozenset({"expert_boundary"})
 

@@ -38,8 +38,9 @@ def questions(cfg, iteration: int, rank: int) -> list[Item]:
     return rl_questions(cfg, (cfg.data.seed + RL_SEED_OFFSET) * 100_003 + iteration * 131 + rank)
 
 
-def rollouts(backend, tokenizer, cfg, start: int, rank: int = 0):
-    """Yield one scored batch of samples per iteration; `backend` generates (engine/backends.py)."""
+def rollouts(backend, tokenizer, cfg, start: int, rank: int = 0, on_rows=None):
+    """Yield one scored batch of samples per iteration; `backend` generates (engine/backends.py);
+    `on_rows(done, total)` hears how many of the iteration's samples are finished."""
     rc = cfg.rl
     group = rc.group_size if rc.algorithm == "grpo" else 1
     system = system_prompt(cfg)
@@ -47,7 +48,8 @@ def rollouts(backend, tokenizer, cfg, start: int, rank: int = 0):
         items = [q for q in questions(cfg, it, rank) for _ in range(group)]
         prompts = [prompt_text(tokenizer, q.question, system) for q in items]
         torch.manual_seed(cfg.run.seed * 7919 + it * 17 + rank)
-        comps, gen = backend.generate(tokenizer, prompts, rc.max_new_tokens, rc.temperature, rc.top_p, len(prompts))
+        comps, gen = backend.generate(tokenizer, prompts, rc.max_new_tokens, rc.temperature, rc.top_p, len(prompts),
+                                      on_rows=on_rows)
         scores = [score(cfg, q, c.text, c.cut) for q, c in zip(items, comps)]
         yield Batch(it, items, prompts, comps, [s.reward for s in scores], scores, gen)
 
@@ -124,23 +126,27 @@ def tied_share(rewards: list[float], group: int) -> float:
     return sum(1 for g in groups if max(g) == min(g)) / max(len(groups), 1)
 
 
-def train(model, ref_model, tokenizer, optimizer, cfg, ctx, start: int = 0, baseline: float | None = None):
+def train(model, ref_model, tokenizer, optimizer, cfg, ctx, start: int = 0) -> int:
+    """RL iterations from `start`; the running baseline lives in `ctx.baseline` (checkpoints save it)."""
     rc = cfg.rl
     group = rc.group_size if rc.algorithm == "grpo" else 1
 
     def at(step: int, stage: str) -> None:  # what heartbeats report between metrics
         ctx.progress = {"phase": "rl", "step": step, "total": rc.iterations, "stage": stage}
 
+    def rows(done: int, total: int) -> None:  # heartbeats say `rollouts 8/16`
+        ctx.progress = {**ctx.progress, "done": done, "of": total}
+
     at(start, "rollouts")
-    for batch in rollouts(ctx.backend, tokenizer, cfg, start, ctx.rank):
+    for batch in rollouts(ctx.backend, tokenizer, cfg, start, ctx.rank, on_rows=rows):
         t0 = time.perf_counter()
         at(batch.iteration, "update")
-        adv = advantages(batch.rewards, rc.algorithm, group, baseline)
+        adv = advantages(batch.rewards, rc.algorithm, group, ctx.baseline)
         stats = update(model, ref_model, tokenizer, batch, adv, optimizer, cfg, ctx)
         if not stats.get("skipped"):
             ctx.backend.sync_weights(model)  # the next rollouts sample from the weights just trained
         mean = sum(batch.rewards) / len(batch.rewards)
-        baseline = mean if baseline is None else rc.baseline_momentum * baseline + (1 - rc.baseline_momentum) * mean
+        baseline = mean if ctx.baseline is None else rc.baseline_momentum * ctx.baseline + (1 - rc.baseline_momentum) * mean
         ctx.baseline = baseline
         step = batch.iteration + 1
         parsed = sum(1 for s in batch.scores if s.outcome != "parse_fail")
@@ -164,6 +170,6 @@ def train(model, ref_model, tokenizer, optimizer, cfg, ctx, start: int = 0, base
             for g in range(0, min(len(batch.items), 2 * group), group):
                 ctx.sample("rl", step, sample_record(batch.items[g], batch.completions[g], batch.scores[g]))
         if ctx.after_step("rl", step, rc.iterations):
-            return step, baseline
+            return step
         at(step, "rollouts")
-    return rc.iterations, baseline
+    return rc.iterations

@@ -103,7 +103,7 @@ def train(model, tokenizer, rows, optimizer, scheduler, cfg, ctx, start_step: in
             for idx in group:
                 batch = collate([rows[i] for i in idx], tokenizer.pad_token_id, device)
                 with ctx.autocast():
-                    loss = answer_loss(ctx.forward, batch) / len(group)
+                    loss = answer_loss(ctx.forward_model, batch) / len(group)
                 loss.backward()
                 loss_sum += loss.item()
                 tokens += int(batch["attention_mask"].sum())

@@ -22,12 +22,12 @@ from engine.session import summarize
 from ..examples import is_example
 from ..follow import Follower, remote_request, split_target
 from ..launch import log_tail
-from ..messages import EngineExited, EventsArrived, FollowStatus
+from ..messages import EngineExited, EventsArrived, FollowStatus, SamplesChanged
 from ..runstate import RunState
-from ..widgets import Charts, Evaluations, LogPane, ReportPane, RunHeader, SamplesTable
+from ..widgets import Charts, Evaluations, LogPane, Overview, ReportPane, RunHeader, SamplesPane, SamplesTable
 
 REDRAW_S = 0.25
-TABS = ["tab-charts", "tab-evals", "tab-samples", "tab-log", "tab-report"]  # keys 1-5, [ and ]
+TABS = ["tab-overview", "tab-charts", "tab-evals", "tab-samples", "tab-log", "tab-report"]  # keys 1-6, [ and ]
 
 
 class RunScreen(Screen):
@@ -61,12 +61,14 @@ class RunScreen(Screen):
     def compose(self) -> ComposeResult:
         yield RunHeader(id="run-header")
         with TabbedContent(id="run-tabs"):
+            with TabPane("Overview", id="tab-overview"):
+                yield Overview(id="overview")
             with TabPane("Charts", id="tab-charts"):
                 yield Charts()
             with TabPane("Evaluations", id="tab-evals"):
                 yield Evaluations()
             with TabPane("Samples", id="tab-samples"):
-                yield SamplesTable(id="samples")
+                yield SamplesPane(id="samples-pane")
             with TabPane("Alerts & log", id="tab-log"):
                 yield LogPane(id="log")
             with TabPane("Report", id="tab-report"):
@@ -122,6 +124,9 @@ class RunScreen(Screen):
         (self.state if message.key == "main" else self.other).add(message.events)
         self.dirty = True
 
+    def on_samples_changed(self, message: SamplesChanged) -> None:
+        self.query_one(SamplesPane).show(self.state, force=True)
+
     def on_follow_status(self, message: FollowStatus) -> None:
         self.follow_status = message.text
         self.dirty = True
@@ -142,9 +147,10 @@ class RunScreen(Screen):
         self.dirty = False
         self.query_one(RunHeader).show(self.state, engine_error=self.engine_error, follow_status=self.follow_status,
                                        remote=not self.local, starting=self.process is not None, stop_pending=self.stop_pending)
+        self.query_one(Overview).show(self.state, self.smoothing)
         self.query_one(Charts).show(self.state, self.other, self.smoothing)
         self.query_one(Evaluations).show(self.state, self.other)
-        self.query_one(SamplesTable).show(self.state)
+        self.query_one(SamplesPane).show(self.state)
         self.query_one(LogPane).show(self.state, Path(self.target) / "engine.log" if self.process is not None else None)
 
     # --------------------------------------------------------------- actions
@@ -206,8 +212,7 @@ class RunScreen(Screen):
         tabs.active = TABS[(here + delta) % len(TABS)]
 
     def action_close(self) -> None:
-        if len(self.app.screen_stack) > 1:
-            self.app.pop_screen()
-        else:
-            self.app.exit()
+        from .stepper import leave_screen
+
+        leave_screen(self.app)
 

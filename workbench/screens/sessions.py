@@ -8,26 +8,30 @@ from pathlib import Path
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.validation import Function, Integer, Number
-from textual.widgets import Button, DataTable, Footer, Input, Label, Select, Static, Switch
+from textual.widgets import DataTable, Footer, Input, Static
 
-from engine import config as config_mod
-from engine.models import KNOWN, TINY, problem
 from engine.session import list_sessions, new_run_id
-from engine.tasks import TASKS
 
 from ..examples import example_sessions
 from ..launch import start_engine
-
-
-def _show(value) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
+from ..widgets.new_run import NewRunForm
 
 
 def _pct(x) -> str:
     return f"{x:.1%}" if isinstance(x, (int, float)) else ""
+
+
+class SessionFilter(Input):
+    """Escape clears the filter, hides the box and goes back to the list."""
+
+    BINDINGS = [Binding("escape", "leave", "Clear filter", show=False)]
+
+    def action_leave(self) -> None:
+        self.value = ""
+        self.display = False
+        self.screen.query_one("#sessions", DataTable).focus()
 
 
 class SessionsScreen(Screen):
@@ -55,10 +59,10 @@ class SessionsScreen(Screen):
         with Horizontal(id="sessions-main"):
             with Vertical(id="sessions-col"):
                 yield Static(f"Sessions in {self.root}/", classes="title")
-                yield Input(placeholder="filter sessions (/)", id="filter")
+                yield SessionFilter(placeholder="filter sessions (/): Enter keeps it, Escape clears it", id="filter")
                 yield DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
-            with VerticalScroll(id="form"):
-                yield from NewRunForm.fields()
+                yield Static(id="sessions-note", classes="caption")
+            yield NewRunForm(id="form")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -93,6 +97,15 @@ class SessionsScreen(Screen):
         if table.row_count:
             keys = [r["path"] for r in shown]
             table.move_cursor(row=keys.index(here) if here in keys else min(cursor, table.row_count - 1))
+        real = [r for r in self.rows if not r.get("example")]
+        if needle and not shown:
+            note = f"no session matches '{needle}'; Escape clears the filter"
+        elif not real:
+            note = (f"no runs in {self.root}/ yet: press n to fill in a new run (the form on the right), or run "
+                    "`engine train` in a shell; the example below is a recorded run to look around in")
+        else:
+            note = ""
+        self.query_one("#sessions-note", Static).update(note)
 
     def _selected(self) -> str | None:
         table = self.query_one("#sessions", DataTable)
@@ -131,12 +144,10 @@ class SessionsScreen(Screen):
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter":
             self.show_rows()
-        elif event.input.id == "f-model-name":
-            NewRunForm(self).follow_model(event.value.strip())
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id and event.input.id.startswith("f-"):  # Enter in the form starts the run
-            self.start_run()
+        if event.input.id == "filter":  # Enter keeps the filter and goes back to the list
+            self.query_one("#sessions", DataTable).focus()
 
     def action_new(self) -> None:
         self.query_one("#f-model-name", Input).focus()
@@ -156,7 +167,7 @@ class SessionsScreen(Screen):
         def done(path: str | None) -> None:
             if not path:
                 return
-            from engine.trace.cli import UsageError, read_input
+            from engine.trace.inputs import UsageError, read_input
 
             try:
                 text = read_input(str(Path(path).expanduser()))
@@ -167,38 +178,11 @@ class SessionsScreen(Screen):
 
         self.app.push_screen(Ask("trace file to open in the stepper"), done)
 
-    def on_select_changed(self, event: Select.Changed) -> None:
-        if event.select.id == "f-model-pick" and isinstance(event.value, str):
-            self.query_one("#f-model-name", Input).value = event.value
+    def on_new_run_form_refused(self, message: NewRunForm.Refused) -> None:
+        self.query_one(NewRunForm).mark(message.errors)
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "start":
-            self.start_run()
-
-    def start_run(self) -> None:
-        """Check the form, then the model (in a worker: asking the hub may take a few seconds),
-        then start the engine; a bad name fails here, not a minute into the run."""
-        form = NewRunForm(self)
-        sets, errors = form.settings()
-        self._mark_errors(errors)
-        if errors:
-            return
-        model = form.model()
-        self.notify(f"checking {model}...", timeout=2)
-
-        def check() -> None:
-            why = problem(model)
-            if why is None:
-                self.app.call_from_thread(self._launch, sets, model)
-            else:
-                self.app.call_from_thread(self._mark_errors, [("f-model-name", why)])
-
-        self.run_worker(check, thread=True, group="model-check", exclusive=True)
-
-    def _mark_errors(self, errors: list[tuple[str, str]]) -> None:
-        for field_id, message in errors:
-            self.query_one(f"#{field_id}").add_class("-invalid")
-            self.notify(message, severity="error")
+    def on_new_run_form_start_requested(self, message: NewRunForm.StartRequested) -> None:
+        self._launch(message.sets, message.model)
 
     def _launch(self, sets: list[str], model: str) -> None:
         from .run import RunScreen
@@ -206,91 +190,3 @@ class SessionsScreen(Screen):
         folder = self.root / new_run_id(model)
         proc = start_engine(folder, sets)
         self.app.push_screen(RunScreen(str(folder), process=proc))
-
-
-class NewRunForm:
-    """The new-run fields; each maps to one config key and is checked as typed."""
-
-    SPEC = [
-        # (id, label, config key, validators); defaults come from the engine's own config
-        ("f-model-name", "model (name, folder or hub id)", "model.name", [Function(bool, "a model is needed")]),
-        ("f-layers", "layers to unfreeze", "model.unfreeze_layers", [Integer(0, 200)]),
-        ("f-lora-rank", "LoRA rank", "model.lora_rank", [Integer(1, 1024)]),
-        ("f-train-size", "SFT synthetic examples", "data.train_size", [Integer(1, 10_000_000)]),
-        ("f-gsm8k-traces", "SFT GSM8K traces", "data.gsm8k_traces", [Integer(0, 10_000_000)]),
-        ("f-epochs", "SFT epochs", "sft.epochs", [Number(0, 1000)]),
-        ("f-lr", "SFT learning rate", "sft.lr", [Number(0, 1)]),
-        ("f-rl-iters", "RL iterations", "rl.iterations", [Integer(0, 1_000_000)]),
-        ("f-eval-syn", "eval: synthetic problems", "eval.synthetic", [Integer(0, 1_000_000)]),
-        ("f-eval-gsm", "eval: GSM8K problems", "eval.gsm8k", [Integer(0, 1319)]),
-        ("f-seed", "seed", "run.seed", [Integer()]),
-    ]
-
-    def __init__(self, screen):
-        self.screen = screen
-
-    def model(self) -> str:
-        return self.screen.query_one("#f-model-name", Input).value.strip()
-
-    def follow_model(self, name: str) -> None:
-        """The tiny model gets the smoke run's sizes (a 150-step run of a random 3M model teaches
-        nothing); leaving it puts back the defaults of the fields still at tiny's values."""
-        defaults, tiny = config_mod.Config(), config_mod.SMOKE
-        for fid, _, key, _ in self.SPEC:
-            if key not in tiny:
-                continue
-            widget = self.screen.query_one(f"#{fid}", Input)
-            section, field = key.split(".")
-            small, normal = _show(tiny[key]), _show(getattr(getattr(defaults, section), field))
-            if name == TINY and widget.value == normal:
-                widget.value = small
-            elif name != TINY and widget.value == small:
-                widget.value = normal
-
-    @classmethod
-    def fields(cls):
-        yield Static("New run", classes="title")
-        yield Label("known models")
-        yield Select([(f"{m.name} ({m.params})", m.name) for m in KNOWN.values()], id="f-model-pick", prompt="pick a known model")
-        defaults = config_mod.Config()
-        for fid, label, key, validators in cls.SPEC:
-            section, name = key.split(".")
-            value = getattr(getattr(defaults, section), name)
-            yield Label(label)
-            yield Input(_show(value), id=fid, validators=validators, validate_on=["changed", "blur"])
-        yield Label("task")
-        yield Select([(f"{name}: {task.summary}", name) for name, task in TASKS.items()], value="trace", id="f-task",
-                     allow_blank=False)
-        yield Label("train")
-        yield Select([("last layers + lm_head", "last_layers"), ("LoRA", "lora"), ("everything", "full")], value="last_layers", id="f-train", allow_blank=False)
-        yield Label("RL algorithm")
-        yield Select([("GRPO (group-relative)", "grpo"), ("REINFORCE + baseline", "reinforce")], value="grpo", id="f-rl-alg", allow_blank=False)
-        with Horizontal(classes="switch-row"):
-            yield Switch(value=False, id="f-8bit")
-            yield Label("load in 8-bit (bitsandbytes)")
-        yield Button("Start run", id="start", variant="primary")
-
-    def settings(self) -> tuple[list[str], list[tuple[str, str]]]:
-        q = self.screen.query_one
-        sets, errors = [], []
-        for fid, label, key, _ in self.SPEC:
-            widget = q(f"#{fid}", Input)
-            result = widget.validate(widget.value)
-            if result is not None and not result.is_valid:
-                errors.append((fid, f"{label}: {'; '.join(result.failure_descriptions)}"))
-            sets.append(f"{key}={widget.value.strip()}")
-        sets += [f"model.train={q('#f-train', Select).value}", f"rl.algorithm={q('#f-rl-alg', Select).value}",
-                 f"model.load_8bit={str(q('#f-8bit', Switch).value).lower()}", f"run.task={q('#f-task', Select).value}"]
-        if self.model() == TINY:  # the smoke sizes the form has no field for (batch, lengths, RL group)
-            shown = {k for _, _, k, _ in self.SPEC}
-            sets = [f"{k}={v}" for k, v in config_mod.SMOKE.items() if k not in shown] + sets
-        if not errors:
-            try:
-                config_mod.load(None, sets)  # the engine's own checks, before anything starts
-            except config_mod.ConfigError as exc:
-                key = str(exc).split(":")[0]
-                fid = next((f for f, _, k, _ in self.SPEC if k == key), "f-model-name")
-                errors.append((fid, str(exc)))
-        return sets, errors
-
-

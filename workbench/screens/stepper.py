@@ -18,6 +18,7 @@ from engine.trace.diagnostics import STYLE
 from engine.trace.render import summary
 
 from ..stepper_model import Stepper
+from ..widgets.editor import TraceEditor
 from .ask import Ask
 
 VAR_STYLE = {"new": "bold green", "changed": "bold cyan", "overwritten": "bold white on red", "same": ""}
@@ -31,6 +32,7 @@ class StepperScreen(Screen):
         Binding("e", "end", "Run to end"),
         Binding("r", "restart", "Restart"),
         Binding("b", "breakpoint", "Breakpoint"),
+        Binding("B", "break_at", "Breakpoint at line..."),
         Binding("g", "goto", "Go to step"),
         Binding("E", "edit", "Edit"),
         Binding("w", "raw", "Raw output"),
@@ -45,14 +47,16 @@ class StepperScreen(Screen):
         self.model = Stepper(text, expect_answer, expect_expert)
         self.title_text, self.raw, self.question = title, raw, question
         self.show_raw = False
+        self.unchecked_edit = False  # the editor holds typing not yet checked with ctrl+s / E
         self.break_line: int | None = None  # the line a breakpoint toggles: the current step's, else the first step's
+        self.model_text_at_open = self.model.text
 
     def compose(self) -> ComposeResult:
         yield Static(id="stepper-header")
         with Horizontal(id="stepper-main"):
             with Vertical(id="source-col"):
                 yield VerticalScroll(Static(id="source"), id="source-scroll")
-                yield TextArea(self.model.text, id="editor", language=None, show_line_numbers=True)
+                yield TraceEditor(self.model.text, id="editor")
             with Vertical(id="side-col"):
                 yield DataTable(id="variables", cursor_type="row", zebra_stripes=True)
                 yield Static(id="wiring")
@@ -100,7 +104,7 @@ class StepperScreen(Screen):
 
     def source_text(self) -> Text:
         m = self.model
-        text = self.raw if (self.show_raw and self.raw) else m.text
+        text = self.raw if (self.show_raw and self.raw) else m.text  # a file's raw text is the text itself
         by_line: dict[int, str] = {}
         for d in m.report.diagnostics:
             if d.line is not None:
@@ -111,7 +115,10 @@ class StepperScreen(Screen):
         part_starts = {p.line: p.index for p in m.report.trace.parts} if (m.report.trace and m.report.trace.composed) else {}
         lines = text.splitlines() or [""]
         width = len(str(len(lines)))
+        first, last = m.report.parsed.first_line, m.report.parsed.last_line
         out = Text()
+        if self.show_raw:
+            out.append("raw model output, exactly as written (tabs →, trailing spaces ·); w: the parsed view\n", style="italic dim")
         for number, line in enumerate(lines, 1):
             sev = by_line.get(number)
             mark = "●" if sev == "error" else "▲" if sev == "warning" else " "
@@ -119,7 +126,12 @@ class StepperScreen(Screen):
             gutter = Text(f"{bp}{mark}{number:>{width}} │ ", style=STYLE.get(sev, "dim"))
             if number in part_starts and not self.show_raw:
                 out.append(f"{'':>{width + 2}} ┄ part {part_starts[number]} ┄\n", style="dim italic")
-            body = Text(line)
+            if self.show_raw:
+                stripped = line.rstrip(" ")
+                body = Text(stripped.replace("\t", "→"))
+                body.append("·" * (len(line) - len(stripped)), style="dim")
+            else:
+                body = Text(line, style="dim" if not first <= number <= last else "")  # chatter around the YAML
             if cur is not None and number == cur.line and not self.show_raw:
                 body.stylize("bold reverse")
             elif sev:
@@ -182,6 +194,15 @@ class StepperScreen(Screen):
         on = self.model.toggle_breakpoint(cur.line)
         self.refresh_all(f"breakpoint {'set' if on else 'cleared'} at line {cur.line}")
 
+    def action_break_at(self) -> None:
+        """A breakpoint on any line: `c` stops at the first step on or after it."""
+        def done(value: str | None) -> None:
+            if value is not None:
+                on = self.model.toggle_breakpoint(int(value))
+                self.refresh_all(f"breakpoint {'set' if on else 'cleared'} at line {value}")
+
+        self.app.push_screen(Ask("breakpoint at line number", "integer"), done)
+
     def action_goto(self) -> None:
         def done(value: str | None) -> None:
             if value is not None:
@@ -191,9 +212,6 @@ class StepperScreen(Screen):
         self.app.push_screen(Ask("go to step number (0 = first)", "integer"), done)
 
     def action_raw(self) -> None:
-        if not self.raw:
-            self.refresh_all("this trace did not come from a model: no raw output")
-            return
         self.show_raw = not self.show_raw
         self.refresh_all("raw model output" if self.show_raw else "parsed trace")
 
@@ -202,10 +220,12 @@ class StepperScreen(Screen):
         scroll = self.query_one("#source-scroll")
         if editor.display:  # leaving the editor: step through the edited text at once
             self.model.load(editor.text)
+            self.unchecked_edit = False
             editor.display, scroll.display = False, True
             self.refresh_all("edited trace checked")
         else:
-            editor.text = self.model.text
+            editor.text = self.model_text_at_open = self.model.text
+            editor.mark(self.model.report.diagnostics)
             editor.display, scroll.display = True, False
             editor.focus()
             self.refresh_all("editing: press ctrl+s or E again to check the edit")
@@ -213,6 +233,8 @@ class StepperScreen(Screen):
     def on_text_area_changed(self, event: TextArea.Changed) -> None:
         # live re-check while editing, so diagnostics follow the typing
         self.model.load(event.text_area.text)
+        self.query_one(TraceEditor).mark(self.model.report.diagnostics)
+        self.unchecked_edit = event.text_area.text != self.model_text_at_open
         self.refresh_all("editing")
 
     def key_ctrl_s(self) -> None:
@@ -225,8 +247,30 @@ class StepperScreen(Screen):
             self.model.jump_to(d)
             self.refresh_all(f"{d.code}: {d.message}")
 
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        # the table cuts long messages; the status line under it wraps the whole one
+        if event.data_table.id == "diagnostics" and event.data_table.has_focus and event.row_key.value is not None:
+            d = self.model.report.diagnostics[int(event.row_key.value)]
+            self.query_one("#stepper-status", Static).update(Text(f"{d.code} (line {d.line or '-'}): {d.message}"))
+
     def action_close(self) -> None:
-        if len(self.app.screen_stack) > 1:
-            self.app.pop_screen()
-        else:
-            self.app.exit()
+        """Back to the screen below; on the first screen (`workbench trace FILE`), quit. An
+        edit not yet checked is not dropped without asking."""
+        if self.unchecked_edit and self.query_one("#editor", TextArea).display:
+            def done(answer: str | None) -> None:
+                if answer and answer.lower().startswith("y"):
+                    self.unchecked_edit = False
+                    self.action_close()
+
+            self.app.push_screen(Ask("the edit is not checked yet: discard it and leave? (y/n)"), done)
+            return
+        leave_screen(self.app)
+
+
+def leave_screen(app) -> None:
+    """Pop to the screen below, or quit when this is the first (the stack's bottom is
+    Textual's own default screen, which would show blank)."""
+    if len(app.screen_stack) > 2:
+        app.pop_screen()
+    else:
+        app.exit()

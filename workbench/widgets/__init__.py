@@ -5,7 +5,9 @@ from .charts import Charts
 from .evals import Evaluations
 from .header import RunHeader
 from .log import LogPane
+from .new_run import NewRunForm
+from .overview import Overview
 from .report import ReportPane
-from .samples import SamplesTable
+from .samples import SamplesPane, SamplesTable
 
-__all__ = ["Charts", "Evaluations", "LogPane", "ReportPane", "RunHeader", "SamplesTable"]
+__all__ = ["Charts", "Evaluations", "LogPane", "NewRunForm", "Overview", "ReportPane", "RunHeader", "SamplesPane", "SamplesTable"]

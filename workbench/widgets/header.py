@@ -27,9 +27,12 @@ class RunHeader(Static):
             t.append("  starting engine..." if starting else "  waiting for the first event...", style="italic")
         else:
             t.append(f"  {phase} {step}/{total}" if total else f"  {phase}")
+            rows = s.rows_progress()
+            if rows and not s.finished:
+                t.append(f" · {rows}")
         t.append(f"  elapsed {duration(s.elapsed())}")
         if not s.finished:  # a finished run has no ETA and no live speed
-            t.append(f"  eta {duration(s.eta())}")
+            t.append(f"  stage eta {duration(s.eta())}")
             tps = s.last_metrics.get("tokens_per_s")
             if isinstance(tps, (int, float)):
                 t.append(f"  {tps:,.0f} tok/s")

@@ -1,44 +1,112 @@
-"""Sampled outputs, one row each, keyed by the sample's number: new ones are appended and
-the oldest leave once there are more than the state keeps, so a row always opens its own
-sample."""
+"""Sampled outputs as a debugging feed: newest first, filtered by outcome,
+diagnostic code, expert, set or any text, following the newest while `f`
+(follow) is on. Rows are keyed by the sample's number, so Enter always opens
+the sample under the cursor, past any number of samples."""
 
 from __future__ import annotations
 
-from collections import deque
-
 from rich.text import Text
-from textual.widgets import DataTable
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import DataTable, Input, Static
 
-from ..runstate import MAX_SAMPLES, RunState
+from ..messages import SamplesChanged
+from ..runstate import RunState, sample_matches
+
+
+class FilterBox(Input):
+    """The filter line: Enter keeps the filter and goes back to the table, Escape clears it."""
+
+    BINDINGS = [Binding("escape", "leave(True)", "Clear filter", show=False)]
+
+    def action_leave(self, clear: bool) -> None:
+        if clear:
+            self.value = ""
+        self.screen.query_one(SamplesTable).focus()
 
 
 class SamplesTable(DataTable):
     def __init__(self, **kwargs):
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
-        self.shown: deque[int] = deque()
 
     def on_mount(self) -> None:
-        self.add_columns("phase", "step", "reward", "expert", "outcome", "codes", "question")
-
-    def show(self, state: RunState) -> None:
-        last = self.shown[-1] if self.shown else -1
-        for e in state.samples:
-            seq = e["seq"]
-            if seq <= last:
-                continue
-            reward = e.get("reward")
-            style = "green" if reward == 1.0 else "yellow" if (reward or 0) >= 0.7 else "red"
-            # Text, not str: a DataTable reads str cells as markup, and model text is not markup
-            self.add_row(Text(str(e.get("phase") or "")), str(e.get("step", "")),
-                         Text(f"{reward:g}" if isinstance(reward, (int, float)) else "", style=style),
-                         Text(str(e.get("expected_expert") or "")), Text(str(e.get("outcome") or "")),
-                         Text(" ".join(e.get("codes", []))), Text(str(e.get("question") or "")[:80]), key=str(seq))
-            self.shown.append(seq)
-        while len(self.shown) > MAX_SAMPLES:
-            self.remove_row(str(self.shown.popleft()))
+        self.add_columns("phase", "step", "set", "expert", "outcome", "answer", "expected", "reward", "codes", "question")
 
     def highlighted(self) -> int | None:
         """The number of the sample under the cursor."""
         if not self.row_count:
             return None
         return int(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
+
+
+def _row(e: dict) -> list:
+    reward = e.get("reward")
+    style = "green" if reward == 1.0 else "yellow" if (reward or 0) >= 0.7 else "red"
+    answer = e.get("answer")
+    # Text, not str: a DataTable reads str cells as markup, and model text is not markup
+    return [Text(str(e.get("phase") or "")), str(e.get("step", "")), Text(str(e.get("set") or "")),
+            Text(str(e.get("expected_expert") or "")), Text(str(e.get("outcome") or ""), style=style),
+            Text("" if answer is None else str(answer)[:16]), Text(str(e.get("expected_answer") or "")[:16]),
+            Text(f"{reward:g}" if isinstance(reward, (int, float)) else "", style=style),
+            Text(" ".join(e.get("codes", []))), Text(str(e.get("question") or "")[:80])]
+
+
+class SamplesPane(Vertical):
+    BINDINGS = [
+        Binding("slash", "filter", "Filter samples"),
+        Binding("f", "follow", "Follow newest"),
+    ]
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.follow = True
+        self.query_text = ""
+        self.shown: list[int] = []  # sample numbers in the table, newest first
+
+    def compose(self) -> ComposeResult:
+        yield FilterBox(placeholder="filter: outcome:wrong code:overwrite expert:composition set:gsm8k, or any text", id="samples-filter")
+        yield Static(id="samples-status")
+        yield SamplesTable(id="samples")
+
+    def show(self, state: RunState, force: bool = False) -> None:
+        wanted = [e for e in reversed(state.samples) if sample_matches(e, self.query_text)]
+        keys = [e["seq"] for e in wanted]
+        table = self.query_one(SamplesTable)
+        if keys != self.shown or force:
+            here = table.highlighted()
+            table.clear()
+            for e in wanted:
+                table.add_row(*_row(e), key=str(e["seq"]))
+            self.shown = keys
+            if keys:  # follow: the newest (top); otherwise the cursor stays on its sample
+                table.move_cursor(row=0 if self.follow or here not in keys else keys.index(here))
+        total = len(state.samples)
+        status = f"{len(keys)} of {total} samples" + (f" match '{self.query_text}'" if self.query_text else "") \
+            + ("  · following the newest (f)" if self.follow else "  · follow off (f)")
+        if self.query_text and not keys:
+            status = f"no sample matches '{self.query_text}' (of {total}); Escape clears the filter"
+        self.query_one("#samples-status", Static).update(Text(status, style="dim"))
+
+    def action_filter(self) -> None:
+        self.query_one("#samples-filter", Input).focus()
+
+    def action_follow(self) -> None:
+        self.follow = not self.follow
+        self.notify("following the newest sample" if self.follow else "follow off: the cursor stays where it is")
+        self.post_message(SamplesChanged())
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "samples-filter":
+            self.query_text = event.value.strip()
+            self.post_message(SamplesChanged())
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "samples-filter":
+            event.stop()
+            self.query_one(SamplesTable).focus()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        # moving the cursor away from the newest row by hand turns follow off (as `less +F` does)
+        if self.follow and event.cursor_row > 0 and event.data_table.has_focus:
+            self.follow = False

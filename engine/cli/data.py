@@ -1,4 +1,4 @@
-"""`engine data generate` and `engine data stats`."""
+"""`engine data generate`, `engine data gsm8k-traces` and `engine data stats`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import json
 import sys
 from collections import Counter
 from pathlib import Path
+
+from .common import fail
+from .tables import table
 
 
 def add_parser(sub) -> None:
@@ -28,7 +31,7 @@ def add_parser(sub) -> None:
 
 
 def parse_mix(text: str) -> dict[str, float] | None:
-    from .synthetic import PATTERNS
+    from ..data.synthetic import PATTERNS
 
     if not text:
         return None
@@ -46,13 +49,12 @@ def parse_mix(text: str) -> dict[str, float] | None:
 
 
 def _generate(args) -> int:
-    from .synthetic import generate
+    from ..data.synthetic import generate
 
     try:
         mix = parse_mix(args.mix)
     except ValueError as exc:
-        print(f"engine data generate: {exc}", file=sys.stderr)
-        return 2
+        return fail("data generate", str(exc))
     examples = generate(args.n, args.seed, mix, args.phrasings)
     lines = "".join(json.dumps(e.to_json()) + "\n" for e in examples)
     if args.out == "-":
@@ -69,14 +71,13 @@ def rejected_path(out: Path) -> Path:
 
 
 def _gsm8k_traces(args) -> int:
-    from .gsm8k import load_rows
-    from .gsm8k_traces import convert_all
+    from ..data.gsm8k import load_rows
+    from ..data.gsm8k_traces import convert_all
 
     try:
         rows = load_rows(args.source, args.split)
     except (OSError, ValueError) as exc:
-        print(f"engine data gsm8k-traces: {exc}", file=sys.stderr)
-        return 2
+        return fail("data gsm8k-traces", str(exc))
     done = convert_all(rows)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -92,27 +93,22 @@ def _gsm8k_traces(args) -> int:
 
 def _stats(args) -> int:
     from rich.console import Console
-    from rich.table import Table
 
     try:
         rows = [json.loads(line) for line in Path(args.file).read_text().splitlines() if line.strip()]
     except FileNotFoundError:
-        print(f"engine data stats: {args.file}: no such file", file=sys.stderr)
-        return 2
+        return fail("data stats", f"{args.file}: no such file")
     except json.JSONDecodeError as exc:
-        print(f"engine data stats: {args.file}: not JSONL ({exc.msg} at line {exc.lineno})", file=sys.stderr)
-        return 2
+        return fail("data stats", f"{args.file}: not JSONL ({exc.msg} at line {exc.lineno})")
     by_expert = Counter(r.get("expert") for r in rows)
     by_pattern = Counter((r.get("expert"), r.get("pattern")) for r in rows)
-    table = Table(title=f"{args.file}: {len(rows)} examples", title_justify="left")
-    for col in ("expert", "pattern", "count", "share"):
-        table.add_column(col, justify="right" if col in ("count", "share") else "left")
+    out = table(f"{args.file}: {len(rows)} examples", ("expert", "pattern", "count", "share"), right=("count", "share"))
     for expert, n in sorted(by_expert.items(), key=lambda kv: -kv[1]):
-        table.add_row(f"[bold]{expert}[/]", "", str(n), f"{n / len(rows):.1%}")
+        out.add_row(f"[bold]{expert}[/]", "", str(n), f"{n / len(rows):.1%}")
         for (e, pat), m in sorted(by_pattern.items()):
             if e == expert:
-                table.add_row("", pat, str(m), f"{m / len(rows):.1%}")
-    Console().print(table)
+                out.add_row("", pat, str(m), f"{m / len(rows):.1%}")
+    Console().print(out)
     rejected = rejected_path(Path(args.file))
     if any("gsm8k_index" in r for r in rows) and rejected.exists():
         _conversion_table(len(rows), [json.loads(x) for x in rejected.read_text().splitlines() if x.strip()])
@@ -121,15 +117,12 @@ def _stats(args) -> int:
 
 def _conversion_table(kept: int, rejected: list[dict]) -> None:
     from rich.console import Console
-    from rich.table import Table
 
-    from .gsm8k_traces import REASONS
+    from ..data.gsm8k_traces import REASONS
 
     total = kept + len(rejected)
-    table = Table(title=f"GSM8K conversion: {kept} of {total} kept ({kept / max(total, 1):.1%})", title_justify="left")
-    for col in ("outcome", "count", "share", "meaning"):
-        table.add_column(col, justify="right" if col in ("count", "share") else "left")
-    table.add_row("kept", str(kept), f"{kept / max(total, 1):.1%}", "scores 1.0 against the reference answer")
-    for reason, n in Counter(r.get("reason") for r in rejected).most_common():
-        table.add_row(str(reason), str(n), f"{n / max(total, 1):.1%}", REASONS.get(reason, ""))
-    Console().print(table)
+    rows = [("kept", str(kept), f"{kept / max(total, 1):.1%}", "scores 1.0 against the reference answer")]
+    rows += [(str(reason), str(n), f"{n / max(total, 1):.1%}", REASONS.get(reason, ""))
+             for reason, n in Counter(r.get("reason") for r in rejected).most_common()]
+    Console().print(table(f"GSM8K conversion: {kept} of {total} kept ({kept / max(total, 1):.1%})",
+                          ("outcome", "count", "share", "meaning"), rows, right=("count", "share")))

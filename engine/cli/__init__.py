@@ -1,4 +1,9 @@
-"""`engine`: the headless command line. Every subcommand lives in its own module."""
+"""`engine`: the headless command line, one module per command group:
+
+trace (check, run), models, data (generate, gsm8k-traces, stats), train (and
+config show), evaluate (eval), sessions (ls, stop, export), report; tables and
+common hold what they share. `python -m engine` is the same command.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +12,12 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import models, report, runs_cli
-    from .data import cli as data_cli
-    from .trace import cli as trace_cli
+    from . import data, evaluate, models, report, sessions, trace, train
 
     parser = argparse.ArgumentParser(prog="engine", description="Train small models to write verifiable YAML traces.")
     sub = parser.add_subparsers(dest="cmd", required=True)
-    trace_cli.add_parser(sub)
-    models.add_parser(sub)
-    data_cli.add_parser(sub)
-    runs_cli.add_parser(sub)
-    report.add_parser(sub)
+    for group in (trace, models, data, train, evaluate, sessions, report):
+        group.add_parser(sub)
     return parser
 
 

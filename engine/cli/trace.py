@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from rich.console import Console
 
-from .checker import check
-from .language import COMPOSITION, EXPERTS
-from .parser import MAX_CHARS
+from ..trace.checker import check
+from ..trace.inputs import UsageError, read_input
+from ..trace.language import COMPOSITION, EXPERTS
+
+from .common import fail
 
 
 def add_parser(sub) -> None:
@@ -29,7 +30,7 @@ def add_parser(sub) -> None:
 
 
 def _number(text: str) -> str:
-    from .reward import expected_number
+    from ..trace.reward import expected_number
 
     if expected_number(text) is None:
         import argparse
@@ -38,33 +39,13 @@ def _number(text: str) -> str:
     return text
 
 
-class UsageError(Exception):
-    """A missing or unreadable input: exit status 2."""
-
-
-def read_input(name: str) -> str:
-    """At most MAX_CHARS + 1 characters: enough for the parser to say "too long", never
-    gigabytes (`/dev/zero`, a log file passed by mistake)."""
-    if name == "-":
-        return sys.stdin.read(MAX_CHARS + 1)
-    path = Path(name)
-    try:
-        with path.open(encoding="utf-8", errors="replace") as f:
-            return f.read(MAX_CHARS + 1)
-    except FileNotFoundError:
-        raise UsageError(f"{name}: no such file")
-    except (IsADirectoryError, PermissionError, OSError) as exc:
-        raise UsageError(f"{name}: cannot read it ({exc.strerror or exc})")
-
-
 def run_check(args) -> int:
-    from .render import source_view
+    from ..trace.render import source_view
 
     try:
         texts = [(name, read_input(name)) for name in args.files]
     except UsageError as exc:
-        print(f"engine trace check: {exc}", file=sys.stderr)
-        return 2
+        return fail("trace check", str(exc))
     console = Console(highlight=False)
     all_valid = True
     for name, text in texts:
@@ -79,13 +60,12 @@ def run_check(args) -> int:
 
 
 def run_steps(args) -> int:
-    from .render import source_view, steps_table
+    from ..trace.render import source_view, steps_table
 
     try:
         text = read_input(args.file)
     except UsageError as exc:
-        print(f"engine trace run: {exc}", file=sys.stderr)
-        return 2
+        return fail("trace run", str(exc))
     report = check(text, args.expect_answer, args.expect_expert, source="<stdin>" if args.file == "-" else args.file)
     console = Console(highlight=False)
     if report.trace is None:

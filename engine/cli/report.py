@@ -1,0 +1,96 @@
+"""`engine report`: a base model against a tuned session on instruction sets (engine/report.py scores)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ..report import fmt, compare, markdown, meteor_available, metrics
+from ..tasks.instruct import INSTRUCT_SYSTEM, instruction_prompt, read_instructions
+from .common import fail, load_weights
+from .tables import table
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("report", help="compare a base model with a tuned session on instruction JSONL sets")
+    p.add_argument("tuned", help="the tuned session folder")
+    p.add_argument("sets", nargs="+", metavar="JSONL", help="instruction/input/output files")
+    p.add_argument("--base", help="base model (default: the session's model, untrained)")
+    p.add_argument("--limit", type=int, default=0, help="at most N examples per set")
+    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--out", help="folder for report.md and report.json (default: the session folder)")
+    p.add_argument("--checkpoint", default="best", metavar="best|last|PATH",
+                   help="which checkpoint of the session: best (default; last where there is none), last, or a folder")
+    p.set_defaults(func=run)
+
+
+def _outputs(model, tok, rows: list[dict], system: str, max_new: int):
+    from ..data.prompts import prompt_text
+    from ..rollout import generate
+
+    prompts = [prompt_text(tok, instruction_prompt(r), system) for r in rows]
+    comps, _ = generate(model, tok, prompts, max_new, 0.0)
+    return [c.text for c in comps], [c.cut for c in comps]
+
+
+def run(args) -> int:
+    from .. import checkpoints
+    from .. import config as config_mod
+    from ..modeling import load_model, load_tokenizer, pick_device
+    from ..session import Session
+
+    session = Session(Path(args.tuned))
+    if not (session.path / "config.yaml").exists():
+        return fail("report", f"{session.path} is not a session folder")
+    try:
+        cfg = config_mod.load(session.path / "config.yaml")
+        sets = {Path(s).stem: read_instructions(s, args.limit or None) for s in args.sets}
+    except (config_mod.ConfigError, ValueError, OSError) as exc:
+        return fail("report", str(exc))
+    try:
+        ckpt = checkpoints.choose(session.path, args.checkpoint)
+    except checkpoints.CheckpointError as exc:
+        return fail("report", str(exc))
+    print(f"engine report: scoring {ckpt or 'the untrained model (no checkpoint)'}", file=sys.stderr)
+    device = pick_device(cfg.model.device)
+    tok = load_tokenizer(cfg.model.name)
+    results = {}
+    for role in ("base", "tuned"):
+        c = config_mod.load(session.path / "config.yaml", [f"model.name={args.base}"] if role == "base" and args.base else [])
+        model = load_model(c, tok, device)
+        if role == "tuned" and ckpt:
+            why = load_weights(model, ckpt)
+            if why:
+                return fail("report", why, 1)
+        results[role] = {}
+        for name, rows in sets.items():
+            preds, cut = _outputs(model, tok, rows, INSTRUCT_SYSTEM, args.max_new_tokens)
+            results[role][name] = metrics(preds, [r["output"] for r in rows], cut)
+        del model
+    note = meteor_available()
+    result = {"base": args.base or cfg.model.name, "tuned": str(ckpt or session.path), "checkpoint": str(ckpt) if ckpt else None, "sets": compare(results["base"], results["tuned"]),
+              "note": note}
+    out = Path(args.out) if args.out else session.path
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(result, indent=2))
+    (out / "report.md").write_text(markdown(result, note))
+    _print(result, note)
+    print(f"wrote {out / 'report.md'} and {out / 'report.json'}")
+    return 0
+
+
+def _print(result: dict, note: str | None) -> None:
+    from rich.console import Console
+
+    out = []
+    for name, rows in result["sets"].items():
+        for m, v in rows.items():
+            d = v["delta"]
+            style = "" if d is None else ("green" if (d > 0) != (m in ("truncation_rate",)) else "red")
+            out.append((name, m, fmt(v["base"]), fmt(v["tuned"]), f"[{style}]{fmt(d)}[/]" if style else fmt(d)))
+    console = Console()
+    console.print(table(f"base {result['base']} vs tuned {result['tuned']}", ("set", "metric", "base", "tuned", "delta"), out,
+                        right=("base", "tuned", "delta")))
+    if note:
+        console.print(note)

@@ -1,0 +1,48 @@
+"""The terminal tables every command prints, written once: a plain table helper,
+the evaluations table (`engine train`'s summary and `engine eval`) and the
+sessions table (`engine ls`)."""
+
+from __future__ import annotations
+
+import time
+
+from rich.table import Table
+
+from ..stats import fmt_interval
+
+
+def table(title: str, columns, rows=(), right=()) -> Table:
+    """A left-titled table; columns named in `right` are right-aligned (numbers)."""
+    t = Table(title=title, title_justify="left")
+    for col in columns:
+        t.add_column(col, justify="right" if col in right else "left")
+    for row in rows:
+        t.add_row(*row)
+    return t
+
+
+def eval_table(evals: list[dict]) -> Table:
+    """One row per evaluation event: accuracy with its 95% interval, parse and valid
+    rates, pass@k and majority-vote@k where sampled, correct by expert."""
+    k_samples = any("pass_at_k" in e for e in evals)
+    rows = []
+    for e in evals:
+        experts = "  ".join(f"{k} {v['correct']}/{v['total']}" for k, v in sorted(e.get("by_expert", {}).items()))
+        extra = (fmt_interval(e["pass_at_k"], e.get("pass_at_k_ci")), fmt_interval(e["maj_at_k"], e.get("maj_at_k_ci"))) \
+            if "pass_at_k" in e else ("", "")
+        rows.append((e.get("at", ""), e.get("set", ""), fmt_interval(e["accuracy"], e.get("accuracy_ci")),
+                     f"{e['parse_rate']:.1%}", f"{e['valid_rate']:.1%}", f"{e['correct']}/{e['total']}",
+                     *(extra if k_samples else ()), experts))
+    cols = ("at", "set", "accuracy [95% CI]", "parse", "valid", "correct", *(("pass@k", "maj@k") if k_samples else ()), "by expert")
+    return table("Evaluations", cols, rows)
+
+
+def sessions_table(rows: list[dict], root: str) -> Table:
+    """`engine ls`: one row per session, as session.list_sessions describes it."""
+    out = []
+    for r in rows:
+        prog = f"{r['step']}/{r['total']}" if r.get("total") else ""
+        best = f"{r['best_accuracy']:.1%}" if isinstance(r.get("best_accuracy"), (int, float)) else ""
+        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["started"])) if r.get("started") else ""
+        out.append((r["run"], r["status"], str(r["model"]), r.get("phase") or "", prog, best, started))
+    return table(f"Sessions in {root}/", ("run", "status", "model", "phase", "progress", "best acc", "started"), out)

@@ -1,0 +1,97 @@
+"""`engine train` and `engine config show`: a run's configuration resolved, then the run."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .. import config as config_mod
+from ..models import TINY, ModelNotFound
+from .common import DEFAULT_ROOT, fail
+
+
+def add_parser(sub) -> None:
+    from ..tasks import TASKS
+
+    t = sub.add_parser("train", help="train a model: SFT, RL and evaluation, written to a session folder")
+    t.add_argument("--config", help="YAML config file")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting, e.g. sft.lr=1e-4")
+    t.add_argument("--model", help="model name, folder or hub id (tiny: a 3M-parameter smoke run)")
+    t.add_argument("--task", choices=list(TASKS), help="what the run teaches (run.task; default trace). "
+                   + "; ".join(f"{name}: {task.summary}" for name, task in TASKS.items()))
+    t.add_argument("--session", help="session folder (default: sessions/<run-id>)")
+    t.add_argument("--resume", metavar="DIR", help="continue the session in DIR from its last checkpoint")
+    t.add_argument("--plain", action="store_true", help="plain lines, no progress bars")
+    t.set_defaults(func=_train)
+
+
+    c = sub.add_parser("config", help="show the resolved configuration").add_subparsers(dest="config_cmd", required=True)
+    show = c.add_parser("show", help="print the resolved defaults (with --config/--set applied)")
+    show.add_argument("--config")
+    show.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    show.add_argument("--model")
+    show.add_argument("--docs", action="store_true", help="list every key with its meaning")
+    show.set_defaults(func=_show)
+
+
+def resolve_config(args, note=lambda text: None) -> config_mod.Config:
+    """Defaults, the device's preset, --config, then --set (later wins)."""
+    base = {}
+    sets = list(args.set)
+    if getattr(args, "model", None):
+        if args.model == TINY:
+            base = config_mod.smoke_overrides()
+        sets = [f"model.name={args.model}"] + sets
+    if getattr(args, "task", None):
+        sets = [f"run.task={args.task}"] + sets
+    cfg = config_mod.load(getattr(args, "config", None), sets, base=base)
+    import torch
+
+    preset, why = config_mod.preset_for(cfg, torch.cuda.is_available())
+    if preset == "gpu":
+        gpu = config_mod.parse_sets([f"{k}={v}" for k, v in config_mod.GPU.items()])
+        cfg = config_mod.load(getattr(args, "config", None), sets, base={**gpu, **base})
+        note(f"preset gpu ({why}): " + ", ".join(f"{k}={v}" for k, v in config_mod.GPU.items()) + "; --set overrides any")
+    else:
+        note(f"preset cpu ({why})")
+    return cfg
+
+
+def _train(args) -> int:
+    from ..run import run
+    from ..session import new_run_id
+
+    try:
+        if args.resume:
+            folder = Path(args.resume)
+            if not (folder / "config.yaml").exists():
+                return fail("train", f"{folder} is not a session folder (it has no config.yaml)")
+            cfg = config_mod.load(folder / "config.yaml", args.set)
+        else:
+            cfg = resolve_config(args)
+            folder = Path(args.session) if args.session else Path(DEFAULT_ROOT) / new_run_id(cfg.model.name)
+    except config_mod.ConfigError as exc:
+        return fail("train", str(exc))
+    from ..session import SessionBusy
+
+    try:
+        status = run(cfg, folder, resume=bool(args.resume), interactive=False if args.plain else None)
+    except ModelNotFound as exc:
+        return fail("train", str(exc), 1)
+    except SessionBusy as exc:
+        return fail("train", str(exc))
+    print(f"session: {folder}")
+    return 0 if status in ("completed", "stopped") else 1
+
+
+def _show(args) -> int:
+    try:
+        cfg = resolve_config(args, note=lambda text: print(f"# {text}"))
+    except config_mod.ConfigError as exc:
+        return fail("config show", str(exc))
+    if args.docs:
+        for key, default, doc in config_mod.describe():
+            print(f"{key:24} {default!s:28} {doc}")
+        return 0
+    sys.stdout.write(cfg.to_yaml())
+    return 0

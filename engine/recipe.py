@@ -1,0 +1,266 @@
+"""The training recipe: setup, then the stages in order (evaluate, SFT, evaluate,
+RL, evaluate), saving as it goes. In the shape of a torchtune recipe: the
+run's state is named attributes, the loops (engine/train/) read a declared
+`Context`, and engine/run.py wraps the recipe with the session, signals and
+the final event.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from . import checkpoints, tasks, threads
+from .events import SCHEMA_VERSION
+from .modeling import (autocast, load_model, load_tokenizer, load_trainable_state, make_optimizer, param_counts, pick_device,
+                       setup_notes, trainable_state)
+from .session import CONFIG
+from .train.context import Context
+
+
+class Stopped(Exception):
+    pass
+
+
+def stages(cfg) -> list[tuple[str, str]]:
+    """The run's stages in order: ("eval", "start"), ("sft", ""), ("eval", "sft"), ("rl", ""), ("eval", "rl")."""
+    out = []
+    evals = "eval" in cfg.run.phases
+    if evals and "start" in cfg.eval.at:
+        out.append(("eval", "start"))
+    for phase in ("sft", "rl"):
+        if phase in cfg.run.phases:
+            out.append((phase, ""))
+            if evals and phase in cfg.eval.at:
+                out.append(("eval", phase))
+    if evals and not any(s[0] == "eval" for s in out):
+        out.append(("eval", "start"))
+    return out
+
+
+class Recipe:
+    def __init__(self, cfg, session_dir: Path, ctx_fields: dict):
+        self.cfg, self.session_dir = cfg, Path(session_dir)
+        self.folder = self.session_dir / "checkpoints"
+        self.ctx = Context(cfg, checkpoint=self.save, periodic_eval=self.periodic_eval, **ctx_fields)
+        self.plan = stages(cfg)
+        # state, saved in every checkpoint
+        self.model = self.tokenizer = self.optimizer = self.scheduler = None
+        self.stage = 0  # index into self.plan
+        self.global_step = 0  # optimizer steps of the stages before this one
+        self.best_accuracy = None
+        self.resume = {"stage": 0, "step": 0}  # where a resumed run starts
+
+    # -- setup --
+
+    def setup(self, resume: bool) -> None:
+        cfg, ctx = self.cfg, self.ctx
+        if resume:
+            self.resume = self._resume_state()
+        st = self.resume
+        if st.get("world", ctx.world) != ctx.world and st.get("step"):
+            raise checkpoints.CheckpointError(
+                f"{st['path']} was written mid-stage by {st['world']} process(es); resume it with the same number "
+                f"(torchrun --nproc_per_node {st['world']}), or from a stage boundary: the data order of a stage "
+                f"depends on how many ranks share it")
+        self.global_step, self.best_accuracy = st.get("global_step", 0), st.get("best_accuracy")
+        if ctx.session:
+            (ctx.session.path / CONFIG).write_text(cfg.to_yaml())
+            started = ctx.session.status().get("started") if resume else None
+            ctx.session.write_status(status="running", model=cfg.model.name, phase="setup", started=started or time.time())
+        device = pick_device(cfg.model.device)
+        notes = setup_notes(cfg, device)
+        if device.type == "cpu":
+            threads.manage(cfg.run.cpu_threads)
+        self.tokenizer = load_tokenizer(cfg.model.name)
+        self.model = model = load_model(cfg, self.tokenizer, device)
+        if st.get("trainable"):
+            load_trainable_state(model, st["trainable"])
+        total, trainable = param_counts(model)
+        ctx.emit("run_started", schema=SCHEMA_VERSION, run=self.session_dir.name, config=cfg.to_dict(),
+                 model=cfg.model.name, params_total=total, params_trainable=trainable, device=str(device),
+                 load_8bit=cfg.model.load_8bit, world_size=ctx.world, resumed=resume,
+                 resumed_from=st.get("path"), stages=[f"{a}:{b}" if b else a for a, b in self.plan])
+        for note in notes:
+            ctx.alert("warning", note, phase="setup")
+        # the model handles the loops use
+        ctx.forward_model = model
+        if ctx.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            p = next(model.parameters())
+            ctx.forward_model = DDP(model, device_ids=[p.device.index] if p.device.type == "cuda" else None)
+        ctx.autocast = lambda: autocast(model, cfg.model.autocast)
+        from .rollout import Sampler
+
+        ctx.sampler = Sampler(model, cfg.model.generate_dtype)
+        if "rl" in cfg.run.phases:
+            from .backends import make_backend
+
+            ctx.backend = make_backend(cfg.rl.backend, model, ctx.sampler, cfg.model.name)
+
+    def _resume_state(self) -> dict:
+        folder, state, skipped = checkpoints.for_resume(self.session_dir)
+        for problem in skipped:
+            self.ctx.alert("warning", f"resume skips a checkpoint that cannot be used: {problem}")
+        if folder is None:
+            if skipped:
+                raise checkpoints.CheckpointError("no usable checkpoint to resume from: " + "; ".join(skipped))
+            return {"stage": 0, "step": 0}
+        state["path"] = str(folder)
+        return state
+
+    # -- the stages --
+
+    def train(self) -> None:
+        """Every stage from where the run starts; raises Stopped when a stop ends it early."""
+        ctx = self.ctx
+        for index, (kind, which) in enumerate(self.plan):
+            if index < self.resume["stage"]:
+                continue
+            self.stage = index
+            start = self.resume["step"] if index == self.resume["stage"] else 0
+            ctx.progress = {"phase": kind, "step": start, "total": 0}  # the loops say more as they go
+            if kind == "eval":
+                self.evaluate(which, self.global_step)
+                _barrier(ctx)
+                if ctx.after_step("eval", 0, 0):
+                    self.save(0, next_stage=True)
+                    raise Stopped()
+                continue
+            step = self.sft(start) if kind == "sft" else self.rl(start)
+            if ctx.stopping:
+                self.save(step)
+                if ctx.collapsed and (self.folder / checkpoints.BEST).exists():
+                    ctx.alert("warning", f"stopped early: the model collapsed; the best checkpoint is {self.folder / checkpoints.BEST}")
+                raise Stopped()
+            self.global_step += step
+            self.save(0, next_stage=True)
+            _barrier(ctx)
+            if ctx.after_step(kind, step, step):  # a stop asked for at a stage's very end
+                raise Stopped()
+
+    def sft(self, start: int) -> int:
+        from .data.prompts import training_ids
+        from .train import sft
+
+        cfg, ctx = self.cfg, self.ctx
+        system = tasks.system_prompt(cfg)
+        rows = [training_ids(self.tokenizer, q, a, system, cfg.data.max_len + 1) for q, a in tasks.training_pairs(cfg)]
+        fits = [r for r in rows if len(r[0]) <= cfg.data.max_len]  # a cut example would teach outputs that never end
+        if len(fits) < len(rows):
+            ctx.alert("info", f"{len(rows) - len(fits)} of {len(rows)} training examples are longer than "
+                      f"data.max_len={cfg.data.max_len} tokens; they are skipped", phase="sft")
+        self.optimizer = make_optimizer(self.model, cfg.sft.optimizer, cfg.sft.lr, cfg.sft.weight_decay)
+        _, total = sft.plan(len(fits), cfg, ctx.world)
+        self.scheduler = sft.schedule(self.optimizer, cfg, total)
+        if start and self.resume.get("optimizer"):
+            self.optimizer.load_state_dict(self.resume["optimizer"])
+            self.scheduler.load_state_dict(self.resume["scheduler"])
+        return sft.train(self.model, self.tokenizer, fits, self.optimizer, self.scheduler, cfg, ctx, start)
+
+    def rl(self, start: int) -> int:
+        from .train import rl
+
+        cfg, ctx = self.cfg, self.ctx
+        ref = _reference(self.model) if cfg.rl.kl_coef > 0 else None
+        self.optimizer, self.scheduler = make_optimizer(self.model, cfg.rl.optimizer, cfg.rl.lr), None
+        if start and self.resume.get("optimizer"):
+            self.optimizer.load_state_dict(self.resume["optimizer"])
+        ctx.baseline = self.resume.get("baseline") if start else None
+        return rl.train(self.model, ref, self.tokenizer, self.optimizer, cfg, ctx, start)
+
+    def periodic_eval(self, step: int) -> None:
+        kind = self.plan[self.stage][0]
+        if kind != "eval" and "eval" in self.cfg.run.phases:
+            self.evaluate(f"{kind}@{step}", self.global_step + step)
+
+    # -- evaluate --
+
+    def evaluate(self, which: str, step: int) -> None:
+        """Every evaluation set of the task; keeps the best checkpoint by accuracy on the first set."""
+        from .train import evaluate as ev
+
+        cfg, ctx = self.cfg, self.ctx
+        if ctx.rank != 0:
+            return
+        if ctx.session:
+            ctx.session.write_status(phase="eval")
+        for i, (name, items) in enumerate(tasks.eval_sets(cfg).items()):
+            def progress(done: int, total: int, name=name) -> None:
+                ctx.progress = {"phase": "eval", "set": name, "at": which, "step": done, "total": total}
+                if ctx.session:
+                    ctx.session.write_status(phase="eval", step=done, total=total)
+                if ctx.world == 1 and ctx.stop_requested():  # with ranks waiting at a barrier, stop after it instead
+                    self.save(0)  # resume redoes this evaluation
+                    raise Stopped()
+
+            progress(0, len(items))
+            fields, samples = ev.evaluate(ctx.sampler(), self.tokenizer, items, cfg, on_batch=progress)
+            ctx.emit("eval", phase="eval", step=step, at=which, set=name, **fields)
+            for s in samples[:8]:
+                ctx.sample("eval", step, {"set": name, "at": which, **s})
+            if fields.get("scoring_errors"):
+                ctx.alert("error", f"{fields['scoring_errors']['count']} output(s) of the {name} evaluation could not be "
+                          f"scored and count as wrong: {fields['scoring_errors']['first']}", phase="eval")
+            if fields["parse_rate"] == 0 and fields["total"]:
+                ctx.alert("warning", f"no parseable output in the {name} evaluation ({which})", phase="eval")
+            ctx.health_check("eval", step, fields["health"])
+            # `best`: the trained weights with the best accuracy on the first set (the earliest among
+            # ties); the untrained start is no checkpoint and competes with none
+            if i == 0 and which != "start" and (self.best_accuracy is None or fields["accuracy"] > self.best_accuracy):
+                self.best_accuracy = fields["accuracy"]
+                self._write(self.folder / checkpoints.BEST, -1, 0)
+                ctx.emit("checkpoint", path=str(self.folder / checkpoints.BEST), step=step, phase=which, best=True,
+                         accuracy=fields["accuracy"])
+                if ctx.session:
+                    ctx.session.write_status(best_accuracy=self.best_accuracy)
+
+    # -- save --
+
+    def save(self, step: int, next_stage: bool = False) -> Path | None:
+        """A checkpoint at `step` of this stage, or (next_stage) one that resumes at the next stage."""
+        if self.ctx.rank != 0 or self.model is None:
+            return None
+        at = self.global_step + (0 if next_stage else step)
+        path = self.folder / f"step-{at:06d}"
+        self._write(path, self.stage + 1 if next_stage else self.stage, 0 if next_stage else step)
+        checkpoints.rotate(self.session_dir, path)
+        self.ctx.emit("checkpoint", path=str(path), step=step, phase=self.plan[self.stage][0] if self.plan else "setup",
+                      global_step=at)
+        return path
+
+    def save_after_failure(self) -> None:
+        """What a crash leaves: a checkpoint of the weights as they are (best effort)."""
+        if self.model is None or self.ctx.sampler is None:
+            return
+        try:
+            self.save(0 if self.ctx.progress.get("phase") == "eval" else self.ctx.progress.get("step", 0))
+        except Exception:
+            pass
+
+    def _write(self, path: Path, stage: int, step: int) -> None:
+        checkpoints.save(path, {
+            "stage": stage, "step": step, "global_step": self.global_step, "trainable": trainable_state(self.model),
+            "world": self.ctx.world,
+            "optimizer": self.optimizer.state_dict() if self.optimizer else None,
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "baseline": self.ctx.baseline, "best_accuracy": self.best_accuracy, "config": self.cfg.to_dict(),
+        })
+
+
+def _barrier(ctx: Context) -> None:
+    if ctx.world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def _reference(model):
+    """A frozen copy of the starting model for the KL penalty."""
+    import copy
+
+    ref = copy.deepcopy(model)
+    for p in ref.parameters():
+        p.requires_grad_(False)
+    return ref.eval()
