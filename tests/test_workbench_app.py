@@ -534,3 +534,21 @@ def test_rollout_progress_shows_while_rl_samples_and_not_after():
     assert s.rows_progress() == "rollouts 8/16"
     s.add([{"kind": "metrics", "t": 3.0, "phase": "rl", "step": 3, "total": 6, "reward": 0.5}])
     assert s.rows_progress() == ""  # the iteration ended: its rollouts are done
+
+
+def test_the_whole_run_eta_adds_the_stages_still_to_come():
+    s = RunState(name="r")
+    s.add([{"kind": "run_started", "t": 0.0, "model": "m", "stages": ["sft", "eval:sft", "rl", "eval:rl"],
+            "config": {"eval": {"synthetic": 200, "gsm8k": 300}}},
+           {"kind": "metrics", "t": 10.0, "phase": "sft", "step": 1, "total": 2, "step_time": 10.0, "loss": 1.0}])
+    assert s.run_eta(now=10.0) is None  # no evaluation done yet: the run's end cannot be told
+    s.add([{"kind": "metrics", "t": 20.0, "phase": "sft", "step": 2, "total": 2, "step_time": 10.0, "loss": 0.5},
+           {"kind": "heartbeat", "t": 30.0, "phase": "eval", "at": "sft", "set": "synthetic", "step": 0, "total": 200},
+           {"kind": "eval", "t": 130.0, "set": "synthetic", "at": "sft", "accuracy": 0.5, "parse_rate": 1, "valid_rate": 1},
+           {"kind": "heartbeat", "t": 130.0, "phase": "eval", "at": "sft", "set": "gsm8k", "step": 150, "total": 300}])
+    assert s.run_eta(now=130.0) is None  # RL not started: no pace to go by
+    assert abs(s._eval_left("eval:sft", 130.0) - 100.0 * 0.25 / 0.75) < 1e-6  # 1.5 of 2 sets in 100 s
+    s.add([{"kind": "eval", "t": 230.0, "set": "gsm8k", "at": "sft", "accuracy": 0.1, "parse_rate": 1, "valid_rate": 1},
+           {"kind": "metrics", "t": 260.0, "phase": "rl", "step": 1, "total": 4, "step_time": 30.0, "reward": 0.5}])
+    # RL: 3 iterations of 30 s left, then an evaluation as long as the first (30 -> 230 s)
+    assert s.run_eta(now=260.0) == 3 * 30.0 + 200.0

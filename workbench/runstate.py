@@ -28,6 +28,7 @@ class RunState:
     log_count: int = 0  # lines ever logged (the deque keeps the last MAX_LOG): the log pane writes the new ones
     samples_seen: int = 0  # every sample gets its number (`seq`): the table keys rows by it, past any cap
     first_t: float | None = None
+    spans: dict = field(default_factory=dict)  # stage -> [first t, last t] seen in it (for the run's ETA)
 
     def add(self, events: list[dict]) -> None:
         """Fold events in (checked by engine.events.sanitize on the way); the follower's
@@ -39,6 +40,9 @@ class RunState:
                 self.first_t = t if self.first_t is None else self.first_t
             # a fixed table: an event's `kind` never names a method
             HANDLERS.get(e.get("kind"), RunState._other)(self, e)
+            stage = current_stage(self) if e.get("kind") in ("metrics", "heartbeat", "eval") else None
+            if stage and isinstance(t, (int, float)):
+                self.spans.setdefault(stage, [t, t])[1] = t
 
     def _note(self, line: str) -> None:
         self.log.append(line)
@@ -119,6 +123,41 @@ class RunState:
             return None
         recent = [v for _, v in points[-10:]]
         return (total - step) * sum(recent) / len(recent)
+
+    def run_eta(self, now: float | None = None) -> float | None:
+        """Seconds left in the whole run, when every stage still to come can be estimated: the
+        current one from its pace, an evaluation to come from one already done, RL from its
+        iterations so far. None while something cannot be (SFT not started, no evaluation yet)."""
+        stages = self.started.get("stages") if isinstance(self.started.get("stages"), list) else []
+        here = current_stage(self)
+        if self.finished or here not in stages:
+            return None
+        now = now or time.time()
+        left = self.eta() if not here.startswith("eval") else self._eval_left(here, now)
+        if left is None:
+            return None
+        done_evals = [b - a for st, (a, b) in self.spans.items() if st.startswith("eval") and st != here and b > a]
+        for later in stages[stages.index(here) + 1:]:
+            if later.startswith("eval") and done_evals:
+                left += done_evals[-1]
+            else:
+                return None  # an SFT or RL stage not started yet: no pace to go by
+        return left
+
+    def _eval_left(self, here: str, now: float) -> float | None:
+        """An evaluation's time left: its sets so far, and the set under way by its problem count."""
+        cfg = self.started.get("config") if isinstance(self.started.get("config"), dict) else {}
+        ev = cfg.get("eval") if isinstance(cfg.get("eval"), dict) else {}
+        n_sets = sum(1 for k in ("synthetic", "gsm8k") if (ev.get(k) or 0) > 0) + len(ev.get("problems") or [])
+        at = here.split(":", 1)[1]
+        finished_sets = sum(1 for e in self.evals if e.get("at") == at)
+        h = self.heartbeat
+        part = (h.get("step") or 0) / h["total"] if isinstance(h.get("total"), int) and h["total"] else 0.0
+        share = (finished_sets + part) / max(n_sets, 1)
+        span = self.spans.get(here)
+        if not span or share <= 0.02:
+            return None
+        return (now - span[0]) * (1 - share) / share
 
     def elapsed(self, now: float | None = None) -> float:
         if self.first_t is None:

@@ -45,6 +45,12 @@ def repeats(seq: Sequence[Hashable], min_copies: int = MIN_COPIES) -> list[tuple
     return out
 
 
+def _loop(unit: str, start: int, length: int, copies: int, line, end_line, **where) -> Diagnostic:
+    what = f"{unit} {start}" if length == 1 else f"{unit}s {start}-{start + length - 1}"
+    return Diagnostic("template_loop", f"{what} (a block of {length} {unit}{'s' if length > 1 else ''}) repeat {copies} "
+                      "times back to back", line=line, end_line=end_line, **where)
+
+
 def template_loops(trace) -> list[Diagnostic]:
     diags = []
     for part in trace.parts:
@@ -53,32 +59,13 @@ def template_loops(trace) -> list[Diagnostic]:
             continue  # no step appears twice: nothing can repeat
         for start, length, copies in repeats(sigs):
             last = part.steps[start + length * copies - 1]
-            what = f"step {start}" if length == 1 else f"steps {start}-{start + length - 1}"
-            diags.append(
-                Diagnostic(
-                    "template_loop",
-                    f"{what} (a block of {length} step{'s' if length > 1 else ''}) repeat {copies} times back to back",
-                    line=part.steps[start].line,
-                    end_line=last.line,
-                    step=start,
-                    part=part.index,
-                )
-            )
+            diags.append(_loop("step", start, length, copies, part.steps[start].line, last.line, step=start, part=part.index))
     if trace.composed:
         sigs = [p.signature() for p in trace.parts]
         for start, length, copies in repeats(sigs):
             last = trace.parts[start + length * copies - 1]
             end_line = last.steps[-1].line if last.steps else last.line
-            what = f"part {start}" if length == 1 else f"parts {start}-{start + length - 1}"
-            diags.append(
-                Diagnostic(
-                    "template_loop",
-                    f"{what} (a block of {length} part{'s' if length > 1 else ''}) repeat {copies} times back to back",
-                    line=trace.parts[start].line,
-                    end_line=end_line,
-                    part=start,
-                )
-            )
+            diags.append(_loop("part", start, length, copies, trace.parts[start].line, end_line, part=start))
     return diags
 
 

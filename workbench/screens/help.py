@@ -10,6 +10,13 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 
+# the keys every screen has: focus moves between panes, `?` lists the keys
+COMMON_KEYS = [
+    Binding("tab", "app.focus_next", "Next pane", show=False),
+    Binding("question_mark", "app.help", "Help"),
+]
+
+
 class HelpScreen(ModalScreen):
     BINDINGS = [Binding("escape,q,question_mark", "app.pop_screen", "Close")]
 

@@ -25,6 +25,7 @@ from ..launch import log_tail
 from ..messages import EngineExited, EventsArrived, FollowStatus, SamplesChanged
 from ..runstate import RunState
 from ..widgets import Charts, Evaluations, LogPane, Overview, ReportPane, RunHeader, SamplesPane, SamplesTable
+from .help import COMMON_KEYS
 
 REDRAW_S = 0.25
 TABS = ["tab-overview", "tab-charts", "tab-evals", "tab-samples", "tab-log", "tab-report"]  # keys 1-6, [ and ]
@@ -36,8 +37,7 @@ class RunScreen(Screen):
         Binding("k", "checkpoint", "Checkpoint now"),
         Binding("m", "smooth", "Smoothing"),
         Binding("enter", "open_sample", "Open sample", show=False),
-        Binding("tab", "app.focus_next", "Next pane", show=False),
-        Binding("question_mark", "app.help", "Help"),
+        *COMMON_KEYS,
         Binding("escape", "close", "Back"),
         *(Binding(str(n), f"tab({n})", f"Tab {n}", show=False) for n in range(1, len(TABS) + 1)),
         Binding("left_square_bracket", "tab_step(-1)", "Previous tab", show=False),

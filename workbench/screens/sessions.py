@@ -17,6 +17,7 @@ from engine.session import list_sessions, new_run_id
 from ..examples import example_sessions
 from ..launch import start_engine
 from ..widgets.new_run import NewRunForm
+from .help import COMMON_KEYS
 
 
 def _pct(x) -> str:
@@ -44,8 +45,7 @@ class SessionsScreen(Screen):
         Binding("r", "refresh", "Refresh"),
         Binding("t", "paste_trace", "Stepper: paste a trace"),
         Binding("o", "open_trace", "Stepper: open a file"),
-        Binding("tab", "app.focus_next", "Next pane", show=False),
-        Binding("question_mark", "app.help", "Help"),
+        *COMMON_KEYS,
         Binding("q", "app.quit", "Quit"),
     ]
 

@@ -20,6 +20,7 @@ from engine.trace.render import summary
 from ..stepper_model import Stepper
 from ..widgets.editor import TraceEditor
 from .ask import Ask
+from .help import COMMON_KEYS
 
 VAR_STYLE = {"new": "bold green", "changed": "bold cyan", "overwritten": "bold white on red", "same": ""}
 
@@ -36,8 +37,7 @@ class StepperScreen(Screen):
         Binding("g", "goto", "Go to step"),
         Binding("E", "edit", "Edit"),
         Binding("w", "raw", "Raw output"),
-        Binding("tab", "app.focus_next", "Next pane", show=False),
-        Binding("question_mark", "app.help", "Help"),
+        *COMMON_KEYS,
         Binding("escape", "close", "Back"),
     ]
 

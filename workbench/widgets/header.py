@@ -32,7 +32,8 @@ class RunHeader(Static):
                 t.append(f" · {rows}")
         t.append(f"  elapsed {duration(s.elapsed())}")
         if not s.finished:  # a finished run has no ETA and no live speed
-            t.append(f"  stage eta {duration(s.eta())}")
+            whole = s.run_eta()
+            t.append(f"  eta {duration(whole)}" if whole is not None else f"  stage eta {duration(s.eta())}")
             tps = s.last_metrics.get("tokens_per_s")
             if isinstance(tps, (int, float)):
                 t.append(f"  {tps:,.0f} tok/s")
