@@ -38,7 +38,7 @@ def _overview(size):
 @pytest.mark.parametrize("size", [(100, 30), (220, 60)])
 def test_overview_of_the_recorded_run(snap_compare, size):
     """The first screen of a run: four plots on their own axes, the stages, accuracy by
-    expert with what it was before (composition 11/34 -> 9/34 in red), the RL reading,
+    expert with what it was before (entity_track 25/34 -> 24/34 in red), the RL reading,
     the latest sample and alerts; readable at 100x30, using the space at 220x60."""
     app, loaded = _overview(size)
     assert snap_compare(app, run_before=loaded, terminal_size=size)

@@ -77,6 +77,8 @@ async def test_run_screen_shows_everything_from_the_files(tmp_path):
         header = str(s.query_one("#run-header").render())
         assert "completed" in header and "tiny on cpu" in header and "rl 5/5" in header
         assert s.state.series["sft"]["loss"][0] == (1, 3.0)
+        s.query_one("#run-tabs").active = "tab-evals"  # a tab is drawn when it is shown
+        await pilot.pause(0.3)
         evals = s.query_one("#evals")
         cols = [str(c.label) for c in evals.columns.values()]
         assert cols[-2:] == ["arithmetic", "percentage"]
@@ -85,10 +87,10 @@ async def test_run_screen_shows_everything_from_the_files(tmp_path):
         codes = s.query_one("#codes")
         overwrite = next([str(c) for c in codes.get_row_at(i)] for i in range(codes.row_count) if str(codes.get_row_at(i)[0]) == "overwrite")
         assert overwrite[1:] == ["3", "1"]  # the failure mode training removed
+        s.query_one("#run-tabs").active = "tab-samples"
+        await pilot.pause(0.3)
         samples = s.query_one("#samples")
         assert samples.row_count == 5
-        s.query_one("#run-tabs").active = "tab-samples"
-        await pilot.pause()
         samples.focus()
         samples.move_cursor(row=1)
         await pilot.press("enter")
@@ -133,6 +135,9 @@ async def test_compare_two_sessions_on_the_same_plots(tmp_path):
     app = Workbench(lambda: RunScreen(str(a), compare=str(b)))
     async with app.run_test(size=(160, 45)) as pilot:
         await pilot.pause(0.8)
+        assert app.screen.query_one("#run-tabs").active == "tab-charts"  # a comparison opens on the overlaid plots
+        app.screen.query_one("#run-tabs").active = "tab-evals"
+        await pilot.pause(0.3)
         evals = app.screen.query_one("#evals")
         assert {str(evals.get_row_at(i)[0]) for i in range(evals.row_count)} == {"a", "b"}
 
@@ -291,14 +296,13 @@ async def test_samples_keep_arriving_past_the_cap_and_enter_opens_the_highlighte
     app = attach_app(str(folder))
     async with app.run_test(size=(160, 45)) as pilot:
         await pilot.pause(1.0)
+        app.screen.query_one("#run-tabs").active = "tab-samples"
         append(MAX_SAMPLES, n)  # more arrive while the screen is open, past the cap
         await pilot.pause(1.5)
         s = app.screen
         table = s.query_one("#samples")
         assert table.row_count == MAX_SAMPLES
         assert str(table.get_row_at(0)[-1]) == f"Q{n - 1}"  # the newest arrived, on top
-        s.query_one("#run-tabs").active = "tab-samples"
-        await pilot.pause()
         table.focus()
         bad = (n - 1) // 7 * 7  # a TRACE_BAD one, among the newest
         row = next(r for r in range(table.row_count) if str(table.get_row_at(r)[-1]) == f"Q{bad}")

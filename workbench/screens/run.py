@@ -24,7 +24,13 @@ from ..follow import Follower, remote_request, split_target
 from ..launch import log_tail
 from ..messages import EngineExited, EventsArrived, FollowStatus, SamplesChanged
 from ..runstate import RunState
-from ..widgets import Charts, Evaluations, LogPane, Overview, ReportPane, RunHeader, SamplesPane, SamplesTable
+from ..widgets.charts import Charts
+from ..widgets.evals import Evaluations
+from ..widgets.header import RunHeader
+from ..widgets.log import LogPane
+from ..widgets.overview import Overview
+from ..widgets.report import ReportPane
+from ..widgets.samples import SamplesPane, SamplesTable
 from .help import COMMON_KEYS
 
 REDRAW_S = 0.25
@@ -83,6 +89,8 @@ class RunScreen(Screen):
                                            ssh_options=self.ssh_options).start())
         if self.process is not None:
             self.run_worker(self._wait_engine, thread=True, exclusive=False)
+        if self.compare:  # a comparison opens on the plots that overlay both runs
+            self.query_one("#run-tabs", TabbedContent).active = "tab-charts"
         self.set_interval(REDRAW_S, self.redraw)
         if self.local:
             self.set_interval(2.0, self._check_alive)
@@ -124,6 +132,10 @@ class RunScreen(Screen):
         (self.state if message.key == "main" else self.other).add(message.events)
         self.dirty = True
 
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self.dirty = True
+        self.redraw()
+
     def on_samples_changed(self, message: SamplesChanged) -> None:
         self.query_one(SamplesPane).show(self.state, force=True)
 
@@ -147,10 +159,16 @@ class RunScreen(Screen):
         self.dirty = False
         self.query_one(RunHeader).show(self.state, engine_error=self.engine_error, follow_status=self.follow_status,
                                        remote=not self.local, starting=self.process is not None, stop_pending=self.stop_pending)
-        self.query_one(Overview).show(self.state, self.smoothing)
-        self.query_one(Charts).show(self.state, self.other, self.smoothing)
-        self.query_one(Evaluations).show(self.state, self.other)
-        self.query_one(SamplesPane).show(self.state)
+        # only the tab on screen: the others catch up when they are shown (TabActivated marks dirty)
+        tab = self.query_one("#run-tabs", TabbedContent).active
+        if tab == "tab-overview":
+            self.query_one(Overview).show(self.state, self.smoothing)
+        elif tab == "tab-charts":
+            self.query_one(Charts).show(self.state, self.other, self.smoothing)
+        elif tab == "tab-evals":
+            self.query_one(Evaluations).show(self.state, self.other)
+        elif tab == "tab-samples":
+            self.query_one(SamplesPane).show(self.state)
         self.query_one(LogPane).show(self.state, Path(self.target) / "engine.log" if self.process is not None else None)
 
     # --------------------------------------------------------------- actions

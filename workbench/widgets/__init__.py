@@ -1,13 +1,3 @@
-"""The run screen's panes. Each builds its own children and redraws from a `RunState`
-(`show(...)`); none reads files of a live run or talks to threads."""
-
-from .charts import Charts
-from .evals import Evaluations
-from .header import RunHeader
-from .log import LogPane
-from .new_run import NewRunForm
-from .overview import Overview
-from .report import ReportPane
-from .samples import SamplesPane, SamplesTable
-
-__all__ = ["Charts", "Evaluations", "LogPane", "NewRunForm", "Overview", "ReportPane", "RunHeader", "SamplesPane", "SamplesTable"]
+"""The panes. Each builds its own children and redraws from a `RunState` (`show(...)`);
+none reads files of a live run or talks to threads. Imported by module (no re-exports
+here), so the sessions screen does not load the plotting panes it does not show."""

@@ -25,10 +25,14 @@ class RunHeader(Static):
             t.append(f"  {st['params_trainable'] / 1e6:.1f}M of {st['params_total'] / 1e6:.1f}M trained")
         if not st and not s.finished:
             t.append("  starting engine..." if starting else "  waiting for the first event...", style="italic")
+        elif s.finished:  # where its last step was: its last heartbeat (mid-evaluation) is not where it ended
+            m = s.last_metrics
+            if m.get("total"):
+                t.append(f"  {m.get('phase')} {m.get('step')}/{m.get('total')}")
         else:
             t.append(f"  {phase} {step}/{total}" if total else f"  {phase}")
             rows = s.rows_progress()
-            if rows and not s.finished:
+            if rows:
                 t.append(f" · {rows}")
         t.append(f"  elapsed {duration(s.elapsed())}")
         if not s.finished:  # a finished run has no ETA and no live speed
