@@ -556,3 +556,24 @@ def test_the_whole_run_eta_adds_the_stages_still_to_come():
            {"kind": "metrics", "t": 260.0, "phase": "rl", "step": 1, "total": 4, "step_time": 30.0, "reward": 0.5}])
     # RL: 3 iterations of 30 s left, then an evaluation as long as the first (30 -> 230 s)
     assert s.run_eta(now=260.0) == 3 * 30.0 + 200.0
+
+
+async def test_a_heartbeat_leaves_the_evaluations_cursor_where_it_is_and_the_clock_ticks(tmp_path):
+    folder = write_session(tmp_path, "hb", finished=False)
+    app = attach_app(str(folder))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.8)
+        s = app.screen
+        s.query_one("#run-tabs").active = "tab-evals"
+        await pilot.pause(0.3)
+        table = s.query_one("#evals")
+        table.focus()
+        table.cursor_type = "cell"
+        table.move_cursor(row=1, column=4)
+        with open(folder / "events.jsonl", "a") as f:
+            f.write(json.dumps({"kind": "heartbeat", "t": time.time(), "phase": "rl", "step": 3, "total": 5}) + "\n")
+        await pilot.pause(1.0)
+        assert table.cursor_coordinate == (1, 4)  # not reset to column 0 by a heartbeat
+        before = str(s.query_one("#run-header").render())
+        await pilot.pause(2.2)
+        assert str(s.query_one("#run-header").render()) != before  # elapsed moved with no event

@@ -92,9 +92,17 @@ class RunScreen(Screen):
         if self.compare:  # a comparison opens on the plots that overlay both runs
             self.query_one("#run-tabs", TabbedContent).active = "tab-charts"
         self.set_interval(REDRAW_S, self.redraw)
+        self.set_interval(1.0, self._tick)
         if self.local:
             self.set_interval(2.0, self._check_alive)
         self.query_one(ReportPane).load(Path(self.target) / "report.json")
+
+    def _tick(self) -> None:
+        """The clock in the header moves every second, between events too."""
+        if not self.state.finished and self.state.started and not self.dirty:
+            self.query_one(RunHeader).show(self.state, engine_error=self.engine_error, follow_status=self.follow_status,
+                                           remote=not self.local, starting=self.process is not None,
+                                           stop_pending=self.stop_pending)
 
     def _check_alive(self) -> None:
         """The session list's verdict on a local run with no final event (its process gone: `died`),
