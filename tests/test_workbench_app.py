@@ -136,6 +136,8 @@ async def test_compare_two_sessions_on_the_same_plots(tmp_path):
     async with app.run_test(size=(160, 45)) as pilot:
         await pilot.pause(0.8)
         assert app.screen.query_one("#run-tabs").active == "tab-charts"  # a comparison opens on the overlaid plots
+        legend = str(app.screen.query_one("#loss-plot-legend").render())
+        assert "sft loss [a]" in legend and "sft loss [b]" in legend  # under the plot, not over its data
         app.screen.query_one("#run-tabs").active = "tab-evals"
         await pilot.pause(0.3)
         evals = app.screen.query_one("#evals")

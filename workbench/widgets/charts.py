@@ -17,11 +17,19 @@ PLOTS = (
 )
 
 
+COLOURS = [("cyan", "cyan"), ("orange", "dark_orange"), ("green", "green"), ("magenta", "magenta")]
+
+
 class Charts(Vertical):
+    """Both runs of a comparison on the same axes; the legend is a line under each plot
+    (plotext's own box sits on the data)."""
+
     def compose(self) -> ComposeResult:
         with Horizontal():
             for plot_id, _, _ in PLOTS:
-                yield PlotextPlot(id=plot_id)
+                with Vertical():
+                    yield PlotextPlot(id=plot_id)
+                    yield Static(id=f"{plot_id}-legend", classes="ov-legend")
         yield Static(id="rates")
 
     def show(self, state: RunState, other: RunState | None, smoothing: bool) -> None:
@@ -30,13 +38,20 @@ class Charts(Vertical):
             plt = plot.plt
             plt.clear_data()
             plt.title(title + (" (smoothed)" if smoothing else ""))
+            legend, n = Text(), 0
             for run in filter(None, (state, other)):
                 for phase, key in pairs:
                     pts = run.series.get(phase, {}).get(key, [])
-                    pts = smooth(pts, 0.8) if smoothing else pts
-                    if pts:
-                        label = f"{phase} {key}" + (f" [{run.name}]" if other else "")
-                        plt.plot([p[0] for p in pts], [p[1] for p in pts], label=label)
+                    if not pts:
+                        continue
+                    colour, rich = COLOURS[n % len(COLOURS)]
+                    n += 1
+                    if smoothing and len(pts) > 2:
+                        plt.plot([p[0] for p in pts], [p[1] for p in pts], color="gray", marker="dot")  # raw, faint
+                        pts = smooth(pts, 0.8)
+                    plt.plot([p[0] for p in pts], [p[1] for p in pts], color=colour)
+                    legend.append("━", style=rich).append(f"{phase} {key}" + (f" [{run.name}]" if other else "") + "  ")
+            self.query_one(f"#{plot_id}-legend", Static).update(legend)
             plot.refresh()
         lines = []
         last = [e for e in state.evals if e.get("set") == "synthetic"]
