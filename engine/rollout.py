@@ -140,25 +140,25 @@ def decode(model, tokenizer, ids, mask, max_new: int, temperature: float, top_p:
     tokens: list[list[int]] = [[] for _ in range(batch)]
     ended = [False] * batch
     stops, ticks = set(ends), _backtick_ids(tokenizer)
-    reported = 0  # rows ended, as last told to on_rows
+    done = 0  # rows ended so far
     for step in range(max_new):
         if step % 16 == 0:
             threads.adjust()  # another process may have taken a core since the last batch
         if step < min_new:
             logits[:, ends] = float("-inf")
         chosen = pick(logits, temperature, top_p).tolist()
-        keep = []
+        keep, finished_before = [], done
         for j, (r, t) in enumerate(zip(live, chosen)):
             if ended[r]:  # finished, waiting for the next compaction
                 continue
             tokens[r].append(t)
             if step >= min_new and (t in stops or (t in ticks and _closed(tokenizer, tokens[r]))):
                 ended[r] = True
+                done += 1
             else:
                 keep.append(j)
-        if on_rows and sum(ended) != reported:
-            reported = sum(ended)
-            on_rows(reported)
+        if on_rows and done != finished_before:
+            on_rows(done)
         if not keep or step == max_new - 1:
             break
         mask = torch.cat([mask, mask.new_ones(len(live), 1)], dim=1)

@@ -52,6 +52,14 @@ class Workbench(App):
                 key = b.key.split(",")[0].replace("question_mark", "?").replace("slash", "/")
                 yield SystemCommand(b.description, f"key: {key}", partial(node.run_action, b.action))
 
+    def leave(self) -> None:
+        """Back to the screen below, or quit on the first one (the stack's bottom is Textual's
+        own default screen, which would show blank)."""
+        if len(self.screen_stack) > 2:
+            self.pop_screen()
+        else:
+            self.exit()
+
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             self.pop_screen()

@@ -23,7 +23,3 @@ class EngineExited(Message):
     def __init__(self, code: int):
         super().__init__()
         self.code = code
-
-
-class SamplesChanged(Message):
-    """The samples filter or follow mode changed: redraw the samples pane now."""

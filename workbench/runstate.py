@@ -98,19 +98,23 @@ class RunState:
             return self.finished.get("status", "finished")
         return "running" if self.started else "waiting"
 
-    def progress(self) -> tuple[str, int, int]:
-        """(what, step, total) of the newest of the last metrics and the last heartbeat: during an
-        evaluation or RL rollouts only heartbeats say where the run is (`eval gsm8k`, `rl rollouts`)."""
+    def position(self) -> dict:
+        """The newer of the last metrics and the last heartbeat: during an evaluation or RL
+        rollouts only heartbeats say where the run is (`eval gsm8k`, `rl rollouts 8/16`)."""
         m, h = self.last_metrics, self.heartbeat
-        newer = h if h and (not m or (h.get("t") or 0) >= (m.get("t") or 0)) else m
+        return h if h and (not m or (h.get("t") or 0) >= (m.get("t") or 0)) else m
+
+    def progress(self) -> tuple[str, int, int]:
+        """(what, step, total) of where the run is."""
+        newer = self.position()
         step, total = newer.get("step"), newer.get("total")
         what = " ".join(str(newer[k]) for k in ("phase", "set", "stage") if isinstance(newer.get(k), str))
         return what, step if isinstance(step, int) else 0, total if isinstance(total, int) else 0
 
     def rows_progress(self) -> str:
         """`rollouts 8/16` while RL samples: how many of the iteration's outputs are finished."""
-        m, h = self.last_metrics, self.heartbeat
-        if not h or (m and (m.get("t") or 0) > (h.get("t") or 0)) or h.get("stage") != "rollouts":
+        h = self.position()
+        if h is not self.heartbeat or h.get("stage") != "rollouts":
             return ""
         done, of = h.get("done"), h.get("of")
         return f"rollouts {done}/{of}" if isinstance(done, int) and isinstance(of, int) else ""
@@ -227,8 +231,7 @@ def current_stage(state: RunState) -> str | None:
     a periodic evaluation inside SFT (`sft@50`) belongs to `sft`."""
     if state.finished:
         return None
-    m, h = state.last_metrics, state.heartbeat
-    newer = h if h and (not m or (h.get("t") or 0) >= (m.get("t") or 0)) else m
+    newer = state.position()
     phase = newer.get("phase")
     if phase == "eval":
         at = str(newer.get("at") or "")

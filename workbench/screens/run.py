@@ -22,7 +22,7 @@ from engine.session import summarize
 from ..examples import is_example
 from ..follow import Follower, remote_request, split_target
 from ..launch import log_tail
-from ..messages import EngineExited, EventsArrived, FollowStatus, SamplesChanged
+from ..messages import EngineExited, EventsArrived, FollowStatus
 from ..runstate import RunState
 from ..widgets.charts import Charts
 from ..widgets.evals import Evaluations
@@ -100,9 +100,11 @@ class RunScreen(Screen):
     def _tick(self) -> None:
         """The clock in the header moves every second, between events too."""
         if not self.state.finished and self.state.started and not self.dirty:
-            self.query_one(RunHeader).show(self.state, engine_error=self.engine_error, follow_status=self.follow_status,
-                                           remote=not self.local, starting=self.process is not None,
-                                           stop_pending=self.stop_pending)
+            self._show_header()
+
+    def _show_header(self) -> None:
+        self.query_one(RunHeader).show(self.state, engine_error=self.engine_error, follow_status=self.follow_status,
+                                       remote=not self.local, starting=self.process is not None, stop_pending=self.stop_pending)
 
     def _check_alive(self) -> None:
         """The session list's verdict on a local run with no final event (its process gone: `died`),
@@ -144,9 +146,6 @@ class RunScreen(Screen):
         self.dirty = True
         self.redraw()
 
-    def on_samples_changed(self, message: SamplesChanged) -> None:
-        self.query_one(SamplesPane).show(self.state, force=True)
-
     def on_follow_status(self, message: FollowStatus) -> None:
         self.follow_status = message.text
         self.dirty = True
@@ -165,8 +164,7 @@ class RunScreen(Screen):
         if not self.dirty:
             return
         self.dirty = False
-        self.query_one(RunHeader).show(self.state, engine_error=self.engine_error, follow_status=self.follow_status,
-                                       remote=not self.local, starting=self.process is not None, stop_pending=self.stop_pending)
+        self._show_header()
         # only the tab on screen: the others catch up when they are shown (TabActivated marks dirty)
         tab = self.query_one("#run-tabs", TabbedContent).active
         if tab == "tab-overview":
@@ -238,7 +236,5 @@ class RunScreen(Screen):
         tabs.active = TABS[(here + delta) % len(TABS)]
 
     def action_close(self) -> None:
-        from .stepper import leave_screen
-
-        leave_screen(self.app)
+        self.app.leave()
 

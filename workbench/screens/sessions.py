@@ -16,23 +16,13 @@ from engine.session import list_sessions, new_run_id
 
 from ..examples import example_sessions
 from ..launch import start_engine
+from ..widgets.filter import FilterBox
 from ..widgets.new_run import NewRunForm
 from .help import COMMON_KEYS
 
 
 def _pct(x) -> str:
     return f"{x:.1%}" if isinstance(x, (int, float)) else ""
-
-
-class SessionFilter(Input):
-    """Escape clears the filter, hides the box and goes back to the list."""
-
-    BINDINGS = [Binding("escape", "leave", "Clear filter", show=False)]
-
-    def action_leave(self) -> None:
-        self.value = ""
-        self.display = False
-        self.screen.query_one("#sessions", DataTable).focus()
 
 
 class SessionsScreen(Screen):
@@ -59,7 +49,7 @@ class SessionsScreen(Screen):
         with Horizontal(id="sessions-main"):
             with Vertical(id="sessions-col"):
                 yield Static(f"Sessions in {self.root}/", classes="title")
-                yield SessionFilter(placeholder="filter sessions (/): Enter keeps it, Escape clears it", id="filter")
+                yield FilterBox("#sessions", hide_on_clear=True, placeholder="filter sessions (/): Enter keeps it, Escape clears it", id="filter")
                 yield DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
                 yield Static(id="sessions-note", classes="caption")
             yield NewRunForm(id="form")
@@ -144,10 +134,6 @@ class SessionsScreen(Screen):
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter":
             self.show_rows()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "filter":  # Enter keeps the filter and goes back to the list
-            self.query_one("#sessions", DataTable).focus()
 
     def action_new(self) -> None:
         self.query_one("#f-model-name", Input).focus()

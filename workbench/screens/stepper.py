@@ -47,9 +47,8 @@ class StepperScreen(Screen):
         self.model = Stepper(text, expect_answer, expect_expert)
         self.title_text, self.raw, self.question = title, raw, question
         self.show_raw = False
-        self.unchecked_edit = False  # the editor holds typing not yet checked with ctrl+s / E
         self.break_line: int | None = None  # the line a breakpoint toggles: the current step's, else the first step's
-        self.model_text_at_open = self.model.text
+        self.model_text_at_open = self.model.text  # what the editor held when it opened
 
     def compose(self) -> ComposeResult:
         yield Static(id="stepper-header")
@@ -220,7 +219,6 @@ class StepperScreen(Screen):
         scroll = self.query_one("#source-scroll")
         if editor.display:  # leaving the editor: step through the edited text at once
             self.model.load(editor.text)
-            self.unchecked_edit = False
             editor.display, scroll.display = False, True
             self.refresh_all("edited trace checked")
         else:
@@ -234,7 +232,6 @@ class StepperScreen(Screen):
         # live re-check while editing, so diagnostics follow the typing
         self.model.load(event.text_area.text)
         self.query_one(TraceEditor).mark(self.model.report.diagnostics)
-        self.unchecked_edit = event.text_area.text != self.model_text_at_open
         self.refresh_all("editing")
 
     def key_ctrl_s(self) -> None:
@@ -256,21 +253,12 @@ class StepperScreen(Screen):
     def action_close(self) -> None:
         """Back to the screen below; on the first screen (`workbench trace FILE`), quit. An
         edit not yet checked is not dropped without asking."""
-        if self.unchecked_edit and self.query_one("#editor", TextArea).display:
+        editor = self.query_one("#editor", TextArea)
+        if editor.display and editor.text != self.model_text_at_open:  # typing not yet checked with ctrl+s / E
             def done(answer: str | None) -> None:
                 if answer and answer.lower().startswith("y"):
-                    self.unchecked_edit = False
-                    self.action_close()
+                    self.app.leave()
 
             self.app.push_screen(Ask("the edit is not checked yet: discard it and leave? (y/n)"), done)
             return
-        leave_screen(self.app)
-
-
-def leave_screen(app) -> None:
-    """Pop to the screen below, or quit when this is the first (the stack's bottom is
-    Textual's own default screen, which would show blank)."""
-    if len(app.screen_stack) > 2:
-        app.pop_screen()
-    else:
-        app.exit()
+        self.app.leave()

@@ -17,6 +17,14 @@ PLOTS = (
 )
 
 
+def plot_series(plt, pts: list[tuple[int, float]], colour: str, smoothing: bool) -> None:
+    """One series; when smoothed, the raw one stays behind it in faint dots."""
+    if smoothing and len(pts) > 2:
+        plt.plot([p[0] for p in pts], [p[1] for p in pts], color="gray", marker="dot")
+        pts = smooth(pts, 0.8)
+    plt.plot([p[0] for p in pts], [p[1] for p in pts], color=colour)
+
+
 COLOURS = [("cyan", "cyan"), ("orange", "dark_orange"), ("green", "green"), ("magenta", "magenta")]
 
 
@@ -46,10 +54,7 @@ class Charts(Vertical):
                         continue
                     colour, rich = COLOURS[n % len(COLOURS)]
                     n += 1
-                    if smoothing and len(pts) > 2:
-                        plt.plot([p[0] for p in pts], [p[1] for p in pts], color="gray", marker="dot")  # raw, faint
-                        pts = smooth(pts, 0.8)
-                    plt.plot([p[0] for p in pts], [p[1] for p in pts], color=colour)
+                    plot_series(plt, pts, colour, smoothing)
                     legend.append("━", style=rich).append(f"{phase} {key}" + (f" [{run.name}]" if other else "") + "  ")
             self.query_one(f"#{plot_id}-legend", Static).update(legend)
             plot.refresh()

@@ -34,9 +34,12 @@ def show(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+DEFAULTS = config_mod.Config()  # read only: the values a new run starts from
+
+
 def default(key: str):
     section, name = key.split(".")
-    return getattr(getattr(config_mod.Config(), section), name)
+    return getattr(getattr(DEFAULTS, section), name)
 
 
 def validators(key: str) -> list:

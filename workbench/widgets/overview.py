@@ -18,7 +18,8 @@ from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
-from ..runstate import RunState, current_stage, rl_reading, smooth
+from ..runstate import RunState, current_stage, rl_reading
+from .charts import plot_series
 
 # (plot id, title, phase, [(metric, legend name, colour)], y range or None)
 PLOTS = [
@@ -95,16 +96,9 @@ class Overview(Horizontal):
         self.query_one(f"#{plot_id}-legend", Static).update(legend)
         xs_all, ys_all = [], []
         for key, name, colour in present:
-            pts = metrics[key]
-            xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-            if smoothing and len(pts) > 2:
-                plt.plot(xs, ys, color="gray", marker="dot")  # the raw series, faint, behind the smoothed one
-                sm = smooth(pts, 0.8)
-                plt.plot([p[0] for p in sm], [p[1] for p in sm], color=colour)
-            else:
-                plt.plot(xs, ys, color=colour)
-            xs_all += xs
-            ys_all += ys
+            plot_series(plt, metrics[key], colour, smoothing)
+            xs_all += [p[0] for p in metrics[key]]
+            ys_all += [p[1] for p in metrics[key]]
         if not xs_all:
             plt.title(title + ": nothing yet")
             plot.refresh()

@@ -11,19 +11,8 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Input, Static
 
-from ..messages import SamplesChanged
 from ..runstate import RunState, sample_matches
-
-
-class FilterBox(Input):
-    """The filter line: Enter keeps the filter and goes back to the table, Escape clears it."""
-
-    BINDINGS = [Binding("escape", "leave(True)", "Clear filter", show=False)]
-
-    def action_leave(self, clear: bool) -> None:
-        if clear:
-            self.value = ""
-        self.screen.query_one(SamplesTable).focus()
+from .filter import FilterBox
 
 
 class SamplesTable(DataTable):
@@ -63,13 +52,15 @@ class SamplesPane(Vertical):
         self.follow = True
         self.query_text = ""
         self.shown: list[int] = []  # sample numbers in the table, newest first
+        self.state: RunState | None = None  # the last state shown: a filter or follow change redraws from it
 
     def compose(self) -> ComposeResult:
-        yield FilterBox(placeholder="filter: outcome:wrong code:overwrite expert:composition set:gsm8k, or any text", id="samples-filter")
+        yield FilterBox("#samples", placeholder="filter: outcome:wrong code:overwrite expert:composition set:gsm8k, or any text", id="samples-filter")
         yield Static(id="samples-status")
         yield SamplesTable(id="samples")
 
     def show(self, state: RunState, force: bool = False) -> None:
+        self.state = state
         wanted = [e for e in reversed(state.samples) if sample_matches(e, self.query_text)]
         keys = [e["seq"] for e in wanted]
         table = self.query_one(SamplesTable)
@@ -94,17 +85,16 @@ class SamplesPane(Vertical):
     def action_follow(self) -> None:
         self.follow = not self.follow
         self.notify("following the newest sample" if self.follow else "follow off: the cursor stays where it is")
-        self.post_message(SamplesChanged())
+        self._redraw()
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "samples-filter":
             self.query_text = event.value.strip()
-            self.post_message(SamplesChanged())
+            self._redraw()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "samples-filter":
-            event.stop()
-            self.query_one(SamplesTable).focus()
+    def _redraw(self) -> None:
+        if self.state is not None:
+            self.show(self.state, force=True)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         # moving the cursor away from the newest row by hand turns follow off (as `less +F` does)
