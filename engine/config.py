@@ -34,7 +34,8 @@ class ModelConfig:
     name: str = field(default="smollm2-135m-instruct", metadata={"doc": "known name (engine models), local folder or hub id"})
     load_8bit: bool = False
     train: str = choice("last_layers", "last_layers", "lora", "full", doc="what is trained")
-    unfreeze_layers: int = bounded(8, 0, 200, doc="last N decoder layers (+ lm_head) when train=last_layers")
+    # 16 of SmolLM2-135M's 30: 8 left GSM8K unlearned (2.0% of 300 after SFT, 3.7% with 16) for 15% more time a step
+    unfreeze_layers: int = bounded(16, 0, 200, doc="last N decoder layers (+ lm_head) when train=last_layers")
     lora_rank: int = bounded(16, 1, 1024)
     lora_alpha: int = bounded(32, 1, 4096)
     lora_dropout: float = bounded(0.0, 0.0, 0.9)

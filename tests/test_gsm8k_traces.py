@@ -22,9 +22,24 @@ def test_an_annotated_solution_becomes_a_named_trace_that_scores_one():
     assert "{op: init, var: friends, value: 48}" in c.trace  # named after the words beside the number
     assert "{op: init, var: half, value: 2}" in c.trace and c.facts == ["half=2"]  # a stated fact, flagged as one
     assert "args: [friends, clips]" in c.trace  # the earlier result is a reference, not a number
-    assert c.trace.rstrip().endswith("{op: query, var: clips_2}")
+    assert c.trace.rstrip().endswith("{op: query, var: clips_april}")  # a second `clips` says which
     r = check(c.trace, 72)
     assert r.reward == 1.0 and not r.diagnostics
+
+
+def test_each_mention_of_a_number_gets_its_own_variable_named_after_its_own_words():
+    q = ("He buys 2 large pizzas and 2 small pizzas. A large pizza has 16 slices and a small pizza has 8 slices. "
+         "Then he eats half of them and doubles the rest. The box costs $20.")
+    a = ("He gets 2*16=<<2*16=32>>32 large slices and 2*8=<<2*8=16>>16 small slices.\n"
+         "Together 32+16=<<32+16=48>>48 slices, half eaten: 48/2=<<48/2=24>>24 slices left, doubled: 24*2=<<24*2=48>>48\n#### 48")
+    c = convert(0, q, a)
+    assert c.kept, c.reason
+    # the second 2 is the small pizzas, not the large ones read again; `half` and `doubles` are their own 2s
+    assert "{op: init, var: pizzas, value: 2}" in c.trace and "{op: init, var: small_pizzas, value: 2}" in c.trace
+    assert "args: [small_pizzas, slices_2]" in c.trace and "{op: init, var: half, value: 2}" in c.trace
+    assert "{op: init, var: doubles, value: 2}" in c.trace
+    # a result is named after the words that follow it in the solution
+    assert "var: large_slices}" in c.trace and "args: [large_slices, small_slices]" in c.trace
 
 
 def test_plain_text_steps_are_read_and_derived_constants_are_computed():

@@ -2,11 +2,18 @@
 
 A GSM8K solution carries calculator annotations (`48/2 = <<48/2=24>>24 clips`)
 and ends in `#### N`. Each annotation becomes `compute` steps; each number in
-it is, in this order of preference, an earlier result (a reference), a number
-of the question (an `init` named after the words beside it), or a number that
-follows from a stated fact (`twice` is 2, `hours` make 60 minutes, `20%` is
-0.2). A number that is none of these was invented by the solution's writer:
-such a trace would teach the model to invent numbers, so it is dropped.
+it is, in this order of preference, an earlier result (a reference), a mention
+of a number in the question (an `init`), or a number that follows from a
+stated fact (`twice` is 2, `hours` make 60 minutes, `20%` is 0.2). A number
+that is none of these was invented by the solution's writer: such a trace
+would teach the model to invent numbers, so it is dropped.
+
+Names carry meaning because the model copies them: a mention is named after
+the noun that follows it in its clause (`2 small pizzas`: `small_pizzas` once
+`pizzas` is taken), a result after the words that follow it in the solution
+(`32 large slices`: `large_slices`), and each mention of a number is its own
+variable (`2 pounds ... another 2 pounds ... double`: three, not one read
+three times), so a gold trace never multiplies by `pounds` to double.
 
 Every converted trace is run by the checker against the reference answer and
 kept only if it scores 1.0 without warnings. `convert` never raises: a problem
@@ -53,7 +60,8 @@ _STOP = {
     "she", "they", "we", "you", "i", "if", "so", "then", "more", "less", "many", "much", "how", "what", "which",
     "who", "has", "have", "had", "will", "would", "can", "could", "does", "did", "do", "there", "also", "into",
     "over", "after", "before", "about", "all", "total", "altogether", "only", "just", "other", "another", "one",
-    "x", "times", "them", "him", "me", "my", "our", "your", "s", "t", "but", "not", "no",
+    "x", "times", "them", "him", "me", "my", "our", "your", "s", "t", "but", "not", "no", "because", "since",
+    "therefore", "thus", "hence", "now", "first", "next", "finally", "means", "would", "should", "up", "out",
 }
 # Words YAML would read as something other than a name, and the language's own words.
 _RESERVED = {"yes", "no", "on", "off", "true", "false", "null", "y", "n", "prev", "result", "inf", "nan"}
@@ -116,19 +124,46 @@ def _number(text: str) -> Fraction:
     return Fraction(text.replace(",", ""))
 
 
+_CLAUSE_END = re.compile(r"[.;:?!,](?:\s|$)|\n")
+
+
 def _words_after(text: str, end: int, n: int = 6) -> list[str]:
-    return [w.lower() for w in _WORD.findall(text[end : end + 60])][:n]
+    """The words after a number, up to the end of its clause (`$100. Betty has` names nothing after)."""
+    window = text[end : end + 60]
+    stop = _CLAUSE_END.search(window)
+    return [w.lower() for w in _WORD.findall(window[: stop.start() if stop else None])][:n]
 
 
 def _words_before(text: str, start: int, n: int = 4) -> list[str]:
-    return [w.lower() for w in _WORD.findall(text[max(0, start - 40) : start])][-n:][::-1]
+    """The words before a position, nearest first, back to the start of its clause."""
+    window = text[max(0, start - 60) : start]
+    ends = list(_CLAUSE_END.finditer(window))
+    return [w.lower() for w in _WORD.findall(window[ends[-1].end() if ends else 0 :])][-n:][::-1]
 
 
-def _name_from(words: list[str], fallback: str) -> str:
+def _content(w: str) -> bool:
+    return w not in _STOP and w not in _WORD_NUMBERS and w not in _RESERVED and len(w) > 1
+
+
+def _names_from(after: list[str], before: list[str], fallback: str) -> list[str]:
+    """Candidate names, best first: the noun after the number (`2 large pizzas`: pizzas), then
+    that noun with its modifier or a later word of the clause (`small_pizzas`, `clips_may`), so
+    two quantities of one unit get names that say which is which rather than `pizzas_2`; with
+    nothing after it in the clause, the nearest word before (`costs $100.`: costs)."""
+    words = list(after)
+    while words and not _content(words[0]):
+        words.pop(0)
+    run = []
     for w in words:
-        if w not in _STOP and w not in _WORD_NUMBERS and w not in _RESERVED and len(w) > 1:
-            return w[:20]
-    return fallback
+        if not _content(w) or len(run) == 2:
+            break
+        run.append(w[:20])
+    if not run:
+        near = next((w[:20] for w in before if _content(w)), None)
+        return [near] if near else [fallback]
+    head = run[-1]
+    later = [w[:20] for w in words[len(run) :] if _content(w)]
+    return [head] + [f"{run[0]}_{head}"] * (len(run) == 2) + [f"{head}_{w}" for w in later[:2]]
 
 
 class _Names:
@@ -137,49 +172,54 @@ class _Names:
     def __init__(self):
         self.used: set[str] = set()
 
-    def new(self, base: str) -> str:
-        base = re.sub(r"[^a-z0-9_]", "", base.lower()) or "value"
-        if not base[0].isalpha():
-            base = "n_" + base
-        name, k = base, 2
-        while name in self.used:
-            name, k = f"{base}_{k}", k + 1
-        self.used.add(name)
-        return name
+    def new(self, *candidates: str) -> str:
+        """The first candidate not yet used, else the first with a number (`pizzas_2`)."""
+        clean = []
+        for c in candidates:
+            c = re.sub(r"[^a-z0-9_]", "", c.lower()) or "value"
+            clean.append(c if c[0].isalpha() else "n_" + c)
+        for c in clean:
+            if c not in self.used:
+                self.used.add(c)
+                return c
+        base, k = clean[0], 2
+        while f"{base}_{k}" in self.used:
+            k += 1
+        self.used.add(f"{base}_{k}")
+        return f"{base}_{k}"
 
 
-def _question_numbers(question: str) -> list[tuple[Fraction, str, bool]]:
-    """(value, name, written in digits) for every number the question states: digits first, then number
-    words and the facts unit words state."""
+def _question_numbers(question: str) -> list[tuple[Fraction, tuple[str, ...], bool]]:
+    """(value, candidate names, written in digits) for every mention of a number in the question, in
+    this order: digits, fractions, number words (each in the question's order), then the facts unit
+    words state (once each)."""
     out = []
     for m in _QNUM.finditer(question):
         value = _number(m.group(1))
-        words = _words_after(question, m.end())
-        name = _name_from(words, _name_from(_words_before(question, m.start()), "amount"))
+        names = _names_from(_words_after(question, m.end()), _words_before(question, m.start()), "amount")
         if m.group(2):  # 20% states 20 and the rate 0.2
-            out.append((value, name + "_percent", True))
-            out.append((value / 100, name + "_rate", False))
+            out.append((value, tuple(n + "_percent" for n in names), True))
+            out.append((value / 100, tuple(n + "_rate" for n in names), False))
         else:
-            out.append((value, name, True))
+            out.append((value, tuple(names), True))
     for m in _FRACTION.finditer(question):  # `1/2 your hourly wage`
         if int(m.group(2)):
-            out.append((Fraction(int(m.group(1)), int(m.group(2))), "fraction", True))
+            out.append((Fraction(int(m.group(1)), int(m.group(2))), ("fraction",), True))
     lowered = [w.lower() for w in _WORD.findall(question)]
     for w in lowered:
         if w in _WORD_NUMBERS:
-            out.append((Fraction(_WORD_NUMBERS[w]), w, False))
+            out.append((Fraction(_WORD_NUMBERS[w]), (w,), False))
             if w in _PARTS:
-                out.append((Fraction(1, _WORD_NUMBERS[w]), w, False))
+                out.append((Fraction(1, _WORD_NUMBERS[w]), (w,), False))
+    facts = []
     for w in lowered:
         if w in _UNIT_FACTS:
-            v, name = _UNIT_FACTS[w]
-            out.append((Fraction(v), name, False))
-        for v, name in _MORE_UNIT_FACTS.get(w, []):
-            out.append((Fraction(v), name, False))
+            facts.append(_UNIT_FACTS[w])
+        facts += _MORE_UNIT_FACTS.get(w, [])
     if "percent" in lowered or "%" in question:
-        out.append((Fraction(100), "percent", False))
-        out.append((Fraction(1, 100), "per_percent", False))
-    out.append((Fraction(1), "whole", False))  # 1 - 0.2 of a price
+        facts += [(100, "percent"), (Fraction(1, 100), "per_percent")]
+    facts.append((1, "whole"))  # 1 - 0.2 of a price
+    out += [(Fraction(v), (name,), False) for v, name in dict.fromkeys(facts)]
     return out
 
 
@@ -221,7 +261,8 @@ class _Builder:
     def __init__(self, question: str):
         self.names = _Names()
         self.stated = _question_numbers(question)
-        self.bound: dict[Fraction, str] = {}  # question numbers already given an init
+        self.bound: dict[Fraction, str] = {}  # the variable last given to a question number
+        self.mentioned: set[int] = set()  # indices into `stated` given an init
         self.results: list[tuple[Fraction, str]] = []  # computed so far, newest last
         self.steps: list[str] = []
         self.facts: list[str] = []
@@ -230,16 +271,19 @@ class _Builder:
         for v, var in reversed(self.results):
             if v == value:
                 return var
-        if value in self.bound:
-            return self.bound[value]
-        for v, name, digits in self.stated:
-            if v == value:
-                var = self.names.new(name)
+        # the next mention of the number not yet given an init: a solution uses each mention once as a
+        # rule (`2 pounds`, `another 2 pounds`, `double`: three variables, not one read three times)
+        for i, (v, names, digits) in enumerate(self.stated):
+            if v == value and i not in self.mentioned:
+                self.mentioned.add(i)
+                var = self.names.new(*names)
                 self.steps.append(init(var, value))
                 self.bound[value] = var
                 if not digits:
                     self.facts.append(f"{var}={value}")
                 return var
+        if value in self.bound:
+            return self.bound[value]
         derived = self.derive(value)
         if derived:
             return derived
@@ -260,7 +304,7 @@ class _Builder:
                         return var
         return None
 
-    def node(self, node: ast.expr, name: str) -> tuple[str, Fraction]:
+    def node(self, node: ast.expr, names: list[str]) -> tuple[str, Fraction]:
         """The variable holding `node`'s value; compute steps for what is not yet held."""
         if isinstance(node, ast.Constant):
             value = Fraction(str(node.value))
@@ -269,13 +313,13 @@ class _Builder:
         parts = _flatten(node, type(node.op)) if op in ("add", "mul") else [node.left, node.right]
         args, values = [], []
         for p in parts:
-            var, val = self.node(p, name)
+            var, val = self.node(p, names)
             args.append(var)
             values.append(val)
         value = values[0]
         for v in values[1:]:
             value = _apply(op, value, v)
-        var = self.names.new(name)
+        var = self.names.new(*names)
         self.steps.append(compute(op, args, var))
         self.results.append((value, var))
         return var, value
@@ -287,8 +331,8 @@ def _flatten(node: ast.expr, kind) -> list[ast.expr]:
     return [node]
 
 
-def _steps(solution: str) -> list[tuple[str, str, int]]:
-    """(expression, result, end offset) of every calculation, annotated or written as plain text."""
+def _steps(solution: str) -> list[tuple[str, str, int, int]]:
+    """(expression, result, start, end offset) of every calculation, annotated or written as plain text."""
     found = [(m.group(1), m.group(2), m.start(), m.end()) for m in _ANNOTATION.finditer(solution)]
     blanked = _ANNOTATION.sub(lambda m: "#" * len(m.group(0)), solution)  # same offsets; no match runs across one
     for m in _PLAIN.finditer(blanked):
@@ -297,7 +341,7 @@ def _steps(solution: str) -> list[tuple[str, str, int]]:
                 found.append((m.group(1), m.group(2), m.start(), m.end()))
         except (_Reject, ValueError, ZeroDivisionError):
             pass
-    return [(e, r, end) for e, r, _, end in sorted(found, key=lambda f: f[2])]
+    return sorted(found, key=lambda f: f[2])
 
 
 def convert(index: int, question: str, answer_text: str) -> Converted:
@@ -313,7 +357,7 @@ def convert(index: int, question: str, answer_text: str) -> Converted:
         if not notes:
             raise _Reject("no_annotation")
         b = _Builder(question)
-        for expr_text, result_text, end in notes:
+        for expr_text, result_text, start, end in notes:
             expr = _expression(expr_text)
             try:
                 stated = _number(result_text.replace("$", "").strip().rstrip("."))
@@ -323,7 +367,7 @@ def convert(index: int, question: str, answer_text: str) -> Converted:
                 continue  # `<<5=5>>` restates a number: nothing to compute
             if not answers_match(_value(expr), stated):
                 raise _Reject("wrong_arithmetic", f"{expr_text}={result_text}")
-            b.node(expr, _name_from(_words_after(solution, end), "value"))
+            b.node(expr, _names_from(_words_after(solution, end), _words_before(solution, start), "value"))
         final = next((var for v, var in reversed(b.results) if answers_match(v, answer)), None)
         if final is None:
             raise _Reject("answer_not_computed", str(answer))
