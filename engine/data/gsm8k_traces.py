@@ -61,7 +61,7 @@ _STOP = {
     "who", "has", "have", "had", "will", "would", "can", "could", "does", "did", "do", "there", "also", "into",
     "over", "after", "before", "about", "all", "total", "altogether", "only", "just", "other", "another", "one",
     "x", "times", "them", "him", "me", "my", "our", "your", "s", "t", "but", "not", "no", "because", "since",
-    "therefore", "thus", "hence", "now", "first", "next", "finally", "means", "would", "should", "up", "out",
+    "therefore", "thus", "hence", "now", "first", "next", "finally", "means", "should", "up", "out",
 }
 # Words YAML would read as something other than a name, and the language's own words.
 _RESERVED = {"yes", "no", "on", "off", "true", "false", "null", "y", "n", "prev", "result", "inf", "nan"}
@@ -150,20 +150,20 @@ def _names_from(after: list[str], before: list[str], fallback: str) -> list[str]
     that noun with its modifier or a later word of the clause (`small_pizzas`, `clips_may`), so
     two quantities of one unit get names that say which is which rather than `pizzas_2`; with
     nothing after it in the clause, the nearest word before (`costs $100.`: costs)."""
-    words = list(after)
+    words = [w[:20] for w in after]
     while words and not _content(words[0]):
         words.pop(0)
-    run = []
-    for w in words:
-        if not _content(w) or len(run) == 2:
+    run = []  # the content words right after the number: `large pizzas`
+    for w in words[:2]:
+        if not _content(w):
             break
-        run.append(w[:20])
+        run.append(w)
     if not run:
-        near = next((w[:20] for w in before if _content(w)), None)
-        return [near] if near else [fallback]
+        return [next((w[:20] for w in before if _content(w)), fallback)]
     head = run[-1]
-    later = [w[:20] for w in words[len(run) :] if _content(w)]
-    return [head] + [f"{run[0]}_{head}"] * (len(run) == 2) + [f"{head}_{w}" for w in later[:2]]
+    names = [head] if len(run) == 1 else [head, f"{run[0]}_{head}"]
+    later = [w for w in words[len(run) :] if _content(w)][:2]
+    return names + [f"{head}_{w}" for w in later]
 
 
 class _Names:
