@@ -17,7 +17,8 @@ from engine import config
 from engine.data.prompts import trace_answer, training_ids
 from engine.data.synthetic import generate
 from engine.modeling import load_model, load_tokenizer, make_optimizer, pick_device
-from engine.train.sft import answer_loss, collate
+from engine.train.loss import answer_loss, fusable
+from engine.train.sft import collate
 cfg = config.load(sets=sys.argv[1:])
 tok = load_tokenizer(cfg.model.name)
 dev = pick_device()
@@ -26,13 +27,13 @@ loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 rows = [training_ids(tok, e.question, trace_answer(e.trace)) for e in generate(8, 0)]
 opt = make_optimizer(model, cfg.sft.optimizer, 1e-4)
 batch = collate(rows, tok.pad_token_id, dev)
-answer_loss(model, batch).backward(); opt.step()
+answer_loss(model, batch, fusable(model)).backward(); opt.step()
 gpu = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
 print(json.dumps({"loaded_mb": loaded, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "gpu_mb": gpu}))
 """
 
 MODES = {
-    "fp32/bf16, last 8 layers": ["model.train=last_layers"],
+    "fp32/bf16, last 16 layers": ["model.train=last_layers"],
     "fp32/bf16, LoRA": ["model.train=lora"],
     "8-bit, LoRA": ["model.load_8bit=true", "model.train=lora"],
     "8-bit, LoRA, 8-bit AdamW": ["model.load_8bit=true", "model.train=lora", "sft.optimizer=adamw8bit"],

@@ -360,3 +360,48 @@ def test_a_stop_during_an_evaluation_acts_between_its_batches(tmp_path):
     assert waited < 30, waited
     heartbeat_eval = [e for e in events if e["kind"] == "heartbeat" and e.get("phase") == "eval"]
     assert all(e.get("set") == "synthetic" and e.get("total") == 400 for e in heartbeat_eval)
+
+
+def test_sft_loss_fused_with_the_output_layer_equals_cross_entropy_of_the_logits(default_tokenizer):
+    """The fused loss (chunks of the output layer, gradients taken in the forward pass) gives
+    the loss and gradients of plain cross-entropy over the answer tokens, across chunk
+    boundaries, with the output layer trained or frozen, and under bf16 autocast."""
+    import torch
+
+    from engine.data.prompts import trace_answer, training_ids
+    from engine.modeling import tiny_model, untie_output_embeddings
+    from engine.train import loss as sft_loss
+    from engine.train.sft import collate
+
+    tok = default_tokenizer
+    rows = [training_ids(tok, f"Question {i}: how many apples are left?", trace_answer("- init: {apples: %d}\n" % i * (i + 2)))
+            for i in range(1, 5)]
+    batch = collate(rows, tok.pad_token_id, "cpu")
+    assert int((batch["labels"] != -100).sum()) > sft_loss.CPU_CHUNK  # more than one chunk
+    torch.manual_seed(0)
+    model = tiny_model(tok)
+    untie_output_embeddings(model)
+    head = sft_loss.fusable(model)
+    assert head is model.lm_head
+
+    def run(h):
+        out = sft_loss.answer_loss(model, batch, h)
+        out.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        model.zero_grad(set_to_none=True)
+        return out.detach(), grads
+
+    logits = model(**{k: batch[k] for k in ("input_ids", "attention_mask")}).logits[:, :-1]
+    expected = torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch["labels"][:, 1:].flatten(), ignore_index=-100)
+    (plain, g_plain), (fused, g_fused) = run(None), run(head)
+    assert torch.allclose(plain, expected, atol=1e-5) and torch.allclose(fused, expected, atol=1e-5)
+    assert g_plain.keys() == g_fused.keys() and "lm_head.weight" in g_fused
+    assert all(torch.allclose(g_plain[n], g_fused[n], atol=1e-5, rtol=1e-4) for n in g_plain)
+
+    model.lm_head.weight.requires_grad_(False)
+    _, g_frozen = run(head)
+    assert "lm_head.weight" not in g_frozen and torch.allclose(g_frozen["model.norm.weight"], g_plain["model.norm.weight"], atol=1e-5)
+    model.lm_head.weight.requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        (low_plain, _), (low_fused, g_low) = run(None), run(head)
+    assert torch.allclose(low_plain, low_fused, atol=2e-2) and g_low["lm_head.weight"].dtype == torch.float32

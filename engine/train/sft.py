@@ -11,6 +11,7 @@ from transformers import get_scheduler
 
 from .. import threads
 from ..data.prompts import IGNORE
+from .loss import answer_loss, fusable
 
 
 def length_grouped_batches(lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:
@@ -38,22 +39,6 @@ def collate(rows: list[tuple[list[int], list[int]]], pad_id: int, device) -> dic
         labels[r, : len(l)] = torch.tensor(l)
         mask[r, : len(i)] = 1
     return {"input_ids": ids.to(device), "labels": labels.to(device), "attention_mask": mask.to(device)}
-
-
-def answer_loss(forward, batch: dict) -> torch.Tensor:
-    """Mean next-token loss over the answer tokens.
-
-    Logits are computed only from the first answer position on: the prompt is
-    ~40% of an example, and full-vocabulary logits (and their gradient) for it
-    would cost time and memory for nothing.
-    """
-    labels = batch["labels"]
-    first = int((labels != IGNORE).any(0).nonzero()[0])  # the run keeps only examples with answer tokens
-    width = labels.shape[1]
-    keep = width - max(first - 1, 0)
-    logits = forward(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=keep).logits
-    targets = labels[:, width - keep + 1 :]
-    return torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE)
 
 
 def plan(n_examples: int, cfg, world: int = 1) -> tuple[int, int]:
@@ -87,6 +72,7 @@ def train(model, tokenizer, rows, optimizer, scheduler, cfg, ctx, start_step: in
     per_epoch, total = plan(len(rows), cfg, ctx.world)
     device = next(model.parameters()).device
     step = start_step
+    head = fusable(model)  # the output layer the loss runs fused with (None: logits, the plain way)
     model.train()
     while step < total:
         epoch = step // per_epoch
@@ -103,7 +89,7 @@ def train(model, tokenizer, rows, optimizer, scheduler, cfg, ctx, start_step: in
             for idx in group:
                 batch = collate([rows[i] for i in idx], tokenizer.pad_token_id, device)
                 with ctx.autocast():
-                    loss = answer_loss(ctx.forward_model, batch) / len(group)
+                    loss = answer_loss(ctx.forward_model, batch, head) / len(group)
                 loss.backward()
                 loss_sum += loss.item()
                 tokens += int(batch["attention_mask"].sum())
