@@ -91,10 +91,22 @@ def real(model, tok, cfg, n: int, batch: int) -> None:
 
     qs = [e.question for e in synthesize(n // 2, 7)] + [p.question for p in gsm8k(None, "test", n - n // 2)]
     prompts = [prompt_text(tok, q, system_prompt(cfg)) for q in qs]
+    prefill, forward = [0.0], model.forward
+
+    def timed(*a, **kw):  # passes over more than one new token are prefill (the shared prompt start and the rest)
+        t = time.perf_counter()
+        out = forward(*a, **kw)
+        if kw["input_ids"].shape[1] > 1:
+            prefill[0] += time.perf_counter() - t
+        return out
+
+    model.forward = timed
     start = time.perf_counter()
     ours, stats = generate(model, tok, prompts, cfg.eval.max_new_tokens, 0.0, batch_size=batch)
     mine = time.perf_counter() - start
-    print(f"engine decoder:          {stats['tokens']:6d} tokens in {mine:6.1f} s = {stats['tokens'] / mine:5.0f} tokens/s", flush=True)
+    model.forward = forward
+    print(f"engine decoder:          {stats['tokens']:6d} tokens in {mine:6.1f} s = {stats['tokens'] / mine:5.0f} tokens/s "
+          f"(prompts {prefill[0]:.1f} s, decoding {stats['tokens'] / (mine - prefill[0]):.0f} tokens/s)", flush=True)
     start = time.perf_counter()
     theirs, made = hf_generate(model, tok, prompts, cfg.eval.max_new_tokens, batch)
     ref = time.perf_counter() - start

@@ -16,6 +16,7 @@ from transformers import StaticCache
 
 from . import threads
 from .data.prompts import end_of_turn
+from .prefix import continue_inputs, move_first
 
 FENCE = "```"
 
@@ -132,8 +133,13 @@ def decode(model, tokenizer, ids, mask, max_new: int, temperature: float, top_p:
     batch, width = ids.shape
     limit = width + max_new
     cache = StaticCache(config=model.config, max_cache_len=min(limit, width + GROW))
+    n, ids, mask = move_first(ids, mask, tokenizer.pad_token_id or 0)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+    if n:  # the prompt's start every row shares (system prompt, chat template) is run once, for one row
+        prefix = model(input_ids=ids[:1, :n], use_cache=True, logits_to_keep=1).past_key_values
+        for layer, first in zip(cache.layers, prefix.layers):
+            layer.update(first.keys.expand(batch, -1, -1, -1), first.values.expand(batch, -1, -1, -1))
+    logits = model(input_ids=ids[:, n:], attention_mask=mask, position_ids=positions[:, n:], past_key_values=cache,
                    use_cache=True, logits_to_keep=1).logits[:, -1]
     positions = positions[:, -1:]
     live = list(range(batch))  # original row of each row of the batch as it is now
@@ -236,8 +242,11 @@ def completion_logprobs(model, tokenizer, prompts: list[str], completions: list[
         ids[r, width - len(s) :] = torch.tensor(s)
         mask[r, width - len(s) :] = 1
     ids, mask = ids.to(device), mask.to(device)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep + 1).logits
+    # an RL micro-batch is often one question's group: its prompt runs once, up to the token before the completions
+    n, ids, mask = move_first(ids, mask, tokenizer.pad_token_id or 0, most=min(map(len, p_ids)) - 1)
+    inputs = continue_inputs(model, ids, mask, n) if n else None
+    inputs = inputs or {"input_ids": ids, "attention_mask": mask, "position_ids": (mask.cumsum(-1) - 1).clamp(min=0)}
+    logits = model(**inputs, logits_to_keep=keep + 1).logits
     logits = logits[:, :-1].float() / max(temperature, 1e-6)
     targets = ids[:, -keep:]
     # log p(token) = logit(token) - logsumexp(logits): no full log-softmax tensor is kept for backward

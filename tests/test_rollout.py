@@ -6,6 +6,7 @@ import torch
 
 from engine import config, rollout
 from engine.modeling import load_model, pick_device
+from engine.prefix import move_first
 from engine.rollout import decode, generate, pick
 
 
@@ -42,6 +43,23 @@ def test_greedy_outputs_are_generates_tokens_while_rows_leave_and_the_cache_grow
     lengths = {len(t) for t, _ in ours}
     assert len(lengths) > 2, "the test needs rows that end at different steps"
     assert [ended for _, ended in ours] == [t[-1] in ends for t in theirs]
+
+
+def test_a_prompt_start_all_rows_share_is_run_once_and_the_outputs_stay_generates(model, default_tokenizer, monkeypatch):
+    """Chat prompts share the system prompt and template: the decoder moves that start before
+    the padding and runs it for one row; every row still gets generate's greedy tokens."""
+    from engine.data.prompts import prompt_text
+
+    tok = default_tokenizer
+    monkeypatch.setattr(rollout, "GROW", 7)
+    prompts = [prompt_text(tok, q) for q in ("What is 2 + 2?", "Tom has 3 apples and buys 5 more. How many now?",
+                                             "A train goes 60 km in an hour. How far in 3 hours?")]
+    enc = tok(prompts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
+    n, ids, mask = move_first(enc["input_ids"], enc["attention_mask"], tok.pad_token_id)
+    assert n >= 40 and (ids[:, :n] == ids[0, :n]).all() and (mask.sum(1) == enc["attention_mask"].sum(1)).all()
+    ends = [tok.convert_tokens_to_ids("\n"), tok.eos_token_id]
+    ours = decode(model, tok, enc["input_ids"], enc["attention_mask"], 24, 0.0, 1.0, ends)
+    assert [t for t, _ in ours] == reference(model, tok, prompts, 24, ends)
 
 
 def test_a_row_stops_at_the_fence_that_closes_its_yaml_block(model, default_tokenizer):

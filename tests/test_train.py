@@ -247,6 +247,39 @@ def test_rl_update_in_micro_batches_equals_one_pass_and_scales_logits_by_tempera
     assert tied_share([1, 1, 0.5, 0.7, 0, 0], 2) == 2 / 3
 
 
+def test_rl_log_probs_run_the_shared_prompt_once_and_equal_each_row_alone(default_tokenizer, monkeypatch):
+    """An RL micro-batch shares the system prompt, or a group's whole prompt: that part runs
+    once, and every row's log-probs and gradients are those of the row run alone."""
+    import torch
+
+    from engine import prefix, rollout
+    from engine.data.prompts import prompt_text
+    from engine.modeling import tiny_model
+
+    tok = default_tokenizer
+    torch.manual_seed(0)
+    model = tiny_model(tok)
+    group = [prompt_text(tok, "Tom has 3 apples and buys 5 more. How many now?")] * 3
+    comps = [tok(t, add_special_tokens=False)["input_ids"]
+             for t in ("```yaml\n- init: {a: 3}\n```", "```yaml\n- query: a", "```yaml\n", "We add them: 8.")]
+    shared = []
+    spy = prefix.continue_inputs
+    monkeypatch.setattr(rollout, "continue_inputs", lambda f, ids, mask, n: shared.append(n) or spy(f, ids, mask, n))
+    for prompts in (group + [prompt_text(tok, "What is 2 + 2?")], group):  # system prompt shared; the whole prompt shared
+        rows = comps[: len(prompts)]
+        together = rollout.completion_logprobs(model, tok, prompts, rows, 0.8)
+        sum(lp.sum() for lp in together).backward()
+        g_together = [p.grad.clone() for p in model.parameters()]
+        model.zero_grad()
+        alone = [rollout.completion_logprobs(model, tok, [p], [c], 0.8)[0] for p, c in zip(prompts, rows)]
+        sum(lp.sum() for lp in alone).backward()
+        assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(together, alone))
+        assert all(torch.allclose(a, p.grad, atol=1e-5, rtol=1e-4) for a, p in zip(g_together, model.parameters()))
+        model.zero_grad()
+    prompt_len = len(tok(group[0], add_special_tokens=False)["input_ids"])
+    assert shared[0] >= 40 and shared[1] == prompt_len - 1  # the group: all of the prompt but its last token
+
+
 def test_eval_and_report_score_the_same_checkpoint_and_say_which(smoke, tmp_path):
     folder, _ = smoke
     from engine import checkpoints
@@ -365,7 +398,8 @@ def test_a_stop_during_an_evaluation_acts_between_its_batches(tmp_path):
 def test_sft_loss_fused_with_the_output_layer_equals_cross_entropy_of_the_logits(default_tokenizer):
     """The fused loss (chunks of the output layer, gradients taken in the forward pass) gives
     the loss and gradients of plain cross-entropy over the answer tokens, across chunk
-    boundaries, with the output layer trained or frozen, and under bf16 autocast."""
+    boundaries, with the output layer trained or frozen, and under bf16 autocast; so does
+    running the prompt prefix the rows share once."""
     import torch
 
     from engine.data.prompts import trace_answer, training_ids
@@ -384,8 +418,8 @@ def test_sft_loss_fused_with_the_output_layer_equals_cross_entropy_of_the_logits
     head = sft_loss.fusable(model)
     assert head is model.lm_head
 
-    def run(h):
-        out = sft_loss.answer_loss(model, batch, h)
+    def run(h, share=True):
+        out = sft_loss.answer_loss(model, batch, h, share)
         out.backward()
         grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
         model.zero_grad(set_to_none=True)
@@ -397,6 +431,11 @@ def test_sft_loss_fused_with_the_output_layer_equals_cross_entropy_of_the_logits
     assert torch.allclose(plain, expected, atol=1e-5) and torch.allclose(fused, expected, atol=1e-5)
     assert g_plain.keys() == g_fused.keys() and "lm_head.weight" in g_fused
     assert all(torch.allclose(g_plain[n], g_fused[n], atol=1e-5, rtol=1e-4) for n in g_plain)
+    # the system prompt and chat template run once for the batch: same loss and gradients as every row whole
+    assert sft_loss.shared_prefix(batch) >= 40
+    whole, g_whole = run(head, share=False)
+    assert torch.allclose(whole, fused, atol=1e-6) and g_whole.keys() == g_fused.keys()
+    assert all(torch.allclose(g_whole[n], g_fused[n], atol=1e-5, rtol=1e-4) for n in g_whole)
 
     model.lm_head.weight.requires_grad_(False)
     _, g_frozen = run(head)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from ..data.prompts import IGNORE
+from ..prefix import MIN_SHARED, continue_inputs
 
 # tokens per chunk: on a CPU 128 x 49,152 fp32 logits = 25 MB, under the 32 MB above which glibc
 # maps fresh pages for every allocation; a GPU wants fewer, larger products
@@ -70,24 +71,46 @@ def fusable(model) -> torch.nn.Linear | None:
     return None
 
 
-def answer_loss(forward, batch: dict, head: torch.nn.Linear | None = None) -> torch.Tensor:
+def shared_prefix(batch: dict) -> int:
+    """How many leading positions every row shares and trains nothing on: the system prompt
+    and chat template, ~50 of an example's ~225 tokens. 0 when there is nothing to share."""
+    ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
+    if ids.shape[0] < 2:
+        return 0
+    # position p is shared if every row has the same real token there and predicts no answer token from it
+    same = (ids == ids[:1]).all(0)[:-1] & (mask == 1).all(0)[:-1] & (labels[:, 1:] == IGNORE).all(0)
+    n = int(same.long().cumprod(0).sum())
+    return n if n >= MIN_SHARED else 0
+
+
+def answer_loss(forward, batch: dict, head: torch.nn.Linear | None = None, share_prefix: bool = True) -> torch.Tensor:
     """Mean next-token loss over the answer tokens (labels not IGNORE).
 
     `forward` is what training calls (the model, or its DDP wrapper, so gradients
     are synchronised); `head` is the model's output layer. With a head, the model
     returns hidden states only and the loss runs fused (above); without one, from
     logits of the answer positions.
+
+    The prefix every row shares runs once, for one row, and the rows continue from
+    its cached keys and values (expanded, so their gradients add up in the one
+    prefix): the same loss and gradients, for less work (`share_prefix=False`
+    runs every row whole; benchmarks/sft.py compares them).
     """
-    labels = batch["labels"]
+    ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
+    n = shared_prefix(batch) if share_prefix else 0
+    inputs = {"input_ids": ids, "attention_mask": mask}
+    if n:
+        inputs = continue_inputs(forward, ids, mask, n) or inputs
+        n = n if "past_key_values" in inputs else 0
     targets = labels[:, 1:]
     chosen = targets != IGNORE
     if head is None:
         first = int(chosen.any(0).nonzero()[0])  # the run keeps only examples with answer tokens
         keep = labels.shape[1] - first
-        logits = forward(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=keep).logits
+        logits = forward(**inputs, logits_to_keep=keep).logits
         return torch.nn.functional.cross_entropy(logits[:, :-1][chosen[:, first:]].float(), targets[chosen])
-    out = forward(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=1, output_hidden_states=True)
-    hidden = out.hidden_states[-1][:, :-1][chosen]
+    out = forward(**inputs, logits_to_keep=1, output_hidden_states=True)
+    hidden = out.hidden_states[-1][:, :-1][chosen[:, n:]]
     device = hidden.device.type
     dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else head.weight.dtype
     return LinearCrossEntropy.apply(hidden, head.weight, targets[chosen], dtype)
