@@ -37,18 +37,21 @@ def move_first(ids: torch.Tensor, mask: torch.Tensor, pad: int, most: int | None
     return n, ids, mask
 
 
-def continue_inputs(forward, ids: torch.Tensor, mask: torch.Tensor, n: int) -> dict | None:
-    """Model inputs for the rows after their shared first n tokens, which run here once, for one row.
-
-    `forward` may be the DDP wrapper: the shared part runs on the model inside it, and
-    its gradients reach the same parameters, synchronised by the pass over the rest.
-    None when the model's cache cannot be shared (run the rows whole).
-    """
+def shared_cache(forward, ids: torch.Tensor, mask: torch.Tensor, n: int):
+    """Keys and values of the first n tokens, run once, for the first row. `forward` may be
+    the DDP wrapper: this runs on the model inside it, and its gradients reach the same
+    parameters, synchronised by the pass over the rest."""
     model = getattr(forward, "module", forward)
-    cache = model(input_ids=ids[:1, :n], attention_mask=mask[:1, :n], use_cache=True, logits_to_keep=1).past_key_values
+    return model(input_ids=ids[:1, :n], attention_mask=mask[:1, :n], use_cache=True, logits_to_keep=1).past_key_values
+
+
+def continue_inputs(forward, ids: torch.Tensor, mask: torch.Tensor, n: int) -> tuple[int, dict]:
+    """(n, model inputs) for the rows after their shared first n tokens, which run here once;
+    (0, the rows whole) when n is 0 or the model's cache cannot be shared."""
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    cache = shared_cache(forward, ids, mask, n) if n else None
     if not getattr(cache, "layers", None):
-        return None
+        return 0, {"input_ids": ids, "attention_mask": mask, "position_ids": positions}
     for layer in cache.layers:
         layer.keys, layer.values = layer.keys.expand(len(ids), -1, -1, -1), layer.values.expand(len(ids), -1, -1, -1)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, n:]
-    return {"input_ids": ids[:, n:], "attention_mask": mask, "past_key_values": cache, "position_ids": positions}
+    return n, {"input_ids": ids[:, n:], "attention_mask": mask, "past_key_values": cache, "position_ids": positions[:, n:]}

@@ -16,7 +16,7 @@ from transformers import StaticCache
 
 from . import threads
 from .data.prompts import end_of_turn
-from .prefix import continue_inputs, move_first
+from .prefix import continue_inputs, move_first, shared_cache
 
 FENCE = "```"
 
@@ -136,8 +136,7 @@ def decode(model, tokenizer, ids, mask, max_new: int, temperature: float, top_p:
     n, ids, mask = move_first(ids, mask, tokenizer.pad_token_id or 0)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     if n:  # the prompt's start every row shares (system prompt, chat template) is run once, for one row
-        prefix = model(input_ids=ids[:1, :n], use_cache=True, logits_to_keep=1).past_key_values
-        for layer, first in zip(cache.layers, prefix.layers):
+        for layer, first in zip(cache.layers, shared_cache(model, ids, mask, n).layers):
             layer.update(first.keys.expand(batch, -1, -1, -1), first.values.expand(batch, -1, -1, -1))
     logits = model(input_ids=ids[:, n:], attention_mask=mask, position_ids=positions[:, n:], past_key_values=cache,
                    use_cache=True, logits_to_keep=1).logits[:, -1]
@@ -244,8 +243,7 @@ def completion_logprobs(model, tokenizer, prompts: list[str], completions: list[
     ids, mask = ids.to(device), mask.to(device)
     # an RL micro-batch is often one question's group: its prompt runs once, up to the token before the completions
     n, ids, mask = move_first(ids, mask, tokenizer.pad_token_id or 0, most=min(map(len, p_ids)) - 1)
-    inputs = continue_inputs(model, ids, mask, n) if n else None
-    inputs = inputs or {"input_ids": ids, "attention_mask": mask, "position_ids": (mask.cumsum(-1) - 1).clamp(min=0)}
+    _, inputs = continue_inputs(model, ids, mask, n)
     logits = model(**inputs, logits_to_keep=keep + 1).logits
     logits = logits[:, :-1].float() / max(temperature, 1e-6)
     targets = ids[:, -keep:]

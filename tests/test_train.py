@@ -264,7 +264,7 @@ def test_rl_log_probs_run_the_shared_prompt_once_and_equal_each_row_alone(defaul
              for t in ("```yaml\n- init: {a: 3}\n```", "```yaml\n- query: a", "```yaml\n", "We add them: 8.")]
     shared = []
     spy = prefix.continue_inputs
-    monkeypatch.setattr(rollout, "continue_inputs", lambda f, ids, mask, n: shared.append(n) or spy(f, ids, mask, n))
+    monkeypatch.setattr(rollout, "continue_inputs", lambda f, ids, mask, n: (n and shared.append(n)) or spy(f, ids, mask, n))
     for prompts in (group + [prompt_text(tok, "What is 2 + 2?")], group):  # system prompt shared; the whole prompt shared
         rows = comps[: len(prompts)]
         together = rollout.completion_logprobs(model, tok, prompts, rows, 0.8)

@@ -97,11 +97,7 @@ def answer_loss(forward, batch: dict, head: torch.nn.Linear | None = None, share
     runs every row whole; benchmarks/sft.py compares them).
     """
     ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
-    n = shared_prefix(batch) if share_prefix else 0
-    inputs = {"input_ids": ids, "attention_mask": mask}
-    if n:
-        inputs = continue_inputs(forward, ids, mask, n) or inputs
-        n = n if "past_key_values" in inputs else 0
+    n, inputs = continue_inputs(forward, ids, mask, shared_prefix(batch) if share_prefix else 0)
     targets = labels[:, 1:]
     chosen = targets != IGNORE
     if head is None:
