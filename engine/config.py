@@ -151,7 +151,7 @@ SMOKE = {
 }
 
 
-# Sizes for a GPU: the CPU defaults are what a 2-core machine finishes in ~20 minutes.
+# Sizes for a GPU: the CPU defaults take ~40 minutes on a 2-core machine (docs/training.md).
 GPU = {
     "data.train_size": 4000, "data.gsm8k_traces": 6000, "sft.batch_size": 32, "sft.epochs": 2,
     "rl.iterations": 100, "rl.questions": 32, "rl.group_size": 8, "rl.micro_batch": 64,

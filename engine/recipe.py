@@ -22,6 +22,25 @@ class Stopped(Exception):
     pass
 
 
+def long_answers(lengths: list[int], cfg) -> str:
+    """A note when 1% or more of the gold answers (in tokens) are longer than a limit that
+    generates outputs in this run: a model that writes them in full is cut off and scored
+    as truncated there. Empty when none is."""
+    limits: dict[int, list[str]] = {}
+    for key, limit, phase in (("rl.max_new_tokens", cfg.rl.max_new_tokens, "rl"), ("eval.max_new_tokens", cfg.eval.max_new_tokens, "eval")):
+        if phase in cfg.run.phases:
+            limits.setdefault(limit, []).append(key)
+    parts = []
+    for limit, keys in sorted(limits.items()):
+        over = sum(n > limit for n in lengths)
+        if lengths and over >= 0.01 * len(lengths):
+            parts.append(f"{over} of {len(lengths)} training answers ({over / len(lengths):.1%}) are longer than "
+                         f"{' and '.join(keys)} ({limit} tokens)")
+    if not parts:
+        return ""
+    return "; ".join(parts) + f": outputs that long are cut off and scored as truncated (the longest answer is {max(lengths)} tokens)"
+
+
 def stages(cfg) -> list[tuple[str, str]]:
     """The run's stages in order: ("eval", "start"), ("sft", ""), ("eval", "sft"), ("rl", ""), ("eval", "rl")."""
     out = []
@@ -141,7 +160,7 @@ class Recipe:
                 raise Stopped()
 
     def sft(self, start: int) -> int:
-        from .data.prompts import training_ids
+        from .data.prompts import IGNORE, training_ids
         from .train import sft
 
         cfg, ctx = self.cfg, self.ctx
@@ -151,6 +170,9 @@ class Recipe:
         if len(fits) < len(rows):
             ctx.alert("info", f"{len(rows) - len(fits)} of {len(rows)} training examples are longer than "
                       f"data.max_len={cfg.data.max_len} tokens; they are skipped", phase="sft")
+        note = long_answers([sum(t != IGNORE for t in labels) for _, labels in fits], cfg)
+        if note:
+            ctx.alert("info", note, phase="sft")
         self.optimizer = make_optimizer(self.model, cfg.sft.optimizer, cfg.sft.lr, cfg.sft.weight_decay)
         _, total = sft.plan(len(fits), cfg, ctx.world)
         self.scheduler = sft.schedule(self.optimizer, cfg, total)

@@ -447,3 +447,22 @@ def test_sft_loss_fused_with_the_output_layer_equals_cross_entropy_of_the_logits
     with torch.autocast("cpu", dtype=torch.bfloat16):
         (low_plain, _), (low_fused, g_low) = run(None), run(head)
     assert torch.allclose(low_plain, low_fused, atol=2e-2) and g_low["lm_head.weight"].dtype == torch.float32
+
+
+def test_a_run_says_when_gold_answers_are_longer_than_the_limits_that_score_outputs():
+    """GSM8K gold traces can exceed the generation limit: 5.5% of them are over 320 tokens.
+    The run says so (and for which limit), instead of letting truncations look like the model's fault."""
+    from engine import config
+    from engine.recipe import long_answers
+
+    lengths = [100] * 97 + [350, 390, 500]
+    note = long_answers(lengths, config.load())
+    assert "3 of 100 training answers (3.0%) are longer than rl.max_new_tokens and eval.max_new_tokens (320 tokens)" in note
+    assert "the longest answer is 500 tokens" in note
+    note = long_answers(lengths, config.load(sets=["eval.max_new_tokens=400"]))
+    assert "3 of 100 training answers (3.0%) are longer than rl.max_new_tokens (320 tokens)" in note
+    assert "1 of 100 training answers (1.0%) are longer than eval.max_new_tokens (400 tokens)" in note
+    note = long_answers(lengths, config.load(sets=["eval.max_new_tokens=600"]))
+    assert "eval.max_new_tokens" not in note and "rl.max_new_tokens (320 tokens)" in note
+    assert long_answers(lengths, config.load(sets=["run.phases=[sft]"])) == ""
+    assert long_answers([100] * 200 + [400], config.load()) == ""  # under 1%: not worth a line
