@@ -51,7 +51,7 @@ def update_passes(model, tok, cfg, groups: int, rounds: int = 2) -> dict[bool, f
         for share in (True, False) if r % 2 == 0 else (False, True):  # alternate, so neither always runs second
             for prompts, completions in work:
                 start = time.perf_counter()
-                logp = completion_logprobs(model, tok, prompts, completions, cfg.rl.temperature, share_prompt=share)
+                logp = completion_logprobs(model, tok, prompts, completions, cfg.rl.temperature, share_prefix=share)
                 torch.stack([x.sum() for x in logp]).sum().backward()
                 model.zero_grad(set_to_none=True)
                 seconds[share] += time.perf_counter() - start

@@ -219,7 +219,7 @@ def _cut_after_fence(text: str) -> str:
 
 
 def completion_logprobs(model, tokenizer, prompts: list[str], completions: list[list[int]],
-                        temperature: float = 1.0, entropy: bool = False, share_prompt: bool = True):
+                        temperature: float = 1.0, entropy: bool = False, share_prefix: bool = True):
     """Per-token log-probs of each completion under `model` (with grad if enabled), one forward pass.
 
     The caller chooses the micro-batch (RL backpropagates each one before the next, so
@@ -228,7 +228,7 @@ def completion_logprobs(model, tokenizer, prompts: list[str], completions: list[
     sampled tokens' log-probs are gathered; with `entropy`, also each position's
     entropy (no grad). Prompt and completion are left-padded together, so every
     completion ends at the right edge and only the last max(len) positions need logits.
-    The prompt start the rows share runs once (`share_prompt=False`: every row whole,
+    The prompt start the rows share runs once (`share_prefix=False`: every row whole,
     the same log-probs; benchmarks/rollout.py times both).
     """
     device = next(model.parameters()).device
@@ -244,7 +244,7 @@ def completion_logprobs(model, tokenizer, prompts: list[str], completions: list[
         mask[r, width - len(s) :] = 1
     ids, mask = ids.to(device), mask.to(device)
     # an RL micro-batch is often one question's group: its prompt runs once, up to the token before the completions
-    most = min(map(len, p_ids)) - 1 if share_prompt else 0
+    most = min(map(len, p_ids)) - 1 if share_prefix else 0
     n, ids, mask = move_first(ids, mask, tokenizer.pad_token_id or 0, most=most)
     _, inputs = continue_inputs(model, ids, mask, n)
     logits = model(**inputs, logits_to_keep=keep + 1).logits

@@ -277,7 +277,7 @@ def test_rl_log_probs_run_the_shared_prompt_once_and_equal_each_row_alone(defaul
         assert all(torch.allclose(a, p.grad, atol=1e-5, rtol=1e-4) for a, p in zip(g_together, model.parameters()))
         model.zero_grad()
         with torch.no_grad():  # every row whole, as benchmarks/rollout.py times it: the same log-probs, nothing shared
-            whole = rollout.completion_logprobs(model, tok, prompts, rows, 0.8, share_prompt=False)
+            whole = rollout.completion_logprobs(model, tok, prompts, rows, 0.8, share_prefix=False)
         assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(together, whole))
     prompt_len = len(tok(group[0], add_special_tokens=False)["input_ids"])
     assert shared[0] >= 40 and shared[1] == prompt_len - 1  # the group: all of the prompt but its last token
