@@ -17,61 +17,79 @@ Which one is used:
 
 from __future__ import annotations
 
-import os
 import pickle
-import shutil
+import re
+import stat
 import zipfile
 from pathlib import Path
 
 import torch
 
+from . import safefile
+
 STATE = "state.pt"
 BEST = "best"
 KEEP = 2  # step checkpoints kept beside `best`
+STEP = re.compile(r"^step-\d{6,}$")  # the names the engine gives step checkpoints
 
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used; the message names the file and why."""
 
 
-def save(folder: Path, state: dict) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / (STATE + ".tmp")
-    with open(tmp, "wb") as f:
+def save(session: Path, name: str, state: dict) -> Path:
+    """session/checkpoints/NAME/state.pt, written through no link (engine/safefile.py), fsynced,
+    then renamed: whole or not at all. On an error (a full disk) the partial file is removed."""
+    with safefile.replace(Path(session), Path("checkpoints") / name / STATE, durable=True) as f:
         torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())  # the bytes are on disk before the name points at them
-    tmp.replace(folder / STATE)
-    return folder
+    return Path(session) / "checkpoints" / name
 
 
 def read(folder: Path) -> dict:
     """The state of a checkpoint folder (or a state.pt file): plain tensors and numbers only."""
     path = Path(folder)
     path = path / STATE if path.is_dir() else path
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no checkpoint there")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        f = safefile.open_regular(path)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no checkpoint there") from None
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot be read as a checkpoint ({exc.strerror or exc})") from None
+    try:
+        with f:
+            state = torch.load(f, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(f"{path}: refused: it holds more than tensors and numbers, and loading it could run "
                               f"code ({str(exc).splitlines()[0][:160]})") from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever a foreign file makes torch raise, it is not a checkpoint
         raise CheckpointError(f"{path}: damaged or not a checkpoint ({type(exc).__name__}: {str(exc)[:160]})") from None
     if not isinstance(state, dict) or not isinstance(state.get("trainable"), dict):
         raise CheckpointError(f"{path}: not a tracebench checkpoint (no trained parameters in it)")
     return state
 
 
+def _real_dir(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(path.lstat().st_mode)
+    except OSError:
+        return False
+
+
 def steps(session: Path) -> list[Path]:
-    """Step checkpoints of a session, oldest first."""
-    return sorted(p for p in (Path(session) / "checkpoints").glob("step-*") if (p / STATE).exists())
+    """Step checkpoints of a session, oldest first: real folders named as the engine names them
+    (a link in their place, or in place of checkpoints/, is none)."""
+    folder = Path(session) / "checkpoints"
+    if not _real_dir(folder):
+        return []
+    return sorted(p for p in folder.iterdir() if STEP.match(p.name) and _real_dir(p) and (p / STATE).exists())
 
 
 def rotate(session: Path, keep_path: Path) -> None:
+    """Delete step checkpoints beyond the newest KEEP: only real folders named step-N inside this
+    session's checkpoints/, only the files the engine writes there (a folder holding anything else stays)."""
     for old in steps(session)[:-KEEP]:
         if old != keep_path:
-            shutil.rmtree(old, ignore_errors=True)
+            safefile.remove_own(Path(session), Path("checkpoints") / old.name, (STATE, STATE + ".tmp"))
 
 
 def for_resume(session: Path) -> tuple[Path | None, dict | None, list[str]]:
@@ -95,6 +113,6 @@ def choose(session: Path, which: str = "best") -> Path | None:
     if which == "last":
         return done[-1] if done else None
     path = Path(which)
-    if not (path / STATE).exists() and not path.is_file():
+    if not (path / STATE).is_file() and not path.is_file():
         raise CheckpointError(f"{which}: not a checkpoint (a folder with {STATE}), nor best or last")
     return path

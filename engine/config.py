@@ -56,7 +56,7 @@ class DataConfig:
     # forgotten (composition 11/34 with an even mix, 34/34 with this one: docs/training.md)
     mix: dict = field(default_factory=lambda: dict(DEFAULT_MIX), metadata={"doc": "expert weights of the synthetic SFT and RL problems (a weight per expert and composition; experts left out get none); empty = even"})
     phrasings: str = choice("one", "one", "all")
-    seed: int = 0
+    seed: int = bounded(0, 0, 2**32 - 1, doc="the synthetic problems' seed")
     gsm8k: str = field(default="auto", metadata={"doc": "hub id, JSONL file or folder; auto = the copy shipped with the project"})
     gsm8k_traces: int = bounded(1000, 0, 10_000_000, doc="trace task: GSM8K training problems converted to gold traces, beside the synthetic ones (0 = synthetic only; more than exist = all); RL samples its questions from the same mix")
     max_len: int = bounded(512, 32, 8192, doc="tokens per training example; longer examples are skipped, not cut")
@@ -100,6 +100,7 @@ class EvalConfig:
     mix: dict = field(default_factory=dict, metadata={"doc": "expert weights of the held-out set; empty = even over all, whatever data.mix is, so runs that train on other mixes are compared on the same problems"})
     gsm8k: int = bounded(300, 0, 1319, doc="GSM8K test problems (the first N)")
     problems: list = field(default_factory=list, metadata={"doc": "extra eval sets: JSONL files of question/answer (and optional expert), each named after its file"})
+    problems_limit: int = bounded(0, 0, 10_000_000, doc="the first N problems of each eval.problems file (read no further); 0 = all")
     batch_size: int = bounded(128, 1, 4096, doc="problems decoded together (128: fastest measured on a 2-core CPU, docs/benchmarks.md)")
     max_new_tokens: int = bounded(320, 8, 8192)
     samples: int = bounded(1, 1, 1024, doc="outputs per problem; above 1 the eval also reports pass@k and majority-vote@k")
@@ -113,7 +114,7 @@ class EvalConfig:
 class RunConfig:
     task: str = choice("trace", "trace", "cot", "instruct")
     phases: list = field(default_factory=lambda: ["sft", "rl", "eval"])
-    seed: int = 0
+    seed: int = bounded(0, 0, 2**32 - 1, doc="batch order, sampling and initialisation (numpy and torch take at most 2**32 - 1)")
     checkpoint_every: int = bounded(0, 0, 1_000_000, doc="steps between checkpoints; 0 = at phase ends only")
     sample_every: int = bounded(1, 1, 1_000_000, doc="emit sampled outputs every N RL iterations")
     stop_on_collapse: bool = field(default=False, metadata={"doc": "stop early when outputs collapse (the best checkpoint is kept)"})
@@ -278,6 +279,10 @@ def _check(cfg: Config) -> None:
             raise ConfigError(f"eval.problems[{i}]: {f!r} is not a problem file (JSONL of question/answer)")
     if cfg.run.task == "instruct" and not cfg.data.instruct_train:
         raise ConfigError("data.instruct_train: the instruct task needs a JSONL file of instruction/input/output")
+    for key, value in (("data.gsm8k", cfg.data.gsm8k), ("data.instruct_train", cfg.data.instruct_train)):
+        path = Path(value).expanduser()
+        if value and value != "auto" and path.exists() and not (path.is_file() or path.is_dir()):
+            raise ConfigError(f"{key}: {value} is not a JSONL file or folder")  # /dev/zero, a FIFO: never read
     from .trace.language import COMPOSITION, EXPERTS
 
     for key, mix in (("data.mix", cfg.data.mix), ("eval.mix", cfg.eval.mix)):
@@ -304,8 +309,13 @@ def parse_sets(pairs: list[str]) -> dict:
         value = raw.strip()
         node = out
         parts = key.strip().split(".")
-        for part in parts[:-1]:
+        for i, part in enumerate(parts[:-1]):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {pair!r}: {'.'.join(parts[:i + 1])} is a value, not a section "
+                                  f"(it was set with --set before)")
+        if isinstance(node.get(parts[-1]), dict):
+            raise ConfigError(f"--set {pair!r}: {key.strip()} is a section of settings, not a value")
         node[parts[-1]] = value
     return out
 
@@ -315,17 +325,17 @@ def load(path: str | Path | None = None, sets: list[str] | None = None, base: di
     if base:
         _apply(cfg, base)
     if path:
+        from .safefile import NotRegular, open_regular
+
         try:
-            with open(path, "rb") as f:
+            with open_regular(path, MAX_CONFIG_BYTES) as f:  # a FIFO or a device is refused, never waited on
                 raw = f.read(MAX_CONFIG_BYTES + 1)
         except FileNotFoundError:
             raise ConfigError(f"config file {path}: no such file") from None
-        except IsADirectoryError:
-            raise ConfigError(f"config file {path}: is a folder, not a YAML file") from None
+        except NotRegular as exc:
+            raise ConfigError(f"config file {path}: {exc.why}; a config is a page of YAML") from None
         except OSError as exc:
             raise ConfigError(f"config file {path}: cannot read it ({exc.strerror or exc})") from None
-        if len(raw) > MAX_CONFIG_BYTES:
-            raise ConfigError(f"config file {path}: over {MAX_CONFIG_BYTES} bytes; a config is a page of YAML")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:

@@ -31,17 +31,31 @@ def _clean(value):
 
 
 class EventLog:
-    """Appends events to a session's events.jsonl. Disabled on ranks other than 0."""
+    """Appends events to a session's events.jsonl. Disabled on ranks other than 0.
+
+    Each line is one `os.write` of the whole line. A write that fails (a full disk) is not
+    fatal here: the run goes on to fail where it must (its checkpoint) and says why; the
+    failed line is counted in `lost`, and the next line starts on a line of its own."""
 
     def __init__(self, path: Path | None):
+        from .safefile import open_append
+
         self.path = path
-        self._file = open(path, "a", encoding="utf-8") if path else None
+        self._file = open_append(path.parent, path.name) if path else None  # never through a link
+        self.lost = 0
+        self.error: OSError | None = None
+        self._torn = False
 
     def emit(self, kind: str, **fields) -> dict:
         event = {"kind": kind, "t": round(time.time(), 3), **fields}
         if self._file:
-            self._file.write(json.dumps(_clean(event), default=str) + "\n")
-            self._file.flush()
+            line = (b"\n" if self._torn else b"") + (json.dumps(_clean(event), default=str) + "\n").encode("utf-8")
+            try:
+                written = os.write(self._file.fileno(), line)
+                self._torn = written < len(line)
+            except OSError as exc:
+                self._torn, self.error = True, self.error or exc
+                self.lost += 1
         return event
 
     def close(self) -> None:
@@ -177,8 +191,10 @@ class EventReader:
         return out
 
     def read(self, limit: int = 16 << 20) -> list[dict]:
+        from .safefile import open_regular
+
         try:
-            with open(self.path, "rb") as f:
+            with open_regular(self.path) as f:  # a FIFO or a device is no events file: never blocks
                 st = os.fstat(f.fileno())
                 if (self._inode is not None and st.st_ino != self._inode) or st.st_size < self.offset:
                     self.offset, self._partial = 0, b""  # truncated or re-created: start again
@@ -186,7 +202,7 @@ class EventReader:
                 self._inode = st.st_ino
                 f.seek(self.offset)
                 chunk = f.read(limit)
-        except (FileNotFoundError, IsADirectoryError, PermissionError):
+        except OSError:
             return []
         self.offset += len(chunk)
         return self.feed(chunk)

@@ -252,12 +252,20 @@ def load_trainable_state(model, state: dict) -> None:
     """Load a checkpoint's trained parameters; one that trained other parameters than
     this configuration does (another model, another `model.train`, or a tied
     `lm_head` from before it was untied) is refused with the names, not loaded halfway."""
-    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    foreign = sorted(set(state) - trainable)
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    foreign = sorted(set(state) - set(params))
     if foreign:
         raise CheckpointMismatch(
             f"the checkpoint does not fit this model and configuration: it holds {', '.join(foreign[:3])}"
             f"{' ...' if len(foreign) > 3 else ''}, which this configuration does not train")
+    missing = sorted(set(params) - set(state))
+    if missing:  # loading the rest would score a model that is half the checkpoint, half untrained
+        raise CheckpointMismatch(f"the checkpoint lacks {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''} "
+                                 f"({len(missing)} tensor(s) this configuration trains): damaged, or written by another configuration")
+    for name, value in state.items():
+        if not isinstance(value, torch.Tensor) or tuple(value.shape) != tuple(params[name].shape):
+            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise CheckpointMismatch(f"the checkpoint's {name} is {shape}, the model's is {tuple(params[name].shape)}")
     model.load_state_dict(state, strict=False)
 
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import sys
 import time
 
-from rich.console import Console
-
 
 class Reporter:
     def __init__(self, interactive: bool | None = None):
-        self.console = Console(stderr=False, highlight=False)
+        from .cli.console import SafeConsole
+
+        self.console = SafeConsole(stderr=False, highlight=False)
         self.interactive = self.console.is_terminal if interactive is None else interactive
         self.progress = None
         self.tasks: dict[str, int] = {}

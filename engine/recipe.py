@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from . import checkpoints, tasks, threads
+from . import checkpoints, safefile, tasks, threads
 from .events import SCHEMA_VERSION
 from .modeling import (autocast, load_model, load_tokenizer, load_trainable_state, make_optimizer, param_counts, pick_device,
                        setup_notes, trainable_state)
@@ -84,7 +84,7 @@ class Recipe:
                 f"depends on how many ranks share it")
         self.global_step, self.best_accuracy = st.get("global_step", 0), st.get("best_accuracy")
         if ctx.session:
-            (ctx.session.path / CONFIG).write_text(cfg.to_yaml())
+            safefile.write(ctx.session.path, CONFIG, cfg.to_yaml())
             started = ctx.session.status().get("started") if resume else None
             ctx.session.write_status(status="running", model=cfg.model.name, phase="setup", started=started or time.time())
         device = pick_device(cfg.model.device)
@@ -134,6 +134,9 @@ class Recipe:
     def train(self) -> None:
         """Every stage from where the run starts; raises Stopped when a stop ends it early."""
         ctx = self.ctx
+        if ctx.agree(ctx.stop_requested()):  # asked for while the engine was starting: nothing to save yet
+            ctx.alert("info", "stopped before the first step: a stop was asked for while the engine was starting")
+            raise Stopped()
         for index, (kind, which) in enumerate(self.plan):
             if index < self.resume["stage"]:
                 continue
@@ -232,7 +235,7 @@ class Recipe:
             # ties); the untrained start is no checkpoint and competes with none
             if i == 0 and which != "start" and (self.best_accuracy is None or fields["accuracy"] > self.best_accuracy):
                 self.best_accuracy = fields["accuracy"]
-                self._write(self.folder / checkpoints.BEST, -1, 0)
+                self._write(checkpoints.BEST, -1, 0)
                 ctx.emit("checkpoint", path=str(self.folder / checkpoints.BEST), step=step, phase=which, best=True,
                          accuracy=fields["accuracy"])
                 if ctx.session:
@@ -245,8 +248,7 @@ class Recipe:
         if self.ctx.rank != 0 or self.model is None:
             return None
         at = self.global_step + (0 if next_stage else step)
-        path = self.folder / f"step-{at:06d}"
-        self._write(path, self.stage + 1 if next_stage else self.stage, 0 if next_stage else step)
+        path = self._write(f"step-{at:06d}", self.stage + 1 if next_stage else self.stage, 0 if next_stage else step)
         checkpoints.rotate(self.session_dir, path)
         self.ctx.emit("checkpoint", path=str(path), step=step, phase=self.plan[self.stage][0] if self.plan else "setup",
                       global_step=at)
@@ -261,8 +263,8 @@ class Recipe:
         except Exception:
             pass
 
-    def _write(self, path: Path, stage: int, step: int) -> None:
-        checkpoints.save(path, {
+    def _write(self, name: str, stage: int, step: int) -> Path:
+        return checkpoints.save(self.session_dir, name, {
             "stage": stage, "step": step, "global_step": self.global_step, "trainable": trainable_state(self.model),
             "world": self.ctx.world,
             "optimizer": self.optimizer.state_dict() if self.optimizer else None,

@@ -9,8 +9,10 @@ Under torchrun every rank trains; rank 0 alone writes the session.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
+import sys
 import threading
 import traceback
 from datetime import timedelta
@@ -81,7 +83,7 @@ def run(cfg, session_dir: Path, resume: bool = False, interactive: bool | None =
     if rank == 0:
         session = Session(Path(session_dir)).create()
         session.lock()
-        session.clear_requests()  # a stop left from before this run must not end it
+        session.clear_requests()  # a stop left from before this process must not end it; one asked since is kept
     log = EventLog(session.events if session else None)
     reporter = Reporter(interactive) if rank == 0 else None
     recipe = Recipe(cfg, session_dir, dict(log=log, session=session, reporter=reporter, rank=rank, world=world))
@@ -107,9 +109,15 @@ def run(cfg, session_dir: Path, resume: bool = False, interactive: bool | None =
     except Stopped:
         status = "stopped"
     except Exception as exc:  # the run must end with a final event, whatever happened
-        error = f"{type(exc).__name__}: {exc}"
+        full = disk_full(exc) or (log.error if disk_full(log.error) else None)
+        if full:  # no checkpoint of the weights as they are: it would fill the disk again
+            error = (f"disk full: no space left on the device while writing {full.filename or 'the session'}; "
+                     f"free some space, then `engine train --resume {session_dir}` continues from the last checkpoint")
+        else:
+            error = f"{type(exc).__name__}: {exc}"
         ctx.emit("alert", level="error", message=error, traceback=traceback.format_exc()[-4000:])
-        recipe.save_after_failure()
+        if not full:
+            recipe.save_after_failure()
     finally:
         done.set()
         for s, h in old.items():
@@ -119,7 +127,10 @@ def run(cfg, session_dir: Path, resume: bool = False, interactive: bool | None =
             fields["error"] = error
         ctx.emit("run_finished", **fields)
         if session:
-            session.write_status(status=status, error=error)
+            try:
+                session.write_status(status=status, error=error)
+            except OSError as exc:  # a full disk: the final event above, or this line, is what is left
+                print(f"engine: could not write {session.path / 'status.json'}: {exc.strerror or exc}", file=sys.stderr)
         if reporter:
             reporter.close()
         for mirror in ctx.mirrors:
@@ -130,6 +141,15 @@ def run(cfg, session_dir: Path, resume: bool = False, interactive: bool | None =
 
             dist.destroy_process_group()
     return status
+
+
+def disk_full(exc) -> OSError | None:
+    """The OSError that says the disk is full, from `exc` or what caused it."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _mirrors(cfg, name: str) -> list:

@@ -14,16 +14,27 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .events import EVENTS, count, finite_number
+from . import safefile
+from .events import EVENTS, clean_text, count, finite_number
 
 # Every file name of a session folder, in one place.
 STATUS, CONFIG, STOP, CHECKPOINT_NOW, LOCK = "status.json", "config.yaml", "stop", "checkpoint-now", "run.lock"
 REQUESTS = (STOP, CHECKPOINT_NOW)
+# what the engine writes in a session; none of them may be a link
+WRITTEN = (STATUS, STATUS + ".tmp", CONFIG, CONFIG + ".tmp", EVENTS, LOCK, "checkpoints", "report.json", "report.json.tmp",
+           "report.md", "report.md.tmp", *REQUESTS)
 MAX_STATUS_BYTES = 1 << 16
 
 
 class SessionBusy(RuntimeError):
     """Another live run holds this session."""
+
+
+def process_started() -> float:
+    """When this process started (wall clock): requests made since then are for this run."""
+    import psutil
+
+    return psutil.Process().create_time()
 
 
 def new_run_id(model: str) -> str:
@@ -45,14 +56,22 @@ class Session:
         return self.path / "checkpoints"
 
     def create(self) -> "Session":
+        """The folder and its checkpoints/, refused (UnsafePath, before anything is written)
+        when a name the engine writes is a link: a session from elsewhere must not point out of itself."""
         self.path.mkdir(parents=True, exist_ok=True)
-        self.checkpoints.mkdir(exist_ok=True)
+        links = [name for name in WRITTEN if safefile.is_link(self.path / name)]
+        if links:
+            raise safefile.UnsafePath(errno.ELOOP, f"{self.path}: {', '.join(links)} "
+                                      f"{'is a symbolic link' if len(links) == 1 else 'are symbolic links'}; the engine "
+                                      f"never writes through links in a session folder: remove them, or copy the "
+                                      f"session with `cp -rL`")
+        safefile.make_dirs(self.path, "checkpoints")
         return self
 
     def lock(self) -> None:
         """Hold the session for this process's life (the OS lets go when it dies); a second
         run on the same folder is refused instead of interleaving its events and checkpoints."""
-        fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        fd = safefile.open_create(self.path, LOCK, os.O_RDWR)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -65,13 +84,16 @@ class Session:
         self._lock_fd = fd  # kept open: closing it would release the lock
 
     def is_live(self) -> bool:
-        """True when a run holds the session's lock (on this machine or a shared file system)."""
+        """True when a run holds the session's lock (on this machine or a shared file system):
+        the truth about liveness, where a pid in status.json may belong to any process by now."""
         try:
-            fd = os.open(self.path / LOCK, os.O_RDWR | os.O_NOFOLLOW)
+            fd = os.open(self.path / LOCK, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
             return False
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return False
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except OSError:
             return True
         finally:
@@ -81,15 +103,12 @@ class Session:
     def write_status(self, **fields) -> None:
         current = self.status()
         current.update(fields, updated=time.time(), pid=os.getpid(), host=socket.gethostname())
-        tmp = self.path / (STATUS + ".tmp")
-        tmp.write_text(json.dumps(current, default=str))
-        tmp.replace(self.path / STATUS)  # readers never see half a file
+        safefile.write(self.path, STATUS, json.dumps(current, default=str))  # whole or not at all; never through a link
 
     def status(self) -> dict:
-        """status.json as a dict; anything else (a list, bad UTF-8, huge) reads as empty."""
+        """status.json as a dict; anything else (a list, bad UTF-8, huge, a FIFO) reads as empty."""
         try:
-            with open(self.path / STATUS, "rb") as f:
-                data = json.loads(f.read(MAX_STATUS_BYTES).decode("utf-8"))
+            data = json.loads(safefile.read_bytes(self.path / STATUS, MAX_STATUS_BYTES).decode("utf-8"))
         except (OSError, ValueError, RecursionError):
             return {}
         return data if isinstance(data, dict) else {}
@@ -102,18 +121,17 @@ class Session:
 
     def request(self, name: str) -> None:
         # never through a link someone planted: O_NOFOLLOW refuses it
-        fd = os.open(self.path / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(safefile.open_create(self.path, name), "w") as f:
             f.write(str(time.time()))
 
     def take_request(self, name: str) -> bool:
         """True once per request file. Something else under that name (a folder) is no request."""
         path = self.path / name
         try:
-            mode = os.lstat(path).st_mode
+            st = os.lstat(path)
         except OSError:
             return False
-        if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
             return False
         try:
             path.unlink()  # unlinks a link itself, never its target
@@ -121,36 +139,47 @@ class Session:
             return False
         return True
 
-    def clear_requests(self) -> None:
-        """A new or resumed run starts without the requests left from before it."""
+    def clear_requests(self, before: float | None = None) -> None:
+        """A new or resumed run starts without the requests left from before `before` (its
+        process's start): a stop asked for while the engine was still starting is kept."""
+        before = process_started() if before is None else before
         for name in REQUESTS:
-            self.take_request(name)
+            try:
+                st = os.lstat(self.path / name)
+            except OSError:
+                continue
+            if st.st_mtime < before or stat.S_ISLNK(st.st_mode):
+                self.take_request(name)
 
 
 def summarize(path: Path) -> dict:
-    """What the session list shows, from status.json and events (no torch)."""
+    """What the session list shows, from status.json and events (no torch). Text is cleaned of
+    terminal escapes here, where it leaves the folder; liveness is the session lock, never the
+    pid in status.json (by now it may name any process)."""
     s = Session(path)
     st = s.status()
     info = {
-        "run": path.name, "path": str(path), "status": _text(st.get("status"), "unknown"), "model": _text(st.get("model"), "?"),
-        "phase": _text(st.get("phase"), ""), "step": count(st.get("step")), "total": count(st.get("total")),
-        "started": _time(st.get("started")), "best_accuracy": _share(st.get("best_accuracy")),
+        "run": clean_text(path.name), "path": str(path), "status": _text(st.get("status"), "unknown"),
+        "model": _text(st.get("model"), "?"), "phase": _text(st.get("phase"), ""), "step": count(st.get("step")),
+        "total": count(st.get("total")), "started": _time(st.get("started")), "best_accuracy": _share(st.get("best_accuracy")),
         "error": _text(st.get("error"), "") or None,
     }
-    if info["status"] == "running" and st.get("host") == socket.gethostname() and not _alive(st.get("pid")):
-        info["status"] = "died"  # the process is gone without a final event
-    if info["started"] is None and s.events.exists():
-        with open(s.events, "rb") as f:
-            first = f.readline(1 << 20)
+    if s.is_live():
+        info["status"] = "running"
+    elif info["status"] == "running":
+        info["status"] = "died"  # no process holds the session: it ended without a final event
+    if info["started"] is None:
         try:
+            with safefile.open_regular(s.events) as f:
+                first = f.readline(1 << 20)
             info["started"] = _time(json.loads(first).get("t"))
-        except (ValueError, AttributeError, RecursionError):
+        except (OSError, ValueError, AttributeError, RecursionError):
             pass
     return info
 
 
 def _text(value, default: str) -> str:
-    return value[:200] if isinstance(value, str) else default
+    return clean_text(value[:200]) if isinstance(value, str) else default
 
 
 def _time(value) -> float | None:
@@ -163,19 +192,6 @@ def _share(value) -> float | None:
     return float(value) if value is not None and 0 <= value <= 1 else None
 
 
-def _alive(pid) -> bool:
-    """pid 0 and -1 name process groups, not a run: never alive."""
-    if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid < 1 << 22:
-        return False
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-
-
 def list_sessions(root: Path) -> list[dict]:
     if not root.exists():
         return []
@@ -185,6 +201,6 @@ def list_sessions(root: Path) -> list[dict]:
             try:
                 rows.append(summarize(p))
             except OSError:  # unreadable folder: listed, not fatal
-                rows.append({"run": p.name, "path": str(p), "status": "unreadable", "model": "?", "phase": "",
+                rows.append({"run": clean_text(p.name), "path": str(p), "status": "unreadable", "model": "?", "phase": "",
                              "step": None, "total": None, "started": None, "best_accuracy": None, "error": None})
     return sorted(rows, key=lambda r: r.get("started") or 0, reverse=True)

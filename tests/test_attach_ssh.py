@@ -109,7 +109,32 @@ def test_attach_to_a_folder_that_is_not_there_says_so_and_exits(sshd, tmp_path):
     import sys
 
     host, options = sshd
+    each = [f"--ssh-option={o}" for o in options]  # one ssh argument each, passed whole
     for target in (str(tmp_path / "gone"), f"{host}:{tmp_path / 'gone'}"):
-        out = subprocess.run([sys.executable, "-m", "workbench.cli", "attach", target, "--ssh-option", " ".join(options)],
+        out = subprocess.run([sys.executable, "-m", "workbench.cli", "attach", target, *each],
                              capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
         assert out.returncode == 2 and "no such session folder" in out.stderr, (target, out.stderr)
+
+
+def test_attach_to_a_host_without_a_folder_refuses_at_once(sshd):
+    import sys
+
+    host, options = sshd
+    out = subprocess.run([sys.executable, "-m", "workbench.cli", "attach", f"{host}:", *[f"--ssh-option={o}" for o in options]],
+                         capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+    assert out.returncode == 2 and "HOST:DIR" in out.stderr, out.stderr
+
+
+def test_an_ssh_option_with_spaces_reaches_ssh_as_one_argument(tmp_path):
+    """A fake ssh records its argv: `-oProxyCommand=a b` must arrive whole, not split at the space."""
+    import os
+    import sys
+
+    fake = tmp_path / "ssh"
+    log = tmp_path / "argv"
+    fake.write_text(f"#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\" >> {log}; done\nexit 1\n")
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    subprocess.run([sys.executable, "-m", "workbench.cli", "attach", "somehost:/x", "--ssh-option=-oProxyCommand=nc a b"],
+                   capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, env=env)
+    assert "-oProxyCommand=nc a b" in log.read_text().splitlines()

@@ -16,7 +16,7 @@ import torch
 
 from engine import checkpoints, config
 from engine.events import EventReader, clean_text, read_all, sanitize
-from engine.session import Session, _alive, list_sessions
+from engine.session import Session, list_sessions
 from engine.trace import check
 
 from .sessions_fixture import events as fixture_events
@@ -180,9 +180,11 @@ def test_a_follower_survives_lines_that_once_killed_it(tmp_path):
 
 
 # 5 ------------------------------------------------------------------ one damaged session does not break the list
-@pytest.mark.parametrize("raw", [b"[1, 2]", b"\xff\xfe{", b'{"started": "yesterday", "status": 3}', b'{"started": NaN}',
-                                 b'{"pid": 99999999999999999999, "status": "running", "host": "%s"}', b'"text"', b"{" * 10_000])
-def test_a_damaged_status_file_lists_as_unknown(tmp_path, raw):
+@pytest.mark.parametrize("raw,status", [(b"[1, 2]", "unknown"), (b"\xff\xfe{", "unknown"), (b'{"started": "yesterday", "status": 3}', "unknown"),
+                                        (b'{"started": NaN}', "unknown"), (b'"text"', "unknown"), (b"{" * 10_000, "unknown"),
+                                        (b'{"pid": 99999999999999999999, "status": "running", "host": "%s"}', "died"),
+                                        (b'{"status": "completed", "model": "[/]\\u001b[2J", "phase": "[bold]x"}', "completed")])
+def test_a_damaged_status_file_lists_as_unknown(tmp_path, raw, status):
     import socket
 
     root = tmp_path / "sessions"
@@ -191,13 +193,36 @@ def test_a_damaged_status_file_lists_as_unknown(tmp_path, raw):
     (root / "good").mkdir()
     Session(root / "good").write_status(status="completed", model="tiny", started=time.time())
     rows = {r["run"]: r for r in list_sessions(root)}
-    assert rows["good"]["status"] == "completed" and rows["bad"]["status"] in ("unknown", "died", "running")
+    assert rows["good"]["status"] == "completed" and rows["bad"]["status"] == status
+    assert "\x1b" not in json.dumps(rows["bad"], ensure_ascii=False)
     out = engine("ls", "--root", str(root))
-    assert out.returncode == 0 and "Traceback" not in out.stderr
+    assert out.returncode == 0 and "Traceback" not in out.stderr and "good" in out.stdout and "bad" in out.stdout
 
 
-def test_pid_zero_and_minus_one_are_not_running():
-    assert not _alive(0) and not _alive(-1) and not _alive(True) and not _alive("1") and _alive(os.getpid())
+def test_liveness_is_the_session_lock_not_a_pid_that_any_process_may_hold(tmp_path):
+    """status.json says running with the pid of a live `sleep`, and of a SIGSTOPped one: neither is a run.
+    A process that holds the session's lock is, whatever status.json says."""
+    import socket
+
+    root = tmp_path / "sessions"
+    sleepers = [subprocess.Popen(["sleep", "60"]) for _ in range(2)]
+    try:
+        sleepers[1].send_signal(signal.SIGSTOP)
+        for i, p in enumerate(sleepers):
+            Session(root / f"s{i}").create().write_status(status="running", started=time.time())
+            status = json.loads((root / f"s{i}" / "status.json").read_text())
+            (root / f"s{i}" / "status.json").write_text(json.dumps({**status, "pid": p.pid, "host": socket.gethostname()}))
+        holder = Session(root / "held").create()
+        holder.write_status(status="completed", started=time.time())
+        holder.lock()
+        rows = {r["run"]: r["status"] for r in list_sessions(root)}
+        assert rows == {"s0": "died", "s1": "died", "held": "running"}
+        out = engine("ls", "--root", str(root), "--json")
+        assert {r["run"]: r["status"] for r in json.loads(out.stdout)} == {"s0": "died", "s1": "died", "held": "running"}
+    finally:
+        for p in sleepers:
+            p.kill()
+            p.wait()
 
 
 # 6 ------------------------------------------------------------------ nothing shown drives the terminal
@@ -248,8 +273,12 @@ def test_requests_never_follow_links_and_a_folder_is_no_request(tmp_path):
     (s.path / "stop").mkdir()
     assert not s.take_request("stop")
     s.request_checkpoint()
-    s.clear_requests()
+    s.clear_requests(before=time.time() + 1)  # left from before this run: cleared
     assert not (s.path / "checkpoint-now").exists()
+    (s.path / "stop").rmdir()
+    s.request_stop()
+    s.clear_requests(before=time.time() - 5)  # asked for since the run's process started: kept for it
+    assert (s.path / "stop").exists()
 
 
 # 9 ------------------------------------------------------------------ signals and damaged checkpoints
@@ -271,10 +300,10 @@ def test_checkpoints_are_fsynced_before_the_rename(tmp_path, monkeypatch):
     order = []
     real_fsync = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (order.append("fsync"), real_fsync(fd))[1])
-    real_replace = Path.replace
-    monkeypatch.setattr(Path, "replace", lambda self, target: (order.append("rename"), real_replace(self, target))[1])
-    checkpoints.save(tmp_path / "c", {"trainable": {"w": torch.ones(2)}})
-    assert order == ["fsync", "rename"] and checkpoints.read(tmp_path / "c")["trainable"]["w"].sum() == 2
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda *a, **kw: (order.append("rename"), real_replace(*a, **kw))[1])
+    folder = checkpoints.save(tmp_path, "c", {"trainable": {"w": torch.ones(2)}})
+    assert order == ["fsync", "rename"] and checkpoints.read(folder)["trainable"]["w"].sum() == 2
 
 
 def test_ctrl_c_right_after_start_stops_cleanly_and_a_second_signal_ends_at_once(tmp_path):

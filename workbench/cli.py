@@ -15,7 +15,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd")
     a = sub.add_parser("attach", help="follow a run started elsewhere: DIR, or HOST:DIR through ssh")
     a.add_argument("target")
-    a.add_argument("--ssh-option", action="append", default=[], help="extra ssh argument, e.g. -p 2222")
+    a.add_argument("--ssh-option", action="append", default=[], metavar="ARG",
+                   help="one extra ssh argument, passed as it is (never split): --ssh-option=-p2222, "
+                        "--ssh-option='-oProxyJump=user@jump host'; repeat for more")
     t = sub.add_parser("trace", help="step through a trace file (- for standard input)")
     t.add_argument("file")
     t.add_argument("--expect-answer")
@@ -27,10 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     from .app import attach_app, sessions_app, stepper_app
 
     if args.cmd == "attach":
-        from .follow import missing_folder
+        from .follow import missing_folder, split_target
 
-        options = [o for opt in args.ssh_option for o in opt.split()]
-        why = missing_folder(args.target, ssh_options=options)
+        options = list(args.ssh_option)  # each one ssh argument: a value with spaces stays whole
+        host, folder = split_target(args.target)
+        why = "give the session folder on that host: HOST:DIR" if host is not None and not (host and folder) else \
+            missing_folder(args.target, ssh_options=options)
         if why:
             print(f"workbench attach: {why}", file=sys.stderr)
             return 2

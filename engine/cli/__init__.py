@@ -31,6 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `engine ... | head`
         sys.stderr.close()
         return 0
+    except OSError as exc:  # a read-only folder, a full disk, a link refused in a session: one line, no traceback
+        from .common import fail
+
+        where = f"{exc.filename}: " if exc.filename and str(exc.filename) not in str(exc.strerror) else ""
+        return fail(args.cmd, f"{where}{exc.strerror or exc}", 1)
 
 
 if __name__ == "__main__":

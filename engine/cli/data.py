@@ -92,37 +92,52 @@ def _gsm8k_traces(args) -> int:
 
 
 def _stats(args) -> int:
-    from rich.console import Console
+    from rich.text import Text
 
+    from ..safefile import lines
+    from .console import console
+
+    rows = []
     try:
-        rows = [json.loads(line) for line in Path(args.file).read_text().splitlines() if line.strip()]
+        for n, line in lines(args.file):  # a regular file, lines bounded
+            if line.strip():
+                row = json.loads(line)
+                if not isinstance(row, dict):
+                    return fail("data stats", f"{args.file}: line {n} is not a JSON object")
+                rows.append(row)
     except FileNotFoundError:
         return fail("data stats", f"{args.file}: no such file")
     except json.JSONDecodeError as exc:
-        return fail("data stats", f"{args.file}: not JSONL ({exc.msg} at line {exc.lineno})")
-    by_expert = Counter(r.get("expert") for r in rows)
-    by_pattern = Counter((r.get("expert"), r.get("pattern")) for r in rows)
+        return fail("data stats", f"{args.file}: not JSONL ({exc.msg} at line {n})")
+    except (OSError, ValueError, RecursionError) as exc:
+        return fail("data stats", str(exc))
+    if not rows:
+        return fail("data stats", f"{args.file}: no examples in it")
+    by_expert = Counter(str(r.get("expert")) for r in rows)  # whatever the file holds: shown as text
+    by_pattern = Counter((str(r.get("expert")), str(r.get("pattern"))) for r in rows)
     out = table(f"{args.file}: {len(rows)} examples", ("expert", "pattern", "count", "share"), right=("count", "share"))
     for expert, n in sorted(by_expert.items(), key=lambda kv: -kv[1]):
-        out.add_row(f"[bold]{expert}[/]", "", str(n), f"{n / len(rows):.1%}")
+        out.add_row(Text(expert, style="bold"), "", str(n), f"{n / len(rows):.1%}")
         for (e, pat), m in sorted(by_pattern.items()):
             if e == expert:
-                out.add_row("", pat, str(m), f"{m / len(rows):.1%}")
-    Console().print(out)
+                out.add_row("", Text(str(pat)), str(m), f"{m / len(rows):.1%}")
+    console().print(out)
     rejected = rejected_path(Path(args.file))
     if any("gsm8k_index" in r for r in rows) and rejected.exists():
-        _conversion_table(len(rows), [json.loads(x) for x in rejected.read_text().splitlines() if x.strip()])
+        try:
+            _conversion_table(len(rows), [json.loads(x) for _, x in lines(rejected) if x.strip()])
+        except (OSError, ValueError, RecursionError) as exc:
+            return fail("data stats", f"{rejected}: {exc}")
     return 0
 
 
 def _conversion_table(kept: int, rejected: list[dict]) -> None:
-    from rich.console import Console
-
     from ..data.gsm8k_traces import REASONS
+    from .console import console
 
     total = kept + len(rejected)
     rows = [("kept", str(kept), f"{kept / max(total, 1):.1%}", "scores 1.0 against the reference answer")]
     rows += [(str(reason), str(n), f"{n / max(total, 1):.1%}", REASONS.get(reason, ""))
-             for reason, n in Counter(r.get("reason") for r in rejected).most_common()]
-    Console().print(table(f"GSM8K conversion: {kept} of {total} kept ({kept / max(total, 1):.1%})",
+             for reason, n in Counter(str(r.get("reason")) if isinstance(r, dict) else "?" for r in rejected).most_common()]
+    console().print(table(f"GSM8K conversion: {kept} of {total} kept ({kept / max(total, 1):.1%})",
                           ("outcome", "count", "share", "meaning"), rows, right=("count", "share")))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .. import config as config_mod
 from ..models import TINY, ModelNotFound
-from .common import fail, load_weights
+from .common import fail, load_weights, not_a_session
 
 
 def add_parser(sub) -> None:
@@ -42,11 +42,15 @@ def _eval(args) -> int:
     if args.limit is not None:
         if args.limit < 1:
             return fail("eval", "--limit must be 1 or more")
-        sets += [f"eval.synthetic={args.limit}", f"eval.gsm8k={min(args.limit, 1319)}"] if not args.problems else []
+        sets += [f"eval.problems_limit={args.limit}"] if args.problems else \
+            [f"eval.synthetic={args.limit}", f"eval.gsm8k={min(args.limit, 1319)}"]
     if args.samples is not None:
         sets.append(f"eval.samples={args.samples}")
     if args.temperature is not None:
         sets.append(f"eval.temperature={args.temperature}")
+    why = not_a_session(target)
+    if why:
+        return fail("eval", why)
     try:
         if (target / "config.yaml").exists():
             cfg = config_mod.load(target / "config.yaml", sets)
@@ -73,15 +77,13 @@ def _eval(args) -> int:
     except (OSError, ValueError) as exc:
         return fail("eval", str(exc))
     for name, items in named.items():
-        items = items[: args.limit] if args.limit else items
         fields, _ = ev.evaluate(model, tok, items, cfg)
         results[name] = fields
     if args.json:
         print(json.dumps({"checkpoint": str(ckpt) if ckpt else None, "sets": results}, default=str))
         return 0
-    from rich.console import Console
-
+    from .console import console
     from .tables import eval_table
 
-    Console(highlight=False).print(eval_table([{"at": str(ckpt.name) if ckpt else "base", "set": k, **v} for k, v in results.items()]))
+    console().print(eval_table([{"at": str(ckpt.name) if ckpt else "base", "set": k, **v} for k, v in results.items()]))
     return 0

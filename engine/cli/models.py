@@ -14,7 +14,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from rich.console import Console
+    from .console import console
 
     if args.action == "prepare":
         try:
@@ -23,6 +23,6 @@ def run(args) -> int:
             return fail("models", str(exc), 1)
         return 0
     rows = [(m.name, m.params, f"{m.source}: {m.where}", status(m), m.note, m.measured) for m in KNOWN.values()]
-    Console().print(table("Models (use the name, a local folder, or any hub id with --model)",
+    console().print(table("Models (use the name, a local folder, or any hub id with --model)",
                           ("name", "params", "comes from", "status", "note", "measured"), rows))
     return 0

@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from .. import safefile
 from ..report import fmt, compare, markdown, meteor_available, metrics
 from ..tasks.instruct import INSTRUCT_SYSTEM, instruction_prompt, read_instructions
 from .common import fail, load_weights
@@ -41,8 +42,8 @@ def run(args) -> int:
     from ..session import Session
 
     session = Session(Path(args.tuned))
-    if not (session.path / "config.yaml").exists():
-        return fail("report", f"{session.path} is not a session folder")
+    if not (session.path / "config.yaml").is_file():
+        return fail("report", f"{session.path}: {'not a session folder (it has no config.yaml)' if session.path.is_dir() else 'no such session folder'}")
     try:
         cfg = config_mod.load(session.path / "config.yaml")
         sets = {Path(s).stem: read_instructions(s, args.limit or None) for s in args.sets}
@@ -73,23 +74,25 @@ def run(args) -> int:
               "note": note}
     out = Path(args.out) if args.out else session.path
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(result, indent=2))
-    (out / "report.md").write_text(markdown(result, note))
+    safefile.write(out, "report.json", json.dumps(result, indent=2))  # whole or not at all, never through a link or into a FIFO
+    safefile.write(out, "report.md", markdown(result, note))
     _print(result, note)
     print(f"wrote {out / 'report.md'} and {out / 'report.json'}")
     return 0
 
 
 def _print(result: dict, note: str | None) -> None:
-    from rich.console import Console
+    from rich.text import Text
+
+    from .console import console as make_console
 
     out = []
     for name, rows in result["sets"].items():
         for m, v in rows.items():
             d = v["delta"]
             style = "" if d is None else ("green" if (d > 0) != (m in ("truncation_rate",)) else "red")
-            out.append((name, m, fmt(v["base"]), fmt(v["tuned"]), f"[{style}]{fmt(d)}[/]" if style else fmt(d)))
-    console = Console()
+            out.append((name, m, fmt(v["base"]), fmt(v["tuned"]), Text(fmt(d), style=style)))
+    console = make_console()
     console.print(table(f"base {result['base']} vs tuned {result['tuned']}", ("set", "metric", "base", "tuned", "delta"), out,
                         right=("base", "tuned", "delta")))
     if note:

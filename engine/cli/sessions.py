@@ -37,11 +37,10 @@ def _ls(args) -> int:
     if not rows:
         print(f"no sessions in {args.root}/")
         return 0
-    from rich.console import Console
-
+    from .console import console
     from .tables import sessions_table
 
-    Console().print(sessions_table(rows, args.root))
+    console().print(sessions_table(rows, args.root))
     return 0
 
 
@@ -67,8 +66,12 @@ def _stop(args) -> int:
 def _export(args) -> int:
     from ..integrations import tensorboard, wandb
 
+    from ..events import EVENTS
+
     if not (args.tensorboard or args.wandb):
         return fail("export", "say where to: --tensorboard DIR and/or --wandb PROJECT")
+    if not (Path(args.session) / EVENTS).is_file():  # before any writer leaves an empty log behind
+        return fail("export", f"{args.session}: no such session folder (no {EVENTS} in it)")
     try:
         if args.tensorboard:
             n = tensorboard.export(args.session, args.tensorboard)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 from rich.table import Table
+from rich.text import Text
 
 from ..stats import fmt_interval
 
@@ -16,8 +17,8 @@ def table(title: str, columns, rows=(), right=()) -> Table:
     t = Table(title=title, title_justify="left")
     for col in columns:
         t.add_column(col, justify="right" if col in right else "left")
-    for row in rows:
-        t.add_row(*row)
+    for row in rows:  # text is text: `[/]` in a status field is shown, never read as markup
+        t.add_row(*(Text(cell) if isinstance(cell, str) else cell for cell in row))
     return t
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import sys
 
-from rich.console import Console
-
 from ..trace.checker import check
 from ..trace.inputs import UsageError, read_input
 from ..trace.language import COMPOSITION, EXPERTS
@@ -46,7 +44,9 @@ def run_check(args) -> int:
         texts = [(name, read_input(name)) for name in args.files]
     except UsageError as exc:
         return fail("trace check", str(exc))
-    console = Console(highlight=False)
+    from .console import console as make_console
+
+    console = make_console()
     all_valid = True
     for name, text in texts:
         report = check(text, args.expect_answer, args.expect_expert, source="<stdin>" if name == "-" else name)
@@ -67,7 +67,9 @@ def run_steps(args) -> int:
     except UsageError as exc:
         return fail("trace run", str(exc))
     report = check(text, args.expect_answer, args.expect_expert, source="<stdin>" if args.file == "-" else args.file)
-    console = Console(highlight=False)
+    from .console import console as make_console
+
+    console = make_console()
     if report.trace is None:
         console.print(source_view(report))
         return 1

@@ -13,7 +13,12 @@ from pathlib import Path
 HUB_ID = "openai/gsm8k"
 SHIPPED = Path(__file__).resolve().parent / "files" / "gsm8k"
 _FINAL = re.compile(r"####\s*(.+?)\s*$", re.S)
-_NUMBER = re.compile(r"-?\$?\s*-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
+# A whole answer, nothing around it: sign, optional $, digits (commas only in groups of three),
+# decimals, an exponent up to 30, or a fraction a/b. Anything else is unparseable, never misread.
+_ANSWER = re.compile(r"^(?P<sign>[+-]?)\$?(?P<sign2>[+-]?)(?P<int>\d{1,3}(?:,\d{3})+|\d+)?(?P<dec>\.\d+)?\.?"
+                     r"(?:[eE](?P<exp>[+-]?\d{1,3}))?$")
+_FRACTION = re.compile(r"^(?P<sign>[+-]?)(?P<num>\d+)\s*/\s*(?P<den>\d+)$")
+MAX_EXPONENT = 30
 
 
 @dataclass
@@ -32,14 +37,23 @@ def parse_answer(text: str) -> Fraction:
 
 
 def number(text: str) -> Fraction:
-    """A number as people write it: `$1,234`, `-5`, `3.50`, `12.`"""
-    m = _NUMBER.search(text)
-    if not m:
-        raise ValueError(f"no number in {text!r}")
-    clean = m.group(0).replace(",", "").replace("$", "").replace(" ", "")
-    if clean.startswith("--"):
-        clean = clean[1:]
-    return Fraction(clean.rstrip("."))
+    """An answer as people write it, the whole text: `$1,234`, `-5`, `3.50`, `12.`, `2.5e3`,
+    `3/4`. Anything else (`1 000`, `1e400`, `12 apples`, `50%`) is a ValueError saying so: an
+    answer is read as its value or not at all, never as a number found inside it."""
+    t = text.strip()
+    f = _FRACTION.match(t)
+    if f:
+        if int(f["den"]) == 0:
+            raise ValueError(f"{text!r} divides by zero")
+        return Fraction(int(f["num"]), int(f["den"])) * (-1 if f["sign"] == "-" else 1)
+    m = _ANSWER.match(t)
+    if not m or not (m["int"] or m["dec"]) or (m["sign"] and m["sign2"]):
+        raise ValueError(f"{text!r} is not a number (write it as 1234, 1,234.50, $12, -3, 2.5e3 or 3/4)")
+    exp = int(m["exp"] or 0)
+    if abs(exp) > MAX_EXPONENT:
+        raise ValueError(f"{text!r}: exponents beyond {MAX_EXPONENT} are not answers here")
+    value = Fraction((m["int"] or "0").replace(",", "") + (m["dec"] or "")) * Fraction(10) ** exp
+    return -value if "-" in (m["sign"], m["sign2"]) else value
 
 
 def default_source() -> str:
@@ -63,13 +77,20 @@ def load_rows(source: str | None = None, split: str = "test", limit: int | None 
     if path.suffix == ".jsonl" or path.exists():
         if not path.exists():
             raise FileNotFoundError(f"GSM8K: there is no {path}")
+        from ..safefile import lines
+
         rows = []
-        with path.open(encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    rows.append(json.loads(line))
-                    if limit and len(rows) >= limit:
-                        break
+        for n, line in lines(path):  # regular files only, lines bounded: never /dev/zero into memory
+            if line.strip():
+                try:
+                    row = json.loads(line)
+                except ValueError as exc:
+                    raise ValueError(f"GSM8K: {path} line {n}: not JSON ({exc})") from None
+                if not isinstance(row, dict) or not isinstance(row.get("question"), str) or not isinstance(row.get("answer"), str):
+                    raise ValueError(f"GSM8K: {path} line {n}: needs `question` and `answer` (text)")
+                rows.append(row)
+                if limit and len(rows) >= limit:
+                    break
     else:
         from datasets import load_dataset
 

@@ -33,28 +33,46 @@ def set_name(path: str | Path) -> str:
     return Path(path).stem
 
 
+def set_names(paths: list[str]) -> dict[str, str]:
+    """Each file's set name: its stem, or `parent/stem` where stems collide (two sets are never
+    merged under one name). The same file listed twice is an error."""
+    resolved = [Path(p).expanduser().resolve() for p in paths]
+    if len(set(resolved)) < len(resolved):
+        twice = next(str(p) for p, r in zip(paths, resolved) if resolved.count(r) > 1)
+        raise ValueError(f"{twice}: the same problem file is listed twice")
+    stems = [set_name(p) for p in paths]
+    names = {p: (s if stems.count(s) == 1 else f"{r.parent.name}/{s}") for p, s, r in zip(paths, stems, resolved)}
+    if len(set(names.values())) < len(names):
+        clash = next(n for n in names.values() if list(names.values()).count(n) > 1)
+        raise ValueError(f"two problem files would both be called {clash!r}: rename one")
+    return names
+
+
 def load(path: str | Path, limit: int | None = None) -> list[Problem]:
-    """Every record of the file (up to `limit`); a bad line is an error naming the file and line."""
+    """Every record of the file (up to `limit`, read no further); a bad line is an error naming
+    the file and line; an empty file is an error, never a score of 0 out of 0."""
+    from ..safefile import lines
     from ..trace.language import COMPOSITION, EXPERTS
 
     path = Path(path).expanduser()
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"{path}: no such problem file")
     out = []
-    with path.open(encoding="utf-8", errors="replace") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                if not isinstance(row, dict) or not isinstance(row.get("question"), str) or "answer" not in row:
-                    raise ValueError("needs `question` (text) and `answer`")
-                expert = row.get("expert")
-                if expert is not None and expert not in (*EXPERTS, COMPOSITION):
-                    raise ValueError(f"`expert` {expert!r} is not one of {', '.join((*EXPERTS, COMPOSITION))}")
-                out.append(Problem(row["question"], answer_value(row["answer"]), expert))
-            except (ValueError, ZeroDivisionError) as exc:
-                raise ValueError(f"{path} line {n}: {exc}") from None
-            if limit and len(out) >= limit:
-                break
+    for n, line in lines(path):  # regular files only, lines bounded
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict) or not isinstance(row.get("question"), str) or "answer" not in row:
+                raise ValueError("needs `question` (text) and `answer`")
+            expert = row.get("expert")
+            if expert is not None and expert not in (*EXPERTS, COMPOSITION):
+                raise ValueError(f"`expert` {expert!r} is not one of {', '.join((*EXPERTS, COMPOSITION))}")
+            out.append(Problem(row["question"], answer_value(row["answer"]), expert))
+        except (ValueError, ZeroDivisionError, RecursionError) as exc:
+            raise ValueError(f"{path} line {n}: {exc}") from None
+        if limit and len(out) >= limit:
+            break
+    if not out:
+        raise ValueError(f"{path}: no problems in it (one JSON object per line: question, answer)")
     return out

@@ -36,7 +36,10 @@ def plain(x) -> str:
 
 
 def problem_sets(cfg) -> dict[str, list[Item]]:
-    """The extra eval sets of `eval.problems`, each named after its file."""
+    """The extra eval sets of `eval.problems` (the first `eval.problems_limit` of each, read no
+    further), each named after its file (`folder/name` where two files share a name)."""
     from ..data import problems
 
-    return {problems.set_name(p): [Item(q.question, q.answer, q.expert) for q in problems.load(p)] for p in cfg.eval.problems}
+    names = problems.set_names(cfg.eval.problems)
+    return {names[p]: [Item(q.question, q.answer, q.expert) for q in problems.load(p, cfg.eval.problems_limit or None)]
+            for p in cfg.eval.problems}

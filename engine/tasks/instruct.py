@@ -32,20 +32,23 @@ def read_instructions(path: str, limit: int | None = None) -> list[dict]:
     """Instruction JSONL: every line has `instruction` and `output`; `input` is optional."""
     if not path:
         raise ValueError("data.instruct_train: the instruct task needs a JSONL file of instruction/input/output")
+    from ..safefile import lines
+
     rows = []
-    with open(Path(path).expanduser(), encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path} line {n}: not JSON ({exc.msg})") from None
-            if not isinstance(row, dict) or "instruction" not in row or "output" not in row:
-                raise ValueError(f"{path} line {n}: needs `instruction` and `output`")
-            rows.append(row)
-            if limit and len(rows) >= limit:
-                break
+    for n, line in lines(Path(path).expanduser()):  # regular files only (a FIFO never hangs), lines bounded
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise ValueError(f"{path} line {n}: not JSON ({getattr(exc, 'msg', 'nested too deeply')})") from None
+        if not isinstance(row, dict) or "instruction" not in row or "output" not in row:
+            raise ValueError(f"{path} line {n}: needs `instruction` and `output`")
+        rows.append(row)
+        if limit and len(rows) >= limit:
+            break
+    if not rows:
+        raise ValueError(f"{path}: no examples in it (one JSON object per line: instruction, input, output)")
     return rows
 
 

@@ -17,6 +17,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, TabbedContent, TabPane
 
+from engine.events import clean_text
 from engine.session import summarize
 
 from ..examples import is_example
@@ -54,8 +55,8 @@ class RunScreen(Screen):
         super().__init__()
         self.target, self.process, self.ssh_options = target, process, ssh_options
         self.local = split_target(target)[0] is None
-        self.state = RunState(name=Path(target.split(":")[-1]).name)
-        self.other = RunState(name=Path(compare).name) if compare else None
+        self.state = RunState(name=clean_text(Path(target.split(":")[-1]).name))  # a folder name may carry escapes
+        self.other = RunState(name=clean_text(Path(compare).name)) if compare else None
         self.compare = compare
         self.smoothing = False
         self.dirty = True

@@ -13,6 +13,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TextArea
 
+from engine.events import clean_text
 from engine.trace import fmt
 from engine.trace.diagnostics import STYLE
 from engine.trace.render import summary
@@ -45,7 +46,7 @@ class StepperScreen(Screen):
                  question: str | None = None):
         super().__init__()
         self.model = Stepper(text, expect_answer, expect_expert)
-        self.title_text, self.raw, self.question = title, raw, question
+        self.title_text, self.raw, self.question = clean_text(title), raw, question  # a file name may carry escapes
         self.show_raw = False
         self.break_line: int | None = None  # the line a breakpoint toggles: the current step's, else the first step's
         self.model_text_at_open = self.model.text  # what the editor held when it opened

@@ -1,13 +1,62 @@
-"""An instruction-tuning report (`engine report`) beside the session, when there is one."""
+"""An instruction-tuning report (`engine report`) beside the session, when there is one.
+
+report.json comes from a session folder, so from anywhere: it is read in a worker
+(regular file, at most MAX_BYTES), checked field by field, and its text cleaned
+before anything is shown; what does not fit is said in the note, never raised."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
+
+from engine.events import clean_text, finite_number
+from engine.safefile import read_bytes
+
+MAX_BYTES = 4 << 20
+MAX_ROWS = 2000
+
+
+def read_report(path: Path) -> tuple[dict | None, str]:
+    """(report, note): the report as the pane shows it ({base, tuned, note, rows}), or None and why not.
+    No report (no file) is (None, "")."""
+    try:
+        raw = read_bytes(path, MAX_BYTES)
+    except FileNotFoundError:
+        return None, ""
+    except OSError as exc:
+        return None, clean_text(f"report.json cannot be read: {exc}")
+    try:
+        data = json.loads(raw.decode("utf-8", errors="replace"))
+    except (ValueError, RecursionError) as exc:
+        return None, f"report.json is not JSON ({type(exc).__name__})"
+    if not isinstance(data, dict) or not isinstance(data.get("sets"), dict):
+        return None, "report.json is not a report (no `sets` mapping in it)"
+    rows, skipped = [], 0
+    for name, metrics in data["sets"].items():
+        if not isinstance(metrics, dict):
+            skipped += 1
+            continue
+        for metric, v in metrics.items():
+            if not isinstance(v, dict) or len(rows) >= MAX_ROWS:
+                skipped += 1
+                continue
+            rows.append((_text(name), _text(metric), *(finite_number(v.get(k)) for k in ("base", "tuned", "delta"))))
+    note = f" ({skipped} entries were not report rows and are left out)" if skipped else ""
+    return {"base": _text(data.get("base")), "tuned": _text(data.get("tuned")), "note": _text(data.get("note")) + note,
+            "rows": rows}, ""
+
+
+def _text(value) -> str:
+    return clean_text(value[:300]) if isinstance(value, str) else ""
+
+
+def _fmt(x) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
 
 
 class ReportPane(Vertical):
@@ -16,17 +65,18 @@ class ReportPane(Vertical):
         yield DataTable(id="report", zebra_stripes=True)
 
     def load(self, path: Path) -> None:
-        if not path.exists():
-            return
-        try:
-            report = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            self.query_one("#report-note", Static).update(f"report.json cannot be read: {exc}")
+        """Read in a worker; the table is filled on the UI thread when the reading is done."""
+        self.run_worker(lambda: self.app.call_from_thread(self._show, *read_report(path)), thread=True, group="report")
+
+    def _show(self, report: dict | None, why: str) -> None:
+        note = self.query_one("#report-note", Static)
+        if report is None:
+            if why:
+                note.update(Text(why))
             return
         table = self.query_one("#report", DataTable)
+        table.clear(columns=True)
         table.add_columns("set", "metric", "base", "tuned", "delta")
-        fmt = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
-        for name, rows in report.get("sets", {}).items():
-            for metric, v in rows.items():
-                table.add_row(name, metric, fmt(v.get("base")), fmt(v.get("tuned")), fmt(v.get("delta")))
-        self.query_one("#report-note", Static).update(f"base {report.get('base')} vs tuned {report.get('tuned')}. {report.get('note') or ''}")
+        for name, metric, base, tuned, delta in report["rows"]:
+            table.add_row(Text(name), Text(metric), _fmt(base), _fmt(tuned), _fmt(delta))
+        note.update(Text(f"base {report['base']} vs tuned {report['tuned']}. {report['note']}"))
