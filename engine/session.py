@@ -193,14 +193,49 @@ def _share(value) -> float | None:
 
 
 def list_sessions(root: Path) -> list[dict]:
-    if not root.exists():
-        return []
-    rows = []
-    for p in root.iterdir():
-        if p.is_dir() and ((p / STATUS).exists() or (p / EVENTS).exists()):
-            try:
-                rows.append(summarize(p))
-            except OSError:  # unreadable folder: listed, not fatal
-                rows.append({"run": clean_text(p.name), "path": str(p), "status": "unreadable", "model": "?", "phase": "",
-                             "step": None, "total": None, "started": None, "best_accuracy": None, "error": None})
-    return sorted(rows, key=lambda r: r.get("started") or 0, reverse=True)
+    return Scanner(Path(root)).scan()
+
+
+def _stat_key(path: Path):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+class Scanner:
+    """The sessions of a folder, for a screen that asks again every few seconds: a session whose
+    status.json has not changed since the last scan keeps its row (whether a run holds its lock is
+    asked again only where status.json says running), so 10,000 sessions cost a stat each."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self._rows: dict[str, tuple] = {}
+
+    def scan(self) -> list[dict]:
+        try:
+            entries = [e for e in os.scandir(self.root) if e.is_dir()]
+        except OSError:
+            return []
+        rows, seen = [], {}
+        for entry in entries:
+            p = Path(entry.path)
+            key = (_stat_key(p / STATUS), _stat_key(p / EVENTS) is not None)
+            if key == (None, False):
+                continue  # not a session
+            cached = self._rows.get(entry.path)
+            if cached and cached[0] == key:
+                row = cached[1]
+                if row["status"] in ("running", "died"):
+                    row = {**row, "status": "running" if Session(p).is_live() else "died"}
+            else:
+                try:
+                    row = summarize(p)
+                except OSError:  # unreadable folder: listed, not fatal
+                    row = {"run": clean_text(p.name), "path": str(p), "status": "unreadable", "model": "?", "phase": "",
+                           "step": None, "total": None, "started": None, "best_accuracy": None, "error": None}
+            seen[entry.path] = (key, row)
+            rows.append(row)
+        self._rows = seen
+        return sorted(rows, key=lambda r: r.get("started") or 0, reverse=True)

@@ -48,7 +48,7 @@ def _eval(args) -> int:
         sets.append(f"eval.samples={args.samples}")
     if args.temperature is not None:
         sets.append(f"eval.temperature={args.temperature}")
-    why = not_a_session(target)
+    why = not_a_session(args.target)
     if why:
         return fail("eval", why)
     try:

@@ -40,7 +40,7 @@ def _ls(args) -> int:
     from .console import console
     from .tables import sessions_table
 
-    console().print(sessions_table(rows, args.root))
+    console().print(sessions_table(rows, args.root), soft_wrap=True)  # long lines run on; nothing is cut
     return 0
 
 

@@ -12,13 +12,17 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
-from engine.session import list_sessions, new_run_id
+from engine.session import Scanner, new_run_id
 
 from ..examples import example_sessions
 from ..launch import start_engine
 from ..widgets.filter import FilterBox
 from ..widgets.new_run import NewRunForm
 from .help import COMMON_KEYS
+
+
+SHOWN = 500  # rows in the table at most (newest first); the filter reaches the rest
+FILTER_DELAY = 0.12  # s: a burst of keystrokes refilters once
 
 
 def _pct(x) -> str:
@@ -44,6 +48,9 @@ class SessionsScreen(Screen):
         self.root = root
         self.rows: list[dict] = []
         self.marked: str | None = None
+        self.scanner = Scanner(root)
+        self._shown_key = None  # what the table holds now: a rescan that changes nothing redraws nothing
+        self._refilter = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="sessions-main"):
@@ -64,7 +71,7 @@ class SessionsScreen(Screen):
         table.focus()
 
     def scan(self) -> list[dict]:
-        return list_sessions(self.root) + example_sessions()  # the recorded example last, marked
+        return self.scanner.scan() + example_sessions()  # the recorded example last, marked
 
     def action_refresh(self) -> None:
         self.run_worker(lambda: self.app.call_from_thread(self.show_rows, self.scan()), thread=True,
@@ -74,9 +81,14 @@ class SessionsScreen(Screen):
         if rows is not None:
             self.rows = rows
         needle = self.query_one("#filter", Input).value.strip().lower()
+        matching = [r for r in self.rows if not needle or needle in " ".join(str(v) for v in r.values()).lower()]
+        shown = matching[:SHOWN] + [r for r in matching[SHOWN:] if r.get("example")]
+        key = (needle, self.marked, [tuple(r.values()) for r in shown])
+        if key == self._shown_key:
+            return
+        self._shown_key = key
         table = self.query_one("#sessions", DataTable)
         cursor, here = table.cursor_row, self._selected()  # the cursor stays on its run when others appear
-        shown = [r for r in self.rows if not needle or needle in " ".join(str(v) for v in r.values()).lower()]
         table.clear()
         for r in shown:
             prog = f"{r['step']}/{r['total']}" if r.get("total") else ""
@@ -90,12 +102,14 @@ class SessionsScreen(Screen):
         real = [r for r in self.rows if not r.get("example")]
         if needle and not shown:
             note = f"no session matches '{needle}'; Escape clears the filter"
+        elif len(matching) > len(shown):
+            note = f"the newest {SHOWN:,} of {len(matching):,} sessions{' that match' if needle else ''}; / filters to find the others"
         elif not real:
             note = (f"no runs in {self.root}/ yet: press n to fill in a new run (the form on the right), or run "
                     "`engine train` in a shell; the example below is a recorded run to look around in")
         else:
             note = ""
-        self.query_one("#sessions-note", Static).update(note)
+        self.query_one("#sessions-note", Static).update(Text(note))  # a typed filter is text, never markup
 
     def _selected(self) -> str | None:
         table = self.query_one("#sessions", DataTable)
@@ -132,8 +146,10 @@ class SessionsScreen(Screen):
         box.focus()
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == "filter":
-            self.show_rows()
+        if event.input.id == "filter":  # typed fast, refiltered once
+            if self._refilter is not None:
+                self._refilter.stop()
+            self._refilter = self.set_timer(FILTER_DELAY, self.show_rows)
 
     def action_new(self) -> None:
         self.query_one("#f-model-name", Input).focus()

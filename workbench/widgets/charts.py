@@ -8,7 +8,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
-from ..runstate import RunState, rl_reading, smooth
+from ..runstate import RunState, downsample, rl_reading, smooth
 from .text import interval
 
 PLOTS = (
@@ -18,7 +18,9 @@ PLOTS = (
 
 
 def plot_series(plt, pts: list[tuple[int, float]], colour: str, smoothing: bool) -> None:
-    """One series; when smoothed, the raw one stays behind it in faint dots."""
+    """One series; when smoothed, the raw one stays behind it in faint dots. Long series are
+    downsampled first (runstate.downsample): a key press never waits on 200,000 points."""
+    pts = downsample(pts)
     if smoothing and len(pts) > 2:
         plt.plot([p[0] for p in pts], [p[1] for p in pts], color="gray", marker="dot")
         pts = smooth(pts, 0.8)
