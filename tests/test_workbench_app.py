@@ -41,6 +41,7 @@ async def test_filter_and_help(tmp_path):
     async with app.run_test(size=(160, 45)) as pilot:
         await pilot.press("slash")
         await pilot.press(*"bet")
+        await pilot.pause(0.3)  # typed keys are refiltered once, after a short pause
         table = app.screen.query_one("#sessions")
         assert table.row_count == 1 and str(table.get_row_at(0)[0]) == "beta"
         app.screen.query_one("#sessions").focus()
@@ -503,12 +504,12 @@ async def test_the_filter_leaves_on_enter_and_escape_and_says_when_nothing_match
     async with app.run_test(size=(160, 45)) as pilot:
         table = app.screen.query_one("#sessions")
         await pilot.press("slash", *"zzz")
-        await pilot.pause()
+        await pilot.pause(0.3)
         assert "no session matches 'zzz'" in str(app.screen.query_one("#sessions-note").render())
         await pilot.press("enter")
         assert table.has_focus  # Enter keeps the filter and goes back to the list
         await pilot.press("slash", "escape")
-        await pilot.pause()
+        await pilot.pause(0.3)
         assert table.has_focus and not app.screen.query_one("#filter").display and table.row_count == 2  # alpha + example
     app = sessions_app(tmp_path / "empty")
     async with app.run_test(size=(160, 45)) as pilot:

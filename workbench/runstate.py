@@ -202,16 +202,12 @@ PLOT_POINTS = 400  # a terminal plot is under 200 columns wide: more points only
 
 
 def downsample(points: list[tuple[int, float]], n: int = PLOT_POINTS) -> list[tuple[int, float]]:
-    """At most n points: the series cut into n runs of consecutive points, each drawn as its mean
-    (the last point kept as it is, so the plot ends where the run is). 200,000 steps plot as fast as 400."""
+    """At most n points: every k-th point and the last (a slice, so 200,000 steps cost what 400 do;
+    TensorBoard likewise plots a sample of a long series)."""
     if len(points) <= n:
         return points
-    size = len(points) / (n - 1)
-    out = []
-    for i in range(n - 1):
-        chunk = points[int(i * size): int((i + 1) * size)] or points[int(i * size): int(i * size) + 1]
-        out.append((sum(p[0] for p in chunk) / len(chunk), sum(p[1] for p in chunk) / len(chunk)))
-    return out + [points[-1]]
+    step = -(-len(points) // (n - 1))
+    return points[::step] + ([points[-1]] if (len(points) - 1) % step else [])
 
 
 def rl_reading(state: RunState) -> str:

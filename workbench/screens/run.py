@@ -23,7 +23,7 @@ from engine.session import summarize
 from ..examples import is_example
 from ..follow import Follower, remote_request, split_target
 from ..launch import log_tail
-from ..messages import EngineExited, EventsArrived, FollowStatus
+from ..messages import EngineExited, EventsArrived, FollowStatus, Inbox
 from ..runstate import RunState
 from ..widgets.charts import Charts
 from ..widgets.evals import Evaluations
@@ -64,6 +64,7 @@ class RunScreen(Screen):
         self.engine_error: str | None = None
         self.stop_pending = False
         self.followers: list[Follower] = []
+        self.inboxes = {key: Inbox(key, self.post_message) for key in ("main", "other")}
 
     def compose(self) -> ComposeResult:
         yield RunHeader(id="run-header")
@@ -83,11 +84,10 @@ class RunScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.followers.append(Follower(self.target, lambda ev: self.post_message(EventsArrived("main", ev)),
+        self.followers.append(Follower(self.target, self.inboxes["main"].put,
                                        lambda s: self.post_message(FollowStatus(s)), ssh_options=self.ssh_options).start())
         if self.compare:
-            self.followers.append(Follower(self.compare, lambda ev: self.post_message(EventsArrived("other", ev)),
-                                           ssh_options=self.ssh_options).start())
+            self.followers.append(Follower(self.compare, self.inboxes["other"].put, ssh_options=self.ssh_options).start())
         if self.process is not None:
             self.run_worker(self._wait_engine, thread=True, exclusive=False)
         if self.compare:  # a comparison opens on the plots that overlay both runs
@@ -140,7 +140,7 @@ class RunScreen(Screen):
 
     # -------------------------------------------------------------- messages
     def on_events_arrived(self, message: EventsArrived) -> None:
-        (self.state if message.key == "main" else self.other).add(message.events)
+        (self.state if message.key == "main" else self.other).add(message.events or self.inboxes[message.key].take())
         self.dirty = True
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
@@ -201,6 +201,7 @@ class RunScreen(Screen):
     def action_smooth(self) -> None:
         self.smoothing = not self.smoothing
         self.dirty = True
+        self.redraw()  # at once, not at the next tick
 
     def _request(self, name: str, what: str) -> None:
         """Drop a request file into the session; over ssh this takes a moment, so a thread does it.

@@ -82,7 +82,8 @@ class SessionsScreen(Screen):
             self.rows = rows
         needle = self.query_one("#filter", Input).value.strip().lower()
         matching = [r for r in self.rows if not needle or needle in " ".join(str(v) for v in r.values()).lower()]
-        shown = matching[:SHOWN] + [r for r in matching[SHOWN:] if r.get("example")]
+        runs = [r for r in matching if not r.get("example")]
+        shown = runs[:SHOWN] + [r for r in matching if r.get("example")]
         key = (needle, self.marked, [tuple(r.values()) for r in shown])
         if key == self._shown_key:
             return
@@ -102,8 +103,8 @@ class SessionsScreen(Screen):
         real = [r for r in self.rows if not r.get("example")]
         if needle and not shown:
             note = f"no session matches '{needle}'; Escape clears the filter"
-        elif len(matching) > len(shown):
-            note = f"the newest {SHOWN:,} of {len(matching):,} sessions{' that match' if needle else ''}; / filters to find the others"
+        elif len(runs) > SHOWN:
+            note = f"the newest {SHOWN:,} of {len(runs):,} sessions{' that match' if needle else ''}; / filters to find the others"
         elif not real:
             note = (f"no runs in {self.root}/ yet: press n to fill in a new run (the form on the right), or run "
                     "`engine train` in a shell; the example below is a recorded run to look around in")

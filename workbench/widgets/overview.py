@@ -18,7 +18,7 @@ from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
-from ..runstate import RunState, current_stage, rl_reading
+from ..runstate import RunState, current_stage, downsample, rl_reading
 from .charts import plot_series
 
 # (plot id, title, phase, [(metric, legend name, colour)], y range or None)
@@ -96,9 +96,10 @@ class Overview(Horizontal):
         self.query_one(f"#{plot_id}-legend", Static).update(legend)
         xs_all, ys_all = [], []
         for key, name, colour in present:
-            plot_series(plt, metrics[key], colour, smoothing)
-            xs_all += [p[0] for p in metrics[key]]
-            ys_all += [p[1] for p in metrics[key]]
+            pts = downsample(metrics[key])  # the points drawn set the axes: 400 at most, whatever the run's length
+            plot_series(plt, pts, colour, smoothing)
+            xs_all += [p[0] for p in pts]
+            ys_all += [p[1] for p in pts]
         if not xs_all:
             plt.title(title + ": nothing yet")
             plot.refresh()
