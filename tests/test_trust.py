@@ -403,13 +403,13 @@ def test_a_full_disk_ends_the_run_with_a_clear_status_and_it_resumes(tmp_path):
 
 
 # 7 ------------------------------------------------------------------ scale: 10,000 sessions, 200,000 events (benchmarks/scale.py)
-def test_a_long_series_is_plotted_from_at_most_400_points_ending_where_the_run_is():
+def test_a_long_series_is_plotted_from_a_few_hundred_points_ending_where_the_run_is():
     from workbench.runstate import PLOT_POINTS, downsample
 
     pts = [(i, float(i % 7)) for i in range(200_001)]
     drawn = downsample(pts)
     assert len(drawn) <= PLOT_POINTS and drawn[0] == pts[0] and drawn[-1] == pts[-1]
-    assert downsample(pts[:300]) == pts[:300]
+    assert downsample(pts[:PLOT_POINTS]) == pts[:PLOT_POINTS]
 
 
 def test_bursts_of_events_reach_the_screen_as_one_queued_message_and_bounded_folds():

@@ -198,7 +198,7 @@ def smooth(points: list[tuple[int, float]], weight: float) -> list[tuple[int, fl
     return out
 
 
-PLOT_POINTS = 400  # a terminal plot is under 200 columns wide: more points only cost time
+PLOT_POINTS = 240  # a plot pane is under 120 columns of 2 dots each: more points only cost time
 
 
 def downsample(points: list[tuple[int, float]], n: int = PLOT_POINTS) -> list[tuple[int, float]]:
