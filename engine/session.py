@@ -164,13 +164,10 @@ def summarize(path: Path) -> dict:
         "total": count(st.get("total")), "started": _time(st.get("started")), "best_accuracy": _share(st.get("best_accuracy")),
         "error": _text(st.get("error"), "") or None,
     }
-    # the lock is asked where a run may be: status.json says running, or says nothing yet (a run's
-    # first seconds); a finished run that is resumed rewrites status.json as it starts
-    if info["status"] in ("running", "unknown"):
-        if s.is_live():
-            info["status"] = "running"
-        elif info["status"] == "running":
-            info["status"] = "died"  # no process holds the session: it ended without a final event
+    if s.is_live():  # whatever status.json says: a resumed run holds the lock before it rewrites the file
+        info["status"] = "running"
+    elif info["status"] == "running":
+        info["status"] = "died"  # no process holds the session: it ended without a final event
     if info["started"] is None:
         try:
             with safefile.open_regular(s.events) as f:

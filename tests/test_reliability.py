@@ -90,10 +90,16 @@ def test_long_and_repetitive_input_is_checked_quickly():
         assert time.perf_counter() - start < 3.0, text[:20]
 
 
-def test_trace_cli_reads_a_bounded_amount_and_refuses_absurd_answers():
+def test_trace_cli_reads_a_bounded_amount_and_refuses_absurd_answers(tmp_path):
+    huge = tmp_path / "huge.yaml"
+    with open(huge, "wb") as f:
+        f.truncate(1 << 30)  # 1 GB of zero bytes, sparse
     start = time.perf_counter()
-    out = engine("trace", "check", "--json", "/dev/zero", timeout=60)
+    out = engine("trace", "check", "--json", str(huge), timeout=60)
     assert time.perf_counter() - start < 30 and out.returncode == 1 and '"parse_error"' in out.stdout
+    for device in ("/dev/zero", "/dev/stdin"):  # a device or a FIFO is no trace: refused, never read or waited on
+        out = engine("trace", "check", device, timeout=30, input="")
+        assert out.returncode == 2 and "not a regular file" in out.stderr, out.stderr
     out = engine("trace", "check", "--expect-answer", "1e999999999", "-", input="expert: arithmetic\n", timeout=30)
     assert out.returncode == 2 and "not a number" in out.stderr
 

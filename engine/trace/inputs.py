@@ -17,11 +17,14 @@ def read_input(name: str) -> str:
     gigabytes (`/dev/zero`, a log file passed by mistake)."""
     if name == "-":
         return sys.stdin.read(MAX_CHARS + 1)
-    path = Path(name)
+    from ..safefile import NotRegular, open_regular
+
     try:
-        with path.open(encoding="utf-8", errors="replace") as f:
-            return f.read(MAX_CHARS + 1)
+        with open_regular(Path(name)) as f:  # a FIFO or a device is refused, never waited on
+            return f.read(4 * (MAX_CHARS + 1)).decode("utf-8", errors="replace")[: MAX_CHARS + 1]
     except FileNotFoundError:
         raise UsageError(f"{name}: no such file")
-    except (IsADirectoryError, PermissionError, OSError) as exc:
+    except NotRegular as exc:
+        raise UsageError(f"{name}: cannot read it ({exc.why})")
+    except OSError as exc:
         raise UsageError(f"{name}: cannot read it ({exc.strerror or exc})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -62,13 +63,15 @@ class SessionsScreen(Screen):
             yield NewRunForm(id="form")
         yield Footer()
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         table = self.query_one("#sessions", DataTable)
         table.add_columns("run", "status", "model", "phase", "progress", "best acc", "started")
         self.query_one("#filter").display = False
-        self.show_rows(self.scan())  # the first list at once; then a worker rescans (a slow disk never blocks keys)
-        self.set_interval(2.0, self.action_refresh)
         table.focus()
+        # the first list as soon as a thread has read it (the UI thread never reads a session file);
+        # then a worker rescans every 2 s
+        self.show_rows(await asyncio.to_thread(self.scan))
+        self.set_interval(2.0, self.action_refresh)
 
     def scan(self) -> list[dict]:
         return self.scanner.scan() + example_sessions()  # the recorded example last, marked
