@@ -448,3 +448,35 @@ async def test_the_session_list_shows_the_newest_rows_and_says_how_to_reach_the_
         await pilot.press("slash", *"run-0")
         await pilot.pause(0.3)
         assert table.row_count == 10 and "of" not in str(app.screen.query_one("#sessions-note").render())
+
+
+async def test_names_from_events_and_status_files_are_shown_as_text_never_markup(tmp_path, monkeypatch):
+    """`[/]` or `[bold]` in an expert name, a diagnostic code or a status field: shown as written (a
+    DataTable reads a str cell as markup, and `[/]` used to end the app)."""
+    from workbench.app import attach_app, sessions_app
+
+    from .sessions_fixture import write_session
+
+    monkeypatch.setenv("TRACEBENCH_CONFIG_DIR", str(tmp_path / "cfg"))
+    folder = write_session(tmp_path, "m")
+    with open(folder / "events.jsonl", "a") as f:
+        f.write(json.dumps({"kind": "eval", "t": time.time(), "phase": "eval", "step": 30, "at": "rl", "set": "synthetic",
+                            "accuracy": 0.5, "parse_rate": 1.0, "valid_rate": 1.0, "correct": 1, "total": 2,
+                            "by_expert": {"[/]odd": {"total": 2, "correct": 1}}, "diagnostic_counts": {"[bold]code": 1}}) + "\n")
+    status = json.loads((folder / "status.json").read_text())
+    (folder / "status.json").write_text(json.dumps({**status, "phase": "[bold]x", "model": "[/]"}))
+    app = sessions_app(tmp_path)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.pause()
+        row = [str(c) for c in app.screen.query_one("#sessions").get_row_at(0)]
+        assert row[2] == "[/]" and row[3] == "[bold]x"
+    app = attach_app(str(folder))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.pause(0.5)
+        await pilot.press("3")
+        await pilot.pause(0.5)
+        codes = app.screen.query_one("#codes")
+        assert "[bold]code" in [str(codes.get_row_at(i)[0]) for i in range(codes.row_count)]
+        await pilot.press("1")
+        await pilot.pause(0.5)
+    assert app.return_code in (0, None)

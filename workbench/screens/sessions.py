@@ -99,7 +99,7 @@ class SessionsScreen(Screen):
             started = time.strftime("%m-%d %H:%M", time.localtime(r["started"])) if r.get("started") else ""
             mark = "◆ " if r["path"] == self.marked else ""
             dim = "dim italic" if r.get("example") else ""
-            table.add_row(Text(mark + r["run"], style=dim), Text(r["status"], style=dim), Text(str(r["model"])), r.get("phase") or "", prog, _pct(r.get("best_accuracy")), started, key=r["path"])
+            table.add_row(Text(mark + r["run"], style=dim), Text(r["status"], style=dim), Text(str(r["model"])), Text(r.get("phase") or ""), prog, _pct(r.get("best_accuracy")), started, key=r["path"])
         if table.row_count:
             keys = [r["path"] for r in shown]
             table.move_cursor(row=keys.index(here) if here in keys else min(cursor, table.row_count - 1))

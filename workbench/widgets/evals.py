@@ -30,7 +30,7 @@ class Evaluations(Vertical):
         table.clear(columns=True)
         evals = [(state.name, e) for e in state.evals] + ([(other.name, e) for e in other.evals] if other else [])
         experts = sorted({x for _, e in evals for x in e.get("by_expert", {})})
-        table.add_columns("run", "set", "at", "accuracy [95% CI]", "parse", "valid", *experts)
+        table.add_columns("run", "set", "at", "accuracy [95% CI]", "parse", "valid", *map(Text, experts))  # names from events: never markup
         for name, e in evals:
             cells = []
             for x in experts:
@@ -43,6 +43,6 @@ class Evaluations(Vertical):
         codes_table = self.query_one("#codes", DataTable)
         codes_table.clear(columns=True)
         labels, codes, cells = state.code_table("synthetic")
-        codes_table.add_columns("code", *labels)
+        codes_table.add_columns("code", *map(Text, labels))
         for code in codes:
-            codes_table.add_row(code, *[str(cells[(lab, code)]) for lab in labels])
+            codes_table.add_row(Text(code), *[str(cells[(lab, code)]) for lab in labels])

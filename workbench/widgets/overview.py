@@ -157,7 +157,7 @@ def eval_panel(state: RunState) -> Table | Text:
         for expert, b in sorted(e.get("by_expert", {}).items()):
             p = experts.get(expert)
             was = p["correct"] / p["total"] if p and p.get("total") else None
-            table.add_row(f"  {expert}", f"{b['correct']}/{b['total']}",
+            table.add_row(Text(f"  {expert}"), f"{b['correct']}/{b['total']}",
                           _change(b["correct"] / b["total"], was, f"{p['correct']}/{p['total']}" if p else ""))
     return table
 
