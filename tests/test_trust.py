@@ -480,3 +480,15 @@ async def test_names_from_events_and_status_files_are_shown_as_text_never_markup
         await pilot.press("1")
         await pilot.pause(0.5)
     assert app.return_code in (0, None)
+
+
+def test_a_model_that_cannot_be_had_leaves_no_session_and_names_and_warnings_stay_readable(tmp_path):
+    """Issue 31's CLI points that touch what a user types next: no failed session folder for a model
+    that does not exist, model names never cut at 80 columns, no FutureWarning noise from transformers."""
+    out = engine("train", "--model", str(tmp_path / "no-such-model"), "--session", str(tmp_path / "s"), "--plain")
+    no_traceback(out)
+    assert out.returncode == 1 and "no model folder" in out.stderr and not (tmp_path / "s").exists()
+    models = engine("models", env={**os.environ, "COLUMNS": "80"})
+    assert "smollm2-135m-instruct" in models.stdout and "tiny " in models.stdout
+    ev = engine("eval", "tiny", "--limit", "1", "--json")
+    assert ev.returncode == 0 and "FutureWarning" not in ev.stderr, ev.stderr[-2000:]

@@ -22,6 +22,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    # transformers' notice that `past_key_values` is being renamed, printed on every forward pass that
+    # passes a cache: nothing a user of `engine` can act on
+    warnings.filterwarnings("ignore", message=r".*past_key_values.*", category=FutureWarning)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

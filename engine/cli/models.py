@@ -24,5 +24,5 @@ def run(args) -> int:
         return 0
     rows = [(m.name, m.params, f"{m.source}: {m.where}", status(m), m.note, m.measured) for m in KNOWN.values()]
     console().print(table("Models (use the name, a local folder, or any hub id with --model)",
-                          ("name", "params", "comes from", "status", "note", "measured"), rows))
+                          ("name", "params", "comes from", "status", "note", "measured"), rows, whole=("name",)))
     return 0

@@ -12,11 +12,14 @@ from rich.text import Text
 from ..stats import fmt_interval
 
 
-def table(title: str, columns, rows=(), right=()) -> Table:
-    """A left-titled table; columns named in `right` are right-aligned (numbers)."""
+def table(title: str, columns, rows=(), right=(), whole=()) -> Table:
+    """A left-titled table; columns named in `right` are right-aligned (numbers); those named in
+    `whole` are never cut or wrapped, however narrow the terminal (names a user types next)."""
+    rows = list(rows)
     t = Table(title=title, title_justify="left")
-    for col in columns:
-        t.add_column(col, justify="right" if col in right else "left")
+    for i, col in enumerate(columns):
+        width = max([len(col), *(len(str(r[i])) for r in rows)]) if col in whole else None
+        t.add_column(col, justify="right" if col in right else "left", no_wrap=col in whole, min_width=width)
     for row in rows:  # text is text: `[/]` in a status field is shown, never read as markup
         t.add_row(*(Text(cell) if isinstance(cell, str) else cell for cell in row))
     return t

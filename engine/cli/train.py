@@ -72,8 +72,12 @@ def _train(args) -> int:
             folder = Path(args.session) if args.session else Path(DEFAULT_ROOT) / new_run_id(cfg.model.name)
     except config_mod.ConfigError as exc:
         return fail("train", str(exc))
+    from ..models import problem
     from ..session import SessionBusy
 
+    why = None if args.resume else problem(cfg.model.name)  # before a session folder is made for a run that cannot start
+    if why:
+        return fail("train", why, 1)
     try:
         status = run(cfg, folder, resume=bool(args.resume), interactive=False if args.plain else None)
     except ModelNotFound as exc:
