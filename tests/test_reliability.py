@@ -93,13 +93,19 @@ def test_long_and_repetitive_input_is_checked_quickly():
 def test_trace_cli_reads_a_bounded_amount_and_refuses_absurd_answers(tmp_path):
     huge = tmp_path / "huge.yaml"
     with open(huge, "wb") as f:
-        f.truncate(1 << 30)  # 1 GB of zero bytes, sparse
+        for _ in range(64):
+            f.write(b"- {op: init, var: a, value: 1}\n" * 32768)  # 64 MB of text
     start = time.perf_counter()
     out = engine("trace", "check", "--json", str(huge), timeout=60)
     assert time.perf_counter() - start < 30 and out.returncode == 1 and '"parse_error"' in out.stdout
     for device in ("/dev/zero", "/dev/stdin"):  # a device or a FIFO is no trace: refused, never read or waited on
         out = engine("trace", "check", device, timeout=30, input="")
         assert out.returncode == 2 and "not a regular file" in out.stderr, out.stderr
+    binary = tmp_path / "model.bin"
+    binary.write_bytes(bytes(range(256)) * 64)
+    for cmd in (["-m", "engine", "trace", "check"], ["-m", "workbench.cli", "trace"]):  # both say the same
+        out = subprocess.run([sys.executable, *cmd, str(binary)], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert out.returncode == 2 and "binary file, not a trace" in out.stderr, out.stderr
     out = engine("trace", "check", "--expect-answer", "1e999999999", "-", input="expert: arithmetic\n", timeout=30)
     assert out.returncode == 2 and "not a number" in out.stderr
 

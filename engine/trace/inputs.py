@@ -21,10 +21,22 @@ def read_input(name: str) -> str:
 
     try:
         with open_regular(Path(name)) as f:  # a FIFO or a device is refused, never waited on
-            return f.read(4 * (MAX_CHARS + 1)).decode("utf-8", errors="replace")[: MAX_CHARS + 1]
+            raw = f.read(4 * (MAX_CHARS + 1))
     except FileNotFoundError:
         raise UsageError(f"{name}: no such file")
     except NotRegular as exc:
         raise UsageError(f"{name}: cannot read it ({exc.why})")
     except OSError as exc:
         raise UsageError(f"{name}: cannot read it ({exc.strerror or exc})")
+    if is_binary(raw):
+        raise UsageError(f"{name}: binary file, not a trace")
+    return raw.decode("utf-8", errors="replace")[: MAX_CHARS + 1]
+
+
+def is_binary(raw: bytes) -> bool:
+    """NUL bytes, or mostly bytes that are not UTF-8 text, in the first 8 KiB (as `file` and git decide)."""
+    head = raw[:8192]
+    if b"\0" in head:
+        return True
+    text = head.decode("utf-8", errors="replace")
+    return bool(text) and text.count("\ufffd") > len(text) * 0.1
