@@ -492,3 +492,16 @@ def test_a_model_that_cannot_be_had_leaves_no_session_and_names_and_warnings_sta
     assert "smollm2-135m-instruct" in models.stdout and "tiny " in models.stdout
     ev = engine("eval", "tiny", "--limit", "1", "--json")
     assert ev.returncode == 0 and "FutureWarning" not in ev.stderr, ev.stderr[-2000:]
+
+
+def test_diagnostics_per_evaluation_have_a_column_per_set_and_evaluation():
+    from workbench.runstate import RunState
+
+    state = RunState("x")
+    state.add([{"kind": "eval", "set": "synthetic", "at": "rl", "step": 9, "accuracy": 0.5, "diagnostic_counts": {"overwrite": 2}},
+               {"kind": "eval", "set": "gsm8k", "at": "rl", "step": 9, "accuracy": 0.1,
+                "diagnostic_counts": {"undefined_var": 13, "truncated": 8}}])
+    labels, codes, cells = state.code_table()
+    assert labels == ["synthetic rl@9", "gsm8k rl@9"]
+    assert cells[("gsm8k rl@9", "undefined_var")] == 13 and cells[("synthetic rl@9", "overwrite")] == 2
+    assert cells[("synthetic rl@9", "truncated")] == 0

@@ -173,10 +173,11 @@ class RunState:
         accs = [e["accuracy"] for e in self.evals if e.get("set") == set_name and isinstance(e.get("accuracy"), (int, float))]
         return max(accs) if accs else None
 
-    def code_table(self, set_name: str) -> tuple[list[str], list[str], dict]:
-        """(eval labels, codes, {(label, code): count}) for the diagnostics-by-evaluation table."""
-        evals = [e for e in self.evals if e.get("set") == set_name]
-        labels = [f"{e.get('at')}@{e.get('step')}" for e in evals]
+    def code_table(self, set_name: str | None = None) -> tuple[list[str], list[str], dict]:
+        """(eval labels, codes, {(label, code): count}) for the diagnostics-by-evaluation table: one
+        column per (set, evaluation), so two sets evaluated at the same step never share a column."""
+        evals = [e for e in self.evals if set_name is None or e.get("set") == set_name]
+        labels = [f"{e.get('set')} {e.get('at')}@{e.get('step')}" for e in evals]
         codes = sorted({c for e in evals for c in e.get("diagnostic_counts", {})})
         cells = {(lab, c): e.get("diagnostic_counts", {}).get(c, 0) for lab, e in zip(labels, evals) for c in codes}
         return labels, codes, cells

@@ -42,7 +42,7 @@ class Evaluations(Vertical):
         table.scroll_to(scroll.x, scroll.y, animate=False)
         codes_table = self.query_one("#codes", DataTable)
         codes_table.clear(columns=True)
-        labels, codes, cells = state.code_table("synthetic")
+        labels, codes, cells = state.code_table()  # every set: a column per (set, evaluation)
         codes_table.add_columns("code", *map(Text, labels))
         for code in codes:
             codes_table.add_row(Text(code), *[str(cells[(lab, code)]) for lab in labels])
