@@ -217,3 +217,26 @@ async def test_the_editor_marks_diagnostic_lines_in_its_margin():
         editor.text = OVERWRITE.replace("- {op: init, var: a, value: 5}\n", "")  # fixed: the mark goes
         await pilot.pause()
         assert not any(editor.render_line(y).text.startswith("●") for y in range(5))
+
+
+UNUSED = ("expert: arithmetic\ntrace:\n- {op: init, var: a, value: 2}\n- {op: init, var: b, value: 5}\n"
+          "- {op: compute, compute_op: mul, args: [a, 3], var: r}\n- {op: query, var: r}\n")
+
+
+async def test_c_stops_at_a_warning_found_after_the_run_and_the_counter_counts_from_one():
+    from workbench.app import stepper_app
+
+    app = stepper_app(UNUSED)
+    async with app.run_test(size=(160, 45)) as pilot:
+        s = app.screen
+        await pilot.press("c")
+        await pilot.pause()
+        status = str(s.query_one("#stepper-status").render())
+        assert "unused_value at line 4" in status and s.model.current.line == 4
+        assert "step 2 of 4" in str(s.query_one("#stepper-header").render())
+        await pilot.press("c")
+        await pilot.pause()
+        assert "end of trace (1 diagnostic in all: unused_value)" in str(s.query_one("#stepper-status").render())
+    app = stepper_app("this: is: not: yaml: [")
+    async with app.run_test(size=(160, 45)) as pilot:
+        assert "no steps" in str(app.screen.query_one("#stepper-header").render())

@@ -75,16 +75,26 @@ class Stepper:
             crossed = sorted(b for b in self.breakpoints if before < b <= rec.line)
             if crossed:
                 return f"breakpoint at line {crossed[0]}" + (f" (the step on line {rec.line})" if crossed[0] != rec.line else "")
-            if rec.diagnostics:
-                return f"{rec.diagnostics[0].code} at line {rec.line}"
+            found = self.of_step(rec)
+            if found:
+                return f"{found[0].code} at line {rec.line}: {found[0].message}"
             passed = [d for d in loose if d.line is not None and before < d.line <= rec.line]
             if passed:  # a part's diagnostic, reached where its line is
                 return f"{passed[0].code} at line {passed[0].line}: {passed[0].message}"
             before = rec.line
         rest = [d for d in loose if d.line is None or d.line > before]
+        every = self.report.diagnostics
+        summary = f" ({len(every)} diagnostic{'s' if len(every) != 1 else ''} in all: " \
+                  f"{', '.join(sorted({d.code for d in every}))})" if every else ""
         if rest:
-            return "end of trace; " + "; ".join(f"{d.code}: {d.message}" for d in rest)
-        return "end of trace"
+            return "end of trace" + summary + "; " + "; ".join(f"{d.code}: {d.message}" for d in rest)
+        return "end of trace" + summary
+
+    def of_step(self, rec) -> list:
+        """A step's diagnostics: those the executor found there, and those found later that name it
+        (`unused_value` is known only once the trace has run)."""
+        later = [d for d in self.report.diagnostics if d.step is not None and (d.part, d.step) == (rec.part, rec.step)]
+        return list(rec.diagnostics) + [d for d in later if d not in rec.diagnostics]
 
     def stepless(self) -> list:
         """Diagnostics of the whole trace or a part, not of one step."""

@@ -88,7 +88,7 @@ class StepperScreen(Screen):
         header.append_text(summary(r, source=False))
         if self.model.expect_expert:
             header.append(f"  expected expert {self.model.expect_expert}")
-        header.append(f"   step {m.position if m.position >= 0 else '-'} of {len(m.records) - 1}")
+        header.append(f"   step {m.position + 1 if m.position >= 0 else '-'} of {len(m.records)}" if m.records else "   no steps")
         if self.question:  # what the model was asked, from a sample
             header.append("\n Q: ", style="bold")
             header.append(self.question)
