@@ -580,3 +580,17 @@ async def test_a_heartbeat_leaves_the_evaluations_cursor_where_it_is_and_the_clo
         before = str(s.query_one("#run-header").render())
         await pilot.pause(2.2)
         assert str(s.query_one("#run-header").render()) != before  # elapsed moved with no event
+
+
+async def test_help_names_keys_as_typed_and_lists_widget_keys_and_the_palette_once(tmp_path):
+    write_session(tmp_path, "r")
+    app = attach_app(str(tmp_path / "r"))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.pause(0.3)
+        await pilot.press("question_mark")
+        keys = dict(app.screen.bindings)
+        assert "[" in keys and "]" in keys and not any("square_bracket" in k or "question_mark" in k for k in keys)
+        assert "f" in keys and "/" in keys and "ctrl+p" in keys  # the samples' follow and filter; the palette
+        await pilot.press("escape")
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert titles.count("Help") == 1

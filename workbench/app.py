@@ -8,7 +8,7 @@ from pathlib import Path
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 
-from .screens.help import HelpScreen, bindings_of
+from .screens.help import HelpScreen, bindings_of, key_label
 from .themes import DEFAULT_THEME, load_themes, remember_theme, remembered_theme
 
 
@@ -46,11 +46,11 @@ class Workbench(App):
         seen = set()
         for node in (screen, self):
             for b in node.BINDINGS:
-                if not isinstance(b, Binding) or not b.description or b.action in seen or b.action.startswith("app.focus"):
+                action = b.action.removeprefix("app.") if isinstance(b, Binding) else None
+                if not action or not b.description or action in seen or action.startswith("focus"):
                     continue
-                seen.add(b.action)
-                key = b.key.split(",")[0].replace("question_mark", "?").replace("slash", "/")
-                yield SystemCommand(b.description, f"key: {key}", partial(node.run_action, b.action))
+                seen.add(action)  # `app.help` on a screen and `help` on the app are one entry
+                yield SystemCommand(b.description, f"key: {key_label(b.key)}", partial(node.run_action, b.action))
 
     def leave(self) -> None:
         """Back to the screen below, or quit on the first one (the stack's bottom is Textual's

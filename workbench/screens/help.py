@@ -34,7 +34,17 @@ class HelpScreen(ModalScreen):
             yield Static(table)
 
 
-def bindings_of(*nodes) -> list[tuple[str, str]]:
+def key_label(key: str) -> str:
+    """A binding's keys as a user types them: `left_square_bracket` -> `[`, `ctrl+p`, `space`."""
+    from textual.keys import format_key, key_to_character
+
+    return " / ".join(key_to_character(k) or format_key(k) for k in key.split(","))
+
+
+def bindings_of(screen, app) -> list[tuple[str, str]]:
+    """Every key of the screen: its own, those of the workbench's widgets on it (the filter line's
+    `/`, the samples' `f`, the editor's ctrl+s), the app's, and the command palette."""
+    nodes = [screen, *(w for w in screen.query("*") if type(w).__module__.startswith("workbench")), app]
     rows, seen = [], set()
     for node in nodes:
         for b in getattr(node, "BINDINGS", []):
@@ -42,7 +52,9 @@ def bindings_of(*nodes) -> list[tuple[str, str]]:
                 key, desc = b.key, b.description
             else:
                 key, desc = b[0], b[2] if len(b) > 2 else b[1]
-            if desc and key not in seen:
-                seen.add(key)
-                rows.append((key.replace("question_mark", "?").replace("slash", "/"), desc))
+            label = key_label(key)
+            if desc and (label, desc) not in seen and label not in {k for k, _ in rows}:
+                seen.add((label, desc))
+                rows.append((label, desc))
+    rows.append((key_label(app.COMMAND_PALETTE_BINDING), "Command palette: every action of the screen, themes"))
     return rows
