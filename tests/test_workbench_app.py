@@ -594,3 +594,18 @@ async def test_help_names_keys_as_typed_and_lists_widget_keys_and_the_palette_on
         await pilot.press("escape")
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert titles.count("Help") == 1
+
+
+async def test_a_finished_run_offers_no_stop_or_checkpoint_and_follows_nothing(tmp_path):
+    write_session(tmp_path, "done")
+    write_session(tmp_path, "live", finished=False)
+    for run, finished in (("done", True), ("live", False)):
+        app = attach_app(str(tmp_path / run))
+        async with app.run_test(size=(160, 45)) as pilot:
+            await pilot.pause(0.5)
+            footer_keys = {b.binding.key for b in app.screen.active_bindings.values() if b.enabled and b.binding.show}
+            assert ("s" in footer_keys and "k" in footer_keys) != finished
+            await pilot.press("4")
+            await pilot.pause(0.3)
+            status = str(app.screen.query_one("#samples-status").render())
+            assert ("following the newest" in status) != finished

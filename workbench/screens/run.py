@@ -140,7 +140,10 @@ class RunScreen(Screen):
 
     # -------------------------------------------------------------- messages
     def on_events_arrived(self, message: EventsArrived) -> None:
+        finished = self.state.finished
         (self.state if message.key == "main" else self.other).add(message.events or self.inboxes[message.key].take())
+        if bool(self.state.finished) != bool(finished):
+            self.refresh_bindings()  # stop and checkpoint leave (or come back, on a resume) with the final event
         self.dirty = True
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
@@ -228,6 +231,13 @@ class RunScreen(Screen):
 
     def action_checkpoint(self) -> None:
         self._request("checkpoint-now", "checkpoint")
+
+    def check_action(self, action: str, parameters) -> bool | None:
+        """A finished run (or the recorded example) has nothing to stop or checkpoint: the keys leave
+        the footer (Textual asks again after refresh_bindings, called when the final event arrives)."""
+        if action in ("stop", "checkpoint"):
+            return not (self.state.finished or is_example(self.target))
+        return True
 
     def action_tab(self, n: int) -> None:
         self.query_one("#run-tabs", TabbedContent).active = TABS[n - 1]

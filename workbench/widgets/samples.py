@@ -74,7 +74,7 @@ class SamplesPane(Vertical):
                 table.move_cursor(row=0 if self.follow or here not in keys else keys.index(here))
         total = len(state.samples)
         status = f"{len(keys)} of {total} samples" + (f" match '{self.query_text}'" if self.query_text else "") \
-            + ("  · following the newest (f)" if self.follow else "  · follow off (f)")
+            + ("" if state.finished else "  · following the newest (f)" if self.follow else "  · follow off (f)")
         if self.query_text and not keys:
             status = f"no sample matches '{self.query_text}' (of {total}); Escape clears the filter"
         self.query_one("#samples-status", Static).update(Text(status, style="dim"))
