@@ -591,6 +591,8 @@ async def test_help_names_keys_as_typed_and_lists_widget_keys_and_the_palette_on
         keys = dict(app.screen.bindings)
         assert "[" in keys and "]" in keys and not any("square_bracket" in k or "question_mark" in k for k in keys)
         assert "f" in keys and "/" in keys and "ctrl+p" in keys  # the samples' follow and filter; the palette
+        assert "esc" in keys and "tab" in keys and all(k.isprintable() for k in keys)  # named, never a raw ESC
+        assert "s" not in keys  # a finished run has nothing to stop
         await pilot.press("escape")
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert titles.count("Help") == 1

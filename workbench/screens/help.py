@@ -38,7 +38,11 @@ def key_label(key: str) -> str:
     """A binding's keys as a user types them: `left_square_bracket` -> `[`, `ctrl+p`, `space`."""
     from textual.keys import format_key, key_to_character
 
-    return " / ".join(key_to_character(k) or format_key(k) for k in key.split(","))
+    def one(k: str) -> str:
+        c = key_to_character(k)  # `[` for left_square_bracket; tab, escape and space are named, never sent raw
+        return c if c and c.isprintable() and not c.isspace() else format_key(k)
+
+    return " / ".join(one(k) for k in key.split(","))
 
 
 def bindings_of(screen, app) -> list[tuple[str, str]]:
@@ -53,6 +57,8 @@ def bindings_of(screen, app) -> list[tuple[str, str]]:
             else:
                 key, desc = b[0], b[2] if len(b) > 2 else b[1]
             label = key_label(key)
+            if isinstance(b, Binding) and node is screen and screen.check_action(b.action.split("(")[0], ()) is False:
+                continue  # not offered here now (stop on a finished run)
             if desc and (label, desc) not in seen and label not in {k for k, _ in rows}:
                 seen.add((label, desc))
                 rows.append((label, desc))
