@@ -65,6 +65,7 @@ class RunScreen(Screen):
         self.stop_pending = False
         self.followers: list[Follower] = []
         self.inboxes = {key: Inbox(key, self.post_message) for key in ("main", "other")}
+        self._plotted: dict[str, tuple] = {}  # tab -> what its plots were drawn from
 
     def compose(self) -> ComposeResult:
         yield RunHeader(id="run-header")
@@ -171,10 +172,15 @@ class RunScreen(Screen):
         self._show_header()
         # only the tab on screen: the others catch up when they are shown (TabActivated marks dirty)
         tab = self.query_one("#run-tabs", TabbedContent).active
-        if tab == "tab-overview":
+        seen = (self.state.events, self.other.events if self.other else 0, self.smoothing)
+        if tab in ("tab-overview", "tab-charts") and self._plotted.get(tab) == seen:
+            pass  # nothing new since its plots were drawn: coming back to the tab costs no re-plotting
+        elif tab == "tab-overview":
             self.query_one(Overview).show(self.state, self.smoothing)
         elif tab == "tab-charts":
             self.query_one(Charts).show(self.state, self.other, self.smoothing)
+        if tab in ("tab-overview", "tab-charts"):
+            self._plotted[tab] = seen
         elif tab == "tab-evals":
             self.query_one(Evaluations).show(self.state, self.other)
         elif tab == "tab-samples":
