@@ -240,3 +240,16 @@ async def test_c_stops_at_a_warning_found_after_the_run_and_the_counter_counts_f
     app = stepper_app("this: is: not: yaml: [")
     async with app.run_test(size=(160, 45)) as pilot:
         assert "no steps" in str(app.screen.query_one("#stepper-header").render())
+
+
+async def test_the_highlighted_diagnostic_is_shown_whole_and_wrapped_at_100_columns():
+    from workbench.app import stepper_app
+
+    app = stepper_app(UNUSED)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        detail = app.screen.query_one("#diagnostic-detail")
+        text = str(detail.render())
+        message = app.screen.model.report.diagnostics[0].message
+        assert "unused_value" in text and message in text.replace("\n", " ")
+        assert detail.size.height >= 2  # wrapped, not cut at the pane's edge

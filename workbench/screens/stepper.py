@@ -61,6 +61,7 @@ class StepperScreen(Screen):
                 yield DataTable(id="variables", cursor_type="row", zebra_stripes=True)
                 yield Static(id="wiring")
                 yield DataTable(id="diagnostics", cursor_type="row")
+                yield Static(id="diagnostic-detail")  # the highlighted diagnostic's whole message, wrapped
         yield Static(id="stepper-status")
         yield Footer()
 
@@ -158,6 +159,17 @@ class StepperScreen(Screen):
             lines = f"{d.line}-{d.end_line}" if d.end_line and d.end_line != d.line else str(d.line or "")
             where = f"{d.part}/{d.step}" if d.step is not None else str(d.part)
             table.add_row(sev, d.code, lines, where, Text(d.message), key=str(i))
+        self._show_detail(table.cursor_row if table.row_count else None)
+
+    def _show_detail(self, index: int | None) -> None:
+        detail = self.query_one("#diagnostic-detail", Static)
+        diags = self.model.report.diagnostics
+        detail.display = index is not None and 0 <= index < len(diags)
+        if detail.display:
+            d = diags[index]
+            t = Text(f"{d.severity} ", style=STYLE[d.severity])
+            t.append(f"{d.code}", style="bold").append(f" (line {d.line or '-'}): {d.message}")
+            detail.update(t)
 
     def _fill_wiring(self) -> None:
         wiring = self.model.wiring()
@@ -246,10 +258,12 @@ class StepperScreen(Screen):
             self.refresh_all(f"{d.code}: {d.message}")
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        # the table cuts long messages; the status line under it wraps the whole one
-        if event.data_table.id == "diagnostics" and event.data_table.has_focus and event.row_key.value is not None:
-            d = self.model.report.diagnostics[int(event.row_key.value)]
-            self.query_one("#stepper-status", Static).update(Text(f"{d.code} (line {d.line or '-'}): {d.message}"))
+        # the table cuts long messages; the pane under it wraps the whole one
+        if event.data_table.id == "diagnostics" and event.row_key.value is not None:
+            self._show_detail(int(event.row_key.value))
+            if event.data_table.has_focus:
+                d = self.model.report.diagnostics[int(event.row_key.value)]
+                self.query_one("#stepper-status", Static).update(Text(f"{d.code} (line {d.line or '-'}): {d.message}"))
 
     def action_close(self) -> None:
         """Back to the screen below; on the first screen (`workbench trace FILE`), quit. An
