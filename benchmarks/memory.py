@@ -1,6 +1,7 @@
-"""Peak memory with and without 8-bit loading: load the default model, take one
-training step (LoRA over 8-bit weights; the last layers in full precision),
-and report the process's peak resident memory (and GPU memory where there is one).
+"""Peak memory and speed with and without 8-bit loading: load the default model, take
+training steps (LoRA over 8-bit weights, over bf16 weights, over fp32 weights; the last
+layers in full precision), and report the process's peak resident memory (and GPU
+memory where there is one) and the seconds per step (the median of 4 after a first).
 
     python benchmarks/memory.py
 """
@@ -12,7 +13,7 @@ import subprocess
 import sys
 
 CHILD = r"""
-import json, resource, sys, torch
+import json, resource, statistics, sys, time, torch
 from engine import config
 from engine.data.prompts import trace_answer, training_ids
 from engine.data.synthetic import generate
@@ -27,14 +28,19 @@ loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 rows = [training_ids(tok, e.question, trace_answer(e.trace)) for e in generate(8, 0)]
 opt = make_optimizer(model, cfg.sft.optimizer, 1e-4)
 batch = collate(rows, tok.pad_token_id, dev)
-answer_loss(model, batch, fusable(model)).backward(); opt.step()
+times = []
+for _ in range(5):
+    t = time.perf_counter()
+    answer_loss(model, batch, fusable(model)).backward(); opt.step(); opt.zero_grad()
+    times.append(time.perf_counter() - t)
 gpu = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
-print(json.dumps({"loaded_mb": loaded, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "gpu_mb": gpu}))
+print(json.dumps({"loaded_mb": loaded, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "gpu_mb": gpu, "step_s": statistics.median(times[1:])}))
 """
 
 MODES = {
     "fp32/bf16, last 16 layers": ["model.train=last_layers"],
     "fp32/bf16, LoRA": ["model.train=lora"],
+    "bf16 weights, LoRA": ["model.train=lora", "model.dtype=bfloat16"],
     "8-bit, LoRA": ["model.load_8bit=true", "model.train=lora"],
     "8-bit, LoRA, 8-bit AdamW": ["model.load_8bit=true", "model.train=lora", "sft.optimizer=adamw8bit"],
 }
@@ -48,7 +54,8 @@ def main() -> None:
             continue
         r = json.loads(out.stdout.strip().splitlines()[-1])
         gpu = f", GPU peak {r['gpu_mb']:,.0f} MiB" if r["gpu_mb"] else ""
-        print(f"{name:28} peak RSS after loading {r['loaded_mb']:,.0f} MiB, after a training step {r['rss_mb']:,.0f} MiB{gpu}")
+        print(f"{name:28} peak RSS after loading {r['loaded_mb']:,.0f} MiB, after training steps {r['rss_mb']:,.0f} MiB{gpu}, "
+              f"{r['step_s']:.2f} s a step (batch of 8)")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from . import checkpoints, safefile, tasks, threads
+from . import checkpoints, parallel, safefile, tasks, threads
 from .events import SCHEMA_VERSION
 from .modeling import (autocast, load_model, load_tokenizer, load_trainable_state, make_optimizer, param_counts, pick_device,
                        setup_notes, trainable_state)
@@ -103,12 +103,7 @@ class Recipe:
         for note in notes:
             ctx.alert("warning", note, phase="setup")
         # the model handles the loops use
-        ctx.forward_model = model
-        if ctx.world > 1:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            p = next(model.parameters())
-            ctx.forward_model = DDP(model, device_ids=[p.device.index] if p.device.type == "cuda" else None)
+        ctx.forward_model = parallel.wrap(model, ctx.world)
         ctx.autocast = lambda: autocast(model, cfg.model.autocast)
         from .rollout import Sampler
 

@@ -48,10 +48,16 @@ def process_group_backend(cuda: bool) -> str:
     return "cpu:gloo,cuda:nccl" if cuda else "gloo"
 
 
+def own_gpu() -> int | None:
+    """The GPU this process trains on (cuda:LOCAL_RANK, as pick_device chooses), or None."""
+    return int(os.environ.get("LOCAL_RANK", 0)) if torch.cuda.is_available() else None
+
+
 def _heartbeat(ctx: Context, done: threading.Event, forced: threading.Event) -> None:
     """Heartbeats every 10 s; and the way out when a second signal finds the main thread
     stuck (in a collective whose peer died, say): final event, status, exit."""
     noted = False
+    gpu = own_gpu()
     while not done.is_set():
         if forced.wait(10.0):
             ctx.emit("run_finished", status="stopped", forced=True,
@@ -66,7 +72,7 @@ def _heartbeat(ctx: Context, done: threading.Event, forced: threading.Event) -> 
         if ctx.stop_signal and not noted and ctx.reporter:
             noted = True
             ctx.reporter.note("signal: stopping after this step, with a checkpoint (a second signal stops at once)")
-        ctx.emit("heartbeat", **ctx.progress, system=system.snapshot())
+        ctx.emit("heartbeat", **ctx.progress, system=system.snapshot(gpu))
 
 
 def run(cfg, session_dir: Path, resume: bool = False, interactive: bool | None = None) -> str:

@@ -9,7 +9,10 @@ from __future__ import annotations
 GIB = 1 << 30
 
 
-def snapshot() -> dict:
+def snapshot(gpu: int | None = None) -> dict:
+    """`gpu`: this process's own GPU (LOCAL_RANK under torchrun). Asked by index, never by
+    "the current device": that is per thread, and in the heartbeat's thread it is GPU 0, so
+    every rank would open a CUDA context there and report GPU 0's memory as its own."""
     out: dict = {}
     try:
         import psutil
@@ -24,12 +27,12 @@ def snapshot() -> dict:
     try:
         import torch
 
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            free, total = torch.cuda.mem_get_info()
+        if gpu is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+            free, total = torch.cuda.mem_get_info(gpu)
             out["gpu_mem"] = round((total - free) / GIB, 2)
             out["gpu_mem_total"] = round(total / GIB, 2)
             try:
-                out["gpu"] = float(torch.cuda.utilization())
+                out["gpu"] = float(torch.cuda.utilization(gpu))
             except Exception:  # NVML missing: memory only
                 pass
     except Exception:

@@ -26,7 +26,7 @@ def test_default_model_trains_a_few_steps_end_to_end(tmp_path):
     assert events[-1]["status"] == "completed"
 
 
-def test_8bit_loading_with_lora_and_an_8bit_optimizer_takes_a_step():
+def test_8bit_loading_with_lora_and_an_8bit_optimizer_takes_a_step(caplog):
     import torch
 
     from engine import config
@@ -52,6 +52,10 @@ def test_8bit_loading_with_lora_and_an_8bit_optimizer_takes_a_step():
     opt.step()
     changed = sum(not torch.equal(before[n], p.detach()) for n, p in model.named_parameters() if p.requires_grad)
     assert torch.isfinite(loss) and changed > 0
+    for _ in range(2):  # bitsandbytes says its float16 cast on every 8-bit matmul (~630 lines); the user hears it once
+        model(**batch).loss.backward()
+    said = [r.getMessage() for r in caplog.records if "inputs will be cast" in r.getMessage()]
+    assert len(said) == 1, len(said)
 
 
 def test_last_layers_training_leaves_the_frozen_part_alone_and_learns_only_answers():

@@ -74,3 +74,39 @@ def test_sampling_copy_is_one_dtype_and_follows_the_masters(default_tokenizer):
     assert torch.equal(dict(low.named_parameters())[name], p.float())
     fp32 = tiny_model(default_tokenizer)
     assert Sampler(fp32, "auto")() is fp32  # nothing to copy on a CPU
+
+
+def test_the_heartbeat_asks_about_its_own_ranks_gpu_from_its_own_thread(monkeypatch):
+    """CUDA's current device is per thread: in the heartbeat's thread it is GPU 0, so a question
+    without a device would open a context on GPU 0 from every rank and report GPU 0's memory."""
+    import threading
+
+    from engine import system
+    from engine.run import own_gpu
+
+    asked = []
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: asked.append(("mem", device)) or (1 << 30, 80 << 30))
+    monkeypatch.setattr(torch.cuda, "utilization", lambda device=None: asked.append(("use", device)) or 40)
+    seen = {}
+    thread = threading.Thread(target=lambda: seen.update(system.snapshot(own_gpu())))
+    thread.start()
+    thread.join()
+    assert asked == [("mem", 2), ("use", 2)] and seen["gpu_mem_total"] == 80.0 and seen["gpu"] == 40.0
+
+
+def test_ddp_keeps_gradients_in_its_buckets(tmp_path, default_tokenizer):
+    import torch.distributed as dist
+
+    from engine.parallel import wrap
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        model = tiny_model(default_tokenizer)
+        assert wrap(model, 1) is model
+        ddp = wrap(model, 2)  # the wrapper as two ranks would build it, on this one-rank group
+        assert ddp.gradient_as_bucket_view and ddp.module is model
+    finally:
+        dist.destroy_process_group()

@@ -1,10 +1,16 @@
 """TRL's GRPOTrainer with the trace reward, watched by the workbench's own reader and stepper."""
 
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
+from engine.events import EventReader
 from engine.integrations.trl import TraceSession
+from engine.session import Session
 from engine.trace import check
 
 GOOD = "```yaml\nexpert: arithmetic\ntrace:\n- {op: init, var: a, value: 3}\n- {op: init, var: b, value: 4}\n" \
@@ -65,3 +71,20 @@ def test_grpo_trainer_two_steps_on_cpu_read_by_the_workbench(tmp_path, default_t
     assert sample["phase"] == "rl" and sample["question"] in {r["prompt"] for r in rows} and sample["cut"] is True
     stepper = Stepper(sample["text"], sample["expected_answer"], sample["expected_expert"])
     assert stepper.report.outcome == sample["outcome"] and stepper.report.reward == sample["reward"]
+
+
+def test_under_torchrun_rank_0_alone_owns_the_session(tmp_path):
+    """Two gloo ranks each build a TraceSession, as a training script under torchrun/accelerate
+    does: rank 0 writes the session, rank 1 only scores (it would be refused the lock)."""
+    pytest.importorskip("trl")
+    folder = tmp_path / "grpo"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29641",
+           str(Path(__file__).parent / "scripts" / "trl_ranks.py"), str(folder), str(tmp_path / "out")]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "rank 0 done" in out.stdout and "rank 1 done" in out.stdout
+    events = EventReader(folder / "events.jsonl", checked=True).read()
+    kinds = [e["kind"] for e in events]
+    assert kinds.count("run_started") == 1 and kinds.count("run_finished") == 1 and events[-1]["status"] == "completed"
+    assert events[0]["world_size"] == 2 and [e["step"] for e in events if e["kind"] == "metrics"][:2] == [1, 2]
+    assert Session(folder).status()["status"] == "completed"

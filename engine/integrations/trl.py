@@ -21,6 +21,7 @@ events. TRL is imported by `callback()` only; the reward needs nothing of it.
 from __future__ import annotations
 
 import json
+import os
 import time
 import traceback
 from pathlib import Path
@@ -47,10 +48,14 @@ METRICS = {
 class TraceSession:
     def __init__(self, folder: str | Path, weights: RewardWeights | None = None, samples_per_batch: int = 4,
                  max_completion_length: int | None = None):
-        self.session = Session(Path(folder)).create()
-        self.session.lock()  # a second writer is refused, and the workbench sees the run as live
-        self.session.clear_requests()
-        self.log = EventLog(self.session.events)
+        # under torchrun / accelerate every rank builds one; rank 0 alone owns the session (the
+        # others would be refused its lock), the other ranks score their own completions
+        self.rank = int(os.environ.get("RANK", 0))
+        self.session = Session(Path(folder)).create() if self.rank == 0 else None
+        if self.session:
+            self.session.lock()  # a second writer is refused, and the workbench sees the run as live
+            self.session.clear_requests()
+        self.log = EventLog(self.session.events if self.session else None)
         self.weights = weights or RewardWeights()
         self.samples_per_batch = samples_per_batch
         self.max_completion_length = max_completion_length
@@ -79,7 +84,7 @@ class TraceSession:
                 continue
             rewards.append(score.reward)
             codes.append(score.codes)
-            if i < self.samples_per_batch:
+            if i < self.samples_per_batch and self.session:
                 self.log.emit("sample", phase="rl", step=step, **sample_record(item, Completion(text, [], cut), score))
         if log_extra is not None:  # the codes beside each completion in TRL's own completions table
             log_extra("trace_codes", [" ".join(c) for c in codes])
@@ -96,6 +101,8 @@ class TraceSession:
                 total = sum(p.numel() for p in model.parameters()) if model is not None else None
                 trained = sum(p.numel() for p in model.parameters() if p.requires_grad) if model is not None else None
                 name = getattr(getattr(model, "config", None), "_name_or_path", "") or type(model).__name__
+                if not run.session:
+                    return
                 run.log.emit("run_started", schema=SCHEMA_VERSION, run=run.session.path.name, model=name,
                              config={"trainer": "trl.GRPOTrainer", **_plain_args(args)}, params_total=total,
                              params_trainable=trained, device=str(getattr(args, "device", "")),
@@ -107,13 +114,14 @@ class TraceSession:
                 for key, value in (logs or {}).items():
                     if isinstance(value, (int, float)) and not isinstance(value, bool):
                         values[METRICS.get(key, key.replace("/", "_"))] = value
-                if values:
+                if values and run.session:
                     run.log.emit("metrics", phase="rl", step=state.global_step, total=state.max_steps, **values)
                     run.session.write_status(phase="rl", step=state.global_step, total=state.max_steps)
 
             def on_save(self, args, state, control, **kwargs):
                 path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-                run.log.emit("checkpoint", path=str(path), step=state.global_step, phase="rl")
+                if run.session:
+                    run.log.emit("checkpoint", path=str(path), step=state.global_step, phase="rl")
 
             def on_train_end(self, args, state, control, **kwargs):
                 run.finish("completed")
@@ -125,6 +133,8 @@ class TraceSession:
         if self.finished:
             return
         self.finished = True
+        if not self.session:
+            return
         fields = {"status": status} | ({"error": error} if error else {})
         self.log.emit("run_finished", **fields)
         self.session.write_status(**fields, finished=time.time())
