@@ -3,23 +3,38 @@
 - `hf` (the default): transformers' generation on the trained model itself, or a
   one-dtype copy of it (see rollout.Sampler), refreshed before each use.
 - `vllm` (optional, `pip install tracebench[vllm]`, a GPU machine): a vLLM engine in
-  the same process, as TRL does in colocate mode. After every optimizer step the
-  trained weights are pushed into it, with names mapped to vLLM's, so it never
-  samples from stale weights.
+  each training process, as TRL's GRPOTrainer does in colocate mode (trl/generation/
+  vllm_generation.py), designed after it:
+  - vLLM starts at the beginning of RL from a folder the run writes: the model as it is
+    then, in bf16, with its own `lm_head` when training untied it. (Starting from the
+    original checkpoint with `tie_word_embeddings` switched off fails: that checkpoint
+    has no `lm_head.weight` to load.)
+  - `distributed_executor_backend="external_launcher"`: the engine runs inside this
+    process, on this rank's GPU (cuda:LOCAL_RANK, from torchrun's environment), so
+    `llm_engine.model_executor.driver_worker.model_runner.model.load_weights` reaches
+    the model vLLM samples from. With vLLM's default multiprocessing executor that
+    path does not exist.
+  - after every optimizer step the trained weights are pushed under vLLM's names, then
+    the prefix cache is reset: cached keys and values of the shared prompt were
+    computed with the old weights.
+  - prompts go in as token ids, tokenized as the hf path tokenizes them, so the BOS
+    handling and the template are the same whichever backend samples.
+  - `rl.vllm_sleep`: vLLM's memory (weights to CPU, KV cache dropped) is freed
+    between rollouts, for the update; woken for the push and the next rollouts.
 
 The care point is the output head. When some layers stay frozen, training gives
-`lm_head` its own copy of the embedding matrix (modeling.untie_output_embeddings).
-vLLM reads `tie_word_embeddings` from the model's config and, if it is true, would
-keep sampling with the embedding matrix: a stale head. The vLLM backend therefore
-starts from a config with the tie switched off whenever the trained model is
-untied, and `vllm_weights` refuses to push an untied head into a tied target.
+`lm_head` its own copy of the embedding matrix (modeling.untie_output_embeddings);
+the folder vLLM starts from carries that head and `tie_word_embeddings: false`, and
+`vllm_weights` refuses to push an untied head into a model that ties it.
 
-Awaiting a GPU: the vLLM path is tested here with a fake engine (names, the tie,
-the push after each step); its speed is not measured yet.
+Awaiting a GPU: tests here drive the backend with a fake `vllm` module that has the
+pinned release's names and signatures and runs the model with transformers on the CPU
+(tests/fake_vllm.py); scripts/gpu-check.sh runs the real one.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterator, Protocol
 
 import torch
@@ -72,50 +87,91 @@ def vllm_name(name: str) -> str:
 
 
 class VLLMBackend:
-    """vLLM in the same process (TRL's colocate mode). `engine` is a vllm.LLM, or anything with its
-    `generate` and a model with `load_weights`; tests pass a fake one."""
+    """vLLM in this process (TRL's colocate mode), started from `folder` (see start_folder)."""
 
-    def __init__(self, model, model_path: str, engine=None, gpu_memory_utilization: float = 0.3):
-        self.untied = is_untied(model)
-        if engine is None:
-            try:
-                import vllm
-            except ImportError:
-                raise RuntimeError("rl.backend=vllm needs vLLM: pip install 'tracebench[vllm]' on a GPU machine") from None
-            overrides = {"tie_word_embeddings": False} if self.untied else {}
-            engine = vllm.LLM(model=model_path, hf_overrides=overrides, gpu_memory_utilization=gpu_memory_utilization,
-                              enable_prefix_caching=True)
-        self.engine = engine
+    def __init__(self, model, tokenizer, folder, memory: float = 0.3, sleep: bool = False, seed: int = 0,
+                 max_model_len: int | None = None):
+        try:
+            import vllm
+        except ImportError:
+            raise RuntimeError("rl.backend=vllm needs vLLM: pip install 'tracebench[vllm]' on a GPU machine") from None
+        self.tokenizer, self.sleep, self.asleep = tokenizer, sleep, False
+        self.llm = vllm.LLM(model=str(folder), dtype="bfloat16", seed=seed, gpu_memory_utilization=memory,
+                            distributed_executor_backend="external_launcher", enable_prefix_caching=True,
+                            enable_sleep_mode=sleep, max_model_len=max_model_len)
         self.sync_weights(model)
 
     def _target(self):
-        e = getattr(self.engine, "llm_engine", self.engine)
-        return e.model_executor.driver_worker.model_runner.model
+        return self.llm.llm_engine.model_executor.driver_worker.model_runner.model
 
     def sync_weights(self, model) -> None:
+        if self.asleep:
+            self.llm.wake_up(tags=["weights"])  # load_weights must not write into memory vLLM released
         target = self._target()
         tied = bool(getattr(getattr(target, "config", None), "tie_word_embeddings", False))
-        target.load_weights(list(vllm_weights(model, tied)))
+        target.load_weights(vllm_weights(model, tied))
+        self.llm.reset_prefix_cache()  # the shared prompt's cached keys/values came from the old weights
 
     def generate(self, tokenizer, prompts, max_new_tokens, temperature, top_p, batch_size, on_rows=None):
         import time
 
         from vllm import SamplingParams
 
+        from .rollout import FENCE, stop_ids
+
         start = time.perf_counter()
-        params = SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, stop=["```\n"],
-                                include_stop_str_in_output=True)
-        outs = self.engine.generate(prompts, params, use_tqdm=False)
+        if self.asleep:
+            self.llm.wake_up(tags=["kv_cache"])
+            self.asleep = False
+        ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]  # as rollout.generate does
+        params = SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_new_tokens,
+                                stop=[FENCE + "\n"], stop_token_ids=stop_ids(tokenizer), include_stop_str_in_output=True)
+        outs = self.llm.generate([{"prompt_token_ids": p} for p in ids], sampling_params=params, use_tqdm=False)
+        if self.sleep:
+            self.llm.sleep(level=1)  # weights to CPU memory, KV cache dropped: room for the update
+            self.asleep = True
         comps = [Completion(o.outputs[0].text, list(o.outputs[0].token_ids), o.outputs[0].finish_reason == "length")
                  for o in outs]
+        if on_rows:
+            on_rows(len(comps), len(comps))
         seconds = time.perf_counter() - start
         tokens = sum(len(c.tokens) for c in comps)
         return comps, {"tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / max(seconds, 1e-9)}
 
 
-def make_backend(name: str, model, sampler: Sampler, model_name: str) -> Backend:
-    if name == "vllm":
-        from .models import resolve
+def start_folder(model, tokenizer, root: Path | None = None) -> Path:
+    """The model as it is now, in bf16, as a folder vLLM can start from: every weight (the
+    untied head included), the config (with `tie_word_embeddings` as the model has it) and
+    the tokenizer. A fresh private folder under the cache; removed when the process ends."""
+    import atexit
+    import shutil
+    import tempfile
 
-        return VLLMBackend(model, resolve(model_name))
+    from .models import cache_dir
+
+    if any("lora_" in n for n, _ in model.named_parameters()):
+        raise NotImplementedError("the vLLM backend pushes full weights; with model.train=lora use rl.backend=hf")
+    base = Path(root) if root else cache_dir() / "vllm"
+    base.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="start-", dir=base))  # mode 0700, a name nobody could have linked
+    atexit.register(shutil.rmtree, folder, True)
+    state = {vllm_name(k): v.detach().to("cpu", torch.bfloat16) for k, v in model.state_dict().items()}
+    if not is_untied(model):
+        state.pop("lm_head.weight", None)  # tied: vLLM takes the head from the embeddings
+    model.config.save_pretrained(folder)
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in state.items()}, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def make_backend(cfg, model, tokenizer, sampler: Sampler) -> Backend:
+    """Called at the start of RL: vLLM starts from the weights as SFT left them."""
+    if cfg.rl.backend == "vllm":
+        import os
+
+        rc = cfg.rl
+        return VLLMBackend(model, tokenizer, start_folder(model, tokenizer), memory=rc.vllm_memory, sleep=rc.vllm_sleep,
+                           seed=cfg.run.seed + int(os.environ.get("RANK", 0)))
     return HFBackend(sampler)

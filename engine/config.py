@@ -89,6 +89,8 @@ class RLConfig:
     kl_coef: float = bounded(0.0, 0.0, 100.0, doc="KL penalty to the starting model; 0 = off")
     micro_batch: int = bounded(8, 1, 4096, doc="completions per forward/backward pass in the update (memory, not maths)")
     backend: str = choice("hf", "hf", "vllm", doc="what generates rollouts: transformers (hf), or vLLM in the same process (a GPU, the vllm extra)")
+    vllm_memory: float = bounded(0.3, 0.05, 0.95, doc="rl.backend=vllm: the share of the GPU's memory vLLM takes (weights and KV cache); the rest is training's")
+    vllm_sleep: bool = field(default=False, metadata={"doc": "rl.backend=vllm: free vLLM's memory during each update (weights to CPU, KV cache dropped), as TRL's vllm_enable_sleep_mode"})
     max_grad_norm: float = bounded(1.0, 0.0, 1e6, doc="gradient clipping of the RL update")
     baseline_momentum: float = bounded(0.9, 0.0, 1.0)
     optimizer: str = choice("adamw", "adamw", "adamw8bit")

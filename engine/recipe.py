@@ -108,10 +108,6 @@ class Recipe:
         from .rollout import Sampler
 
         ctx.sampler = Sampler(model, cfg.model.generate_dtype)
-        if "rl" in cfg.run.phases:
-            from .backends import make_backend
-
-            ctx.backend = make_backend(cfg.rl.backend, model, ctx.sampler, cfg.model.name)
 
     def _resume_state(self) -> dict:
         folder, state, skipped = checkpoints.for_resume(self.session_dir)
@@ -188,6 +184,10 @@ class Recipe:
         if start and self.resume.get("optimizer"):
             self.optimizer.load_state_dict(self.resume["optimizer"])
         ctx.baseline = self.resume.get("baseline") if start else None
+        if ctx.backend is None:  # at RL's start: vLLM starts from the weights SFT left
+            from .backends import make_backend
+
+            ctx.backend = make_backend(cfg, self.model, self.tokenizer, ctx.sampler)
         return rl.train(self.model, ref, self.tokenizer, self.optimizer, cfg, ctx, start)
 
     def periodic_eval(self, step: int) -> None:

@@ -1,56 +1,130 @@
-"""The rollout backend interface, and the vLLM weight push, with a fake vLLM engine (no GPU)."""
+"""The rollout backend interface, and vLLM in colocate mode, with a fake `vllm` that has the real API's shape (no GPU)."""
+
+import json
+from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open
 
 from engine import config
-from engine.backends import HFBackend, VLLMBackend, is_untied, vllm_name, vllm_weights
-from engine.modeling import select_trainable, tiny_model
-from engine.rollout import Sampler
-
-
-class FakeModel:
-    def __init__(self, tied: bool):
-        self.config = type("C", (), {"tie_word_embeddings": tied})()
-        self.loaded: list[list[tuple[str, torch.Tensor]]] = []
-
-    def load_weights(self, weights):
-        self.loaded.append([(n, t.clone()) for n, t in weights])
-
-
-class FakeVLLM:
-    """What the backend touches of vllm.LLM: llm_engine.model_executor.driver_worker.model_runner.model."""
-
-    def __init__(self, tied: bool):
-        self.model = FakeModel(tied)
-        runner = type("R", (), {"model": self.model})()
-        worker = type("W", (), {"model_runner": runner})()
-        executor = type("E", (), {"driver_worker": worker})()
-        self.llm_engine = type("L", (), {"model_executor": executor})()
+from engine.backends import HFBackend, is_untied, make_backend, start_folder, vllm_name, vllm_weights
+from engine.data.prompts import prompt_text
+from engine.events import read_all
+from engine.modeling import make_optimizer, select_trainable, tiny_model
+from engine.rollout import Sampler, completion_logprobs
+from tests import fake_vllm
 
 
 def last_layers(tok, n=1):
     return select_trainable(tiny_model(tok), config.load(sets=["model.train=last_layers", f"model.unfreeze_layers={n}"]))
 
 
-def test_trained_weights_are_pushed_with_vllm_names_after_each_step(default_tokenizer):
+def vllm_cfg(*sets):
+    return config.load(sets=["rl.backend=vllm", *sets])
+
+
+def test_vllm_starts_in_process_from_a_folder_that_carries_the_untied_head(monkeypatch, tmp_path, default_tokenizer):
+    fake_vllm.install(monkeypatch)
     model = last_layers(default_tokenizer)
     assert is_untied(model)  # some layers frozen: lm_head has its own copy
-    fake = FakeVLLM(tied=False)
-    backend = VLLMBackend(model, "unused", engine=fake)
-    first = dict(fake.model.loaded[-1])
-    trained = {n for n, p in model.named_parameters() if p.requires_grad}
-    assert set(first) == trained and "lm_head.weight" in first
-    with torch.no_grad():
-        model.lm_head.weight.add_(1.0)
-    backend.sync_weights(model)
-    assert torch.equal(dict(fake.model.loaded[-1])["lm_head.weight"], model.lm_head.weight)
+    # what the engine did before: the original checkpoint with the tie switched off has no head to load
+    model.save_pretrained(tmp_path / "original")
+    untie = json.loads((tmp_path / "original" / "config.json").read_text())
+    untie["tie_word_embeddings"] = True
+    (tmp_path / "original" / "config.json").write_text(json.dumps(untie))
+    tied_checkpoint = tiny_model(default_tokenizer)
+    tied_checkpoint.save_pretrained(tmp_path / "tied")
+    with pytest.raises(ValueError, match="lm_head"):
+        fake_vllm.LLM(str(tmp_path / "tied"), hf_overrides={"tie_word_embeddings": False})
+
+    backend = make_backend(vllm_cfg("rl.vllm_memory=0.4"), model, default_tokenizer, None)
+    llm = backend.llm
+    assert llm.kwargs["distributed_executor_backend"] == "external_launcher"  # in this process, on this rank's GPU
+    assert llm.kwargs["gpu_memory_utilization"] == 0.4 and llm.kwargs["dtype"] == "bfloat16"
+    folder = Path(llm.kwargs["model"])
+    with safe_open(str(folder / "model.safetensors"), "pt") as f:
+        saved = {k: f.get_tensor(k) for k in f.keys()}
+    assert not json.loads((folder / "config.json").read_text())["tie_word_embeddings"]
+    assert saved["lm_head.weight"].dtype == torch.bfloat16
+    assert torch.equal(saved["lm_head.weight"], model.lm_head.weight.detach().to(torch.bfloat16))
+    assert llm.calls == ["load_weights", "reset_prefix_cache"]
 
 
-def test_an_untied_head_is_never_pushed_into_a_tied_vllm_model(default_tokenizer):
+def test_without_the_in_process_executor_the_model_is_out_of_reach(monkeypatch, default_tokenizer, tmp_path):
+    """vLLM V1's default engine core runs in another process: the weight path TRL uses does not exist."""
+    fake_vllm.install(monkeypatch)
+    folder = start_folder(last_layers(default_tokenizer), default_tokenizer, tmp_path)
+    with pytest.raises(AttributeError, match="model_executor"):
+        fake_vllm.LLM(str(folder)).llm_engine.model_executor
+
+
+def test_after_an_update_vllm_samples_from_the_trained_weights_with_a_fresh_prefix_cache(monkeypatch, default_tokenizer):
+    fake_vllm.install(monkeypatch)
     model = last_layers(default_tokenizer)
-    with pytest.raises(ValueError, match="stale head"):
-        VLLMBackend(model, "unused", engine=FakeVLLM(tied=True))
+    backend = make_backend(vllm_cfg(), model, default_tokenizer, None)
+    prompt = default_tokenizer("expert: arithmetic", add_special_tokens=False)["input_ids"]
+    completion = default_tokenizer("\ntrace: []", add_special_tokens=False)["input_ids"]
+
+    def trained_logprobs():
+        with torch.no_grad():
+            return completion_logprobs(model, default_tokenizer, ["expert: arithmetic"], [completion])[0]
+
+    before = backend.llm.logprobs(prompt, completion)
+    assert torch.allclose(before, trained_logprobs(), atol=0.05)  # bf16 copy of the same weights
+    opt = make_optimizer(model, "adamw", 5e-2)
+    (-completion_logprobs(model, default_tokenizer, ["expert: arithmetic"], [completion])[0].sum()).backward()
+    opt.step()
+    assert not torch.allclose(backend.llm.logprobs(prompt, completion), trained_logprobs(), atol=0.05)  # stale until pushed
+    backend.sync_weights(model)
+    assert torch.allclose(backend.llm.logprobs(prompt, completion), trained_logprobs(), atol=0.05)
+    comps, stats = backend.generate(default_tokenizer, ["hello", "two words"], 4, 0.0, 1.0, 2)
+    assert len(comps) == 2 and stats["tokens"] == sum(len(c.tokens) for c in comps)
+    calls = backend.llm.calls
+    assert calls == ["load_weights", "reset_prefix_cache", "load_weights", "reset_prefix_cache", "generate"]
+
+
+def test_prompts_go_in_as_the_token_ids_the_hf_path_uses(monkeypatch, default_tokenizer):
+    fake_vllm.install(monkeypatch)
+    seen = []
+    real = fake_vllm.LLM.generate
+    monkeypatch.setattr(fake_vllm.LLM, "generate", lambda self, prompts, /, **kw: seen.extend(prompts) or real(self, prompts, **kw))
+    backend = make_backend(vllm_cfg(), last_layers(default_tokenizer), default_tokenizer, None)
+    text = prompt_text(default_tokenizer, "What is 2 + 3?", "system")
+    backend.generate(default_tokenizer, [text], 3, 0.0, 1.0, 1)
+    assert seen == [{"prompt_token_ids": default_tokenizer(text, add_special_tokens=False)["input_ids"]}]
+
+
+def test_sleep_mode_frees_vllm_for_the_update_and_wakes_it_for_the_push_and_the_rollouts(monkeypatch, default_tokenizer):
+    fake_vllm.install(monkeypatch)
+    model = last_layers(default_tokenizer)
+    backend = make_backend(vllm_cfg("rl.vllm_sleep=true"), model, default_tokenizer, None)
+    assert backend.llm.kwargs["enable_sleep_mode"] is True
+    backend.generate(default_tokenizer, ["hello"], 2, 0.0, 1.0, 1)
+    backend.sync_weights(model)
+    backend.generate(default_tokenizer, ["hello"], 2, 0.0, 1.0, 1)
+    assert backend.llm.calls == ["load_weights", "reset_prefix_cache", "generate", "sleep(1)", "wake_up(weights)",
+                                 "load_weights", "reset_prefix_cache", "wake_up(kv_cache)", "generate", "sleep(1)"]
+
+
+def test_an_rl_run_with_the_vllm_backend_pushes_after_every_step(monkeypatch, tmp_path):
+    """The whole run (engine/run.py) with rl.backend=vllm: vLLM starts at RL's beginning, from
+    the weights SFT left, and is pushed to after every update that took a step."""
+    fake_vllm.install(monkeypatch)
+    made = []
+    real = fake_vllm.LLM.__init__
+    monkeypatch.setattr(fake_vllm.LLM, "__init__", lambda self, *a, **k: made.append(self) or real(self, *a, **k))
+    from engine.run import run
+
+    cfg = config.load(sets=["model.name=tiny", "rl.backend=vllm", "run.phases=sft,rl", "rl.iterations=2",
+                            "rl.max_new_tokens=8", "rl.temperature=1.0"], base=config.smoke_overrides())
+    assert run(cfg, tmp_path / "s") == "completed"
+    events = read_all(tmp_path / "s" / "events.jsonl")
+    rl = [e for e in events if e["kind"] == "metrics" and e["phase"] == "rl"]
+    assert len(made) == 1 and len(rl) == 2
+    pushes = made[0].calls.count("load_weights")
+    assert pushes == 1 + sum(not e["skipped"] for e in rl)  # the start, then one per step taken
+    assert all(a != "load_weights" or b == "reset_prefix_cache" for a, b in zip(made[0].calls, made[0].calls[1:]))
 
 
 def test_peft_names_are_mapped_and_lora_is_refused(default_tokenizer):
