@@ -179,7 +179,19 @@ def load_model(cfg, tokenizer, device: torch.device):
     model.config.use_cache = True
     model = select_trainable(model, cfg)
     keep_master_weights(model)
+    if mc.activation_checkpointing:
+        checkpoint_activations(model)
     return model
+
+
+def checkpoint_activations(model) -> None:
+    """Each decoder layer keeps only its input for backward and recomputes the rest
+    (non-reentrant: frozen layers and inputs that need no grad are fine). A shared prompt
+    prefix is then not continued from in training passes (prefix.checkpointed)."""
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers 5
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
 def decoder_layers(model):

@@ -45,10 +45,19 @@ def shared_cache(forward, ids: torch.Tensor, mask: torch.Tensor, n: int):
     return model(input_ids=ids[:1, :n], attention_mask=mask[:1, :n], use_cache=True, logits_to_keep=1).past_key_values
 
 
+def checkpointed(model) -> bool:
+    """Whether the model's layers recompute their activations in backward (activation
+    checkpointing). Such a layer drops a cache passed to it while training, so a shared
+    prefix cannot be continued from: the rows run whole instead."""
+    return any(getattr(m, "gradient_checkpointing", False) is True for m in model.modules())
+
+
 def continue_inputs(forward, ids: torch.Tensor, mask: torch.Tensor, n: int) -> tuple[int, dict]:
     """(n, model inputs) for the rows after their shared first n tokens, which run here once;
     (0, the rows whole) when n is 0 or the model's cache cannot be shared."""
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    if n and torch.is_grad_enabled() and forward.training and checkpointed(forward):
+        n = 0
     cache = shared_cache(forward, ids, mask, n) if n else None
     if not getattr(cache, "layers", None):
         return 0, {"input_ids": ids, "attention_mask": mask, "position_ids": positions}

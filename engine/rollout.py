@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
+import torch.utils.checkpoint
 from transformers import StaticCache
 
 from . import threads
@@ -218,19 +219,37 @@ def _cut_after_fence(text: str) -> str:
     return text if second < 0 else text[: second + 3]
 
 
+# completion positions per chunk of the log-prob pass: a chunk's logits (x vocabulary, fp32) are the
+# largest tensor alive; 1,024 x 49,152 = 200 MB, 1,024 x 151,936 (Qwen) = 620 MB
+LOGPROB_CHUNK = 1024
+# a micro-batch whose fp32 logits stay under this takes them whole: the CPU default's (8 x ~200 x
+# 49,152 x 4 = 315 MB) does, so its runs reproduce as before; the GPU preset's 64 x 400 does not
+WHOLE_LOGITS_BYTES = 512 << 20
+
+
 def completion_logprobs(model, tokenizer, prompts: list[str], completions: list[list[int]],
-                        temperature: float = 1.0, entropy: bool = False, share_prefix: bool = True):
+                        temperature: float = 1.0, entropy: bool = False, share_prefix: bool = True,
+                        chunk: int = LOGPROB_CHUNK, whole_logits_bytes: int = WHOLE_LOGITS_BYTES):
     """Per-token log-probs of each completion under `model` (with grad if enabled), one forward pass.
 
     The caller chooses the micro-batch (RL backpropagates each one before the next, so
     only one graph is alive). Logits are divided by the sampling temperature, so the
-    log-probs are those of the distribution the tokens were drawn from. Only the
-    sampled tokens' log-probs are gathered; with `entropy`, also each position's
-    entropy (no grad). Prompt and completion are left-padded together, so every
-    completion ends at the right edge and only the last max(len) positions need logits.
+    log-probs are those of the distribution the tokens were drawn from; with `entropy`,
+    also each position's entropy (no grad). Prompt and completion are left-padded
+    together, so every completion ends at the right edge.
+
+    Full-vocabulary logits are never built for the batch: the model returns hidden
+    states, and the output layer runs on `chunk` completion tokens at a time (padding
+    skipped) under activation checkpointing, so backward recomputes a chunk's logits
+    instead of keeping them all (a GPU micro-batch of 64 x 400 tokens would otherwise
+    hold 5 GB of fp32 logits for a 49k vocabulary, 16 GB for Qwen's 152k). A micro-batch
+    whose logits fit `whole_logits_bytes`, or a model whose output layer is not a plain
+    linear layer, takes the logits whole (the same values, to float rounding).
     The prompt start the rows share runs once (`share_prefix=False`: every row whole,
     the same log-probs; benchmarks/rollout.py times both).
     """
+    from .train.loss import fusable
+
     device = next(model.parameters()).device
     p_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     c_ids = [c if c else [tokenizer.eos_token_id] for c in completions]
@@ -247,15 +266,34 @@ def completion_logprobs(model, tokenizer, prompts: list[str], completions: list[
     most = min(map(len, p_ids)) - 1 if share_prefix else 0
     n, ids, mask = move_first(ids, mask, tokenizer.pad_token_id or 0, most=most)
     _, inputs = continue_inputs(model, ids, mask, n)
-    logits = model(**inputs, logits_to_keep=keep + 1).logits
-    logits = logits[:, :-1].float() / max(temperature, 1e-6)
     targets = ids[:, -keep:]
+    # the positions that predict a completion token: the last len(c) of each row's last `keep`
+    real = torch.arange(keep, device=device)[None, :] >= torch.tensor([keep - len(c) for c in c_ids], device=device)[:, None]
+    head = fusable(getattr(model, "module", model))
+    if head is None or len(c_ids) * keep * head.weight.shape[0] * 4 <= whole_logits_bytes:
+        logits = model(**inputs, logits_to_keep=keep + 1).logits[:, :-1][real]
+        logp, ent = _chunk_logprobs(logits, None, targets[real], temperature)
+    else:
+        hidden = model(**inputs, logits_to_keep=1, output_hidden_states=True).hidden_states[-1][:, -(keep + 1) : -1][real]
+        parts = []
+        for i in range(0, len(hidden), chunk):
+            args = (hidden[i : i + chunk], head.weight, targets[real][i : i + chunk], temperature)
+            grad = torch.is_grad_enabled() and (args[0].requires_grad or head.weight.requires_grad)
+            parts.append(torch.utils.checkpoint.checkpoint(_chunk_logprobs, *args, use_reentrant=False) if grad
+                         else _chunk_logprobs(*args))
+        logp, ent = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    sizes = [len(c) for c in c_ids]
+    out = list(logp.split(sizes))
+    return (out, list(ent.split(sizes))) if entropy else out
+
+
+def _chunk_logprobs(hidden, weight, targets, temperature: float):
+    """(log p(target), entropy) per position; `weight` None: `hidden` are logits already."""
+    logits = (hidden if weight is None else hidden @ weight.t().to(hidden.dtype)).float() / max(temperature, 1e-6)
+    lse = torch.logsumexp(logits, dim=-1)
     # log p(token) = logit(token) - logsumexp(logits): no full log-softmax tensor is kept for backward
-    token_logp = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-    out = [token_logp[r, keep - len(c) :] for r, c in enumerate(c_ids)]
-    if not entropy:
-        return out
+    logp = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - lse
     with torch.no_grad():
-        logp = torch.log_softmax(logits.detach(), dim=-1)
-        ent = -(logp.exp() * logp).sum(-1)
-    return out, [ent[r, keep - len(c) :] for r, c in enumerate(c_ids)]
+        probs = torch.softmax(logits.detach(), dim=-1)
+        ent = lse.detach() - (probs * logits.detach()).sum(-1)
+    return logp, ent

@@ -465,3 +465,72 @@ def test_a_run_says_when_gold_answers_are_longer_than_the_limits_that_score_outp
     assert "eval.max_new_tokens" not in note and "rl.max_new_tokens (320 tokens)" in note
     assert long_answers(lengths, config.load(sets=["run.phases=[sft]"])) == ""
     assert long_answers([100] * 200 + [400], config.load()) == ""  # under 1%: not worth a line
+
+
+def test_rl_log_probs_never_build_the_batchs_full_logits_and_equal_the_logits_path(default_tokenizer, monkeypatch):
+    """The output layer runs on a chunk of completion tokens at a time (padding skipped) and
+    backward recomputes each chunk: the same log-probs, entropies and gradients as full logits."""
+    import torch
+
+    from engine import rollout
+    from engine.data.prompts import prompt_text
+    from engine.modeling import tiny_model
+
+    tok = default_tokenizer
+    torch.manual_seed(0)
+    model = tiny_model(tok)
+    prompts = [prompt_text(tok, "Tom has 3 apples and buys 5 more. How many now?"), prompt_text(tok, "What is 2 + 2?")]
+    comps = [tok(t, add_special_tokens=False)["input_ids"] for t in ("```yaml\n- init: {a: 3}\n```", "We add: 4")]
+    kept, chunks = [], []
+    forward = model.forward
+    monkeypatch.setattr(model, "forward", lambda *a, **k: kept.append(k.get("logits_to_keep")) or forward(*a, **k))
+    real = rollout._chunk_logprobs
+    monkeypatch.setattr(rollout, "_chunk_logprobs", lambda h, w, t, temp: chunks.append(len(h)) or real(h, w, t, temp))
+    lp, ent = rollout.completion_logprobs(model, tok, prompts, comps, 0.8, entropy=True, chunk=5, whole_logits_bytes=0)
+    sum(x.sum() for x in lp).backward()
+    g_chunked = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+    model.zero_grad()
+    assert set(kept) == {1} and max(chunks) <= 5 and sum(chunks) >= sum(map(len, comps))  # never more than 5 positions' logits
+
+    kept.clear()
+    lp2, ent2 = rollout.completion_logprobs(model, tok, prompts, comps, 0.8, entropy=True)  # small: logits whole
+    assert kept[-1] == max(map(len, comps)) + 1
+    sum(x.sum() for x in lp2).backward()
+    g_full = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+    assert [len(x) for x in lp] == [len(c) for c in comps]
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(lp, lp2))
+    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(ent, ent2))
+    assert all(torch.allclose(a, b, atol=1e-5, rtol=1e-4) for a, b in zip(g_chunked, g_full))
+
+
+def test_activation_checkpointing_gives_the_same_gradients_and_is_on_in_the_gpu_preset(default_tokenizer):
+    import torch
+
+    from engine import config as cfgmod
+    from engine.data.prompts import prompt_text, trace_answer, training_ids
+    from engine.data.synthetic import generate
+    from engine.modeling import checkpoint_activations, select_trainable, tiny_model
+    from engine.prefix import checkpointed
+    from engine.rollout import completion_logprobs
+    from engine.train.loss import answer_loss, fusable
+    from engine.train.sft import collate
+
+    tok = default_tokenizer
+    assert cfgmod.parse_sets([f"{k}={v}" for k, v in cfgmod.GPU.items()])["model"]["activation_checkpointing"] == "True"
+    assert not cfgmod.load().model.activation_checkpointing  # off on the CPU: memory is not what runs short there
+    batch = collate([training_ids(tok, e.question, trace_answer(e.trace)) for e in generate(3, 1)], tok.pad_token_id, "cpu")
+    prompts = [prompt_text(tok, "What is 2 + 2?")] * 2
+    comps = [tok(t, add_special_tokens=False)["input_ids"] for t in ("```yaml\n- init: {a: 3}\n```", "We add: 4")]
+    grads = []
+    for on in (False, True):
+        torch.manual_seed(0)
+        model = select_trainable(tiny_model(tok), cfgmod.load(sets=["model.train=last_layers", "model.unfreeze_layers=1"]))
+        if on:
+            checkpoint_activations(model)
+        model.train()
+        assert checkpointed(model) == on
+        answer_loss(model, batch, fusable(model)).backward()
+        sum(lp.sum() for lp in completion_logprobs(model, tok, prompts, comps, 0.8)).backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 2
+    assert all(torch.allclose(grads[0][n], grads[1][n], atol=1e-5, rtol=1e-4) for n in grads[0])
