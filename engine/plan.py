@@ -1,0 +1,241 @@
+"""How much memory a run needs per GPU, worked out from the model's shape and the config,
+before anything is loaded (`engine plan`, and a GPU run's check before it loads).
+
+Counted per rank, for the three moments that peak: an SFT step, an RL update, and
+decoding (evaluations and hf rollouts). Each is the sum of
+- weights: frozen ones in the storage dtype (bf16 on a GPU, fp32 on a CPU; int8 linear
+  layers with model.load_8bit), trained ones as fp32 masters, plus the untied head's
+  own copy (last_layers) and the sampler's bf16 copy (GPU) and the KL reference;
+- gradients (fp32, one per trained value; DDP keeps them in its buckets) and the
+  optimizer's state (AdamW: 8 bytes a trained value; 8-bit AdamW: 2);
+- activations saved for backward in the layers that train (or whose inputs carry
+  gradient): ~(6H + 2 KV + 4I) values a token per layer, fp32 on a CPU, mostly bf16
+  under a GPU's autocast; with activation checkpointing one layer input a token per
+  layer plus one layer's full set while it recomputes;
+- logits: SFT's fused loss holds a chunk; RL's log-probs hold the micro-batch's logits
+  whole (x3: logits, tempered copy, softmax in backward) up to 512 MB, chunks above;
+- the KV cache of a decoding batch; vLLM's share of the GPU (rl.vllm_memory) when
+  rl.backend=vllm; the runtime (torch and the CUDA context, or the Python process).
+
+Validated against measured peaks on this project's CPU for the 135M model
+(benchmarks/plan.py; docs/benchmarks.md gives the error). GPU figures await a GPU
+(scripts/gpu-check.sh measures one RL update against this estimate).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GIB = 1 << 30
+PROMPT_TOKENS = 192  # the longest default prompt (system prompt + a GSM8K question): 118 on average
+RUNTIME_GPU = 0.75 * GIB  # the CUDA context and PyTorch's own buffers
+RUNTIME_CPU = 0.55 * GIB  # Python with torch and transformers imported (measured here)
+WHOLE_LOGITS_BYTES = 512 << 20  # engine/rollout.py: RL log-probs keep logits whole below this
+
+
+@dataclass(frozen=True)
+class Shape:
+    hidden: int
+    layers: int
+    heads: int
+    kv_heads: int
+    intermediate: int
+    vocab: int
+    tied: bool
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden // self.heads
+
+    def layer_params(self) -> int:
+        kv = self.kv_heads * self.head_dim
+        return 2 * self.hidden * self.hidden + 2 * self.hidden * kv + 3 * self.hidden * self.intermediate + 2 * self.hidden
+
+    def linear_params(self) -> int:  # what 8-bit loading quantizes: the decoder layers' linear layers
+        return self.layers * (self.layer_params() - 2 * self.hidden)
+
+    def params(self) -> int:
+        return self.vocab * self.hidden * (1 if self.tied else 2) + self.layers * self.layer_params() + self.hidden
+
+
+def shape_of_config(c: dict) -> Shape:
+    """From a transformers config.json."""
+    text = c.get("text_config") or c
+    heads = text["num_attention_heads"]
+    return Shape(text["hidden_size"], text["num_hidden_layers"], heads, text.get("num_key_value_heads") or heads,
+                 text["intermediate_size"], text["vocab_size"], bool(c.get("tie_word_embeddings", text.get("tie_word_embeddings", True))))
+
+
+@dataclass
+class Part:
+    name: str
+    bytes: float
+
+
+@dataclass
+class Moment:
+    name: str  # sft step, rl update, decode
+    parts: list[Part]
+
+    @property
+    def total(self) -> float:
+        return sum(p.bytes for p in self.parts)
+
+
+@dataclass
+class Plan:
+    model: str
+    shape: Shape
+    gpus: int
+    device: str  # cuda or cpu
+    memory: float | None  # bytes per GPU (or of the machine), None = not asked
+    moments: list[Moment]
+    trained: int
+    notes: list[str]
+
+    @property
+    def peak(self) -> Moment:
+        return max(self.moments, key=lambda m: m.total)
+
+    @property
+    def fits(self) -> bool | None:
+        return None if self.memory is None else self.peak.total <= self.memory
+
+
+def trained_params(s: Shape, cfg) -> int:
+    mc = cfg.model
+    if mc.train == "full" and not mc.load_8bit:
+        return s.params()
+    if mc.train == "lora" or mc.load_8bit:
+        per = {"q_proj": (s.hidden, s.hidden), "k_proj": (s.hidden, s.kv_heads * s.head_dim),
+               "v_proj": (s.hidden, s.kv_heads * s.head_dim), "o_proj": (s.hidden, s.hidden),
+               "gate_proj": (s.hidden, s.intermediate), "up_proj": (s.hidden, s.intermediate),
+               "down_proj": (s.intermediate, s.hidden)}
+        return s.layers * sum(mc.lora_rank * (a + b) for t in mc.lora_targets for a, b in [per.get(t, (0, 0))])
+    n = min(mc.unfreeze_layers, s.layers)
+    return n * s.layer_params() + s.vocab * s.hidden + s.hidden  # + lm_head (its own copy) + final norm
+
+
+def estimate(cfg, shape: Shape, model: str, gpus: int = 1, memory: float | None = None, device: str = "cuda") -> Plan:
+    mc, rc, ec = cfg.model, cfg.rl, cfg.eval
+    gpu = device == "cuda"
+    store = 2 if gpu or mc.dtype in ("bfloat16", "float16") else 4  # bytes a frozen value
+    act = 2.5 if gpu else 4  # bytes an activation value: bf16 matmul inputs, fp32 norms
+    s, notes = shape, []
+    total, trained = s.params(), trained_params(s, cfg)
+    lora = mc.train == "lora" or mc.load_8bit
+    # trained values that are part of `total` (a tied model's head is a copy beside its embeddings)
+    inside = 0 if lora else trained - (s.vocab * s.hidden if mc.train == "last_layers" and s.tied else 0)
+    weights = (total - inside) * store + trained * 4
+    if mc.load_8bit:
+        weights = (total - s.linear_params()) * store + s.linear_params() * 1 + trained * 4
+    parts_static = [Part("weights", weights)]
+    if gpu and mc.generate_dtype != "float32":
+        parts_static.append(Part("sampler's bf16 copy", total * 2))
+    if rc.kl_coef > 0:
+        parts_static.append(Part("KL reference model", weights))
+    grads = Part("gradients", trained * 4)
+    runtime = Part("runtime", RUNTIME_GPU if gpu else RUNTIME_CPU)
+
+    # layers whose activations are kept: the trained ones (LoRA and full: all of them)
+    deep = s.layers if (lora or mc.train == "full") else min(mc.unfreeze_layers, s.layers)
+    per_token = 6 * s.hidden + 2 * s.kv_heads * s.head_dim + 4 * s.intermediate
+
+    def activations(tokens: int, checkpointing: bool) -> float:
+        if checkpointing:
+            return tokens * (deep * s.hidden + per_token) * act
+        return tokens * deep * per_token * act
+
+    ckpt = mc.activation_checkpointing
+    sft_tokens = cfg.sft.batch_size * cfg.data.max_len
+    rl_len = PROMPT_TOKENS + rc.max_new_tokens
+    rl_tokens = rc.micro_batch * rl_len
+    moments = []
+    if "sft" in cfg.run.phases:
+        chunk = 1024 if gpu else 128
+        moments.append(Moment("sft step", [runtime, *parts_static, grads,
+                                           Part("optimizer state", trained * (2 if cfg.sft.optimizer == "adamw8bit" else 8)),
+                                           Part("activations" + (" (checkpointed)" if ckpt else ""), activations(sft_tokens, ckpt)),
+                                           Part("loss chunk logits", 3 * chunk * s.vocab * 4)]))
+    if "rl" in cfg.run.phases:
+        whole = rc.micro_batch * rc.max_new_tokens * s.vocab * 4
+        logits = 3 * whole if whole <= WHOLE_LOGITS_BYTES else 3 * 1024 * s.vocab * 4
+        parts = [runtime, *parts_static, grads, Part("optimizer state", trained * (2 if rc.optimizer == "adamw8bit" else 8)),
+                 Part("activations" + (" (checkpointed)" if ckpt else ""), activations(rl_tokens, ckpt)),
+                 Part("log-prob logits", logits)]
+        if rc.backend == "vllm" and gpu and memory:
+            parts.append(Part("vLLM (rl.vllm_memory)", rc.vllm_memory * memory))
+        moments.append(Moment("rl update", parts))
+    decode_batch = max(ec.batch_size, rc.questions * rc.group_size if "rl" in cfg.run.phases and rc.backend == "hf" else 0)
+    decode_len = PROMPT_TOKENS + max(ec.max_new_tokens, rc.max_new_tokens)
+    kv = 2 * s.layers * s.kv_heads * s.head_dim * decode_len * decode_batch * (2 if gpu else 4)
+    moments.append(Moment("decode", [runtime, *parts_static, Part(f"KV cache ({decode_batch} x {decode_len} tokens)", kv),
+                                     Part("logits", decode_batch * s.vocab * 4 * 2)]))
+    if gpus > 1:
+        notes.append(f"DDP: every one of the {gpus} GPUs holds all of the above; more GPUs add speed, not room")
+    plan = Plan(model, s, gpus, device, memory, moments, trained, notes)
+    if plan.fits is False:
+        plan.notes += advice(cfg, plan)
+    return plan
+
+
+def advice(cfg, plan: Plan) -> list[str]:
+    """What to change when the peak does not fit, the cheapest first."""
+    out, peak = [], plan.peak
+    over = peak.total - plan.memory
+    acts = sum(p.bytes for p in peak.parts if p.name.startswith("activations"))
+    if not cfg.model.activation_checkpointing and acts > over * 0.5:
+        out.append("--set model.activation_checkpointing=true (activations are "
+                   f"{acts / GIB:.1f} GiB of the {peak.name})")
+    if peak.name == "rl update" and cfg.rl.micro_batch > 1:
+        out.append(f"--set rl.micro_batch={max(1, cfg.rl.micro_batch // 2)} (fewer completions a pass)")
+    if peak.name == "sft step" and cfg.sft.batch_size > 1:
+        out.append(f"--set sft.batch_size={max(1, cfg.sft.batch_size // 2)} --set sft.grad_accum={cfg.sft.grad_accum * 2} (the same batch in two passes)")
+    if peak.name == "decode":
+        out.append(f"--set eval.batch_size={max(1, cfg.eval.batch_size // 2)} (a smaller decoding batch)")
+    if cfg.model.train == "full":
+        out.append("--set model.train=last_layers or model.train=lora (gradients and optimizer state for fewer weights)")
+    if cfg.rl.optimizer == "adamw" or cfg.sft.optimizer == "adamw":
+        out.append("--set sft.optimizer=adamw8bit --set rl.optimizer=adamw8bit (2 bytes of optimizer state a weight, not 8)")
+    if not cfg.model.load_8bit and cfg.model.train == "lora":
+        out.append("--set model.load_8bit=true (frozen linear layers in 1 byte a weight)")
+    return out
+
+
+def known_shape(name: str) -> Shape | None:
+    """The shape of a model `engine models` lists, or of a local folder's config.json; None otherwise."""
+    from .models import KNOWN
+
+    known = KNOWN.get(name)
+    if known and known.shape:
+        return Shape(*known.shape)
+    import json
+    from pathlib import Path
+
+    path = Path(name).expanduser() / "config.json"
+    try:
+        if path.is_file() and path.stat().st_size < 1 << 20:
+            return shape_of_config(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return None
+
+
+def render(plan: Plan) -> list[str]:
+    s = plan.shape
+    where = f"{plan.gpus} GPU{'s' if plan.gpus > 1 else ''}" if plan.device == "cuda" else "the CPU"
+    mem = f" of {plan.memory / GIB:.0f} GiB" if plan.memory else ""
+    lines = [f"{plan.model}: {s.params() / 1e9:.2f}B parameters ({s.layers} layers, hidden {s.hidden}, vocabulary {s.vocab:,}), "
+             f"{plan.trained / 1e6:,.1f}M trained; per {'GPU' if plan.device == 'cuda' else 'process'} on {where}{mem}:"]
+    for m in plan.moments:
+        lines.append(f"  {m.name:10} {m.total / GIB:7.2f} GiB  " + ", ".join(f"{p.name} {p.bytes / GIB:.2f}" for p in m.parts if p.bytes >= 0.005 * GIB))
+    peak = plan.peak
+    if plan.fits is None:
+        lines.append(f"peak: {peak.name}, {peak.total / GIB:.2f} GiB")
+    elif plan.fits:
+        lines.append(f"fits: the peak ({peak.name}) is {peak.total / GIB:.2f} GiB of {plan.memory / GIB:.0f} GiB")
+    else:
+        lines.append(f"does not fit: the {peak.name} needs {peak.total / GIB:.2f} GiB, {(peak.total - plan.memory) / GIB:.2f} GiB more "
+                     f"than the {plan.memory / GIB:.0f} GiB there are")
+    lines += [f"  - {n}" for n in plan.notes]
+    return lines

@@ -1,0 +1,61 @@
+"""`engine plan`: per-GPU memory from the model's shape and the config, offline; a GPU run
+that will not fit is refused before it loads (proven here by calling it with a CUDA device)."""
+
+import types
+
+import pytest
+import torch
+
+from engine import config
+from engine.cli import main
+from engine.models import KNOWN
+from engine.plan import GIB, Shape, estimate, known_shape, shape_of_config
+
+
+@pytest.mark.parametrize("name", sorted(KNOWN))
+def test_every_listed_model_has_a_plan_offline(name, capsys):
+    assert main(["plan", "--model", name, "--gpus", "1", "--gpu-memory", "80"]) in (0, 1)
+    out = capsys.readouterr().out
+    assert out.startswith(f"{name}: ") and all(m in out for m in ("sft step", "rl update", "decode"))
+    assert "fits" in out  # "fits: ..." or "does not fit: ..."
+
+
+def test_the_registry_shapes_give_the_published_parameter_counts():
+    counts = {name: Shape(*m.shape).params() for name, m in KNOWN.items()}
+    assert round(counts["smollm2-135m-instruct"] / 1e6) == 135 and round(counts["smollm2-1.7b-instruct"] / 1e8) == 17
+    assert round(counts["tinyllama-1.1b-chat"] / 1e8) == 11 and round(counts["qwen2.5-0.5b-instruct"] / 1e6) == 494
+    # a local folder's config.json gives the same shape as the registry
+    cfg = {"hidden_size": 576, "num_hidden_layers": 30, "num_attention_heads": 9, "num_key_value_heads": 3,
+           "intermediate_size": 1536, "vocab_size": 49152, "tie_word_embeddings": True}
+    assert shape_of_config(cfg) == known_shape("smollm2-135m-instruct")
+
+
+def test_a_full_17b_rl_update_needs_activation_checkpointing_on_80_gb(capsys):
+    sets = ["--set", "model.train=full", "--set", "model.activation_checkpointing=false"]
+    assert main(["plan", "--model", "smollm2-1.7b-instruct", "--gpu-memory", "80", *sets]) == 1
+    out = capsys.readouterr().out
+    assert "does not fit: the rl update needs" in out and "model.activation_checkpointing=true" in out
+    assert main(["plan", "--model", "smollm2-1.7b-instruct", "--gpu-memory", "80", "--gpus", "8", "--set", "model.train=full"]) == 0
+    out = capsys.readouterr().out
+    assert "fits: the peak" in out and "8 GPUs" in out and "more GPUs add speed, not room" in out
+
+
+def test_checkpointing_and_chunked_logits_shrink_what_the_gpu_preset_needs():
+    cfg = config.load(sets=["model.name=smollm2-1.7b-instruct", "model.train=full", "rl.micro_batch=64"])
+    shape = known_shape(cfg.model.name)
+    off = estimate(cfg, shape, "m", memory=80 * GIB)
+    cfg.model.activation_checkpointing = True
+    on = estimate(cfg, shape, "m", memory=80 * GIB)
+    part = lambda plan, name: next(p.bytes for p in {m.name: m for m in plan.moments}["rl update"].parts if p.name.startswith(name))
+    assert part(on, "activations") < part(off, "activations") / 5
+    assert part(on, "log-prob logits") < 1 * GIB  # 64 x 320 x 49k fp32 logits whole would be 3 x 3.75 GiB
+
+
+def test_a_gpu_run_that_will_not_fit_is_refused_before_anything_loads(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: types.SimpleNamespace(name="NVIDIA L4", total_memory=24 * GIB))
+    folder = tmp_path / "run"
+    code = main(["train", "--model", "smollm2-1.7b-instruct", "--session", str(folder), "--set", "model.train=full"])
+    err = capsys.readouterr().err
+    assert code == 1 and "will not fit the GPU (NVIDIA L4)" in err and "does not fit" in err and "--set" in err
+    assert not folder.exists()
