@@ -1,0 +1,168 @@
+"""What awaits a GPU, proven in one go (scripts/gpu-check.sh runs this; <10 min on one GPU, no network).
+
+1. the default run with the GPU preset on the 135M model (trimmed: 2,000 synthetic + 2,000 GSM8K
+   traces, 1 epoch, 10 RL iterations, 300 GSM8K test problems), its SFT tokens/s
+2. vLLM rollouts (if vllm is installed): rollout tokens/s, and the weight sync: after an update,
+   vLLM's log-probs of a fixed completion match the trained model's
+3. 8-bit loading + LoRA: one training step
+4. `engine plan` against the measured peak of one RL update with activation checkpointing, for
+   the 135M model and a randomly initialised model of SmolLM2-1.7B's shape (memory does not
+   depend on the weights' values, so no download)
+
+Prints one table and writes it as JSON (default gpu-check.json).
+    python scripts/gpu_check.py [--out gpu-check.json] [--skip run,vllm,8bit,plan]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROWS: list[dict] = []
+
+
+def row(check: str, result: str, ok: bool | None, **figures) -> None:
+    ROWS.append({"check": check, "result": result, "ok": ok, **figures})
+    print(f"{'ok  ' if ok else 'FAIL' if ok is False else '    '} {check:34} {result}", flush=True)
+
+
+def check_run(tmp: Path) -> None:
+    folder = tmp / "gpu-default"
+    sets = ["run.preset=gpu", "data.train_size=2000", "data.gsm8k_traces=2000", "sft.epochs=1", "rl.iterations=10",
+            "eval.gsm8k=300", "eval.synthetic=200"]
+    t = time.time()
+    out = subprocess.run([sys.executable, "-m", "engine", "train", "--plain", "--session", str(folder),
+                          *[a for s in sets for a in ("--set", s)]], capture_output=True, text=True, timeout=420)
+    from engine.events import read_all
+
+    events = read_all(folder / "events.jsonl") if (folder / "events.jsonl").exists() else []
+    sft = [e for e in events if e["kind"] == "metrics" and e["phase"] == "sft" and e.get("tokens_per_s")]
+    evals = {(e["at"], e["set"]): e["accuracy"] for e in events if e["kind"] == "eval"}
+    tps = sum(e["tokens_per_s"] for e in sft) / max(len(sft), 1)
+    ok = out.returncode == 0 and events and events[-1].get("status") == "completed"
+    row("default run, GPU preset (trimmed)", f"{time.time() - t:.0f} s, SFT {tps:,.0f} tokens/s, evals {evals}"
+        if ok else out.stderr[-300:], ok, sft_tokens_per_s=tps, seconds=time.time() - t, evals={f"{a}/{s}": v for (a, s), v in evals.items()})
+
+
+def check_vllm() -> None:
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        row("vLLM rollouts + weight sync", "vllm not installed: skipped", None)
+        return
+    from vllm import SamplingParams
+
+    from engine import config
+    from engine.backends import make_backend
+    from engine.data.prompts import prompt_text
+    from engine.modeling import load_model, load_tokenizer, make_optimizer, pick_device
+    from engine.rollout import completion_logprobs
+
+    cfg = config.load(sets=["rl.backend=vllm"])
+    tok = load_tokenizer(cfg.model.name)
+    model = load_model(cfg, tok, pick_device())
+    backend = make_backend(cfg, model, tok, None)
+    prompts = [prompt_text(tok, f"Tom has {n} apples and buys {n + 3} more. How many now?") for n in range(256)]
+    comps, gen = backend.generate(tok, prompts, 256, 1.0, 1.0, len(prompts))
+    prompt, completion = prompts[0], comps[0].tokens
+    opt = make_optimizer(model, "adamw", 1e-4)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        (-completion_logprobs(model, tok, [prompt], [completion])[0].sum()).backward()
+    opt.step()
+    backend.sync_weights(model)
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+        ours = completion_logprobs(model, tok, [prompt], [completion])[0].float().cpu()
+    ids = tok(prompt, add_special_tokens=False)["input_ids"]
+    out = backend.llm.generate([{"prompt_token_ids": ids + completion}], sampling_params=SamplingParams(max_tokens=1, prompt_logprobs=0),
+                               use_tqdm=False)[0]
+    theirs = torch.tensor([d[t].logprob for d, t in zip(out.prompt_logprobs[len(ids):], completion)])
+    gap = float((ours - theirs).abs().max())
+    row("vLLM rollouts + weight sync", f"{gen['tokens_per_s']:,.0f} tokens/s; max |log-prob gap| after an update {gap:.3f}",
+        gap < 0.1, rollout_tokens_per_s=gen["tokens_per_s"], logprob_gap=gap)
+
+
+def check_8bit() -> None:
+    out = subprocess.run([sys.executable, "benchmarks/memory.py"], capture_output=True, text=True, timeout=300)
+    lines = [line for line in out.stdout.splitlines() if "8-bit" in line]
+    row("8-bit loading + LoRA step", "; ".join(lines)[:300] or out.stderr[-300:], out.returncode == 0 and bool(lines))
+
+
+def check_plan() -> None:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from engine import config
+    from engine.modeling import checkpoint_activations, load_model, load_tokenizer, make_optimizer, select_trainable
+    from engine.plan import GIB, PROMPT_TOKENS, estimate, known_shape
+    from engine.rollout import completion_logprobs
+
+    for name, sets in (("smollm2-135m-instruct", []), ("smollm2-1.7b-instruct", ["model.train=full"])):
+        from engine.config import GPU, parse_sets
+
+        cfg = config.load(sets=[f"model.name={name}", *sets], base=parse_sets([f"{k}={v}" for k, v in GPU.items()]))
+        shape = known_shape(name)
+        tok = load_tokenizer("smollm2-135m-instruct")
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        if name == "smollm2-135m-instruct":
+            model = load_model(cfg, tok, torch.device("cuda"))
+        else:  # the shape, random weights: memory is the same
+            c = LlamaConfig(vocab_size=shape.vocab, hidden_size=shape.hidden, intermediate_size=shape.intermediate,
+                            num_hidden_layers=shape.layers, num_attention_heads=shape.heads, num_key_value_heads=shape.kv_heads,
+                            tie_word_embeddings=shape.tied)
+            model = select_trainable(LlamaForCausalLM(c).to("cuda", torch.bfloat16), cfg)
+            from engine.modeling import keep_master_weights
+
+            keep_master_weights(model)
+            checkpoint_activations(model)
+        model.train()
+        opt = make_optimizer(model, cfg.rl.optimizer, cfg.rl.lr)
+        rand = lambda n: torch.randint(1000, 40000, (n,)).tolist()
+        prompts = [tok.decode(rand(PROMPT_TOKENS)) for _ in range(cfg.rl.micro_batch)]
+        comps = [rand(cfg.rl.max_new_tokens) for _ in range(cfg.rl.micro_batch)]
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            lps = completion_logprobs(model, tok, prompts, comps, 1.0, share_prefix=False)
+            (sum(lp.sum() for lp in lps) / 1000).backward()
+        opt.step()
+        measured = torch.cuda.max_memory_allocated()
+        plan = estimate(cfg, shape, name, memory=torch.cuda.get_device_properties(0).total_memory)
+        # what the allocator counts here: no runtime (CUDA context) and no sampler copy (no run around it)
+        rl = sum(p.bytes for p in {m.name: m for m in plan.moments}["rl update"].parts
+                 if p.name not in ("runtime", "sampler's bf16 copy"))
+        err = rl / measured - 1
+        row(f"plan vs one RL update: {name}", f"estimate {rl / GIB:.2f} GiB, measured {measured / GIB:.2f} GiB ({err:+.0%})",
+            abs(err) < 0.25, estimate_gib=rl / GIB, measured_gib=measured / GIB)
+        del model, opt
+        torch.cuda.empty_cache()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="gpu-check.json")
+    ap.add_argument("--skip", default="")
+    args = ap.parse_args()
+    if not torch.cuda.is_available():
+        sys.exit("gpu-check: no CUDA device here; this script proves what the CPU cannot (docs/gpu.md)")
+    skip = set(args.skip.split(","))
+    print(f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, check in (("run", lambda: check_run(Path(tmp))), ("vllm", check_vllm), ("8bit", check_8bit), ("plan", check_plan)):
+            if name in skip:
+                continue
+            try:
+                check()
+            except Exception as exc:  # one failed check must not hide the others
+                row(name, f"{type(exc).__name__}: {exc}"[:300], False)
+    Path(args.out).write_text(json.dumps({"device": torch.cuda.get_device_name(0), "rows": ROWS}, indent=1))
+    print(f"written: {args.out}")
+    sys.exit(0 if all(r["ok"] is not False for r in ROWS) else 1)
+
+
+if __name__ == "__main__":
+    main()
