@@ -61,7 +61,10 @@ class HFBackend:
         return generate(self.sampler(), tokenizer, prompts, max_new_tokens, temperature, top_p, batch_size, on_rows=on_rows)
 
     def sync_weights(self, model) -> None:
-        pass  # Sampler() refreshes on every call
+        refresh = getattr(self.sampler, "refresh", None)  # FSDP's whole copy: gathered here, by every rank
+        if refresh:
+            refresh(model)
+        # a Sampler refreshes itself on every call
 
 
 def is_untied(model) -> bool:
@@ -76,9 +79,11 @@ def vllm_weights(model, target_ties_embeddings: bool) -> Iterator[tuple[str, tor
     if is_untied(model) and target_ties_embeddings:
         raise ValueError("the trained model has its own lm_head, but the vLLM model ties it to the embeddings: "
                          "it would sample with a stale head; start vLLM from a config with tie_word_embeddings=false")
+    from .parallel import whole
+
     for name, p in model.named_parameters():
         if p.requires_grad:
-            yield vllm_name(name), p.detach()
+            yield vllm_name(name), whole(p.detach())  # under FSDP every rank gathers, every rank's vLLM loads
 
 
 def vllm_name(name: str) -> str:
@@ -155,7 +160,9 @@ def start_folder(model, tokenizer, root: Path | None = None) -> Path:
     base.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix="start-", dir=base))  # mode 0700, a name nobody could have linked
     atexit.register(shutil.rmtree, folder, True)
-    state = {vllm_name(k): v.detach().to("cpu", torch.bfloat16) for k, v in model.state_dict().items()}
+    from .parallel import whole
+
+    state = {vllm_name(k): whole(v.detach()).to("cpu", torch.bfloat16) for k, v in model.state_dict().items()}
     if not is_untied(model):
         state.pop("lm_head.weight", None)  # tied: vLLM takes the head from the embeddings
     model.config.save_pretrained(folder)

@@ -125,6 +125,7 @@ class RunConfig:
     wandb: str = field(default="", metadata={"doc": "a W&B project: mirror every metric and evaluation to Weights & Biases (needs the wandb package); empty = off"})
     wandb_mode: str = choice("offline", "offline", "online", doc="offline writes ./wandb/ with no network (upload later with `wandb sync`)")
     cpu_threads: int = bounded(0, 0, 4096, doc="CPU threads of a CPU run; 0 = auto: every core, fewer while other processes keep cores busy (measured between steps)")
+    parallel: str = choice("ddp", "ddp", "fsdp", doc="under torchrun: ddp = every rank holds the whole model; fsdp = weights, gradients and optimizer state sharded over the ranks (FSDP2), for models that do not fit one GPU under ddp")
     preset: str = choice("auto", "auto", "cpu", "gpu", doc="sizes for the device: auto = gpu sizes where a CUDA device is used, else the CPU defaults; keys you set yourself always win")
 
 
@@ -287,6 +288,8 @@ def _check(cfg: Config) -> None:
         path = Path(value).expanduser()
         if value and value != "auto" and path.exists() and not (path.is_file() or path.is_dir()):
             raise ConfigError(f"{key}: {value} is not a JSONL file or folder")  # /dev/zero, a FIFO: never read
+    if cfg.run.parallel == "fsdp" and cfg.model.load_8bit:
+        raise ConfigError("run.parallel: fsdp shards full-precision weights; model.load_8bit is for one process (use ddp)")
     from .trace.language import COMPOSITION, EXPERTS
 
     for key, mix in (("data.mix", cfg.data.mix), ("eval.mix", cfg.eval.mix)):

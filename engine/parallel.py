@@ -3,16 +3,91 @@
 - `ddp`: every rank holds the whole model; gradients are averaged after backward.
   `gradient_as_bucket_view`: the gradients live inside DDP's all-reduce buckets
   instead of beside them, one copy of the trained parameters' size less per rank.
+- `fsdp`: FSDP2 (`torch.distributed.fsdp.fully_shard`), for models whose weights,
+  gradients and optimizer state do not fit one GPU under DDP. Each decoder layer is
+  one shard group and the root holds the embeddings, final norm and head; a rank keeps
+  1/N of every weight, gradient and optimizer state (fp32, gathered in bf16 on a GPU).
+  The root keeps its weights gathered from forward to backward: the fused loss and the
+  chunked RL log-probs use the head's weight after the forward pass.
+  Decoding (evaluations, hf rollouts) needs whole weights: a `FullCopy` of the model
+  is kept for it and refreshed at agreed points (every rank takes part), which also
+  yields the whole trained state that checkpoints save, so a checkpoint resumes on
+  any number of ranks at a stage boundary.
 """
 
 from __future__ import annotations
 
+import copy
 
-def wrap(model, world: int):
-    """What training passes call: the model itself on one rank, its DDP wrapper on several."""
+import torch
+
+
+def wrap(model, world: int, how: str = "ddp"):
+    """What training passes call: the model itself on one rank, its DDP wrapper on several,
+    or the model sharded in place (FSDP2 makes it its own wrapper)."""
     if world == 1:
+        return model
+    p = next(model.parameters())
+    if how == "fsdp":
+        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+        from .modeling import decoder_layers
+
+        cuda = p.device.type == "cuda"
+        if cuda:
+            model.float()  # one dtype a shard group: every weight sharded in fp32, gathered in bf16 below
+        policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if cuda else MixedPrecisionPolicy()
+        for layer in decoder_layers(model):
+            fully_shard(layer, mp_policy=policy)
+        fully_shard(model, mp_policy=policy, reshard_after_forward=False)
         return model
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    p = next(model.parameters())
     return DDP(model, device_ids=[p.device.index] if p.device.type == "cuda" else None, gradient_as_bucket_view=True)
+
+
+def sharded(model) -> bool:
+    return any(hasattr(p, "full_tensor") for p in model.parameters())
+
+
+def whole(t: torch.Tensor) -> torch.Tensor:
+    """A parameter or state tensor whole: a DTensor shard is gathered (every rank must call)."""
+    return t.full_tensor() if hasattr(t, "full_tensor") else t
+
+
+class FullCopy:
+    """The whole model to decode with while training runs sharded. Built before sharding;
+    `refresh(sharded)` gathers the trained weights into it (a collective: every rank calls
+    it at the same point) and returns them whole, fp32, on the CPU, for a checkpoint."""
+
+    def __init__(self, model, dtype: torch.dtype):
+        self.copy = copy.deepcopy(model).to(dtype).eval()
+        for q in self.copy.parameters():
+            q.requires_grad_(False)
+        self.own = dict(self.copy.named_parameters())
+
+    def __call__(self):
+        return self.copy
+
+    @torch.no_grad()
+    def refresh(self, model) -> dict:
+        state = {}
+        for name, p in model.named_parameters():
+            if p.requires_grad:
+                full = whole(p.detach())
+                self.own[name].copy_(full)
+                state[name] = full.float().cpu().clone()
+        return state
+
+
+def full_optimizer_state(model, optimizer) -> dict | None:
+    """The optimizer's state whole, keyed by parameter name (rank 0 gets it; a collective)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+    return get_optimizer_state_dict(model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def load_full_optimizer_state(model, optimizer, state: dict) -> None:
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+    set_optimizer_state_dict(model, optimizer, optim_state_dict=state, options=StateDictOptions(full_state_dict=True))

@@ -13,7 +13,11 @@ decoding (evaluations and hf rollouts). Each is the sum of
   under a GPU's autocast; with activation checkpointing one layer input a token per
   layer plus one layer's full set while it recomputes;
 - logits: SFT's fused loss holds a chunk; RL's log-probs hold the micro-batch's logits
-  whole (x3: logits, tempered copy, softmax in backward) up to 512 MB, chunks above;
+  whole (x5: logits, tempered copy, entropy, softmax and gradient in backward) up to
+  512 MB, chunks above;
+- under FSDP (run.parallel=fsdp, several GPUs): weights, gradients and optimizer state
+  divided over the ranks, plus the whole bf16 copy decoding uses, one decoder layer
+  gathered at a time and the root (embeddings, head) gathered from forward to backward;
 - the KV cache of a decoding batch; vLLM's share of the GPU (rl.vllm_memory) when
   rl.backend=vllm; the runtime (torch and the CUDA context, or the Python process).
 
@@ -129,12 +133,19 @@ def estimate(cfg, shape: Shape, model: str, gpus: int = 1, memory: float | None 
     weights = (total - inside) * store + trained * 4
     if mc.load_8bit:
         weights = (total - s.linear_params()) * store + s.linear_params() * 1 + trained * 4
-    parts_static = [Part("weights", weights)]
-    if gpu and mc.generate_dtype != "float32":
+    shards = gpus if cfg.run.parallel == "fsdp" and gpus > 1 else 1
+    if shards > 1:  # every weight sharded in fp32 (engine/parallel.py), gathered in bf16
+        root = s.vocab * s.hidden * (1 if s.tied else 2)
+        parts_static = [Part(f"weights (1/{shards})", total * 4 / shards),
+                        Part("gathered layer + root", (2 * s.layer_params() + root) * 2),
+                        Part("whole copy for decoding", total * (2 if gpu else 4))]
+    else:
+        parts_static = [Part("weights", weights)]
+    if gpu and mc.generate_dtype != "float32" and shards == 1:
         parts_static.append(Part("sampler's bf16 copy", total * 2))
     if rc.kl_coef > 0:
         parts_static.append(Part("KL reference model", weights))
-    grads = Part("gradients", trained * 4)
+    grads = Part("gradients" + (f" (1/{shards})" if shards > 1 else ""), trained * 4 / shards)
     runtime = Part("runtime", RUNTIME_GPU if gpu else RUNTIME_CPU)
 
     # layers whose activations are kept: the trained ones (LoRA and full: all of them)
@@ -154,13 +165,15 @@ def estimate(cfg, shape: Shape, model: str, gpus: int = 1, memory: float | None 
     if "sft" in cfg.run.phases:
         chunk = 1024 if gpu else 128
         moments.append(Moment("sft step", [runtime, *parts_static, grads,
-                                           Part("optimizer state", trained * (2 if cfg.sft.optimizer == "adamw8bit" else 8)),
+                                           Part("optimizer state", trained * (2 if cfg.sft.optimizer == "adamw8bit" else 8) / shards),
                                            Part("activations" + (" (checkpointed)" if ckpt else ""), activations(sft_tokens, ckpt)),
                                            Part("loss chunk logits", 3 * chunk * s.vocab * 4)]))
     if "rl" in cfg.run.phases:
+        # five live copies at the peak: logits, the tempered copy, the entropy's softmax, and backward's
+        # softmax and gradient (measured: the 135M model's RL update, docs/benchmarks.md)
         whole = rc.micro_batch * rc.max_new_tokens * s.vocab * 4
-        logits = 3 * whole if whole <= WHOLE_LOGITS_BYTES else 3 * 1024 * s.vocab * 4
-        parts = [runtime, *parts_static, grads, Part("optimizer state", trained * (2 if rc.optimizer == "adamw8bit" else 8)),
+        logits = 5 * whole if whole <= WHOLE_LOGITS_BYTES else 5 * 1024 * s.vocab * 4
+        parts = [runtime, *parts_static, grads, Part("optimizer state", trained * (2 if rc.optimizer == "adamw8bit" else 8) / shards),
                  Part("activations" + (" (checkpointed)" if ckpt else ""), activations(rl_tokens, ckpt)),
                  Part("log-prob logits", logits)]
         if rc.backend == "vllm" and gpu and memory:
@@ -171,8 +184,9 @@ def estimate(cfg, shape: Shape, model: str, gpus: int = 1, memory: float | None 
     kv = 2 * s.layers * s.kv_heads * s.head_dim * decode_len * decode_batch * (2 if gpu else 4)
     moments.append(Moment("decode", [runtime, *parts_static, Part(f"KV cache ({decode_batch} x {decode_len} tokens)", kv),
                                      Part("logits", decode_batch * s.vocab * 4 * 2)]))
-    if gpus > 1:
-        notes.append(f"DDP: every one of the {gpus} GPUs holds all of the above; more GPUs add speed, not room")
+    if gpus > 1 and shards == 1:
+        notes.append(f"DDP: every one of the {gpus} GPUs holds all of the above; more GPUs add speed, not room "
+                     "(--set run.parallel=fsdp shards weights, gradients and optimizer state)")
     plan = Plan(model, s, gpus, device, memory, moments, trained, notes)
     if plan.fits is False:
         plan.notes += advice(cfg, plan)
@@ -193,6 +207,8 @@ def advice(cfg, plan: Plan) -> list[str]:
         out.append(f"--set sft.batch_size={max(1, cfg.sft.batch_size // 2)} --set sft.grad_accum={cfg.sft.grad_accum * 2} (the same batch in two passes)")
     if peak.name == "decode":
         out.append(f"--set eval.batch_size={max(1, cfg.eval.batch_size // 2)} (a smaller decoding batch)")
+    if plan.gpus > 1 and cfg.run.parallel != "fsdp":
+        out.append(f"--set run.parallel=fsdp (weights, gradients and optimizer state split over the {plan.gpus} GPUs)")
     if cfg.model.train == "full":
         out.append("--set model.train=last_layers or model.train=lora (gradients and optimizer state for fewer weights)")
     if cfg.rl.optimizer == "adamw" or cfg.sft.optimizer == "adamw":

@@ -52,11 +52,20 @@ def checkpointed(model) -> bool:
     return any(getattr(m, "gradient_checkpointing", False) is True for m in model.modules())
 
 
+def fsdp(model) -> bool:
+    """Sharded by FSDP2: a layer's weights are freed after its forward and gathered again by a
+    hook on its outputs; a cache handed on as an output has no such hook, so backward through
+    a shared prefix would read freed weights. The rows run whole instead."""
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(model, FSDPModule)
+
+
 def continue_inputs(forward, ids: torch.Tensor, mask: torch.Tensor, n: int) -> tuple[int, dict]:
     """(n, model inputs) for the rows after their shared first n tokens, which run here once;
     (0, the rows whole) when n is 0 or the model's cache cannot be shared."""
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    if n and torch.is_grad_enabled() and forward.training and checkpointed(forward):
+    if n and torch.is_grad_enabled() and forward.training and (checkpointed(forward) or fsdp(forward)):
         n = 0
     cache = shared_cache(forward, ids, mask, n) if n else None
     if not getattr(cache, "layers", None):

@@ -65,6 +65,8 @@ class Recipe:
         self.plan = stages(cfg)
         # state, saved in every checkpoint
         self.model = self.tokenizer = self.optimizer = self.scheduler = None
+        self.sharded = False  # FSDP: weights, gradients and optimizer state split over the ranks
+        self.full_state = None  # FSDP: the trained weights whole, as the last refresh of the decoding copy gathered them
         self.stage = 0  # index into self.plan
         self.global_step = 0  # optimizer steps of the stages before this one
         self.best_accuracy = None
@@ -82,6 +84,10 @@ class Recipe:
                 f"{st['path']} was written mid-stage by {st['world']} process(es); resume it with the same number "
                 f"(torchrun --nproc_per_node {st['world']}), or from a stage boundary: the data order of a stage "
                 f"depends on how many ranks share it")
+        if st.get("parallel", "ddp") != cfg.run.parallel and st.get("step") and ctx.world > 1:
+            raise checkpoints.CheckpointError(
+                f"{st['path']} was written mid-stage with run.parallel={st.get('parallel', 'ddp')}; resume it with the same "
+                f"(--set run.parallel={st.get('parallel', 'ddp')}), or from a stage boundary")
         self.global_step, self.best_accuracy = st.get("global_step", 0), st.get("best_accuracy")
         if ctx.session:
             safefile.write(ctx.session.path, CONFIG, cfg.to_yaml())
@@ -103,11 +109,15 @@ class Recipe:
         for note in notes:
             ctx.alert("warning", note, phase="setup")
         # the model handles the loops use
-        ctx.forward_model = parallel.wrap(model, ctx.world)
-        ctx.autocast = lambda: autocast(model, cfg.model.autocast)
-        from .rollout import Sampler
+        from .rollout import Sampler, decode_dtype
 
-        ctx.sampler = Sampler(model, cfg.model.generate_dtype)
+        self.sharded = ctx.world > 1 and cfg.run.parallel == "fsdp"
+        if self.sharded:  # decoding needs whole weights: a copy, made before sharding
+            ctx.sampler = parallel.FullCopy(model, decode_dtype(model, cfg.model.generate_dtype))
+        else:
+            ctx.sampler = Sampler(model, cfg.model.generate_dtype)
+        ctx.forward_model = parallel.wrap(model, ctx.world, cfg.run.parallel)
+        ctx.autocast = lambda: autocast(model, cfg.model.autocast)
 
     def _resume_state(self) -> dict:
         folder, state, skipped = checkpoints.for_resume(self.session_dir)
@@ -171,7 +181,7 @@ class Recipe:
         _, total = sft.plan(len(fits), cfg, ctx.world)
         self.scheduler = sft.schedule(self.optimizer, cfg, total)
         if start and self.resume.get("optimizer"):
-            self.optimizer.load_state_dict(self.resume["optimizer"])
+            self._load_optimizer(self.resume["optimizer"])
             self.scheduler.load_state_dict(self.resume["scheduler"])
         return sft.train(self.model, self.tokenizer, fits, self.optimizer, self.scheduler, cfg, ctx, start)
 
@@ -182,8 +192,9 @@ class Recipe:
         ref = _reference(self.model) if cfg.rl.kl_coef > 0 else None
         self.optimizer, self.scheduler = make_optimizer(self.model, cfg.rl.optimizer, cfg.rl.lr), None
         if start and self.resume.get("optimizer"):
-            self.optimizer.load_state_dict(self.resume["optimizer"])
+            self._load_optimizer(self.resume["optimizer"])
         ctx.baseline = self.resume.get("baseline") if start else None
+        self.refresh_sampler()  # rollouts decode with the weights SFT left
         if ctx.backend is None:  # at RL's start: vLLM starts from the weights SFT left
             from .backends import make_backend
 
@@ -202,6 +213,7 @@ class Recipe:
         from .train import evaluate as ev
 
         cfg, ctx = self.cfg, self.ctx
+        self.refresh_sampler()  # every rank: under FSDP a collective
         if ctx.rank != 0:
             return
         if ctx.session:
@@ -238,31 +250,54 @@ class Recipe:
 
     # -- save --
 
+    def refresh_sampler(self) -> None:
+        """FSDP: gather the trained weights into the decoding copy (every rank, at the same point)."""
+        if self.sharded:
+            self.full_state = self.ctx.sampler.refresh(self.model)
+
+    def _load_optimizer(self, state: dict) -> None:
+        if self.sharded:
+            parallel.load_full_optimizer_state(self.model, self.optimizer, state)
+        else:
+            self.optimizer.load_state_dict(state)
+
     def save(self, step: int, next_stage: bool = False) -> Path | None:
-        """A checkpoint at `step` of this stage, or (next_stage) one that resumes at the next stage."""
-        if self.ctx.rank != 0 or self.model is None:
+        """A checkpoint at `step` of this stage, or (next_stage) one that resumes at the next stage.
+        Every rank calls it; under FSDP every rank takes part in gathering what rank 0 writes."""
+        if self.model is None:
+            return None
+        whole = None
+        if self.sharded:
+            self.refresh_sampler()
+            whole = (self.full_state, parallel.full_optimizer_state(self.model, self.optimizer) if self.optimizer else None)
+        if self.ctx.rank != 0:
             return None
         at = self.global_step + (0 if next_stage else step)
-        path = self._write(f"step-{at:06d}", self.stage + 1 if next_stage else self.stage, 0 if next_stage else step)
+        path = self._write(f"step-{at:06d}", self.stage + 1 if next_stage else self.stage, 0 if next_stage else step, whole)
         checkpoints.rotate(self.session_dir, path)
         self.ctx.emit("checkpoint", path=str(path), step=step, phase=self.plan[self.stage][0] if self.plan else "setup",
                       global_step=at)
         return path
 
     def save_after_failure(self) -> None:
-        """What a crash leaves: a checkpoint of the weights as they are (best effort)."""
-        if self.model is None or self.ctx.sampler is None:
+        """What a crash leaves: a checkpoint of the weights as they are (best effort). Not under
+        FSDP: gathering the shards needs every rank, and the others may be gone."""
+        if self.model is None or self.ctx.sampler is None or self.sharded:
             return
         try:
             self.save(0 if self.ctx.progress.get("phase") == "eval" else self.ctx.progress.get("step", 0))
         except Exception:
             pass
 
-    def _write(self, name: str, stage: int, step: int) -> Path:
+    def _write(self, name: str, stage: int, step: int, whole: tuple | None = None) -> Path:
+        """`whole`: (trained weights, optimizer state) gathered from FSDP's shards; else the model's own."""
+        if whole is None and self.sharded:  # the best checkpoint, during rank 0's evaluation: weights only
+            whole = (self.full_state, None)
+        trained, optimizer = whole or (trainable_state(self.model), self.optimizer.state_dict() if self.optimizer else None)
         return checkpoints.save(self.session_dir, name, {
-            "stage": stage, "step": step, "global_step": self.global_step, "trainable": trainable_state(self.model),
-            "world": self.ctx.world,
-            "optimizer": self.optimizer.state_dict() if self.optimizer else None,
+            "stage": stage, "step": step, "global_step": self.global_step, "trainable": trained,
+            "world": self.ctx.world, "parallel": self.cfg.run.parallel,
+            "optimizer": optimizer,
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
             "baseline": self.ctx.baseline, "best_accuracy": self.best_accuracy, "config": self.cfg.to_dict(),
         })

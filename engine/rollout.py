@@ -35,6 +35,15 @@ def _backtick_ids(tokenizer) -> frozenset[int]:
     return frozenset(i for t, i in tokenizer.get_vocab().items() if "`" in t)
 
 
+def decode_dtype(model, mode: str = "auto") -> torch.dtype:
+    """bf16 where asked, or on a GPU that does it fast; else fp32."""
+    from .modeling import fast_bf16
+
+    p = next(model.parameters())
+    low = mode == "bfloat16" or (mode == "auto" and p.device.type == "cuda" and fast_bf16(p.device))
+    return torch.bfloat16 if low else torch.float32
+
+
 class Sampler:
     """The model that generates: the trained model itself, or a bf16 copy of it.
 
@@ -52,8 +61,7 @@ class Sampler:
 
         if getattr(model, "is_loaded_in_8bit", False):
             return
-        low = mode == "bfloat16" or (mode == "auto" and p.device.type == "cuda" and fast_bf16(p.device))
-        dtype = torch.bfloat16 if low else torch.float32
+        dtype = decode_dtype(model, mode)
         if all(q.dtype == dtype for q in model.parameters()):
             return  # decoding with the model itself (fp32 on a CPU)
         # a copy in one dtype: fp32 masters beside bf16 frozen weights cannot decode without autocast

@@ -90,6 +90,16 @@ class Context:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t.item()) != all_of
 
+    def mean(self, value: float) -> float:
+        """A number's mean over the ranks (the step's loss over every rank's batch, not rank 0's alone)."""
+        if self.world == 1:
+            return value
+        import torch.distributed as dist
+
+        t = torch.tensor([float(value)])
+        dist.all_reduce(t)
+        return t.item() / self.world
+
     def _requested(self) -> tuple[bool, bool]:
         stop = self.stop_signal or self.stopping  # stopping: a collapse that rank 0's evaluation saw
         ckpt = False

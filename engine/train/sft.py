@@ -11,6 +11,7 @@ from transformers import get_scheduler
 
 from .. import threads
 from ..data.prompts import IGNORE
+from ..parallel import whole
 from .loss import answer_loss, fusable
 
 
@@ -103,8 +104,8 @@ def train(model, tokenizer, rows, optimizer, scheduler, cfg, ctx, start_step: in
                 optimizer.zero_grad(set_to_none=True)
             step += 1
             dt = time.perf_counter() - t0
-            ctx.metrics("sft", step, total, loss=loss_sum, lr=scheduler.get_last_lr()[0], tokens_per_s=tokens * ctx.world / dt,
-                        step_time=dt, epoch=epoch, grad_norm=float(grad_norm) if math.isfinite(loss_sum) else None,
+            ctx.metrics("sft", step, total, loss=ctx.mean(loss_sum), lr=scheduler.get_last_lr()[0], tokens_per_s=tokens * ctx.world / dt,
+                        step_time=dt, epoch=epoch, grad_norm=float(whole(grad_norm)) if math.isfinite(loss_sum) else None,
                         threads=cpu_threads)
             if ctx.after_step("sft", step, total):
                 return step

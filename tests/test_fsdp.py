@@ -1,0 +1,94 @@
+"""FSDP2 (`run.parallel=fsdp`) on this CPU with gloo ranks: the same loss curve as one process,
+checkpoints that hold the whole state and resume on another number of ranks, uneven data."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from engine.checkpoints import read, steps
+from engine.events import read_all
+
+SFT = ["--model", "tiny", "--plain", "--set", "run.phases=sft", "--set", "data.train_size=37", "--set", "data.gsm8k_traces=3",
+       "--set", "sft.batch_size=4", "--set", "sft.epochs=2"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def train(*args, ranks: int = 1, port: int = 0):
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(ranks), "--master_port", str(port)] if ranks > 1 \
+        else [sys.executable]
+    out = subprocess.run([*launch, "-m", "engine", "train", *args], capture_output=True, text=True, timeout=400, env=ENV)
+    assert out.returncode == 0, out.stderr[-3000:]
+
+
+def sft_losses(folder):
+    return [e["loss"] for e in read_all(folder / "events.jsonl") if e["kind"] == "metrics" and e["phase"] == "sft"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """One process accumulating two batches a step, and two FSDP ranks taking one each: the same batches a step."""
+    root = tmp_path_factory.mktemp("fsdp")
+    train("--session", str(root / "one"), *SFT, "--set", "sft.grad_accum=2")
+    train("--session", str(root / "two"), *SFT, "--set", "run.parallel=fsdp", "--set", "run.checkpoint_every=3", ranks=2, port=29661)
+    return root
+
+
+def test_two_sharded_ranks_follow_the_single_process_loss_curve(runs):
+    one, two = sft_losses(runs / "one"), sft_losses(runs / "two")
+    assert len(one) == len(two) == 8 and one[-1] < one[0]
+    assert all(abs(a - b) < 1e-4 * abs(a) for a, b in zip(one, two)), (one, two)
+    started = read_all(runs / "two" / "events.jsonl")[0]
+    assert started["world_size"] == 2 and started["config"]["run"]["parallel"] == "fsdp"
+
+
+def test_a_sharded_checkpoint_holds_the_whole_state_and_resumes_mid_stage_exactly(runs, tmp_path):
+    whole, single = read(steps(runs / "two")[-1]), read(steps(runs / "one")[-1])
+    assert whole["parallel"] == "fsdp" and whole["world"] == 2
+    assert whole["trainable"].keys() == single["trainable"].keys()
+    assert all(torch.allclose(whole["trainable"][k], single["trainable"][k], atol=1e-5) for k in single["trainable"])
+    assert all(not hasattr(v, "full_tensor") for v in whole["trainable"].values())  # plain tensors, not shards
+    # stopped after step 6 (its checkpoint); resumed on 2 ranks with the gathered optimizer state: steps 7, 8 as before
+    folder = tmp_path / "resumed"
+    shutil.copytree(runs / "two", folder)
+    for later in steps(folder):
+        if later.name > "step-000006":
+            shutil.rmtree(later)
+    train("--resume", str(folder), "--plain", ranks=2, port=29662)
+    losses = sft_losses(folder)
+    assert losses[8:] == pytest.approx(losses[6:8], rel=1e-5)
+
+
+def test_a_stage_boundary_checkpoint_resumes_on_three_ranks_with_uneven_data(runs, tmp_path):
+    """37 examples in batches of 4 do not divide over 3 ranks; the 2-rank session continues into RL and evaluation on 3."""
+    folder = tmp_path / "three"
+    shutil.copytree(runs / "two", folder)
+    train("--resume", str(folder), "--plain", "--set", "run.phases=sft,rl,eval", "--set", "rl.iterations=2",
+          "--set", "eval.synthetic=3", "--set", "eval.gsm8k=0", ranks=3, port=29663)
+    events = read_all(folder / "events.jsonl")
+    started = [e for e in events if e["kind"] == "run_started"]
+    assert [e["world_size"] for e in started] == [2, 3] and events[-1]["status"] == "completed"
+    assert [e["step"] for e in events if e["kind"] == "metrics" and e["phase"] == "rl"] == [1, 2]
+    assert any(e["kind"] == "eval" for e in events)
+
+
+def test_three_sharded_ranks_with_uneven_data_train_evaluate_and_finish(tmp_path):
+    folder = tmp_path / "uneven"
+    train("--session", str(folder), "--model", "tiny", "--plain", "--set", "run.parallel=fsdp", "--set", "data.train_size=37",
+          "--set", "data.gsm8k_traces=3", "--set", "sft.batch_size=4", "--set", "sft.epochs=1.5", "--set", "rl.iterations=2",
+          "--set", "eval.synthetic=3", "--set", "eval.gsm8k=0", "--set", "eval.at=rl", ranks=3, port=29664)
+    events = read_all(folder / "events.jsonl")
+    kinds = [e["kind"] for e in events]
+    assert kinds.count("run_started") == 1 and kinds.count("run_finished") == 1 and events[-1]["status"] == "completed"
+    sft = [e["step"] for e in events if e["kind"] == "metrics" and e["phase"] == "sft"]
+    assert sft == list(range(1, len(sft) + 1)) and kinds.count("eval") >= 1
+
+
+def test_fsdp_refuses_8bit_weights_by_name():
+    from engine import config
+
+    with pytest.raises(config.ConfigError, match="run.parallel: fsdp shards full-precision weights"):
+        config.load(sets=["run.parallel=fsdp", "model.load_8bit=true"])
