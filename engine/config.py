@@ -60,6 +60,7 @@ class DataConfig:
     seed: int = bounded(0, 0, 2**32 - 1, doc="the synthetic problems' seed")
     gsm8k: str = field(default="auto", metadata={"doc": "hub id, JSONL file or folder; auto = the copy shipped with the project"})
     gsm8k_traces: int = bounded(1000, 0, 10_000_000, doc="trace task: GSM8K training problems converted to gold traces, beside the synthetic ones (0 = synthetic only; more than exist = all); RL samples its questions from the same mix")
+    gsm8k_variants: int = bounded(0, 0, 64, doc="trace task: up to N number variants of each GSM8K training trace beside it (numbers changed in question and trace together, answers verified by running the trace; engine data variants)")
     max_len: int = bounded(512, 32, 8192, doc="tokens per training example; longer examples are skipped, not cut")
     instruct_train: str = field(default="", metadata={"doc": "instruct task: JSONL of instruction/input/output"})
 

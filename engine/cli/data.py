@@ -25,6 +25,15 @@ def add_parser(sub) -> None:
     c.add_argument("--source", default=None, help="GSM8K folder, JSONL file or hub id (default: the copy shipped with the project)")
     c.add_argument("--out", required=True, help="JSONL of the kept traces; the rest go to <out>.rejected.jsonl with their reason")
     c.set_defaults(func=_gsm8k_traces)
+    v = data.add_parser("variants", help="GSM8K problems with new numbers, in the question and the gold trace together; "
+                                         "each variant's answer is the trace's, run clean")
+    v.add_argument("--split", choices=["train", "test"], default="train")
+    v.add_argument("--k", type=int, default=4, help="variants per problem (at most)")
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--limit", type=int, metavar="N", help="the first N problems of the split")
+    v.add_argument("--source", default=None, help="GSM8K folder, JSONL file or hub id (default: the copy shipped with the project)")
+    v.add_argument("--out", required=True, help="JSONL of the variants (question, answer, trace, gsm8k_index); a problem file for engine eval")
+    v.set_defaults(func=_variants)
     s = data.add_parser("stats", help="the mix of a JSONL file by expert and pattern")
     s.add_argument("file")
     s.set_defaults(func=_stats)
@@ -88,6 +97,38 @@ def _gsm8k_traces(args) -> int:
         for c in done if not c.kept))
     print(f"{args.split}: {len(kept)} of {len(done)} problems kept ({len(kept) / max(len(done), 1):.1%}) in {out}; "
           f"the rest, with reasons, in {rejected_path(out)}", file=sys.stderr)
+    return 0
+
+
+def _variants(args) -> int:
+    from ..data.gsm8k import load_rows
+    from ..data.variants import REASONS, for_rows, summary
+    from ..trace import as_number
+    from .console import console
+
+    if args.k < 1 or (args.limit is not None and args.limit < 1):
+        return fail("data variants", "--k and --limit must be 1 or more")
+    try:
+        rows = load_rows(args.source, args.split)
+    except (OSError, ValueError) as exc:
+        return fail("data variants", str(exc))
+    done = for_rows(rows[: args.limit] if args.limit else rows, args.k, args.seed)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with open(out, "w", encoding="utf-8") as f:
+        for v in done:
+            for n, x in enumerate(v.variants):
+                f.write(json.dumps({"question": x["question"], "answer": as_number(x["answer"]), "expert": "arithmetic",
+                                    "pattern": "gsm8k-variant", "trace": x["trace"], "gsm8k_index": v.index, "variant": n,
+                                    "numbers": x["numbers"]}) + "\n")
+                written += 1
+    total = len(done)
+    meaning = {"variants": f"up to {args.k} variants each, every one run clean", **REASONS}
+    console().print(table(f"GSM8K {args.split}: {summary(done)[0][1]} of {total} problems give variants "
+                          f"({summary(done)[0][1] / max(total, 1):.1%}); {written} variants in {out}",
+                          ("outcome", "problems", "share", "meaning"),
+                          [(r, str(n), f"{n / max(total, 1):.1%}", meaning[r]) for r, n in summary(done)], right=("problems", "share")))
     return 0
 
 

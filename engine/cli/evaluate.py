@@ -22,6 +22,9 @@ def add_parser(sub) -> None:
     e.add_argument("--temperature", type=float, metavar="T", help="sampling temperature of the extra samples (default 0.8)")
     e.add_argument("--checkpoint", default="best", metavar="best|last|PATH",
                    help="which checkpoint of the session: best (default; last where there is none), last, or a folder")
+    e.add_argument("--variants", type=int, metavar="K", help="robustness: GSM8K test problems (the first eval.gsm8k, or "
+                   "--limit) that give number variants, and K variants of each: accuracy on both, and the share of "
+                   "problems answered right in every variant")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=_eval)
 
@@ -71,19 +74,55 @@ def _eval(args) -> int:
             return fail("eval", why, 1)
         if not args.json:
             print(f"engine eval: scoring {ckpt}", file=sys.stderr)
-    results = {}
+    results, robust = {}, None
     try:
-        named = eval_sets(cfg)
+        named = eval_sets(cfg) if not args.variants else {}
     except (OSError, ValueError) as exc:
         return fail("eval", str(exc))
+    if args.variants:
+        if args.variants < 1:
+            return fail("eval", "--variants must be 1 or more")
+        robust = _robustness(model, tok, cfg, args.variants, results)
     for name, items in named.items():
         fields, _ = ev.evaluate(model, tok, items, cfg)
         results[name] = fields
     if args.json:
-        print(json.dumps({"checkpoint": str(ckpt) if ckpt else None, "sets": results}, default=str))
+        print(json.dumps({"checkpoint": str(ckpt) if ckpt else None, "sets": results}
+                         | ({"robustness": robust} if robust else {}), default=str))
         return 0
     from .console import console
     from .tables import eval_table
 
     console().print(eval_table([{"at": str(ckpt.name) if ckpt else "base", "set": k, **v} for k, v in results.items()]))
+    if robust:
+        lo, hi = robust["all_right_ci"]
+        console().print(f"robustness: {robust['all_right']} of {robust['problems']} problems answered right in all "
+                        f"{robust['k']} variants ({robust['all_right'] / max(robust['problems'], 1):.1%}, 95% CI "
+                        f"{lo:.1%}-{hi:.1%}); {robust['original_right']} right as first written", markup=False)
     return 0
+
+
+def _robustness(model, tok, cfg, k: int, results: dict) -> dict:
+    """GSM-Symbolic-style: the test problems that give number variants, as written and with k other
+    numbers each; `results` gets both sets' fields."""
+    from ..data.gsm8k import load_rows
+    from ..data.variants import for_rows
+    from ..stats import wilson
+    from ..tasks import Item
+    from ..tasks.common import gsm8k_source
+    from ..train import evaluate as ev
+
+    rows = load_rows(gsm8k_source(cfg), "test")[: cfg.eval.gsm8k or None]
+    done = [v for v in for_rows(rows, k, cfg.data.seed) if v.variants]
+    fields, first = ev.evaluate(model, tok, [Item(v.question, v.answer) for v in done], cfg)
+    results["originals"] = fields
+    fields, varied = ev.evaluate(model, tok, [Item(x["question"], x["answer"]) for v in done for x in v.variants], cfg)
+    results["variants"] = fields
+    all_right, at = 0, 0
+    for v in done:
+        outcomes = [s["outcome"] for s in varied[at : at + len(v.variants)]]
+        at += len(v.variants)
+        all_right += all(o == "correct" for o in outcomes)
+    return {"problems": len(done), "k": k, "variants": at, "all_right": all_right,
+            "all_right_ci": list(wilson(all_right, len(done))),
+            "original_right": sum(s["outcome"] == "correct" for s in first)}

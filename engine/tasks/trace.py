@@ -33,7 +33,12 @@ def gsm8k_gold(cfg) -> list:
 def training_pairs(cfg) -> list[tuple[str, str]]:
     ex = synthesize(cfg.data.train_size, cfg.data.seed, cfg.data.mix or None, cfg.data.phrasings)
     pairs = [(e.question, trace_answer(e.trace)) for e in ex]
-    pairs += [(c.question, trace_answer(c.trace)) for c in gsm8k_gold(cfg)]
+    gold = gsm8k_gold(cfg)
+    pairs += [(c.question, trace_answer(c.trace)) for c in gold]
+    if cfg.data.gsm8k_variants:  # the same problems with other numbers, answers verified by running their traces
+        from ..data.variants import of_gold
+
+        pairs += [(v["question"], trace_answer(v["trace"])) for v in of_gold(gold, cfg.data.gsm8k_variants, cfg.data.seed)]
     random.Random(cfg.data.seed).shuffle(pairs)
     return pairs
 

@@ -1,0 +1,94 @@
+"""Number variants of GSM8K problems: new numbers in the question and the gold trace together,
+each variant's answer the trace's own, run clean; training and robustness evaluation use them."""
+
+import json
+import re
+import subprocess
+import sys
+from fractions import Fraction
+
+from engine import config
+from engine.data.gsm8k import load_rows
+from engine.data.gsm8k_traces import convert
+from engine.data.variants import for_rows, make, mentions, summary
+from engine.trace import check
+
+
+def test_most_training_problems_give_variants_that_are_right_by_construction():
+    rows = load_rows(None, "train")[:400]
+    done = for_rows(rows, 3, seed=0)
+    qualified = [v for v in done if v.variants]
+    assert len(qualified) / len(done) >= 0.6  # the issue's bar, on the first 400
+    assert dict(summary(done)).keys() <= {"variants", "no_gold_trace", "ambiguous_number", "no_digit_inputs", "no_clean_variant"}
+    for v in qualified:
+        whole = v.answer.denominator == 1
+        for x in v.variants:
+            report = check(x["trace"], x["answer"])
+            assert report.reward == 1.0 and not report.diagnostics  # the trace computes the stated answer, clean
+            assert x["answer"] >= 0 and (not whole or x["answer"].denominator == 1)
+            assert x["question"] != v.question and x["numbers"]
+            for old, new in x["numbers"].items():
+                assert new != old and ("." in old) == ("." in new)  # integers stay integers, decimals keep places
+                if "." in old:
+                    assert len(old.split(".")[1]) == len(new.split(".")[1])
+            # only the mentioned digits changed: the words around them are the original's
+            assert re.sub(r"[\d,.]+", "#", x["question"]) == re.sub(r"[\d,.]+", "#", v.question)
+
+
+def test_constants_from_words_stay_and_a_number_written_twice_is_refused():
+    james = convert(0, "James writes a 3-page letter to 2 different friends twice a week.  How many pages does he write a year?",
+                    "He writes each friend 3*2=<<3*2=6>>6 pages a week\nSo he writes 6*2=<<6*2=12>>12 pages every week\n"
+                    "That means he writes 12*52=<<12*52=624>>624 pages a year\n#### 624")
+    assert james.kept and "twice=2" in james.facts
+    v = make(james, 4, seed=1)
+    assert v.variants
+    for x in v.variants:
+        assert "{op: init, var: twice, value: 2}" in x["trace"] and "{op: init, var: weeks_per_year, value: 52}" in x["trace"]
+        letter, friends = (int(n) for n in re.findall(r"a (\d+)-page letter to (\d+) different", x["question"])[0])
+        assert x["answer"] == letter * friends * 2 * 52
+    twice = convert(0, "Tom buys 2 apples and 2 pears. How many fruits?", "2+2=<<2+2=4>>4\n#### 4")
+    assert make(twice, 2).reason == "ambiguous_number"
+
+
+def test_percentages_stay_whole_multiples_of_five():
+    ms = mentions("A $40 kettle is 20% off and costs $1.25 to ship.")
+    assert [(m.text, m.percent) for m in ms] == [("40", False), ("20", True), ("1.25", False)]
+    rows = load_rows(None, "train")
+    done = for_rows([r for r in rows[:1500] if "%" in r["question"]][:60], 3)
+    seen = 0
+    for v in done:
+        for x in v.variants:
+            for old, new in x["numbers"].items():
+                if f"{old}%" in v.question:
+                    seen += 1
+                    assert f"{new}%" in x["question"] and int(new) % 5 == 0 and 5 <= int(new) <= 95
+    assert seen > 5
+
+
+def test_a_recipe_trains_on_variants_beside_the_gold_traces():
+    from engine.tasks import training_pairs
+
+    base = config.load(sets=["data.train_size=4", "data.gsm8k_traces=20"])
+    more = config.load(sets=["data.train_size=4", "data.gsm8k_traces=20", "data.gsm8k_variants=2"])
+    plain, varied = training_pairs(base), training_pairs(more)
+    assert set(plain) < set(varied) and 20 + 4 < len(varied) <= 24 + 40
+
+
+def test_the_cli_writes_variants_and_says_why_the_rest_give_none(tmp_path):
+    out = tmp_path / "v.jsonl"
+    run = subprocess.run([sys.executable, "-m", "engine", "data", "variants", "--split", "test", "--limit", "40", "--k", "2",
+                          "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows and all(check(r["trace"], Fraction(str(r["answer"]))).reward == 1.0 for r in rows)
+    assert "of 40 problems give variants" in run.stdout and "ambiguous_number" in run.stdout
+
+
+def test_eval_reports_robustness_on_test_variants():
+    run = subprocess.run([sys.executable, "-m", "engine", "eval", "tiny", "--variants", "2", "--limit", "6", "--json"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = json.loads(run.stdout)
+    robust = out["robustness"]
+    assert set(out["sets"]) == {"originals", "variants"} and out["sets"]["originals"]["total"] == robust["problems"]
+    assert robust["k"] == 2 and robust["variants"] == out["sets"]["variants"]["total"] and 0 <= robust["all_right"] <= robust["problems"]
