@@ -95,6 +95,12 @@ class RLConfig:
     vllm_sleep: bool = field(default=False, metadata={"doc": "rl.backend=vllm: free vLLM's memory during each update (weights to CPU, KV cache dropped), as TRL's vllm_enable_sleep_mode"})
     max_grad_norm: float = bounded(1.0, 0.0, 1e6, doc="gradient clipping of the RL update")
     baseline_momentum: float = bounded(0.9, 0.0, 1.0)
+    scale_rewards: str = choice("group", "group", "batch", "none", doc="grpo advantages: (reward - group mean) divided by the group's std (group), the batch's std (batch), or not divided (none: Dr. GRPO); TRL's scale_rewards")
+    batch_reuse: int = bounded(1, 1, 16, doc="optimizer steps on each batch of rollouts (TRL's num_iterations); above 1 the update clips the importance ratio to the sampling policy's")
+    epsilon: float = bounded(0.2, 0.0, 10.0, doc="with rl.batch_reuse > 1: the ratio is clipped to [1 - epsilon, 1 + epsilon_high]")
+    epsilon_high: float = bounded(0.2, 0.0, 10.0, doc="upper clip of the importance ratio (DAPO raises it to 0.28)")
+    dynamic_sampling: bool = field(default=False, metadata={"doc": "DAPO: questions whose groups tie carry nothing; keep drawing (up to rl.dynamic_draws more rounds) until the batch has rl.questions groups with a spread, preferring questions the model answers sometimes"})
+    dynamic_draws: int = bounded(3, 0, 64, doc="extra rounds of questions rl.dynamic_sampling may draw per iteration")
     optimizer: str = choice("adamw", "adamw", "adamw8bit")
 
 
@@ -289,6 +295,8 @@ def _check(cfg: Config) -> None:
         path = Path(value).expanduser()
         if value and value != "auto" and path.exists() and not (path.is_file() or path.is_dir()):
             raise ConfigError(f"{key}: {value} is not a JSONL file or folder")  # /dev/zero, a FIFO: never read
+    if cfg.run.parallel == "fsdp" and cfg.rl.kl_coef > 0 and "rl" in cfg.run.phases:
+        raise ConfigError("rl.kl_coef: the KL reference model is not sharded under run.parallel=fsdp yet; use 0 or ddp")
     if cfg.run.parallel == "fsdp" and cfg.model.load_8bit:
         raise ConfigError("run.parallel: fsdp shards full-precision weights; model.load_8bit is for one process (use ddp)")
     from .trace.language import COMPOSITION, EXPERTS

@@ -92,3 +92,15 @@ def test_fsdp_refuses_8bit_weights_by_name():
 
     with pytest.raises(config.ConfigError, match="run.parallel: fsdp shards full-precision weights"):
         config.load(sets=["run.parallel=fsdp", "model.load_8bit=true"])
+
+
+def test_an_rl_update_with_more_signal_on_one_rank_does_not_leave_the_other_waiting():
+    """Under FSDP every forward pass is a collective: a rank with fewer micro-batches runs
+    zero-weight passes until it has run as many as the rank with the most."""
+    from pathlib import Path
+
+    script = Path(__file__).parent / "scripts" / "fsdp_update.py"
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29665",
+                          str(script)], capture_output=True, text=True, timeout=180, env=ENV)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "rank 0 updated, loss finite: True" in out.stdout and "rank 1 updated, loss finite: True" in out.stdout

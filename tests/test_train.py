@@ -534,3 +534,113 @@ def test_activation_checkpointing_gives_the_same_gradients_and_is_on_in_the_gpu_
         grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
     assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 2
     assert all(torch.allclose(grads[0][n], grads[1][n], atol=1e-5, rtol=1e-4) for n in grads[0])
+
+
+def test_grpo_advantages_scaled_by_group_batch_or_not_at_all():
+    from engine.train.rl import advantages
+
+    rewards = [1.0, 0.0, 0.7, 0.5]
+    group = advantages(rewards, "grpo", 2, None, "group")
+    none = advantages(rewards, "grpo", 2, None, "none")
+    batch = advantages(rewards, "grpo", 2, None, "batch")
+    assert none == pytest.approx([0.5, -0.5, 0.1, -0.1])  # Dr. GRPO: a sure question weighs what an unsure one does
+    assert group == pytest.approx([1.0, -1.0, 1.0, -1.0], rel=1e-3)
+    import statistics
+
+    std = statistics.pstdev(rewards)
+    assert batch == pytest.approx([a / (std + 1e-4) for a in none])
+
+
+def test_a_reused_batch_clips_the_ratio_and_its_first_step_is_the_plain_gradient(default_tokenizer):
+    import math
+
+    import torch
+
+    from engine.modeling import make_optimizer, tiny_model
+    from engine.rollout import Completion
+    from engine.train.context import Context
+    from engine.train.rl import Batch, old_logprobs, update
+
+    tok = default_tokenizer
+    ids = [tok(t, add_special_tokens=False)["input_ids"] for t in ("expert: a", "- expert: b\n  trace: [c]")]
+    batch = Batch(0, [], ["q", "q"], [Completion("", i, False) for i in ids], [1.0, 0.0], [], {})
+    adv = [1.0, -1.0]
+    grads = {}
+    for name in ("plain", "ratio 1", "ratio 1.5"):
+        torch.manual_seed(0)
+        model = tiny_model(tok)
+        cfg = config.load(sets=["rl.lr=0", "rl.max_grad_norm=1e6", "rl.batch_reuse=2"])
+        ctx = Context(cfg, forward_model=model)
+        old = None if name == "plain" else old_logprobs(batch, adv, tok, cfg, ctx)
+        if name == "ratio 1.5":  # as if the weights had moved: every token 1.5x likelier than when sampled
+            old = {i: lp - math.log(1.5) for i, lp in old.items()}
+        opt = make_optimizer(model, "adamw", 0.0)
+        seen = {}
+        opt.register_step_pre_hook(lambda o, a, k: seen.update(g=[p.grad.clone() for p in model.parameters() if p.grad is not None]))
+        stats = update(model, None, tok, batch, adv, opt, cfg, ctx, old)
+        grads[name] = seen["g"]
+        if name != "plain":
+            assert stats["clip_ratio"] == (0.0 if name == "ratio 1" else pytest.approx(0.5, abs=0.01))
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(grads["plain"], grads["ratio 1"]))
+    # clipped: the advantage-1 row (ratio above 1 + epsilon) adds nothing, the advantage -1 row still pushes down
+    assert not all(torch.allclose(a, b, atol=1e-6) for a, b in zip(grads["plain"], grads["ratio 1.5"]))
+
+
+def test_dynamic_sampling_draws_until_the_groups_have_a_spread(default_tokenizer):
+    import random
+
+    from engine.rollout import Completion
+    from engine.train.rl import rollouts
+
+    tok = default_tokenizer
+
+    class Backend:  # answers a question right with its own fixed chance (0, 1/2 or 1, by the question)
+        def __init__(self):
+            self.rng = random.Random(0)
+            self.asked = []
+
+        def generate(self, tokenizer, prompts, *args, on_rows=None, **kw):
+            self.asked.append(len(prompts))
+            out = []
+            for p in prompts:
+                answer = self.answers[next(q for q in self.answers if q in p)]
+                chance = hash(p) % 3 / 2
+                value = answer if self.rng.random() < chance else answer + 1
+                text = f"```yaml\nexpert: arithmetic\ntrace:\n- {{op: init, var: a, value: {value}}}\n- {{op: query, var: a}}\n```"
+                out.append(Completion(text, [1, 2, 3], False))
+            return out, {"tokens": 3 * len(prompts), "seconds": 0.01, "tokens_per_s": 300.0}
+
+    from engine.train import rl
+
+    cfg = config.load(sets=["rl.questions=4", "rl.group_size=4", "rl.dynamic_sampling=true", "rl.dynamic_draws=3",
+                            "rl.iterations=3", "data.gsm8k_traces=0"])
+    backend = Backend()
+    real = rl.questions
+    backend.answers = {}
+
+    def remember(*a, **k):
+        qs = real(*a, **k)
+        backend.answers.update({q.question: q.answer for q in qs})
+        return qs
+
+    rl_questions, rl.questions = rl.questions, remember
+    try:
+        record = {}
+        batches = list(rollouts(backend, tok, cfg, 0, record=record))
+    finally:
+        rl.questions = rl_questions
+    for b in batches:
+        assert len(b.items) == 16  # rl.questions groups of 4, always: every rank keeps the same batch size
+        groups = [b.rewards[g : g + 4] for g in range(0, 16, 4)]
+        spread = sum(max(g) > min(g) for g in groups)
+        assert spread == 4 or b.gen["drawn"] >= 4 + 3  # a spread in every group, or every extra round was drawn
+        assert [max(g) > min(g) for g in groups] == sorted([max(g) > min(g) for g in groups], reverse=True)  # spread first
+    assert any(b.gen["drawn"] > 4 for b in batches) and record and all(n % 4 == 0 for _, n in record.values())
+    plain = config.load(sets=["rl.questions=4", "rl.group_size=4", "rl.iterations=1", "data.gsm8k_traces=0"])
+    backend.asked.clear()
+    rl.questions = remember
+    try:
+        list(rollouts(backend, tok, plain, 0))
+    finally:
+        rl.questions = rl_questions
+    assert backend.asked == [16]  # without it: one draw of the configured questions, as before

@@ -90,6 +90,17 @@ class Context:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t.item()) != all_of
 
+    def most(self, value: int) -> int:
+        """The largest of a number over the ranks: how many passes every rank must run when a
+        sharded model's every forward pass is a collective."""
+        if self.world == 1:
+            return value
+        import torch.distributed as dist
+
+        t = torch.tensor([float(value)])
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return int(t.item())
+
     def mean(self, value: float) -> float:
         """A number's mean over the ranks (the step's loss over every rank's batch, not rank 0's alone)."""
         if self.world == 1:

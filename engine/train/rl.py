@@ -33,41 +33,110 @@ class Batch:
     gen: dict  # generation speed
 
 
-def questions(cfg, iteration: int, rank: int) -> list[Item]:
-    """The questions of one iteration: fixed by seed, iteration and rank (so resume is exact)."""
-    return rl_questions(cfg, (cfg.data.seed + RL_SEED_OFFSET) * 100_003 + iteration * 131 + rank)
+def questions(cfg, iteration: int, rank: int, draw: int = 0) -> list[Item]:
+    """The questions of one iteration (and of a further draw of it, under dynamic sampling):
+    fixed by seed, iteration, rank and draw (so resume is exact)."""
+    return rl_questions(cfg, (cfg.data.seed + RL_SEED_OFFSET) * 100_003 + iteration * 131 + rank + draw * 1_000_003)
 
 
-def rollouts(backend, tokenizer, cfg, start: int, rank: int = 0, on_rows=None):
+def rollouts(backend, tokenizer, cfg, start: int, rank: int = 0, on_rows=None, record: dict | None = None):
     """Yield one scored batch of samples per iteration; `backend` generates (engine/backends.py);
-    `on_rows(done, total)` hears how many of the iteration's samples are finished."""
+    `on_rows(done, total)` hears how many of the iteration's samples are finished. With
+    rl.dynamic_sampling, `record` keeps each question's running success (right, tries)."""
     rc = cfg.rl
     group = rc.group_size if rc.algorithm == "grpo" else 1
     system = system_prompt(cfg)
     for it in range(start, rc.iterations):
-        items = [q for q in questions(cfg, it, rank) for _ in range(group)]
-        prompts = [prompt_text(tokenizer, q.question, system) for q in items]
         torch.manual_seed(cfg.run.seed * 7919 + it * 17 + rank)
-        comps, gen = backend.generate(tokenizer, prompts, rc.max_new_tokens, rc.temperature, rc.top_p, len(prompts),
-                                      on_rows=on_rows)
-        scores = [score(cfg, q, c.text, c.cut) for q, c in zip(items, comps)]
+
+        def sample(qs: list[Item]) -> tuple[list, list, list, list, dict]:
+            items = [q for q in qs for _ in range(group)]
+            prompts = [prompt_text(tokenizer, q.question, system) for q in items]
+            comps, gen = backend.generate(tokenizer, prompts, rc.max_new_tokens, rc.temperature, rc.top_p, len(prompts),
+                                          on_rows=on_rows)
+            return items, prompts, comps, [score(cfg, q, c.text, c.cut) for q, c in zip(items, comps)], gen
+
+        if rc.dynamic_sampling and rc.algorithm == "grpo":
+            items, prompts, comps, scores, gen = _dynamic(sample, cfg, it, rank, group, {} if record is None else record)
+        else:
+            items, prompts, comps, scores, gen = sample(questions(cfg, it, rank))
         yield Batch(it, items, prompts, comps, [s.reward for s in scores], scores, gen)
 
 
-def advantages(rewards: list[float], algorithm: str, group: int, baseline: float | None) -> list[float]:
+def _dynamic(sample, cfg, it: int, rank: int, group: int, record: dict):
+    """DAPO's dynamic sampling: groups whose rewards all tie carry no signal, so draw more
+    questions (up to rl.dynamic_draws more rounds) until rl.questions groups have a spread.
+    Each round draws twice the questions still needed and samples those the model answers
+    sometimes first (running success nearest one half; an unseen question counts as one half).
+    Tied groups fill the batch when the rounds run out: every rank keeps the same batch size."""
+    rc = cfg.rl
+    spread, tied, gen_all, drawn = [], [], {"tokens": 0, "seconds": 0.0}, 0
+
+    def rate(q: Item) -> float:
+        right, n = record.get(q.question, (0, 0))
+        return abs((right / n if n else 0.5) - 0.5)
+
+    for draw in range(rc.dynamic_draws + 1):
+        need = rc.questions - len(spread)
+        if need <= 0:
+            break
+        pool = questions(cfg, it, rank, draw)
+        while len(pool) < 2 * need and draw:  # later rounds pick from a wider pool
+            pool += questions(cfg, it, rank, draw + 1_000 * len(pool))
+        picked = sorted(pool, key=rate)[:need] if draw else pool[:need]  # round 0: the questions a plain run asks
+        drawn += len(picked)
+        items, prompts, comps, scores, gen = sample(picked)
+        gen_all["tokens"] += gen["tokens"]
+        gen_all["seconds"] += gen["seconds"]
+        for g in range(0, len(items), group):
+            rows = (items[g : g + group], prompts[g : g + group], comps[g : g + group], scores[g : g + group])
+            rewards = [s.reward for s in rows[3]]
+            q = rows[0][0].question
+            right, n = record.get(q, (0, 0))
+            record[q] = (right + sum(s.outcome == "correct" for s in rows[3]), n + group)
+            (spread if max(rewards) > min(rewards) else tied).append(rows)
+    chosen = (spread + tied)[: rc.questions]
+    gen_all["tokens_per_s"] = gen_all["tokens"] / max(gen_all["seconds"], 1e-9)
+    gen_all["drawn"] = drawn
+    return tuple([x for rows in chosen for x in rows[k]] for k in range(4)) + (gen_all,)
+
+
+def advantages(rewards: list[float], algorithm: str, group: int, baseline: float | None, scale: str = "group") -> list[float]:
+    """grpo: each reward against its group's mean, divided by the group's std (`group`), the
+    batch's (`batch`), or not at all (`none`: Dr. GRPO, which does not weight a question by how
+    sure the model is of it); reinforce: against the running baseline."""
     if algorithm == "grpo":
         out = []
+        batch_std = statistics.pstdev(rewards) if len(rewards) > 1 else 0.0
         for g in range(0, len(rewards), group):
             chunk = rewards[g : g + group]
             mean = sum(chunk) / len(chunk)
-            std = statistics.pstdev(chunk) if len(chunk) > 1 else 0.0
+            if scale == "none":
+                out += [r - mean for r in chunk]
+                continue
+            std = batch_std if scale == "batch" else (statistics.pstdev(chunk) if len(chunk) > 1 else 0.0)
             out += [(r - mean) / (std + 1e-4) for r in chunk]
         return out
     base = baseline if baseline is not None else sum(rewards) / len(rewards)
     return [r - base for r in rewards]
 
 
-def update(model, ref_model, tokenizer, batch: Batch, adv: list[float], optimizer, cfg, ctx) -> dict:
+def old_logprobs(batch: Batch, adv: list[float], tokenizer, cfg, ctx) -> dict[int, torch.Tensor]:
+    """Each completion's log-probs under the weights that sampled it (before any step on the
+    batch): what the importance ratio of a reused batch is taken against."""
+    rows = [i for i, a in enumerate(adv) if a != 0] or [0]
+    chunks = _even([rows[i : i + cfg.rl.micro_batch] for i in range(0, len(rows), cfg.rl.micro_batch)], ctx)
+    out = {}
+    with torch.no_grad(), ctx.autocast():
+        for chunk in chunks:
+            lps = completion_logprobs(ctx.forward_model, tokenizer, [batch.prompts[j] for j in chunk],
+                                      [batch.completions[j].tokens for j in chunk], cfg.rl.temperature)
+            out.update({j: lp.detach() for j, lp in zip(chunk, lps)})
+    return out
+
+
+def update(model, ref_model, tokenizer, batch: Batch, adv: list[float], optimizer, cfg, ctx,
+           old: dict | None = None) -> dict:
     """One policy-gradient step: -A * log p(token) averaged over every token of
     the batch (not per sample first, which favours short answers: the
     one-part trace over the composition it should have been); optional KL to the start.
@@ -87,7 +156,9 @@ def update(model, ref_model, tokenizer, batch: Batch, adv: list[float], optimize
     rows = [i for i, a in enumerate(adv) if a != 0 or (ref_model is not None and rc.kl_coef > 0)]
     rows = rows or [0]  # tied here but not on another rank: a zero-weight pass still joins the gradient all-reduce
     chunks = [rows[i : i + rc.micro_batch] for i in range(0, len(rows), rc.micro_batch)]
-    total, kls, ents = 0.0, [], []
+    own = len(chunks)
+    chunks = _even(chunks, ctx)
+    total, kls, ents, clips = 0.0, [], [], []
     for n, chunk in enumerate(chunks):
         threads.adjust()
         prompts, toks = [batch.prompts[i] for i in chunk], [tokens[i] for i in chunk]
@@ -100,16 +171,23 @@ def update(model, ref_model, tokenizer, batch: Batch, adv: list[float], optimize
                     ref = completion_logprobs(ref_model, tokenizer, prompts, toks, rc.temperature)
             loss = 0.0
             for j, (lp, i) in enumerate(zip(logps, chunk)):
-                loss = loss - adv[i] * lp.sum()
+                if old is None:
+                    loss = loss - adv[i] * lp.sum()
+                else:  # PPO's clipped surrogate against the sampling weights (a reused batch)
+                    ratio = torch.exp(lp - old[i])
+                    clipped = ratio.clamp(1 - rc.epsilon, 1 + rc.epsilon_high)
+                    loss = loss - torch.minimum(ratio * adv[i], clipped * adv[i]).sum()
+                    clips += [float((clipped * adv[i] < ratio * adv[i]).float().mean())] * (n < own)  # the clip bit
                 if ref is not None:
                     diff = ref[j] - lp
                     kl = torch.exp(diff) - diff - 1  # k3 estimator, always >= 0
                     loss = loss + rc.kl_coef * kl.sum()
-                    kls.append(kl.mean().item())
-            loss = loss / n_tokens
+                    kls += [kl.mean().item()] * (n < own)
+            loss = loss / n_tokens * (n < own)  # a pass another rank's longer batch asked for weighs nothing
         loss.backward()
         total += loss.item()
-        ents += [e.mean().item() for e in ent]
+        if n < own:
+            ents += [e.mean().item() for e in ent]
     if not ctx.agree(math.isfinite(total), all_of=True):
         optimizer.zero_grad(set_to_none=True)
         ctx.alert("error", f"RL loss is {total} at iteration {batch.iteration}; the update was skipped", phase="rl")
@@ -117,7 +195,15 @@ def update(model, ref_model, tokenizer, batch: Batch, adv: list[float], optimize
     torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], rc.max_grad_norm)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return {"loss": total, "kl": sum(kls) / len(kls) if kls else None, "entropy": sum(ents) / len(ents) if ents else None}
+    return {"loss": total, "kl": sum(kls) / len(kls) if kls else None, "entropy": sum(ents) / len(ents) if ents else None,
+            "clip_ratio": sum(clips) / len(clips) if clips else None}
+
+
+def _even(chunks: list[list[int]], ctx) -> list[list[int]]:
+    """As many micro-batches as the rank with the most: under FSDP every forward pass gathers
+    weights from all ranks, so a rank that ran fewer would leave the others waiting. The
+    extra ones repeat this rank's first row; the update weighs them zero."""
+    return chunks + [chunks[0][:1]] * (ctx.most(len(chunks)) - len(chunks))
 
 
 def tied_share(rewards: list[float], group: int) -> float:
@@ -138,11 +224,17 @@ def train(model, ref_model, tokenizer, optimizer, cfg, ctx, start: int = 0) -> i
         ctx.progress = {**ctx.progress, "done": done, "of": total}
 
     at(start, "rollouts")
-    for batch in rollouts(ctx.backend, tokenizer, cfg, start, ctx.rank, on_rows=rows):
+    record: dict = {}  # dynamic sampling's running success per question (not in checkpoints: a resume starts afresh)
+    for batch in rollouts(ctx.backend, tokenizer, cfg, start, ctx.rank, on_rows=rows, record=record):
         t0 = time.perf_counter()
         at(batch.iteration, "update")
-        adv = advantages(batch.rewards, rc.algorithm, group, ctx.baseline)
-        stats = update(model, ref_model, tokenizer, batch, adv, optimizer, cfg, ctx)
+        adv = advantages(batch.rewards, rc.algorithm, group, ctx.baseline, rc.scale_rewards)
+        old = old_logprobs(batch, adv, tokenizer, cfg, ctx) if rc.batch_reuse > 1 and any(adv) else None
+        stats = update(model, ref_model, tokenizer, batch, adv, optimizer, cfg, ctx, old)
+        for _ in range(rc.batch_reuse - 1):
+            if stats.get("skipped"):
+                break
+            stats = update(model, ref_model, tokenizer, batch, adv, optimizer, cfg, ctx, old)
         if not stats.get("skipped"):
             ctx.backend.sync_weights(model)  # the next rollouts sample from the weights just trained
         mean = sum(batch.rewards) / len(batch.rewards)
@@ -161,7 +253,7 @@ def train(model, ref_model, tokenizer, optimizer, cfg, ctx, start: int = 0) -> i
                     baseline=baseline, parse_rate=parsed / len(batch.scores),
                     accuracy=sum(1 for s in batch.scores if s.outcome == "correct") / len(batch.scores),
                     tokens_per_s=batch.gen["tokens_per_s"], step_time=batch.gen["seconds"] + time.perf_counter() - t0,
-                    health=h)
+                    clip_ratio=stats.get("clip_ratio"), drawn=batch.gen.get("drawn"), health=h)
         ctx.health_check("rl", step, h)
         errors = [s.error for s in batch.scores if s.error]
         if errors:
