@@ -212,7 +212,15 @@ async def test_start_a_run_from_the_form_and_watch_it_finish(tmp_path):
                              "#f-eval-syn": "2", "#f-eval-gsm": "0"}.items():
             q(field).value = value
         q("#f-epochs").focus()
-        await pilot.press("enter")  # Enter in the form starts the run
+        await pilot.press("enter")  # Enter moves to the next field; it starts nothing
+        assert app.focused.id == "f-lr" and type(app.screen).__name__ == "SessionsScreen"
+        q("#form").start()  # the Start button
+        for _ in range(20):
+            await pilot.pause(0.2)
+            if type(app.screen).__name__ == "Confirm":
+                break
+        assert "under a minute" in str(app.screen.query_one("#confirm-question").render())
+        await pilot.press("y")
         for _ in range(20):
             await pilot.pause(0.2)
             if type(app.screen).__name__ == "RunScreen":
@@ -243,14 +251,35 @@ async def test_a_model_that_cannot_be_had_is_refused_before_anything_starts(tmp_
     async with app.run_test(size=(160, 50)) as pilot:
         q = app.screen.query_one
         q("#f-model-name").value = "nobody/no-such-model-xyz"
-        q("#f-model-name").focus()
-        await pilot.press("enter")
+        q("#form").start()
         for _ in range(20):
             await pilot.pause(0.2)
             if "-invalid" in q("#f-model-name").classes:
                 break
         assert "-invalid" in q("#f-model-name").classes and type(app.screen).__name__ == "SessionsScreen"
     assert not root.exists()
+
+
+async def test_n_then_enter_starts_nothing_and_start_asks_first_with_the_estimated_time(tmp_path):
+    root = tmp_path / "sessions"
+    app = sessions_app(root)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.press("n")
+        assert app.focused.id == "f-model-name"
+        await pilot.press("enter")
+        await pilot.pause(0.5)
+        assert app.focused.id == "f-layers" and type(app.screen).__name__ == "SessionsScreen"
+        app.screen.query_one("#form").start()
+        for _ in range(20):
+            await pilot.pause(0.2)
+            if type(app.screen).__name__ == "Confirm":
+                break
+        question = str(app.screen.query_one("#confirm-question").render())
+        assert "about 39 minutes on a 2-core CPU" in question and "checkpoint ~0.9 GiB" in question, question
+        await pilot.press("n")
+        await pilot.pause(0.3)
+        assert type(app.screen).__name__ == "SessionsScreen"
+    assert not root.exists()  # cancelled: no run, no session folder
 
 
 async def test_a_newcomer_sees_the_recorded_example_and_cannot_send_it_requests(tmp_path):
@@ -611,3 +640,26 @@ async def test_a_finished_run_offers_no_stop_or_checkpoint_and_follows_nothing(t
             await pilot.pause(0.3)
             status = str(app.screen.query_one("#samples-status").render())
             assert ("following the newest" in status) != finished
+
+
+async def test_a_tab_key_puts_the_focus_in_its_pane_and_leaving_a_run_gives_the_list_its_keys_back(tmp_path):
+    app = sessions_app(tmp_path / "none-yet")
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.press("n")  # into the form, as a run would be started from it
+        assert app.focused.id == "f-model-name"
+        await pilot.press("escape")  # Esc leaves the form
+        assert app.focused.id == "sessions"
+        await pilot.press("n")
+        app.screen.query_one("#sessions").focus()
+        await pilot.press("enter")  # the recorded example
+        await pilot.pause(1.0)
+        assert type(app.screen).__name__ == "RunScreen"
+        await pilot.press("4", "slash")  # Samples, then its filter at once (no Tab first)
+        await pilot.pause()
+        assert app.focused.id == "samples-filter"
+        await pilot.press("escape")
+        await pilot.press("escape")  # back to the list
+        await pilot.pause(0.3)
+        assert type(app.screen).__name__ == "SessionsScreen" and app.focused.id == "sessions"
+        await pilot.press("c")
+        assert app.screen.query_one("#f-model-name").value == "smollm2-135m-instruct"  # no "c" typed into the form

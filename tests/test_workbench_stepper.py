@@ -122,18 +122,40 @@ async def test_each_code_is_visible_where_it_happens():
                 assert ("●" if d.is_error else "▲") in line[:3] or "●" in line[:3], (code, line)
 
 
-async def test_edit_in_place_and_step_the_edit():
-    app = stepper_app(OVERWRITE, expect_answer=6)
+async def test_edit_in_place_save_with_ctrl_s_and_step_the_edit(tmp_path):
+    trace = tmp_path / "t.yaml"
+    trace.write_text(OVERWRITE)
+    fixed = OVERWRITE.replace("- {op: init, var: a, value: 5}\n", "")
+    app = stepper_app(OVERWRITE, expect_answer=6, path=str(trace))
     async with app.run_test(size=(140, 40)) as pilot:
         s = app.screen
         await pilot.press("E")
         editor = s.query_one("#editor")
-        editor.text = OVERWRITE.replace("- {op: init, var: a, value: 5}\n", "")
+        editor.text = fixed
         await pilot.pause()
         await pilot.press("ctrl+s")
         assert s.model.report.valid and s.model.report.reward == 1.0
+        assert trace.read_text() == fixed and f"saved to {trace}" in str(s.query_one("#stepper-status").render())
         await pilot.press("e")
         assert s.model.current.answer == 6
+        await pilot.press("escape")  # saved: leaves without asking
+        await pilot.pause()
+        assert app.return_code is not None
+
+
+async def test_ctrl_s_on_a_trace_from_no_file_asks_where_to_save(tmp_path):
+    app = stepper_app(OVERWRITE)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("E")
+        app.screen.query_one("#editor").insert("# checked\n")
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "Ask"
+        target = tmp_path / "saved.yaml"
+        await pilot.press(*str(target), "enter")
+        await pilot.pause()
+        assert target.read_text().startswith("# checked\n") and type(app.screen).__name__ == "StepperScreen"
 
 
 async def test_goto_dialog():
@@ -191,12 +213,17 @@ async def test_escape_on_the_first_screen_quits_and_asks_before_dropping_an_edit
         await pilot.pause()
         await pilot.press("escape")
         await pilot.pause()
-        assert type(app.screen).__name__ == "Ask"  # an unchecked edit: asked first
-        await pilot.press("n", "enter")
+        assert type(app.screen).__name__ == "Confirm"  # an unsaved edit: asked first, with buttons
+        assert "not saved" in str(app.screen.query_one("#confirm-question").render())
+        await pilot.press("n")
         await pilot.pause()
         assert type(app.screen).__name__ == "StepperScreen" and app.is_running
+        await pilot.press("E")  # checked (the editor closes) but still not saved: Esc still asks
+        await pilot.pause()
         await pilot.press("escape")
-        await pilot.press("y", "enter")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "Confirm"
+        await pilot.press("y")
         await pilot.pause()
         assert app.return_code is not None  # discarded on "y", and the first screen quit
     app = stepper_app(OVERWRITE)

@@ -79,7 +79,8 @@ def attach_app(target: str, theme: str | None = None, ssh_options: list[str] | N
     return Workbench(lambda: RunScreen(target, ssh_options=ssh_options), theme)
 
 
-def stepper_app(text: str, expect_answer=None, expect_expert=None, title: str = "trace", theme: str | None = None) -> Workbench:
+def stepper_app(text: str, expect_answer=None, expect_expert=None, title: str = "trace", theme: str | None = None,
+                path: str | None = None) -> Workbench:
     from .screens.stepper import StepperScreen
 
-    return Workbench(lambda: StepperScreen(text, expect_answer, expect_expert, title=title), theme)
+    return Workbench(lambda: StepperScreen(text, expect_answer, expect_expert, title=title, path=path), theme)

@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         if args.file == "-":
             _reattach_tty()
-        app = stepper_app(text, args.expect_answer, args.expect_expert, title=args.file, theme=args.theme)
+        app = stepper_app(text, args.expect_answer, args.expect_expert, title=args.file, theme=args.theme,
+                          path=None if args.file == "-" else args.file)
     else:
         app = sessions_app(Path(args.root), args.theme)
     app.run()

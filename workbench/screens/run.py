@@ -246,12 +246,21 @@ class RunScreen(Screen):
         return True
 
     def action_tab(self, n: int) -> None:
-        self.query_one("#run-tabs", TabbedContent).active = TABS[n - 1]
+        self._show_tab(TABS[n - 1])
 
     def action_tab_step(self, delta: int) -> None:
         tabs = self.query_one("#run-tabs", TabbedContent)
         here = TABS.index(tabs.active) if tabs.active in TABS else 0
-        tabs.active = TABS[(here + delta) % len(TABS)]
+        self._show_tab(TABS[(here + delta) % len(TABS)])
+
+    def _show_tab(self, tab: str) -> None:
+        """The tab, with the focus inside it: its keys (`/` and `f` on Samples) work at once, no Tab first."""
+        tabs = self.query_one("#run-tabs", TabbedContent)
+        tabs.active = tab
+        pane = tabs.get_pane(tab)
+        target = next((w for w in pane.query("DataTable, RichLog, Log") if w.focusable and w.display), None)
+        if target is not None:
+            target.focus()
 
     def action_close(self) -> None:
         self.app.leave()

@@ -73,6 +73,11 @@ class SessionsScreen(Screen):
         self.show_rows(await asyncio.to_thread(self.scan))
         self.set_interval(2.0, self.action_refresh)
 
+    def on_screen_resume(self) -> None:
+        """Back from a run: the list has the focus, not the form field it was started from
+        (where `c` would type a "c" instead of comparing)."""
+        self.query_one("#sessions", DataTable).focus()
+
     def scan(self) -> list[dict]:
         return self.scanner.scan() + example_sessions()  # the recorded example last, marked
 
@@ -180,7 +185,7 @@ class SessionsScreen(Screen):
             except UsageError as exc:
                 self.notify(str(exc), severity="error", markup=False)
                 return
-            self.app.push_screen(StepperScreen(text, title=path))
+            self.app.push_screen(StepperScreen(text, title=path, path=path))
 
         self.app.push_screen(Ask("trace file to open in the stepper"), done)
 
@@ -188,7 +193,15 @@ class SessionsScreen(Screen):
         self.query_one(NewRunForm).mark(message.errors)
 
     def on_new_run_form_start_requested(self, message: NewRunForm.StartRequested) -> None:
-        self._launch(message.sets, message.model)
+        from ..widgets.new_run import estimate
+        from .ask import Confirm
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self._launch(message.sets, message.model)
+
+        self.app.push_screen(Confirm(f"Start a run of {message.model}?\n{estimate(message.sets, message.model)}",
+                                     yes="Start", no="Cancel"), done)
 
     def _launch(self, sets: list[str], model: str) -> None:
         from .run import RunScreen

@@ -20,7 +20,7 @@ from engine.trace.render import summary
 
 from ..stepper_model import Stepper
 from ..widgets.editor import TraceEditor
-from .ask import Ask
+from .ask import Ask, Confirm
 from .help import COMMON_KEYS
 
 VAR_STYLE = {"new": "bold green", "changed": "bold cyan", "overwritten": "bold white on red", "same": ""}
@@ -43,8 +43,10 @@ class StepperScreen(Screen):
     ]
 
     def __init__(self, text: str, expect_answer=None, expect_expert: str | None = None, title: str = "trace", raw: str | None = None,
-                 question: str | None = None):
+                 question: str | None = None, path: str | None = None):
         super().__init__()
+        self.path = path  # the file the trace came from: ctrl+s saves there (elsewhere: asks where)
+        self.saved_text = text
         self.model = Stepper(text, expect_answer, expect_expert)
         self.title_text, self.raw, self.question = clean_text(title), raw, question  # a file name may carry escapes
         self.show_raw = False
@@ -248,8 +250,39 @@ class StepperScreen(Screen):
         self.refresh_all("editing")
 
     def key_ctrl_s(self) -> None:
-        if self.query_one("#editor", TextArea).display:
+        """Check the edit and save it: to the file it came from, or (a sample, a pasted trace) to a file asked for."""
+        editor = self.query_one("#editor", TextArea)
+        text = editor.text if editor.display else self.model.text
+        if editor.display:
             self.action_edit()
+        if self.path:
+            self._save(self.path, text)
+            return
+
+        def done(path: str | None) -> None:
+            if path:
+                self.path = path
+                self._save(path, text)
+
+        self.app.push_screen(Ask("save the trace to file"), done)
+
+    def _save(self, path: str, text: str) -> None:
+        """Whole or not at all: a temporary file beside it, renamed over it."""
+        import os
+        import tempfile
+        from pathlib import Path
+
+        target = Path(path).expanduser()
+        try:
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp, target)
+        except OSError as exc:
+            self.notify(f"not saved: {target}: {exc.strerror or exc}", severity="error", markup=False)
+            return
+        self.saved_text = text
+        self.refresh_all(f"saved to {target}")
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id == "diagnostics":
@@ -267,13 +300,16 @@ class StepperScreen(Screen):
 
     def action_close(self) -> None:
         """Back to the screen below; on the first screen (`workbench trace FILE`), quit. An
-        edit not yet checked is not dropped without asking."""
+        edit not saved is not dropped without asking."""
         editor = self.query_one("#editor", TextArea)
-        if editor.display and editor.text != self.model_text_at_open:  # typing not yet checked with ctrl+s / E
-            def done(answer: str | None) -> None:
-                if answer and answer.lower().startswith("y"):
+        text = editor.text if editor.display else self.model.text
+        if text != self.saved_text:  # an edit, checked or not, that no ctrl+s saved
+            def done(discard: bool | None) -> None:
+                if discard:
                     self.app.leave()
 
-            self.app.push_screen(Ask("the edit is not checked yet: discard it and leave? (y/n)"), done)
+            where = f" to {self.path}" if self.path else ""
+            self.app.push_screen(Confirm(f"The edit is not saved{where}. Discard it and leave?", yes="Discard",
+                                         no="Keep editing"), done)
             return
         self.app.leave()

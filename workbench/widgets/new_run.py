@@ -1,10 +1,12 @@
 """The new-run form: one field per config key, checked as typed against the
-config's own bounds; Start (or Enter in a field) checks the model in a worker
-and posts `NewRunForm.StartRequested`. The screen that holds it starts the engine."""
+config's own bounds; Enter moves to the next field. Start checks the model in a
+worker and posts `NewRunForm.StartRequested`; the screen that holds it asks
+"start it?" with the run's estimated time and checkpoint size, then starts the engine."""
 
 from __future__ import annotations
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.validation import Function, Integer, Number
@@ -52,6 +54,7 @@ def validators(key: str) -> list:
 
 
 class NewRunForm(VerticalScroll):
+    BINDINGS = [Binding("escape", "leave", "Leave the form")]
     class StartRequested(Message):
         """The form is valid and the model can be had: start `engine train` with `sets`."""
 
@@ -87,6 +90,14 @@ class NewRunForm(VerticalScroll):
             yield Label("load in 8-bit (bitsandbytes)")
         yield Button("Start run", id="start", variant="primary")
 
+    def action_leave(self) -> None:
+        """Esc in the form: back to the list beside it (the screen's keys work again)."""
+        table = self.screen.query("#sessions")
+        if table:
+            table.first().focus()
+        else:
+            self.screen.focus_next()
+
     def model(self) -> str:
         return self.query_one("#f-model-name", Input).value.strip()
 
@@ -96,7 +107,7 @@ class NewRunForm(VerticalScroll):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        self.start()  # Enter in the form starts the run
+        self.screen.focus_next()  # Enter moves on; only Start starts (a run can take the machine for an hour)
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "f-model-pick" and isinstance(event.value, str):
@@ -163,3 +174,17 @@ class NewRunForm(VerticalScroll):
         for field_id, message in errors:
             self.query_one(f"#{field_id}").add_class("-invalid")
             self.notify(message, severity="error")
+
+
+def estimate(sets: list[str], model: str) -> str:
+    """One sentence: about how long the run takes on a CPU like this project's, and its checkpoints' size."""
+    from engine.plan import checkpoint_bytes, cpu_minutes, known_shape
+
+    cfg = config_mod.load(None, sets)
+    shape = known_shape(model)
+    if shape is None:
+        return f"{model}: its size is not known here, so neither is the run's time."
+    minutes = cpu_minutes(cfg, shape)
+    took = f"about {minutes:.0f} minutes" if minutes >= 1.5 else "under a minute" if minutes < 1 else "about a minute"
+    return (f"{took} on a 2-core CPU (a GPU is faster); each checkpoint ~{checkpoint_bytes(cfg, shape) / 2**30:.1f} GiB, "
+            f"at most two kept besides the best.")
