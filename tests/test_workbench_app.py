@@ -139,6 +139,9 @@ async def test_compare_two_sessions_on_the_same_plots(tmp_path):
         assert app.screen.query_one("#run-tabs").active == "tab-charts"  # a comparison opens on the overlaid plots
         legend = str(app.screen.query_one("#loss-plot-legend").render())
         assert "sft loss [a]" in legend and "sft loss [b]" in legend  # under the plot, not over its data
+        assert "compared with  b " in str(app.screen.query_one("#run-header").render())  # the header names the second run
+        sft_end = app.screen.state.series["sft"]["loss"][-1][0]
+        assert f"rl loss (from step {sft_end + 1}) [a]" in legend  # RL continues the step axis after SFT
         app.screen.query_one("#run-tabs").active = "tab-evals"
         await pilot.pause(0.3)
         evals = app.screen.query_one("#evals")

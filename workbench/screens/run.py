@@ -106,7 +106,8 @@ class RunScreen(Screen):
 
     def _show_header(self) -> None:
         self.query_one(RunHeader).show(self.state, engine_error=self.engine_error, follow_status=self.follow_status,
-                                       remote=not self.local, starting=self.process is not None, stop_pending=self.stop_pending)
+                                       remote=not self.local, starting=self.process is not None, stop_pending=self.stop_pending,
+                                       other=self.other)
 
     def _check_alive(self) -> None:
         """The session list's verdict on a local run with no final event (its process gone: `died`),

@@ -17,10 +17,17 @@ PLOTS = (
 )
 
 
-def plot_series(plt, pts: list[tuple[int, float]], colour: str, smoothing: bool) -> None:
+def sft_steps(run: RunState) -> int:
+    """Where RL's steps start on a shared axis: after the run's last SFT step."""
+    sft = run.series.get("sft", {}).get("loss", [])
+    return sft[-1][0] if sft else 0
+
+
+def plot_series(plt, pts: list[tuple[int, float]], colour: str, smoothing: bool, offset: int = 0) -> None:
     """One series; when smoothed, the raw one stays behind it in faint dots. Long series are
-    downsampled first (runstate.downsample): a key press never waits on 200,000 points."""
-    pts = downsample(pts)
+    downsampled first (runstate.downsample): a key press never waits on 200,000 points.
+    `offset` moves it along the step axis (RL after SFT)."""
+    pts = [(x + offset, y) for x, y in downsample(pts)]
     if smoothing and len(pts) > 2:
         plt.plot([p[0] for p in pts], [p[1] for p in pts], color="gray", marker="dot")
         pts = smooth(pts, 0.8)
@@ -48,16 +55,23 @@ class Charts(Vertical):
             plt = plot.plt
             plt.clear_data()
             plt.title(title + (" (smoothed)" if smoothing else ""))
-            legend, n = Text(), 0
+            legend, n, both = Text(), 0, len({p for p, _ in pairs}) > 1
             for run in filter(None, (state, other)):
+                shift = sft_steps(run) if both else 0  # one axis for SFT then RL, not RL drawn over SFT's first steps
                 for phase, key in pairs:
                     pts = run.series.get(phase, {}).get(key, [])
                     if not pts:
                         continue
                     colour, rich = COLOURS[n % len(COLOURS)]
                     n += 1
-                    plot_series(plt, pts, colour, smoothing)
-                    legend.append("━", style=rich).append(f"{phase} {key}" + (f" [{run.name}]" if other else "") + "  ")
+                    offset = shift if phase == "rl" else 0
+                    plot_series(plt, pts, colour, smoothing, offset)
+                    if offset and run is state:
+                        plt.vline(offset + 0.5, "gray")
+                    where = f" (from step {offset + 1})" if offset else ""
+                    legend.append("━", style=rich).append(f"{phase} {key}{where}" + (f" [{run.name}]" if other else "") + "  ")
+            if both and n:
+                plt.xlabel("step: SFT, then RL")
             self.query_one(f"#{plot_id}-legend", Static).update(legend)
             plot.refresh()
         lines = []

@@ -11,7 +11,7 @@ from .text import duration
 
 class RunHeader(Static):
     def show(self, s: RunState, *, engine_error: str | None, follow_status: str, remote: bool, starting: bool,
-             stop_pending: bool) -> None:
+             stop_pending: bool, other: RunState | None = None) -> None:
         st = s.started
         phase, step, total = s.progress()
         t = Text()
@@ -45,6 +45,10 @@ class RunHeader(Static):
                 t.append(f"  stopping after this {'evaluation' if phase.startswith('eval') else 'step'}...", style="bold yellow")
         if follow_status and (remote or not st):  # e.g. "no such session folder"
             t.append(f"  [{follow_status}]", style="italic")
+        if other is not None:  # the second run of a comparison, named with where it stands
+            t.append(f"\n compared with ", style="dim")
+            t.append(f" {other.name} ", style="bold reverse")
+            t.append(f" {other.status}  {other.started.get('model', '?')}", style="dim")
         if engine_error:
             t.append(f"\n engine stopped: {engine_error}", style="bold red")
         elif s.finished and s.finished.get("error"):  # a failed run says why here, not only in the log
