@@ -35,10 +35,20 @@ def _overview(size):
     return attach_app(str(ROOT / "default-run"), theme="harbor"), loaded
 
 
-@pytest.mark.parametrize("size", [(100, 30), (220, 60)])
+@pytest.mark.parametrize("size", [(100, 30), (160, 48), (220, 60)])
 def test_overview_of_the_recorded_run(snap_compare, size):
     """The first screen of a run: four plots on their own axes, the stages, accuracy by
     expert with what it was before (entity_track 25/34 -> 24/34 in red), the RL reading,
     the latest sample and alerts; readable at 100x30, using the space at 220x60."""
     app, loaded = _overview(size)
     assert snap_compare(app, run_before=loaded, terminal_size=size)
+
+
+def test_session_list_at_100x30_keeps_progress_and_best_accuracy_in_view(snap_compare):
+    from workbench.app import sessions_app
+
+    async def listed(pilot):
+        await pilot.pause(0.5)
+
+    app = sessions_app(__import__("pathlib").Path("no-such-sessions-folder"), theme="harbor")
+    assert snap_compare(app, run_before=listed, terminal_size=(100, 30))

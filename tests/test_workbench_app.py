@@ -666,3 +666,22 @@ async def test_a_tab_key_puts_the_focus_in_its_pane_and_leaving_a_run_gives_the_
         assert type(app.screen).__name__ == "SessionsScreen" and app.focused.id == "sessions"
         await pilot.press("c")
         assert app.screen.query_one("#f-model-name").value == "smollm2-135m-instruct"  # no "c" typed into the form
+
+
+async def test_at_100x30_the_list_shows_what_a_user_scans_for_and_the_run_header_is_one_line(tmp_path):
+    write_session(tmp_path, "run-a")
+    app = sessions_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.3)
+        table = app.screen.query_one("#sessions")
+        assert [str(c.label) for c in table.columns.values()] == ["run", "status", "progress", "best acc"]
+        row = [str(c) for c in table.get_row_at(0)]
+        assert row == ["run-a", "completed", "5/5", "75.0%"]
+        await pilot.press("enter")
+        await pilot.pause(0.8)
+        header = app.screen.query_one("#run-header")
+        lines = str(header.render()).splitlines()
+        assert len(lines) == 1 and len(lines[0]) <= 100 and "run-a" in lines[0] and "completed" in lines[0]
+        await pilot.resize_terminal(160, 48)
+        await pilot.pause(0.3)
+        assert "trained" in str(app.screen.query_one("#run-header").render())  # room again: every part

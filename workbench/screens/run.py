@@ -15,11 +15,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, TabbedContent, TabPane
+from textual.widgets import DataTable, TabbedContent, TabPane
 
 from engine.events import clean_text
 from engine.session import summarize
 
+from ..widgets.footer import KeysFooter
 from ..examples import is_example
 from ..follow import Follower, remote_request, split_target
 from ..launch import log_tail
@@ -82,7 +83,7 @@ class RunScreen(Screen):
                 yield LogPane(id="log")
             with TabPane("Report", id="tab-report"):
                 yield ReportPane()
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.followers.append(Follower(self.target, self.inboxes["main"].put,
@@ -103,6 +104,9 @@ class RunScreen(Screen):
         """The clock in the header moves every second, between events too."""
         if not self.state.finished and self.state.started and not self.dirty:
             self._show_header()
+
+    def on_resize(self, event) -> None:
+        self._show_header()  # one line at any width: what fits is chosen again
 
     def _show_header(self) -> None:
         self.query_one(RunHeader).show(self.state, engine_error=self.engine_error, follow_status=self.follow_status,
@@ -257,11 +261,12 @@ class RunScreen(Screen):
     def _show_tab(self, tab: str) -> None:
         """The tab, with the focus inside it: its keys (`/` and `f` on Samples) work at once, no Tab first."""
         tabs = self.query_one("#run-tabs", TabbedContent)
+        self.set_focus(None)  # a focused widget in the pane being hidden would pull the focus (and the tab) back
         tabs.active = tab
         pane = tabs.get_pane(tab)
         target = next((w for w in pane.query("DataTable, RichLog, Log") if w.focusable and w.display), None)
         if target is not None:
-            target.focus()
+            self.call_after_refresh(target.focus)
 
     def action_close(self) -> None:
         self.app.leave()

@@ -11,10 +11,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from engine.session import Scanner, new_run_id
 
+from ..widgets.footer import KeysFooter
 from ..examples import example_sessions
 from ..launch import start_engine
 from ..widgets.filter import FilterBox
@@ -28,6 +29,11 @@ FILTER_DELAY = 0.12  # s: a burst of keystrokes refilters once
 
 def _pct(x) -> str:
     return f"{x:.1%}" if isinstance(x, (int, float)) else ""
+
+
+COLUMNS = ("run", "status", "model", "phase", "progress", "best acc", "started")
+NARROW = ("run", "status", "progress", "best acc")
+WIDE = 140  # terminal columns from which the list shows every column beside the form
 
 
 class SessionsScreen(Screen):
@@ -61,17 +67,33 @@ class SessionsScreen(Screen):
                 yield DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
                 yield Static(id="sessions-note", classes="caption")
             yield NewRunForm(id="form")
-        yield Footer()
+        yield KeysFooter()
 
     async def on_mount(self) -> None:
         table = self.query_one("#sessions", DataTable)
-        table.add_columns("run", "status", "model", "phase", "progress", "best acc", "started")
+        self.columns = self._columns()
+        table.add_columns(*self.columns)
         self.query_one("#filter").display = False
         table.focus()
         # the first list as soon as a thread has read it (the UI thread never reads a session file);
         # then a worker rescans every 2 s
         self.show_rows(await asyncio.to_thread(self.scan))
         self.set_interval(2.0, self.action_refresh)
+
+    def _columns(self) -> tuple[str, ...]:
+        """The list's columns: all where there is room; beside the form on a narrow terminal, the
+        ones a user scans the list for (run, status, progress, best accuracy) stay in view."""
+        return COLUMNS if self.app.size.width >= WIDE else NARROW
+
+    def on_resize(self, event) -> None:
+        wanted = self._columns()
+        if wanted != getattr(self, "columns", wanted):
+            self.columns = wanted
+            table = self.query_one("#sessions", DataTable)
+            table.clear(columns=True)
+            table.add_columns(*wanted)
+            self._shown_key = None
+            self.show_rows()
 
     def on_screen_resume(self) -> None:
         """Back from a run: the list has the focus, not the form field it was started from
@@ -104,7 +126,10 @@ class SessionsScreen(Screen):
             started = time.strftime("%m-%d %H:%M", time.localtime(r["started"])) if r.get("started") else ""
             mark = "◆ " if r["path"] == self.marked else ""
             dim = "dim italic" if r.get("example") else ""
-            table.add_row(Text(mark + r["run"], style=dim), Text(r["status"], style=dim), Text(str(r["model"])), Text(r.get("phase") or ""), prog, _pct(r.get("best_accuracy")), started, key=r["path"])
+            cells = {"run": Text(mark + r["run"], style=dim), "status": Text(r["status"], style=dim), "model": Text(str(r["model"])),
+                     "phase": Text(r.get("phase") or ""), "progress": prog, "best acc": _pct(r.get("best_accuracy")),
+                     "started": started}
+            table.add_row(*(cells[c] for c in self.columns), key=r["path"])
         if table.row_count:
             keys = [r["path"] for r in shown]
             table.move_cursor(row=keys.index(here) if here in keys else min(cursor, table.row_count - 1))

@@ -11,13 +11,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static, TextArea
+from textual.widgets import DataTable, Static, TextArea
 
 from engine.events import clean_text
 from engine.trace import fmt
 from engine.trace.diagnostics import STYLE
 from engine.trace.render import summary
 
+from ..widgets.footer import KeysFooter
 from ..stepper_model import Stepper
 from ..widgets.editor import TraceEditor
 from .ask import Ask, Confirm
@@ -65,7 +66,7 @@ class StepperScreen(Screen):
                 yield DataTable(id="diagnostics", cursor_type="row")
                 yield Static(id="diagnostic-detail")  # the highlighted diagnostic's whole message, wrapped
         yield Static(id="stepper-status")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         vars_ = self.query_one("#variables", DataTable)

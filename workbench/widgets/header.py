@@ -14,37 +14,46 @@ class RunHeader(Static):
              stop_pending: bool, other: RunState | None = None) -> None:
         st = s.started
         phase, step, total = s.progress()
-        t = Text()
-        t.append(f" {s.name} ", style="bold reverse")
+        parts: list[tuple[str, str, int]] = []  # (text, style, priority: 0 always shown, higher dropped first when narrow)
+        parts.append((f" {s.name} ", "bold reverse", 0))
         status = "died" if engine_error else s.status
-        t.append(f" {status} ", style="bold green" if status in ("running", "completed") else "bold red" if status in ("failed", "died") else "bold yellow")
-        t.append(f" {st.get('model', '?')} on {st.get('device', '?')}")
+        parts.append((f" {status} ", "bold green" if status in ("running", "completed") else "bold red" if status in ("failed", "died") else "bold yellow", 0))
+        parts.append((f" {st.get('model', '?')}", "", 2))
+        parts.append((f" on {st.get('device', '?')}", "", 4))
         if st.get("load_8bit"):
-            t.append(" 8-bit")
+            parts.append((" 8-bit", "", 3))
         if isinstance(st.get("params_trainable"), (int, float)) and isinstance(st.get("params_total"), (int, float)):
-            t.append(f"  {st['params_trainable'] / 1e6:.1f}M of {st['params_total'] / 1e6:.1f}M trained")
+            parts.append((f"  {st['params_trainable'] / 1e6:.1f}M of {st['params_total'] / 1e6:.1f}M trained", "", 5))
         if not st and not s.finished:
-            t.append("  starting engine..." if starting else "  waiting for the first event...", style="italic")
+            parts.append(("  starting engine..." if starting else "  waiting for the first event...", "italic", 0))
         elif s.finished:  # where its last step was: its last heartbeat (mid-evaluation) is not where it ended
             m = s.last_metrics
             if m.get("total"):
-                t.append(f"  {m.get('phase')} {m.get('step')}/{m.get('total')}")
+                parts.append((f"  {m.get('phase')} {m.get('step')}/{m.get('total')}", "", 1))
         else:
-            t.append(f"  {phase} {step}/{total}" if total else f"  {phase}")
+            parts.append((f"  {phase} {step}/{total}" if total else f"  {phase}", "", 0))
             rows = s.rows_progress()
             if rows:
-                t.append(f" · {rows}")
-        t.append(f"  elapsed {duration(s.elapsed())}")
+                parts.append((f" · {rows}", "", 3))
+        parts.append((f"  elapsed {duration(s.elapsed())}", "", 2))
         if not s.finished:  # a finished run has no ETA and no live speed
             whole = s.run_eta()
-            t.append(f"  eta {duration(whole)}" if whole is not None else f"  stage eta {duration(s.eta())}")
+            parts.append((f"  eta {duration(whole)}" if whole is not None else f"  stage eta {duration(s.eta())}", "", 1))
             tps = s.last_metrics.get("tokens_per_s")
             if isinstance(tps, (int, float)):
-                t.append(f"  {tps:,.0f} tok/s")
+                parts.append((f"  {tps:,.0f} tok/s", "", 4))
             if stop_pending:
-                t.append(f"  stopping after this {'evaluation' if phase.startswith('eval') else 'step'}...", style="bold yellow")
+                parts.append((f"  stopping after this {'evaluation' if phase.startswith('eval') else 'step'}...", "bold yellow", 0))
         if follow_status and (remote or not st):  # e.g. "no such session folder"
-            t.append(f"  [{follow_status}]", style="italic")
+            parts.append((f"  [{follow_status}]", "italic", 0))
+        t = Text()
+        width = self.size.width or 10_000
+        for level in (5, 4, 3, 2, 1, 0):  # one line: the least needed parts leave first
+            kept = [p for p in parts if p[2] <= level]
+            if sum(len(p[0]) for p in kept) <= width or level == 0:
+                break
+        for text, style, _ in kept:
+            t.append(text, style=style)
         if other is not None:  # the second run of a comparison, named with where it stands
             t.append(f"\n compared with ", style="dim")
             t.append(f" {other.name} ", style="bold reverse")
