@@ -26,7 +26,7 @@ async def test_sessions_screen_lists_runs_and_opens_one(tmp_path):
         table = app.screen.query_one("#sessions")
         rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
         assert [r[0] for r in rows[:2]] in (["run-a", "run-b"], ["run-b", "run-a"])
-        assert [r[:2] for r in rows[2:]] == [["example: default-run", "example"]]  # the recorded example comes last
+        assert [r[:2] for r in rows[2:]] == [["example: default-run", "example"], ["example: stepper-tour", "example"]]  # examples last
         a = next(r for r in rows if r[0] == "run-a")
         assert a[1] == "completed" and a[2] == "tiny" and a[4] == "5/5" and a[5] == "75.0%"
         await pilot.press("enter")
@@ -292,7 +292,7 @@ async def test_a_newcomer_sees_the_recorded_example_and_cannot_send_it_requests(
     app = sessions_app(tmp_path / "none-yet")
     async with app.run_test(size=(160, 45)) as pilot:
         table = app.screen.query_one("#sessions")
-        assert table.row_count == 1 and str(table.get_row_at(0)[1]) == "example"
+        assert table.row_count == 2 and [str(table.get_row_at(i)[1]) for i in range(2)] == ["example", "example"]
         await pilot.press("enter")
         await pilot.pause(1.0)
         screen = app.screen
@@ -685,3 +685,42 @@ async def test_at_100x30_the_list_shows_what_a_user_scans_for_and_the_run_header
         await pilot.resize_terminal(160, 48)
         await pilot.pause(0.3)
         assert "trained" in str(app.screen.query_one("#run-header").render())  # room again: every part
+
+
+async def test_the_samples_tab_previews_the_selected_sample_whole(tmp_path):
+    folder = write_session(tmp_path, "preview")
+    app = attach_app(str(folder))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.pause(0.5)
+        await pilot.press("4")
+        await pilot.pause(0.3)
+        table = app.screen.query_one("#samples")
+        preview = lambda: str(app.screen.query_one("#sample-preview").render())
+        first = app.screen.state.samples[-1]  # newest first
+        assert f"Q: {first['question']}" in preview() and first["outcome"] in preview()
+        await pilot.press("down")
+        await pilot.pause(0.2)
+        second = next(e for e in app.screen.state.samples if e["seq"] == table.highlighted())
+        assert second is not first and "overwrite query_init_only" in preview()  # its diagnostic codes
+        assert "expert: arithmetic" in preview()  # what it wrote, whole
+
+
+async def test_the_stepper_tour_example_teaches_the_failures_on_first_start(tmp_path):
+    app = sessions_app(tmp_path / "none-yet")
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.pause(0.5)
+        await pilot.press("down", "enter")  # the second example: the tour
+        await pilot.pause(1.0)
+        state = app.screen.state
+        codes = {c for e in state.samples for c in e["codes"]}
+        assert {"overwrite", "missing_query", "template_loop", "truncated", "unknown_op"} <= codes
+        await pilot.press("4")
+        await pilot.pause(0.3)
+        table = app.screen.query_one("#samples")
+        overwrite = next(e["seq"] for e in state.samples if "overwrite" in e["codes"])
+        while table.highlighted() != overwrite:
+            await pilot.press("down")
+        await pilot.press("enter")
+        await pilot.pause(0.5)
+        assert type(app.screen).__name__ == "StepperScreen"
+        assert "overwrite" in {d.code for d in app.screen.model.report.diagnostics}

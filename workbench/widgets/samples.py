@@ -8,7 +8,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Input, Static
 
 from ..runstate import RunState, sample_matches
@@ -41,6 +41,28 @@ def _row(e: dict) -> list:
             Text(" ".join(e.get("codes", []))), Text(str(e.get("question") or "")[:80])]
 
 
+def preview_text(e: dict) -> Text:
+    reward = e.get("reward")
+    style = "green" if reward == 1.0 else "yellow" if (reward or 0) >= 0.7 else "red"
+    t = Text()
+    t.append(f"{e.get('outcome') or '?'}", style=f"bold {style}")
+    t.append(f"  reward {reward:g}" if isinstance(reward, (int, float)) else "")
+    t.append(f"  answer {e.get('answer')}  expected {e.get('expected_answer')}\n")
+    where = " ".join(str(x) for x in (e.get("phase"), e.get("step"), e.get("set"), e.get("expected_expert")) if x)
+    t.append(f"{where}   Enter: open in the stepper\n\n", style="dim")
+    t.append("Q: ", style="bold")
+    t.append(f"{e.get('question') or ''}\n\n")
+    codes = e.get("codes") or []
+    if codes:
+        t.append("diagnostics: ", style="bold")
+        t.append(" ".join(str(c) for c in codes) + "\n", style="red")
+    if e.get("cut"):
+        t.append("cut off by the length limit\n", style="yellow")
+    t.append("\n")
+    t.append(str(e.get("text") or ""))  # model output: text, never markup
+    return t
+
+
 class SamplesPane(Vertical):
     BINDINGS = [
         Binding("slash", "filter", "Filter samples"),
@@ -57,7 +79,9 @@ class SamplesPane(Vertical):
     def compose(self) -> ComposeResult:
         yield FilterBox("#samples", placeholder="filter: outcome:wrong code:overwrite expert:composition set:gsm8k, or any text", id="samples-filter")
         yield Static(id="samples-status")
-        yield SamplesTable(id="samples")
+        with Horizontal(id="samples-split"):
+            yield SamplesTable(id="samples")
+            yield VerticalScroll(Static(id="sample-preview"), id="sample-preview-box")
 
     def show(self, state: RunState, force: bool = False) -> None:
         self.state = state
@@ -96,7 +120,15 @@ class SamplesPane(Vertical):
         if self.state is not None:
             self.show(self.state, force=True)
 
+    def preview(self, seq: int | None) -> None:
+        """The sample under the cursor, whole: its question, what it wrote, its diagnostics."""
+        box = self.query_one("#sample-preview", Static)
+        e = None if seq is None or self.state is None else next((x for x in self.state.samples if x["seq"] == seq), None)
+        box.update(preview_text(e) if e else Text("no sample selected", style="dim"))
+
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key is not None and event.row_key.value is not None:
+            self.preview(int(event.row_key.value))
         # moving the cursor away from the newest row by hand turns follow off (as `less +F` does)
         if self.follow and event.cursor_row > 0 and event.data_table.has_focus:
             self.follow = False
