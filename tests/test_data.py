@@ -128,3 +128,19 @@ def test_default_length_limits_fit_the_longest_gold_trace(default_tokenizer):
     assert longest_answer > 250  # the three-part composition is in the set
     assert cfg.eval.max_new_tokens >= longest_answer + 8 and cfg.rl.max_new_tokens >= longest_answer + 8
     assert cfg.data.max_len >= longest_example
+
+
+def test_the_end_of_turn_is_read_off_each_models_chat_template(default_tokenizer):
+    """A new model needs no hard-coded token: ChatML closes a turn with <|im_end|>, Zephyr with </s>."""
+    import copy
+
+    from engine.data.prompts import end_of_turn
+
+    assert end_of_turn(default_tokenizer) == "<|im_end|>"
+    zephyr = copy.deepcopy(default_tokenizer)
+    zephyr.chat_template = ("{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}</s>\n{% endfor %}"
+                            "{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
+    assert end_of_turn(zephyr) == "</s>"
+    plain = copy.deepcopy(default_tokenizer)
+    plain.chat_template = None
+    assert end_of_turn(plain) == plain.eos_token

@@ -28,11 +28,22 @@ def prompt_text(tokenizer, question: str, system: str = SYSTEM) -> str:
 
 @lru_cache(maxsize=8)
 def end_of_turn(tokenizer) -> str:
-    """What closes the assistant turn: the template's end token, else EOS.
-    Cached: `get_vocab()` builds a 49k-entry dict (19 ms), which once per training
-    example was 48 s of the default run's start."""
-    if getattr(tokenizer, "chat_template", None) and "<|im_end|>" in tokenizer.get_vocab():
-        return "<|im_end|>"
+    """What closes the assistant turn, read off the model's own chat template: the text the
+    template puts right after an assistant message (`<|im_end|>` for ChatML, `</s>` for
+    Zephyr), up to the line end; EOS where there is no template or it adds nothing.
+    A new model needs no entry here. Cached: rendering a template once per training example
+    would cost the run's start seconds."""
+    marker = "\u2063ANSWER\u2063"
+    if getattr(tokenizer, "chat_template", None):
+        try:
+            text = tokenizer.apply_chat_template([{"role": "user", "content": "q"}, {"role": "assistant", "content": marker}],
+                                                 tokenize=False)
+        except Exception:  # noqa: BLE001 - a template that cannot render this: fall back to EOS
+            text = ""
+        after = text.split(marker, 1)[1] if marker in text else ""
+        closing = after.split("\n", 1)[0].strip()
+        if closing:
+            return closing
     return tokenizer.eos_token or ""
 
 
