@@ -724,3 +724,24 @@ async def test_the_stepper_tour_example_teaches_the_failures_on_first_start(tmp_
         await pilot.pause(0.5)
         assert type(app.screen).__name__ == "StepperScreen"
         assert "overwrite" in {d.code for d in app.screen.model.report.diagnostics}
+
+
+def test_the_engines_own_output_is_read_by_a_thread_never_by_the_screen(tmp_path):
+    import threading
+
+    from workbench.follow import LogTail
+
+    log = tmp_path / "engine.log"
+    log.write_text("first line\npartial")
+    got, threads = [], []
+    tail = LogTail(log, lambda lines: got.append(lines) or threads.append(threading.current_thread().name), interval=0.05).start()
+    deadline = time.time() + 5
+    while not got and time.time() < deadline:
+        time.sleep(0.05)
+    with open(log, "a") as f:
+        f.write(" ends here\nthird\n")
+    while len(got) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    tail.stop()
+    assert got == [["first line"], ["partial ends here", "third"]]  # whole lines only, a half line waits
+    assert all(name.startswith("tail ") for name in threads) and threading.main_thread().name not in threads

@@ -172,3 +172,39 @@ def remote_request(target: str, name: str, ssh: str = "ssh", ssh_options: list[s
     path = remote_path(str(Path(folder) / name))
     cmd = [ssh, "-o", "BatchMode=yes", *(ssh_options or []), "--", host, f"[ ! -L {path} ] && date +%s > {path}"]
     subprocess.run(cmd, check=True, capture_output=True, timeout=30)
+
+
+class LogTail:
+    """Follows a growing local text file (the engine's own output, engine.log) from a thread:
+    `on_lines` gets each batch of new whole lines. The UI thread never reads the file."""
+
+    def __init__(self, path, on_lines: Callable[[list[str]], None], interval: float = 0.5, chunk: int = 1 << 20):
+        self.path, self.on_lines, self.interval, self.chunk = path, on_lines, interval, chunk
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True, name=f"tail {path}")
+
+    def start(self) -> "LogTail":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        offset, rest = 0, b""
+        while True:
+            try:
+                with open(self.path, "rb") as f:
+                    f.seek(offset)
+                    data = f.read(self.chunk)
+            except OSError:
+                data = b""
+            if data:
+                offset += len(data)
+                *whole, rest = (rest + data).split(b"\n")
+                lines = [line.decode(errors="replace") for line in whole if line.strip()]
+                if lines:
+                    self.on_lines(lines)
+                continue  # more may be waiting: read on before sleeping
+            if self._stop.wait(self.interval):
+                return

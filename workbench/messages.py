@@ -22,6 +22,14 @@ class FollowStatus(Message):
         self.text = text
 
 
+class EngineOutput(Message):
+    """New lines of engine.log (a run this workbench started), read by LogTail's thread."""
+
+    def __init__(self, lines: list[str]):
+        super().__init__()
+        self.lines = lines
+
+
 class EngineExited(Message):
     def __init__(self, code: int):
         super().__init__()

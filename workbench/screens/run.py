@@ -22,9 +22,9 @@ from engine.session import summarize
 
 from ..widgets.footer import KeysFooter
 from ..examples import is_example
-from ..follow import Follower, remote_request, split_target
+from ..follow import Follower, LogTail, remote_request, split_target
 from ..launch import log_tail
-from ..messages import EngineExited, EventsArrived, FollowStatus, Inbox
+from ..messages import EngineExited, EngineOutput, EventsArrived, FollowStatus, Inbox
 from ..runstate import RunState
 from ..widgets.charts import Charts
 from ..widgets.evals import Evaluations
@@ -92,6 +92,7 @@ class RunScreen(Screen):
             self.followers.append(Follower(self.compare, self.inboxes["other"].put, ssh_options=self.ssh_options).start())
         if self.process is not None:
             self.run_worker(self._wait_engine, thread=True, exclusive=False)
+            self.followers.append(LogTail(Path(self.target) / "engine.log", lambda lines: self.post_message(EngineOutput(lines))).start())
         if self.compare:  # a comparison opens on the plots that overlay both runs
             self.query_one("#run-tabs", TabbedContent).active = "tab-charts"
         self.set_interval(REDRAW_S, self.redraw)
@@ -160,6 +161,9 @@ class RunScreen(Screen):
         self.follow_status = message.text
         self.dirty = True
 
+    def on_engine_output(self, message: EngineOutput) -> None:
+        self.query_one(LogPane).engine_output(message.lines)
+
     def on_engine_exited(self, message: EngineExited) -> None:
         if message.code != 0 and (self.state.finished is None or self.state.finished.get("status") == "failed"):
             tail = log_tail(Path(self.target))
@@ -190,7 +194,7 @@ class RunScreen(Screen):
             self.query_one(Evaluations).show(self.state, self.other)
         elif tab == "tab-samples":
             self.query_one(SamplesPane).show(self.state)
-        self.query_one(LogPane).show(self.state, Path(self.target) / "engine.log" if self.process is not None else None)
+        self.query_one(LogPane).show(self.state)
 
     # --------------------------------------------------------------- actions
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
