@@ -61,6 +61,7 @@ class DataConfig:
     gsm8k: str = field(default="auto", metadata={"doc": "hub id, JSONL file or folder; auto = the copy shipped with the project"})
     gsm8k_traces: int = bounded(1000, 0, 10_000_000, doc="trace task: GSM8K training problems converted to gold traces, beside the synthetic ones (0 = synthetic only; more than exist = all); RL samples its questions from the same mix")
     gsm8k_variants: int = bounded(0, 0, 64, doc="trace task: up to N number variants of each GSM8K training trace beside it (numbers changed in question and trace together, answers verified by running the trace; engine data variants)")
+    self_traces: str = field(default="", metadata={"doc": "trace task: a JSONL of the model's own right, clean traces (engine data self-traces) trained on beside the gold ones; empty = none"})
     max_len: int = bounded(512, 32, 8192, doc="tokens per training example; longer examples are skipped, not cut")
     instruct_train: str = field(default="", metadata={"doc": "instruct task: JSONL of instruction/input/output"})
 
@@ -291,6 +292,8 @@ def _check(cfg: Config) -> None:
             raise ConfigError(f"eval.problems[{i}]: {f!r} is not a problem file (JSONL of question/answer)")
     if cfg.run.task == "instruct" and not cfg.data.instruct_train:
         raise ConfigError("data.instruct_train: the instruct task needs a JSONL file of instruction/input/output")
+    if cfg.data.self_traces and not Path(cfg.data.self_traces).expanduser().is_file():
+        raise ConfigError(f"data.self_traces: {cfg.data.self_traces} is not a file (engine data self-traces writes one)")
     for key, value in (("data.gsm8k", cfg.data.gsm8k), ("data.instruct_train", cfg.data.instruct_train)):
         path = Path(value).expanduser()
         if value and value != "auto" and path.exists() and not (path.is_file() or path.is_dir()):

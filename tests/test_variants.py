@@ -92,3 +92,31 @@ def test_eval_reports_robustness_on_test_variants():
     robust = out["robustness"]
     assert set(out["sets"]) == {"originals", "variants"} and out["sets"]["originals"]["total"] == robust["problems"]
     assert robust["k"] == 2 and robust["variants"] == out["sets"]["variants"]["total"] and 0 <= robust["all_right"] <= robust["problems"]
+
+
+def test_self_traces_keep_only_right_clean_distinct_traces_and_train_beside_the_gold_ones(tmp_path):
+    from engine.data.self_traces import collect
+    from engine.tasks import training_pairs
+
+    right = "```yaml\nexpert: arithmetic\ntrace:\n- {op: init, var: a, value: 3}\n- {op: init, var: b, value: 4}\n" \
+            "- {op: compute, compute_op: add, args: [a, b], var: c}\n- {op: query, var: c}\n```"
+    spaced = right.replace("value: 3}", "value:  3}")  # the same trace, other whitespace
+    wrong = right.replace("value: 4", "value: 5")
+    broken = right.replace("- {op: query, var: c}\n", "")  # missing_query: an error diagnostic
+    found = collect([(0, "3 and 4?", Fraction(7)), (1, "2 and 2?", Fraction(4))], [[right, spaced, wrong, broken], [wrong]])
+    assert len(found[0].traces) == 1 and found[1].traces == []
+    out = tmp_path / "self.jsonl"
+    out.write_text(json.dumps({"question": "3 and 4?", "answer": 7, "trace": found[0].traces[0]}) + "\n"
+                   + json.dumps({"question": "forged", "answer": 8, "trace": found[0].traces[0]}) + "\n")
+    pairs = training_pairs(config.load(sets=["data.train_size=2", "data.gsm8k_traces=0", f"data.self_traces={out}"]))
+    assert ("3 and 4?", "```yaml\n" + found[0].traces[0] + "```") in pairs
+    assert not any(q == "forged" for q, _ in pairs)  # a trace that does not compute its answer is not taught
+
+
+def test_the_self_traces_command_samples_scores_and_reports_new_problems(tmp_path):
+    out = tmp_path / "self.jsonl"
+    run = subprocess.run([sys.executable, "-m", "engine", "data", "self-traces", "tiny", "--k", "2", "--limit", "3",
+                          "--set", "eval.max_new_tokens=16", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "of 3 problems got a right, clean trace" in run.stdout and "without a gold trace gained one" in run.stdout
+    assert out.exists()  # the random tiny model writes nothing right: an empty file, said so

@@ -27,6 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     # transformers' notice that `past_key_values` is being renamed, printed on every forward pass that
     # passes a cache: nothing a user of `engine` can act on
     warnings.filterwarnings("ignore", message=r".*past_key_values.*", category=FutureWarning)
+    # ... and its logger says the same once per process (`past_key_values`/`cache_params` are deprecated);
+    # read when transformers is imported, so commands that never load a model pay nothing for it
+    import os
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -40,3 +40,47 @@ def load_weights(model, ckpt) -> str | None:
     except CheckpointError as exc:
         return str(exc)
     return None
+
+
+class CannotLoad(Exception):
+    """Why a session's model (or a named model) cannot be had; `code` is the exit code."""
+
+    def __init__(self, message: str, code: int = 2):
+        super().__init__(message)
+        self.code = code
+
+
+def session_model(target: str, which: str = "best", sets: list[str] | None = None):
+    """(cfg, tokenizer, model, checkpoint) for a session folder at a checkpoint (best, last or a
+    path), or for a model name untrained (checkpoint None): the one loader `engine eval` and
+    `engine data self-traces` share. Raises CannotLoad with the reason."""
+    from pathlib import Path
+
+    from .. import checkpoints
+    from .. import config as config_mod
+    from ..models import TINY, ModelNotFound
+    from ..modeling import load_model, load_tokenizer, pick_device
+
+    why = not_a_session(target)
+    if why:
+        raise CannotLoad(why)
+    folder = Path(target)
+    try:
+        if (folder / "config.yaml").exists():
+            cfg = config_mod.load(folder / "config.yaml", sets or [])
+            ckpt = checkpoints.choose(folder, which)
+        else:
+            cfg = config_mod.load(None, [f"model.name={target}", *(sets or [])],
+                                  base=config_mod.smoke_overrides() if target == TINY else None)
+            ckpt = None
+        tok = load_tokenizer(cfg.model.name)
+        model = load_model(cfg, tok, pick_device(cfg.model.device))
+    except (config_mod.ConfigError, checkpoints.CheckpointError) as exc:
+        raise CannotLoad(str(exc)) from None
+    except ModelNotFound as exc:
+        raise CannotLoad(str(exc), 1) from None
+    if ckpt:
+        why = load_weights(model, ckpt)
+        if why:
+            raise CannotLoad(why, 1)
+    return cfg, tok, model, ckpt

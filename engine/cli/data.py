@@ -34,6 +34,16 @@ def add_parser(sub) -> None:
     v.add_argument("--source", default=None, help="GSM8K folder, JSONL file or hub id (default: the copy shipped with the project)")
     v.add_argument("--out", required=True, help="JSONL of the variants (question, answer, trace, gsm8k_index); a problem file for engine eval")
     v.set_defaults(func=_variants)
+    e = data.add_parser("self-traces", help="expert iteration: k traces per GSM8K training problem written by a model, "
+                                            "kept when they run to the right answer with no error diagnostic")
+    e.add_argument("target", help="a session folder (its best checkpoint, or --checkpoint) or a model name")
+    e.add_argument("--k", type=int, default=4, help="outputs per problem: the first greedy, the rest sampled")
+    e.add_argument("--temperature", type=float, default=0.8)
+    e.add_argument("--limit", type=int, metavar="N", help="the first N training problems (all 7,473 take hours on a CPU)")
+    e.add_argument("--checkpoint", default="best", metavar="best|last|PATH")
+    e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. eval.batch_size=64, eval.max_new_tokens=400")
+    e.add_argument("--out", required=True, help="JSONL of kept traces (question, answer, trace, gsm8k_index): data.self_traces")
+    e.set_defaults(func=_self_traces)
     s = data.add_parser("stats", help="the mix of a JSONL file by expert and pattern")
     s.add_argument("file")
     s.set_defaults(func=_stats)
@@ -129,6 +139,54 @@ def _variants(args) -> int:
                           f"({summary(done)[0][1] / max(total, 1):.1%}); {written} variants in {out}",
                           ("outcome", "problems", "share", "meaning"),
                           [(r, str(n), f"{n / max(total, 1):.1%}", meaning[r]) for r, n in summary(done)], right=("problems", "share")))
+    return 0
+
+
+def _self_traces(args) -> int:
+    from ..data.gsm8k import load_rows
+    from ..data.gsm8k_traces import convert
+    from ..data.prompts import prompt_text
+    from ..data.self_traces import collect
+    from ..rollout import generate
+    from ..tasks import system_prompt
+    from ..trace import as_number
+    from .common import CannotLoad, session_model
+
+    if args.k < 1 or (args.limit is not None and args.limit < 1):
+        return fail("data self-traces", "--k and --limit must be 1 or more")
+    try:
+        cfg, tok, model, ckpt = session_model(args.target, args.checkpoint, args.set)
+    except CannotLoad as exc:
+        return fail("data self-traces", str(exc), exc.code)
+    rows = load_rows(None if cfg.data.gsm8k == "auto" else cfg.data.gsm8k, "train")
+    rows = rows[: args.limit] if args.limit else rows
+    from ..data.gsm8k import parse_answer
+
+    items = [(i, r["question"], parse_answer(r["answer"])) for i, r in enumerate(rows)]
+    system = system_prompt(cfg)
+    prompts = [prompt_text(tok, q, system) for _, q, _ in items]
+    print(f"engine data self-traces: {len(items)} problems x {args.k} outputs from {ckpt or args.target}", file=sys.stderr)
+    greedy, speed = generate(model, tok, prompts, cfg.eval.max_new_tokens, 0.0, batch_size=cfg.eval.batch_size)
+    outputs = [[c.text] for c in greedy]
+    if args.k > 1:
+        sampled, _ = generate(model, tok, [p for p in prompts for _ in range(args.k - 1)], cfg.eval.max_new_tokens,
+                              args.temperature, batch_size=cfg.eval.batch_size)
+        for i in range(len(items)):
+            outputs[i] += [c.text for c in sampled[i * (args.k - 1) : (i + 1) * (args.k - 1)]]
+    found = collect(items, outputs)
+    gold = {i for i, r in enumerate(rows) if convert(i, r["question"], r["answer"]).kept}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", encoding="utf-8") as f:
+        for x in found:
+            for n, trace in enumerate(x.traces):
+                f.write(json.dumps({"question": x.question, "answer": as_number(x.answer), "expert": "arithmetic",
+                                    "pattern": "gsm8k-self", "trace": trace, "gsm8k_index": x.index, "sample": n}) + "\n")
+    solved = [x for x in found if x.traces]
+    new = [x for x in solved if x.index not in gold]
+    print(f"{len(solved)} of {len(found)} problems got a right, clean trace ({len(solved) / max(len(found), 1):.1%}; "
+          f"{sum(len(x.traces) for x in solved)} distinct traces); {len(new)} of the {len(found) - len(gold & {x.index for x in found})} "
+          f"without a gold trace gained one; written to {out}")
     return 0
 
 

@@ -6,9 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from .. import config as config_mod
-from ..models import TINY, ModelNotFound
-from .common import fail, load_weights, not_a_session
+from .common import CannotLoad, fail, session_model
 
 
 def add_parser(sub) -> None:
@@ -30,13 +28,12 @@ def add_parser(sub) -> None:
 
 
 def _eval(args) -> int:
-    from .. import checkpoints
-    from ..modeling import load_model, load_tokenizer, pick_device
     from ..tasks import eval_sets
     from ..train import evaluate as ev
 
-    target = Path(args.target)
     sets = list(args.set)
+    if args.variants is not None and args.variants < 1:
+        return fail("eval", "--variants must be 1 or more")
     if args.problems:  # only the files asked for: the built-in sets are switched off
         missing = [p for p in args.problems if not Path(p).is_file()]
         if missing:
@@ -51,37 +48,18 @@ def _eval(args) -> int:
         sets.append(f"eval.samples={args.samples}")
     if args.temperature is not None:
         sets.append(f"eval.temperature={args.temperature}")
-    why = not_a_session(args.target)
-    if why:
-        return fail("eval", why)
     try:
-        if (target / "config.yaml").exists():
-            cfg = config_mod.load(target / "config.yaml", sets)
-            ckpt = checkpoints.choose(target, args.checkpoint)
-        else:
-            cfg = config_mod.load(None, [f"model.name={args.target}", *sets],
-                                  base=config_mod.smoke_overrides() if args.target == TINY else None)
-            ckpt = None
-        tok = load_tokenizer(cfg.model.name)
-        model = load_model(cfg, tok, pick_device(cfg.model.device))
-    except (config_mod.ConfigError, checkpoints.CheckpointError) as exc:
-        return fail("eval", str(exc))
-    except ModelNotFound as exc:
-        return fail("eval", str(exc), 1)
-    if ckpt:
-        why = load_weights(model, ckpt)
-        if why:
-            return fail("eval", why, 1)
-        if not args.json:
-            print(f"engine eval: scoring {ckpt}", file=sys.stderr)
+        cfg, tok, model, ckpt = session_model(args.target, args.checkpoint, sets)
+    except CannotLoad as exc:
+        return fail("eval", str(exc), exc.code)
+    if ckpt and not args.json:
+        print(f"engine eval: scoring {ckpt}", file=sys.stderr)
     results, robust = {}, None
     try:
         named = eval_sets(cfg) if not args.variants else {}
     except (OSError, ValueError) as exc:
         return fail("eval", str(exc))
     if args.variants:
-        if args.variants < 1:
-            return fail("eval", "--variants must be 1 or more")
         robust = _robustness(model, tok, cfg, args.variants, results)
     for name, items in named.items():
         fields, _ = ev.evaluate(model, tok, items, cfg)

@@ -16,6 +16,7 @@ class Problem:
     question: str
     answer: Fraction
     expert: str | None = None
+    trace: str | None = None  # a gold or self-written trace, where the file has one
 
 
 def answer_value(value) -> Fraction:
@@ -68,7 +69,8 @@ def load(path: str | Path, limit: int | None = None) -> list[Problem]:
             expert = row.get("expert")
             if expert is not None and expert not in (*EXPERTS, COMPOSITION):
                 raise ValueError(f"`expert` {expert!r} is not one of {', '.join((*EXPERTS, COMPOSITION))}")
-            out.append(Problem(row["question"], answer_value(row["answer"]), expert))
+            trace = row.get("trace") if isinstance(row.get("trace"), str) else None
+            out.append(Problem(row["question"], answer_value(row["answer"]), expert, trace))
         except (ValueError, ZeroDivisionError, RecursionError) as exc:
             raise ValueError(f"{path} line {n}: {exc}") from None
         if limit and len(out) >= limit:

@@ -39,6 +39,13 @@ def training_pairs(cfg) -> list[tuple[str, str]]:
         from ..data.variants import of_gold
 
         pairs += [(v["question"], trace_answer(v["trace"])) for v in of_gold(gold, cfg.data.gsm8k_variants, cfg.data.seed)]
+    if cfg.data.self_traces:  # the model's own right, clean traces (expert iteration)
+        from ..data import problems
+        from ..data.self_traces import kept_trace
+
+        # checked again here: a file from elsewhere teaches only traces that run to their answer, clean
+        pairs += [(p.question, trace_answer(p.trace)) for p in problems.load(cfg.data.self_traces)
+                  if p.trace and kept_trace(trace_answer(p.trace), p.answer)]
     random.Random(cfg.data.seed).shuffle(pairs)
     return pairs
 
