@@ -193,6 +193,34 @@ def estimate(cfg, shape: Shape, model: str, gpus: int = 1, memory: float | None 
     return plan
 
 
+def fit(cfg, shape: Shape, model: str, gpus: int, memory: float) -> tuple[list[str], Plan]:
+    """Micro-batches sized to the model: the `--set` changes (RL micro-batch halved, SFT batch
+    halved with its accumulation doubled, the same batch in more passes) that make the run fit
+    `memory`, and the plan with them. No changes when it fits as it is; the last plan when
+    halving down to one still does not fit."""
+    import copy
+
+    cfg = copy.deepcopy(cfg)
+    changes: dict[str, str] = {}
+    plan = estimate(cfg, shape, model, gpus, memory)
+    while not plan.fits:
+        peak = plan.peak.name
+        if peak == "rl update" and cfg.rl.micro_batch > 1:
+            cfg.rl.micro_batch //= 2
+            changes["rl.micro_batch"] = str(cfg.rl.micro_batch)
+        elif peak == "sft step" and cfg.sft.batch_size > 1:
+            cfg.sft.batch_size //= 2
+            cfg.sft.grad_accum *= 2
+            changes["sft.batch_size"], changes["sft.grad_accum"] = str(cfg.sft.batch_size), str(cfg.sft.grad_accum)
+        elif peak == "decode" and cfg.eval.batch_size > 1:
+            cfg.eval.batch_size //= 2
+            changes["eval.batch_size"] = str(cfg.eval.batch_size)
+        else:
+            break
+        plan = estimate(cfg, shape, model, gpus, memory)
+    return [f"{k}={v}" for k, v in changes.items()], plan
+
+
 def advice(cfg, plan: Plan) -> list[str]:
     """What to change when the peak does not fit, the cheapest first."""
     out, peak = [], plan.peak

@@ -52,10 +52,26 @@ def test_checkpointing_and_chunked_logits_shrink_what_the_gpu_preset_needs():
 
 
 def test_a_gpu_run_that_will_not_fit_is_refused_before_anything_loads(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: types.SimpleNamespace(name="NVIDIA L4", total_memory=24 * GIB))
     folder = tmp_path / "run"
     code = main(["train", "--model", "smollm2-1.7b-instruct", "--session", str(folder), "--set", "model.train=full"])
     err = capsys.readouterr().err
     assert code == 1 and "will not fit the GPU (NVIDIA L4)" in err and "does not fit" in err and "--set" in err
+    assert not folder.exists()
+
+
+def test_a_gpu_run_gets_micro_batches_sized_to_the_model_unless_the_user_chose_them(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the 1.7B model is not here: the run stops at that, after sizing
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: types.SimpleNamespace(name="NVIDIA A100", total_memory=36 * GIB))
+    folder = tmp_path / "run"
+    main(["train", "--model", "smollm2-1.7b-instruct", "--session", str(folder), "--set", "model.train=full"])
+    err = capsys.readouterr().err
+    assert "sized for NVIDIA A100 (36 GiB): rl.micro_batch=32" in err and "will not fit" not in err
+    main(["train", "--model", "smollm2-1.7b-instruct", "--session", str(folder), "--set", "model.train=full",
+          "--set", "rl.micro_batch=64"])
+    err = capsys.readouterr().err
+    assert "sized for" not in err and "will not fit the GPU (NVIDIA A100)" in err  # the user's own size is kept
     assert not folder.exists()

@@ -75,8 +75,10 @@ def _train(args) -> int:
     from ..models import problem
     from ..session import SessionBusy
 
-    why = gpu_refusal(cfg) or (None if args.resume else problem(cfg.model.name))  # before a session folder is made
-
+    cfg, sized, why = size_for_gpu(cfg, args.set, resize=not args.resume)
+    why = why or (None if args.resume else problem(cfg.model.name))  # before a session folder is made
+    if sized:
+        print(f"engine train: {sized}", file=sys.stderr)
     if why:
         return fail("train", why, 1)
     try:
@@ -89,20 +91,32 @@ def _train(args) -> int:
     return 0 if status in ("completed", "stopped") else 1
 
 
-def gpu_refusal(cfg) -> str | None:
-    """On a GPU, the run's memory plan (engine plan) when its peak will not fit this GPU: said
-    now, instead of an out-of-memory error minutes into the run."""
+def size_for_gpu(cfg, sets: list[str], resize: bool = True) -> tuple[config_mod.Config, str | None, str | None]:
+    """On a GPU: (the config with micro-batches sized to the model and this GPU, a note of what was
+    sized, or the run's memory plan when even that will not fit), said before anything loads
+    instead of an out-of-memory error minutes into the run. Sizes the user set are kept."""
     import os
 
     import torch
 
     if cfg.model.device not in ("auto", "cuda") or not torch.cuda.is_available():
-        return None
-    from .plan import refusal
+        return cfg, None, None
+    from .plan import sized
 
     props = torch.cuda.get_device_properties(int(os.environ.get("LOCAL_RANK", 0)))
-    why = refusal(cfg, int(os.environ.get("WORLD_SIZE", 1)), props.total_memory)
-    return f"this run will not fit the GPU ({props.name}):\n{why}" if why else None
+    chosen = {s.partition("=")[0].strip() for s in sets}
+    if not resize:  # a resumed run keeps its batches: the data order of a stage depends on them
+        chosen |= {"rl.micro_batch", "sft.batch_size", "sft.grad_accum", "eval.batch_size"}
+    changes, why = sized(cfg, int(os.environ.get("WORLD_SIZE", 1)), props.total_memory, chosen)
+    if why:
+        return cfg, None, f"this run will not fit the GPU ({props.name}):\n{why}"
+    if not changes:
+        return cfg, None, None
+    for change in changes:
+        section, _, rest = change.partition(".")
+        key, _, value = rest.partition("=")
+        setattr(getattr(cfg, section), key, type(getattr(getattr(cfg, section), key))(value))
+    return cfg, f"sized for {props.name} ({props.total_memory / 2**30:.0f} GiB): " + ", ".join(changes), None
 
 
 def _show(args) -> int:
