@@ -45,7 +45,17 @@ def test_a_wheel_carries_the_themes_gsm8k_and_the_example(tmp_path):
     names = zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist()
     assert "workbench/theme_files/paper.yaml" in names and "workbench/theme_files/harbor.yaml" in names
     assert {"engine/data/files/gsm8k/train.jsonl", "engine/data/files/gsm8k/test.jsonl", "engine/data/files/gsm8k/LICENSE"} <= set(names)
-    assert {"workbench/example/default-run/events.jsonl", "workbench/example/default-run/status.json"} <= set(names)
+    assert {"workbench/example/default-run/events.jsonl", "workbench/example/default-run/status.json",
+            "workbench/example/stepper-tour/events.jsonl"} <= set(names)
+    # installed from the wheel (no source tree beside it), the workbench finds its themes
+    target = tmp_path / "site"
+    out = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
+                          str(next(tmp_path.glob("*.whl")))], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    probe = "from workbench.themes import THEMES_DIR, load_themes; print(THEMES_DIR, sorted(t.name for t in load_themes()))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                         env={**__import__("os").environ, "PYTHONPATH": str(target)})
+    assert out.returncode == 0 and str(target) in out.stdout and "['harbor', 'paper']" in out.stdout, out.stdout + out.stderr
 
 
 def _import_graph(packages=("engine", "workbench")) -> dict[str, set[str]]:

@@ -10,7 +10,7 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="workbench", description="Train, watch and debug small models that write YAML traces.")
-    parser.add_argument("--theme", help="colour theme (paper, harbor, or workbench/theme_files/*.yaml); remembered for next time")
+    parser.add_argument("--theme", help="colour theme (paper, harbor, or themes/*.yaml); remembered for next time")
     parser.add_argument("--root", default="sessions", help="the sessions folder")
     sub = parser.add_subparsers(dest="cmd")
     a = sub.add_parser("attach", help="follow a run started elsewhere: DIR, or HOST:DIR through ssh")

@@ -1,4 +1,5 @@
-"""Themes from workbench/theme_files/*.yaml, and the remembered choice."""
+"""Themes from themes/*.yaml (the top of the source tree; a wheel carries them as
+workbench.theme_files), and the remembered choice."""
 
 from __future__ import annotations
 
@@ -9,7 +10,16 @@ from pathlib import Path
 import yaml
 from textual.theme import Theme
 
-THEMES_DIR = Path(__file__).resolve().parent / "theme_files"  # inside the package: a wheel carries them
+def _themes_dir() -> Path:
+    """themes/ beside workbench/ in a source tree; workbench/theme_files/ in an installed wheel."""
+    here = Path(__file__).resolve().parent
+    for folder in (here / "theme_files", here.parent / "themes"):
+        if folder.is_dir():
+            return folder
+    return here.parent / "themes"
+
+
+THEMES_DIR = _themes_dir()
 DEFAULT_THEME = "harbor"
 _FIELDS = ("primary", "secondary", "accent", "foreground", "background", "surface", "panel", "success", "warning", "error", "dark")
 
