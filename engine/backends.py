@@ -101,6 +101,7 @@ class VLLMBackend:
         except ImportError:
             raise RuntimeError("rl.backend=vllm needs vLLM: pip install 'tracebench[vllm]' on a GPU machine") from None
         self.tokenizer, self.sleep, self.asleep = tokenizer, sleep, False
+        launcher_env()
         self.llm = vllm.LLM(model=str(folder), dtype="bfloat16", seed=seed, gpu_memory_utilization=memory,
                             distributed_executor_backend="external_launcher", enable_prefix_caching=True,
                             enable_sleep_mode=sleep, max_model_len=max_model_len)
@@ -142,6 +143,20 @@ class VLLMBackend:
         seconds = time.perf_counter() - start
         tokens = sum(len(c.tokens) for c in comps)
         return comps, {"tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / max(seconds, 1e-9)}
+
+
+def launcher_env() -> None:
+    """The torch.distributed variables the in-process executor joins by (torchrun sets them; a
+    single process does not): rank 0 of 1 on this machine, on a free port, as TRL ensures."""
+    import os
+    import socket
+
+    for key, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1"), ("MASTER_ADDR", "127.0.0.1")):
+        os.environ.setdefault(key, value)
+    if "MASTER_PORT" not in os.environ:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            os.environ["MASTER_PORT"] = str(s.getsockname()[1])
 
 
 def start_folder(model, tokenizer, root: Path | None = None) -> Path:

@@ -10,6 +10,7 @@ where the engine depends on it:
   another process and `llm_engine.model_executor` does not exist (V1's multiprocessing);
 - `load_weights` of a name the model lacks fails; while asleep without `wake_up(tags=["weights"])`
   it fails too (the weights' memory is released);
+- `external_launcher` without torch.distributed's variables (RANK, WORLD_SIZE, MASTER_ADDR, ...) fails;
 - every call is logged in `calls`, so tests can check the prefix cache is reset after a push.
 """
 
@@ -88,6 +89,12 @@ class LLM:
         unknown = set(kwargs) - ENGINE_ARGS
         if unknown:
             raise TypeError(f"EngineArgs.__init__() got unexpected keyword arguments {sorted(unknown)}")
+        if kwargs.get("distributed_executor_backend") == "external_launcher":
+            import os
+
+            missing = [k for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
+            if missing:  # the in-process executor joins torch.distributed by these, as torchrun sets them
+                raise ValueError(f"external_launcher needs {', '.join(missing)} in the environment")
         from safetensors import safe_open
         from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -16,6 +16,14 @@ from engine.rollout import Sampler, completion_logprobs
 from tests import fake_vllm
 
 
+@pytest.fixture(autouse=True)
+def single_process(monkeypatch):
+    """Each test starts as a single process (no torchrun variables) and leaves none behind:
+    the backend sets what vLLM's in-process executor needs."""
+    for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(key, raising=False)
+
+
 def last_layers(tok, n=1):
     return select_trainable(tiny_model(tok), config.load(sets=["model.train=last_layers", f"model.unfreeze_layers={n}"]))
 
