@@ -1,7 +1,7 @@
 """What awaits a GPU, proven in one go (scripts/gpu-check.sh runs this; <10 min on one GPU, no network).
 
 1. the default run with the GPU preset on the 135M model (trimmed: 2,000 synthetic + 2,000 GSM8K
-   traces, 1 epoch, 10 RL iterations, 300 GSM8K test problems), its SFT tokens/s
+   traces, 1 epoch, 6 RL iterations, 200 GSM8K and 100 synthetic test problems), its SFT tokens/s
 2. vLLM rollouts (if vllm is installed): rollout tokens/s, and the weight sync: after an update,
    vLLM's log-probs of a fixed completion match the trained model's
 3. 8-bit loading + LoRA: one training step
@@ -35,11 +35,11 @@ def row(check: str, result: str, ok: bool | None, **figures) -> None:
 
 def check_run(tmp: Path) -> None:
     folder = tmp / "gpu-default"
-    sets = ["run.preset=gpu", "data.train_size=2000", "data.gsm8k_traces=2000", "sft.epochs=1", "rl.iterations=10",
-            "eval.gsm8k=300", "eval.synthetic=200"]
+    sets = ["run.preset=gpu", "data.train_size=2000", "data.gsm8k_traces=2000", "sft.epochs=1", "rl.iterations=6",
+            "eval.gsm8k=200", "eval.synthetic=100"]
     t = time.time()
     out = subprocess.run([sys.executable, "-m", "engine", "train", "--plain", "--session", str(folder),
-                          *[a for s in sets for a in ("--set", s)]], capture_output=True, text=True, timeout=420)
+                          *[a for s in sets for a in ("--set", s)]], capture_output=True, text=True, timeout=360)
     from engine.events import read_all
 
     events = read_all(folder / "events.jsonl") if (folder / "events.jsonl").exists() else []
