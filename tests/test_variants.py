@@ -115,8 +115,8 @@ def test_self_traces_keep_only_right_clean_distinct_traces_and_train_beside_the_
 
 def test_the_self_traces_command_samples_scores_and_reports_new_problems(tmp_path):
     out = tmp_path / "self.jsonl"
-    run = subprocess.run([sys.executable, "-m", "engine", "data", "self-traces", "tiny", "--k", "2", "--limit", "3",
+    run = subprocess.run([sys.executable, "-m", "engine", "data", "self-traces", "tiny", "--k", "2", "--limit", "3", "--without-gold",
                           "--set", "eval.max_new_tokens=16", "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
-    assert "of 3 problems got a right, clean trace" in run.stdout and "without a gold trace gained one" in run.stdout
+    assert "of 3 problems got a right, clean trace" in run.stdout and "0 of the 3 without a gold trace gained one" in run.stdout
     assert out.exists()  # the random tiny model writes nothing right: an empty file, said so

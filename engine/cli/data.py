@@ -40,6 +40,7 @@ def add_parser(sub) -> None:
     e.add_argument("--k", type=int, default=4, help="outputs per problem: the first greedy, the rest sampled")
     e.add_argument("--temperature", type=float, default=0.8)
     e.add_argument("--limit", type=int, metavar="N", help="the first N training problems (all 7,473 take hours on a CPU)")
+    e.add_argument("--without-gold", action="store_true", help="only the problems that have no gold trace (~1,070 of 7,473)")
     e.add_argument("--checkpoint", default="best", metavar="best|last|PATH")
     e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. eval.batch_size=64, eval.max_new_tokens=400")
     e.add_argument("--out", required=True, help="JSONL of kept traces (question, answer, trace, gsm8k_index): data.self_traces")
@@ -158,11 +159,13 @@ def _self_traces(args) -> int:
         cfg, tok, model, ckpt = session_model(args.target, args.checkpoint, args.set)
     except CannotLoad as exc:
         return fail("data self-traces", str(exc), exc.code)
-    rows = load_rows(None if cfg.data.gsm8k == "auto" else cfg.data.gsm8k, "train")
-    rows = rows[: args.limit] if args.limit else rows
     from ..data.gsm8k import parse_answer
 
-    items = [(i, r["question"], parse_answer(r["answer"])) for i, r in enumerate(rows)]
+    rows = load_rows(None if cfg.data.gsm8k == "auto" else cfg.data.gsm8k, "train")
+    gold = {i for i, r in enumerate(rows) if convert(i, r["question"], r["answer"]).kept}
+    indices = [i for i in range(len(rows)) if not (args.without_gold and i in gold)]
+    indices = indices[: args.limit] if args.limit else indices
+    items = [(i, rows[i]["question"], parse_answer(rows[i]["answer"])) for i in indices]
     system = system_prompt(cfg)
     prompts = [prompt_text(tok, q, system) for _, q, _ in items]
     print(f"engine data self-traces: {len(items)} problems x {args.k} outputs from {ckpt or args.target}", file=sys.stderr)
@@ -174,7 +177,6 @@ def _self_traces(args) -> int:
         for i in range(len(items)):
             outputs[i] += [c.text for c in sampled[i * (args.k - 1) : (i + 1) * (args.k - 1)]]
     found = collect(items, outputs)
-    gold = {i for i, r in enumerate(rows) if convert(i, r["question"], r["answer"]).kept}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", encoding="utf-8") as f:
