@@ -443,7 +443,7 @@ async def test_the_session_list_shows_the_newest_rows_and_says_how_to_reach_the_
     async with app.run_test(size=(160, 45)) as pilot:
         await pilot.pause()
         table = app.screen.query_one("#sessions")
-        assert table.row_count == 21  # the newest 20 and the example
+        assert table.row_count == 22  # the newest 20 and the two examples
         assert "20 of 30" in str(app.screen.query_one("#sessions-note").render())
         await pilot.press("slash", *"run-0")
         await pilot.pause(0.3)

@@ -402,9 +402,9 @@ async def test_the_cursor_stays_on_its_run_when_a_new_session_appears(tmp_path):
         app.screen.action_refresh()
         for _ in range(20):
             await pilot.pause(0.1)
-            if table.row_count == 4:
+            if table.row_count == 5:
                 break
-        assert table.row_count == 4 and app.screen._selected().endswith("older")
+        assert table.row_count == 5 and app.screen._selected().endswith("older")
 
 
 async def test_log_lines_keep_arriving_past_the_lines_the_state_keeps(tmp_path):
@@ -542,7 +542,7 @@ async def test_the_filter_leaves_on_enter_and_escape_and_says_when_nothing_match
         assert table.has_focus  # Enter keeps the filter and goes back to the list
         await pilot.press("slash", "escape")
         await pilot.pause(0.3)
-        assert table.has_focus and not app.screen.query_one("#filter").display and table.row_count == 2  # alpha + example
+        assert table.has_focus and not app.screen.query_one("#filter").display and table.row_count == 3  # alpha + the two examples
     app = sessions_app(tmp_path / "empty")
     async with app.run_test(size=(160, 45)) as pilot:
         await pilot.pause()
