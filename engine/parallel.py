@@ -46,10 +46,6 @@ def wrap(model, world: int, how: str = "ddp"):
     return DDP(model, device_ids=[p.device.index] if p.device.type == "cuda" else None, gradient_as_bucket_view=True)
 
 
-def sharded(model) -> bool:
-    return any(hasattr(p, "full_tensor") for p in model.parameters())
-
-
 def whole(t: torch.Tensor) -> torch.Tensor:
     """A parameter or state tensor whole: a DTensor shard is gathered (every rank must call)."""
     return t.full_tensor() if hasattr(t, "full_tensor") else t

@@ -34,7 +34,8 @@ GIB = 1 << 30
 PROMPT_TOKENS = 192  # the longest default prompt (system prompt + a GSM8K question): 118 on average
 RUNTIME_GPU = 0.75 * GIB  # the CUDA context and PyTorch's own buffers
 RUNTIME_CPU = 0.55 * GIB  # Python with torch and transformers imported (measured here)
-WHOLE_LOGITS_BYTES = 512 << 20  # engine/rollout.py: RL log-probs keep logits whole below this
+# engine/rollout.py's threshold, repeated: this module stays free of torch (the workbench's form imports it)
+WHOLE_LOGITS_BYTES = 512 << 20  # RL log-probs keep logits whole below this
 
 
 @dataclass(frozen=True)

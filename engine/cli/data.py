@@ -144,12 +144,13 @@ def _variants(args) -> int:
 
 
 def _self_traces(args) -> int:
-    from ..data.gsm8k import load_rows
+    from ..data.gsm8k import load_rows, parse_answer
     from ..data.gsm8k_traces import convert
     from ..data.prompts import prompt_text
     from ..data.self_traces import collect
     from ..rollout import generate
     from ..tasks import system_prompt
+    from ..tasks.common import gsm8k_source
     from ..trace import as_number
     from .common import CannotLoad, session_model
 
@@ -159,9 +160,7 @@ def _self_traces(args) -> int:
         cfg, tok, model, ckpt = session_model(args.target, args.checkpoint, args.set)
     except CannotLoad as exc:
         return fail("data self-traces", str(exc), exc.code)
-    from ..data.gsm8k import parse_answer
-
-    rows = load_rows(None if cfg.data.gsm8k == "auto" else cfg.data.gsm8k, "train")
+    rows = load_rows(gsm8k_source(cfg), "train")
     gold = {i for i, r in enumerate(rows) if convert(i, r["question"], r["answer"]).kept}
     indices = [i for i in range(len(rows)) if not (args.without_gold and i in gold)]
     indices = indices[: args.limit] if args.limit else indices

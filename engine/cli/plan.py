@@ -19,13 +19,10 @@ def add_parser(sub) -> None:
 
 
 def plan_config(args) -> config_mod.Config:
-    """The config a run would use: on a GPU the GPU preset under --config/--set, as engine train resolves it there."""
-    sets = ([f"model.name={args.model}"] if args.model else []) + list(args.set)
-    cfg = config_mod.load(args.config, sets)
-    if not args.cpu and config_mod.preset_for(cfg, True)[0] == "gpu":
-        gpu = config_mod.parse_sets([f"{k}={v}" for k, v in config_mod.GPU.items()])
-        cfg = config_mod.load(args.config, sets, base=gpu)
-    return cfg
+    """The config a run would use, resolved as engine train resolves it on that device (the GPU preset unless --cpu)."""
+    from .train import resolve_config
+
+    return resolve_config(args, cuda=not args.cpu)
 
 
 def _plan(args) -> int:

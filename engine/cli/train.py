@@ -34,8 +34,9 @@ def add_parser(sub) -> None:
     show.set_defaults(func=_show)
 
 
-def resolve_config(args, note=lambda text: None) -> config_mod.Config:
-    """Defaults, the device's preset, --config, then --set (later wins)."""
+def resolve_config(args, note=lambda text: None, cuda: bool | None = None) -> config_mod.Config:
+    """Defaults, the device's preset, --config, then --set (later wins). `cuda`: whether a CUDA
+    device will be used (default: whether this machine has one; `engine plan` says which)."""
     base = {}
     sets = list(args.set)
     if getattr(args, "model", None):
@@ -45,9 +46,11 @@ def resolve_config(args, note=lambda text: None) -> config_mod.Config:
     if getattr(args, "task", None):
         sets = [f"run.task={args.task}"] + sets
     cfg = config_mod.load(getattr(args, "config", None), sets, base=base)
-    import torch
+    if cuda is None:
+        import torch
 
-    preset, why = config_mod.preset_for(cfg, torch.cuda.is_available())
+        cuda = torch.cuda.is_available()
+    preset, why = config_mod.preset_for(cfg, cuda)
     if preset == "gpu":
         gpu = config_mod.parse_sets([f"{k}={v}" for k, v in config_mod.GPU.items()])
         cfg = config_mod.load(getattr(args, "config", None), sets, base={**gpu, **base})
@@ -112,10 +115,7 @@ def size_for_gpu(cfg, sets: list[str], resize: bool = True) -> tuple[config_mod.
         return cfg, None, f"this run will not fit the GPU ({props.name}):\n{why}"
     if not changes:
         return cfg, None, None
-    for change in changes:
-        section, _, rest = change.partition(".")
-        key, _, value = rest.partition("=")
-        setattr(getattr(cfg, section), key, type(getattr(getattr(cfg, section), key))(value))
+    cfg = config_mod.load(None, changes, base=cfg.to_dict())  # checked as any --set is
     return cfg, f"sized for {props.name} ({props.total_memory / 2**30:.0f} GiB): " + ", ".join(changes), None
 
 
