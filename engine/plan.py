@@ -313,3 +313,15 @@ def cpu_minutes(cfg, shape: Shape) -> float:
 def checkpoint_bytes(cfg, shape: Shape) -> float:
     """A step checkpoint: the trained weights and AdamW's two moments, fp32."""
     return trained_params(shape, cfg) * 4 * 3
+
+
+def sized(cfg, gpus: int, memory: float, chosen: set[str]) -> tuple[list[str], str | None]:
+    """For a GPU run about to load: micro-batches sized to the model and this GPU (`--set`s to
+    apply; none that the user chose), or why it will not fit even so, with what to change."""
+    shape = known_shape(cfg.model.name)
+    if shape is None:
+        return [], None
+    changes, plan = fit(cfg, shape, cfg.model.name, gpus, memory)
+    if any(c.split("=")[0] in chosen for c in changes):  # the user's own sizes are not changed behind their back
+        changes, plan = [], estimate(cfg, shape, cfg.model.name, gpus, memory)
+    return changes, None if plan.fits else "\n".join(render(plan))

@@ -42,16 +42,3 @@ def _plan(args) -> int:
     print("\n".join(render(plan)))
     return 0 if plan.fits is not False else 1
 
-
-def sized(cfg, gpus: int, memory: float, chosen: set[str]) -> tuple[list[str], str | None]:
-    """For a GPU run about to load: micro-batches sized to the model and this GPU (`--set`s to
-    apply; none that the user chose), or why it will not fit even so, with what to change."""
-    from ..plan import estimate, fit, known_shape, render
-
-    shape = known_shape(cfg.model.name)
-    if shape is None:
-        return [], None
-    changes, plan = fit(cfg, shape, cfg.model.name, gpus, memory)
-    if any(c.split("=")[0] in chosen for c in changes):  # the user's own sizes are not changed behind their back
-        changes, plan = [], estimate(cfg, shape, cfg.model.name, gpus, memory)
-    return changes, None if plan.fits else "\n".join(render(plan))

@@ -104,7 +104,7 @@ def size_for_gpu(cfg, sets: list[str], resize: bool = True) -> tuple[config_mod.
 
     if cfg.model.device not in ("auto", "cuda") or not torch.cuda.is_available():
         return cfg, None, None
-    from .plan import sized
+    from ..plan import sized
 
     props = torch.cuda.get_device_properties(int(os.environ.get("LOCAL_RANK", 0)))
     chosen = {s.partition("=")[0].strip() for s in sets}
