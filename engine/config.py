@@ -109,7 +109,8 @@ class RLConfig:
 class EvalConfig:
     synthetic: int = bounded(200, 0, 1_000_000, doc="held-out synthetic problems")
     mix: dict = field(default_factory=dict, metadata={"doc": "expert weights of the held-out set; empty = even over all, whatever data.mix is, so runs that train on other mixes are compared on the same problems"})
-    gsm8k: int = bounded(300, 0, 1319, doc="GSM8K test problems (the first N)")
+    gsm8k: int = bounded(300, 0, 1319, doc="GSM8K test problems (N of them, from eval.gsm8k_from)")
+    gsm8k_from: int = bounded(1, 1, 1319, doc="the first GSM8K test problem taken (1-based): 1 = the development set the defaults were chosen on; 301 = the held-out problems 301-1319 no decision looked at (engine eval --heldout), scored as a set named gsm8k-301-1319")
     problems: list = field(default_factory=list, metadata={"doc": "extra eval sets: JSONL files of question/answer (and optional expert), each named after its file"})
     problems_limit: int = bounded(0, 0, 10_000_000, doc="the first N problems of each eval.problems file (read no further); 0 = all")
     batch_size: int = bounded(128, 1, 4096, doc="problems decoded together (128: fastest measured on a 2-core CPU, docs/benchmarks.md)")

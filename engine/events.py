@@ -12,7 +12,6 @@ import json
 import math
 import os
 import re
-import time
 from pathlib import Path
 
 SCHEMA_VERSION = 1
@@ -31,7 +30,7 @@ def _clean(value):
 
 
 class EventLog:
-    """Appends events to a session's events.jsonl. Disabled on ranks other than 0.
+    """Appends events to a session's events.jsonl (`EventLog(None)` writes nothing).
 
     Each line is one `os.write` of the whole line. A write that fails (a full disk) is not
     fatal here: the run goes on to fail where it must (its checkpoint) and says why; the
@@ -46,8 +45,8 @@ class EventLog:
         self.error: OSError | None = None
         self._torn = False
 
-    def emit(self, kind: str, **fields) -> dict:
-        event = {"kind": kind, "t": round(time.time(), 3), **fields}
+    def on_event(self, event: dict) -> None:
+        """One event, one line (a sink of engine/recorder.py)."""
         if self._file:
             line = (b"\n" if self._torn else b"") + (json.dumps(_clean(event), default=str) + "\n").encode("utf-8")
             try:
@@ -56,7 +55,6 @@ class EventLog:
             except OSError as exc:
                 self._torn, self.error = True, self.error or exc
                 self.lost += 1
-        return event
 
     def close(self) -> None:
         if self._file:

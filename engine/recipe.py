@@ -7,14 +7,12 @@ the final event.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-from . import checkpoints, parallel, safefile, tasks, threads
+from . import checkpoints, parallel, tasks, threads
 from .events import SCHEMA_VERSION
 from .modeling import (autocast, load_model, load_tokenizer, load_trainable_state, make_optimizer, param_counts, pick_device,
                        setup_notes, trainable_state)
-from .session import CONFIG
 from .train.context import Context
 
 
@@ -89,10 +87,6 @@ class Recipe:
                 f"{st['path']} was written mid-stage with run.parallel={st.get('parallel', 'ddp')}; resume it with the same "
                 f"(--set run.parallel={st.get('parallel', 'ddp')}), or from a stage boundary")
         self.global_step, self.best_accuracy = st.get("global_step", 0), st.get("best_accuracy")
-        if ctx.session:
-            safefile.write(ctx.session.path, CONFIG, cfg.to_yaml())
-            started = ctx.session.status().get("started") if resume else None
-            ctx.session.write_status(status="running", model=cfg.model.name, phase="setup", started=started or time.time())
         device = pick_device(cfg.model.device)
         notes = setup_notes(cfg, device)
         if device.type == "cpu":
@@ -216,13 +210,9 @@ class Recipe:
         self.refresh_sampler()  # every rank: under FSDP a collective
         if ctx.rank != 0:
             return
-        if ctx.session:
-            ctx.session.write_status(phase="eval")
         for i, (name, items) in enumerate(tasks.eval_sets(cfg).items()):
             def progress(done: int, total: int, name=name) -> None:
-                ctx.progress = {"phase": "eval", "set": name, "at": which, "step": done, "total": total}
-                if ctx.session:
-                    ctx.session.write_status(phase="eval", step=done, total=total)
+                ctx.progress = {"phase": "eval", "set": name, "at": which, "step": done, "total": total}  # heartbeats say it
                 if ctx.world == 1 and ctx.stop_requested():  # with ranks waiting at a barrier, stop after it instead
                     self.save(0)  # resume redoes this evaluation
                     raise Stopped()
@@ -245,8 +235,6 @@ class Recipe:
                 self._write(checkpoints.BEST, -1, 0)
                 ctx.emit("checkpoint", path=str(self.folder / checkpoints.BEST), step=step, phase=which, best=True,
                          accuracy=fields["accuracy"])
-                if ctx.session:
-                    ctx.session.write_status(best_accuracy=self.best_accuracy)
 
     # -- save --
 

@@ -1,7 +1,8 @@
 """One training run: the session, signals, heartbeats and the final event around
 the recipe (engine/recipe.py), which does the stages.
 
-Everything the run does is an event in sessions/<run>/events.jsonl. A stop
+Everything the run does is an event, recorded (engine/recorder.py) in
+sessions/<run>/events.jsonl and the files derived from it. A stop
 (SIGINT, SIGTERM, or `engine stop DIR`) ends the current step, saves a
 checkpoint and writes `run_finished`; so does a crash, as far as it can.
 Under torchrun every rank trains; rank 0 alone writes the session.
@@ -12,7 +13,6 @@ from __future__ import annotations
 import errno
 import os
 import signal
-import sys
 import threading
 import traceback
 from datetime import timedelta
@@ -21,10 +21,8 @@ from pathlib import Path
 import torch
 
 from . import system
-from .events import EventLog
-from .progress import Reporter
 from .recipe import Recipe, Stopped
-from .session import Session
+from .recorder import Recorder
 from .train.context import Context
 
 
@@ -60,23 +58,21 @@ def _heartbeat(ctx: Context, done: threading.Event, forced: threading.Event) -> 
     gpu = own_gpu()
     while not done.is_set():
         if forced.wait(10.0):
-            ctx.emit("run_finished", status="stopped", forced=True,
-                     error="a second signal while the run could not reach the end of its step; "
-                           "the last checkpoint is the one to resume from")
-            if ctx.session:
-                ctx.session.write_status(status="stopped", error="stopped by a second signal")
-            ctx.log.close()
+            ctx.recorder.last_word(status="stopped", forced=True,
+                                   error="a second signal while the run could not reach the end of its step; "
+                                         "the last checkpoint is the one to resume from")
             os._exit(130)
         if done.is_set():
             break
-        if ctx.stop_signal and not noted and ctx.reporter:
+        if ctx.stop_signal and not noted:
             noted = True
-            ctx.reporter.note("signal: stopping after this step, with a checkpoint (a second signal stops at once)")
+            ctx.alert("info", "signal: stopping after this step, with a checkpoint (a second signal stops at once)")
         ctx.emit("heartbeat", **ctx.progress, system=system.snapshot(gpu))
 
 
-def run(cfg, session_dir: Path, resume: bool = False, interactive: bool | None = None) -> str:
-    """Train as configured; returns the final status (completed, stopped, failed).
+def run(cfg, session_dir: Path, resume: bool = False, sinks: tuple = ()) -> str:
+    """Train as configured; returns the final status (completed, stopped, failed). `sinks`
+    (the terminal reporter of engine/cli) see every event on rank 0.
 
     Raises SessionBusy, before writing anything, when another live run holds the session.
     """
@@ -85,14 +81,10 @@ def run(cfg, session_dir: Path, resume: bool = False, interactive: bool | None =
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
     rank, world = _setup_distributed()
-    session = None
+    recorder = Recorder(session_dir if rank == 0 else None).open(cfg.model.name, resume, cfg.to_yaml())
     if rank == 0:
-        session = Session(Path(session_dir)).create()
-        session.lock()
-        session.clear_requests()  # a stop left from before this process must not end it; one asked since is kept
-    log = EventLog(session.events if session else None)
-    reporter = Reporter(interactive) if rank == 0 else None
-    recipe = Recipe(cfg, session_dir, dict(log=log, session=session, reporter=reporter, rank=rank, world=world))
+        recorder.add(*sinks)
+    recipe = Recipe(cfg, session_dir, dict(recorder=recorder, rank=rank, world=world))
     ctx = recipe.ctx
     forced = threading.Event()
 
@@ -108,14 +100,15 @@ def run(cfg, session_dir: Path, resume: bool = False, interactive: bool | None =
     status, error = "failed", None
     try:
         if rank == 0:
-            ctx.mirrors = _mirrors(cfg, Path(session_dir).name)  # inside the try: a missing package is a failed run
+            recorder.add(*_mirrors(cfg, Path(session_dir).name))  # inside the try: a missing package is a failed run
         recipe.setup(resume)
         recipe.train()
         status = "completed"
     except Stopped:
         status = "stopped"
     except Exception as exc:  # the run must end with a final event, whatever happened
-        full = disk_full(exc) or (log.error if disk_full(log.error) else None)
+        lost = recorder.events.error
+        full = disk_full(exc) or (lost if disk_full(lost) else None)
         if full:  # no checkpoint of the weights as they are: it would fill the disk again
             error = (f"disk full: no space left on the device while writing {full.filename or 'the session'}; "
                      f"free some space, then `engine train --resume {session_dir}` continues from the last checkpoint")
@@ -128,20 +121,8 @@ def run(cfg, session_dir: Path, resume: bool = False, interactive: bool | None =
         done.set()
         for s, h in old.items():
             signal.signal(s, h)
-        fields = {"status": status}
-        if error:
-            fields["error"] = error
-        ctx.emit("run_finished", **fields)
-        if session:
-            try:
-                session.write_status(status=status, error=error)
-            except OSError as exc:  # a full disk: the final event above, or this line, is what is left
-                print(f"engine: could not write {session.path / 'status.json'}: {exc.strerror or exc}", file=sys.stderr)
-        if reporter:
-            reporter.close()
-        for mirror in ctx.mirrors:
-            mirror.close()
-        log.close()
+        ctx.emit("run_finished", status=status, **({"error": error} if error else {}))  # status.json follows it
+        recorder.close()
         if world > 1:
             import torch.distributed as dist
 

@@ -8,7 +8,6 @@ import errno
 import fcntl
 import json
 import os
-import socket
 import stat
 import time
 from dataclasses import dataclass
@@ -83,6 +82,12 @@ class Session:
             raise
         self._lock_fd = fd  # kept open: closing it would release the lock
 
+    def unlock(self) -> None:
+        fd = getattr(self, "_lock_fd", None)
+        if fd is not None:
+            self._lock_fd = None
+            os.close(fd)
+
     def is_live(self) -> bool:
         """True when a run holds the session's lock (on this machine or a shared file system):
         the truth about liveness, where a pid in status.json may belong to any process by now."""
@@ -99,11 +104,6 @@ class Session:
         finally:
             os.close(fd)  # closing drops a lock we just took
         return False
-
-    def write_status(self, **fields) -> None:
-        current = self.status()
-        current.update(fields, updated=time.time(), pid=os.getpid(), host=socket.gethostname())
-        safefile.write(self.path, STATUS, json.dumps(current, default=str))  # whole or not at all; never through a link
 
     def status(self) -> dict:
         """status.json as a dict; anything else (a list, bad UTF-8, huge, a FIFO) reads as empty."""

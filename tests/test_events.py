@@ -2,12 +2,13 @@
 
 import json
 
-from engine.events import EventLog, EventReader
+from engine.events import EventReader
+from engine.recorder import Recorder
 
 
 def test_writer_flushes_each_line_and_reader_waits_for_torn_lines(tmp_path):
-    path = tmp_path / "events.jsonl"
-    log = EventLog(path)
+    log = Recorder(tmp_path / "s").open("tiny")
+    path = log.session.events
     log.emit("run_started", schema=1, run="r")
     reader = EventReader(path)
     assert [e["kind"] for e in reader.read()] == ["run_started"]  # flushed: visible before close
@@ -22,7 +23,8 @@ def test_writer_flushes_each_line_and_reader_waits_for_torn_lines(tmp_path):
 
 
 def test_nan_travels_as_text_and_every_line_has_kind_and_time(tmp_path):
-    path = tmp_path / "e.jsonl"
-    EventLog(path).emit("metrics", loss=float("nan"), step=3, phase="sft")
+    rec = Recorder(tmp_path / "s").open("tiny")
+    path = rec.session.events
+    rec.emit("metrics", loss=float("nan"), step=3, phase="sft")
     line = json.loads(path.read_text())
     assert line["loss"] == "nan" and line["kind"] == "metrics" and isinstance(line["t"], float)

@@ -148,3 +148,22 @@ def test_engine_eval_on_problem_files_with_k_samples(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "engine", "eval", "tiny", "--problems", str(tmp_path / "none.jsonl")],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "no such problem file" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_heldout_gsm8k_is_problems_301_to_1319_under_its_own_name():
+    from engine import config as config_mod
+    from engine.data.gsm8k import load_rows
+    from engine.tasks.common import gsm8k_test
+
+    rows = load_rows(None, "test")
+    dev = gsm8k_test(config_mod.load(None, []))
+    held = gsm8k_test(config_mod.load(None, ["eval.gsm8k_from=301", "eval.gsm8k=1019"]))
+    assert list(dev) == ["gsm8k"] and len(dev["gsm8k"]) == 300
+    assert list(held) == ["gsm8k-301-1319"] and len(held["gsm8k-301-1319"]) == 1019 == len(rows) - 300
+    assert held["gsm8k-301-1319"][0].question == rows[300]["question"] != dev["gsm8k"][-1].question
+    assert {i.question for i in held["gsm8k-301-1319"]}.isdisjoint(i.question for i in dev["gsm8k"][:300])
+    out = subprocess.run([sys.executable, "-m", "engine", "eval", "tiny", "--heldout", "--limit", "2", "--json"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    sets = json.loads(out.stdout)["sets"]
+    assert list(sets) == ["gsm8k-301-302"] and sets["gsm8k-301-302"]["total"] == 2

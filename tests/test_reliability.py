@@ -203,7 +203,7 @@ def test_a_damaged_status_file_lists_as_unknown(tmp_path, raw, status):
     (root / "bad").mkdir(parents=True)
     (root / "bad" / "status.json").write_bytes(raw.replace(b"%s", socket.gethostname().encode()))
     (root / "good").mkdir()
-    Session(root / "good").write_status(status="completed", model="tiny", started=time.time())
+    (root / "good" / "status.json").write_text(json.dumps({"status": "completed", "model": "tiny", "started": time.time()}))
     rows = {r["run"]: r for r in list_sessions(root)}
     assert rows["good"]["status"] == "completed" and rows["bad"]["status"] == status
     assert "\x1b" not in json.dumps(rows["bad"], ensure_ascii=False)
@@ -221,11 +221,11 @@ def test_liveness_is_the_session_lock_not_a_pid_that_any_process_may_hold(tmp_pa
     try:
         sleepers[1].send_signal(signal.SIGSTOP)
         for i, p in enumerate(sleepers):
-            Session(root / f"s{i}").create().write_status(status="running", started=time.time())
-            status = json.loads((root / f"s{i}" / "status.json").read_text())
-            (root / f"s{i}" / "status.json").write_text(json.dumps({**status, "pid": p.pid, "host": socket.gethostname()}))
+            Session(root / f"s{i}").create()
+            (root / f"s{i}" / "status.json").write_text(json.dumps({"status": "running", "started": time.time(), "pid": p.pid,
+                                                                    "host": socket.gethostname()}))
         holder = Session(root / "held").create()
-        holder.write_status(status="completed", started=time.time())
+        (root / "held" / "status.json").write_text(json.dumps({"status": "completed", "started": time.time()}))
         holder.lock()
         rows = {r["run"]: r["status"] for r in list_sessions(root)}
         assert rows == {"s0": "died", "s1": "died", "held": "running"}

@@ -110,7 +110,9 @@ def test_checkpoint_writes_and_rotation_never_leave_the_session(tmp_path):
     assert sorted(p.name for p in outside.iterdir()) == ["keep", "state.pt"]
     # the status file's temporary name and the status file itself
     (session.path / "status.json.tmp").symlink_to(rc)
-    session.write_status(status="running")
+    from engine.recorder import StatusFile
+
+    StatusFile(session, {"status": "running"})
     assert rc.read_text() == "keep me\n" and session.status()["status"] == "running"
     # events.jsonl as a link: refused, nothing appended where it points
     (session.path / "events.jsonl").symlink_to(rc)

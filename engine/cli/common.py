@@ -51,10 +51,13 @@ class CannotLoad(Exception):
 
 
 def session_model(target: str, which: str = "best", sets: list[str] | None = None):
-    """(cfg, tokenizer, model, checkpoint) for a session folder at a checkpoint (best, last or a
-    path), or for a model name untrained (checkpoint None): the one loader `engine eval` and
-    `engine data self-traces` share. Raises CannotLoad with the reason."""
+    """(cfg, tokenizer, model, checkpoint) for a session folder at a checkpoint (best, last, a
+    path, or `untrained`: its config's model as it was before training), or for a model name
+    untrained (checkpoint None): the one loader of `engine eval`, `engine report` and
+    `engine data self-traces`. Raises CannotLoad with the reason."""
     from pathlib import Path
+
+    from transformers.utils import logging as hf_logging
 
     from .. import checkpoints
     from .. import config as config_mod
@@ -68,11 +71,12 @@ def session_model(target: str, which: str = "best", sets: list[str] | None = Non
     try:
         if (folder / "config.yaml").exists():
             cfg = config_mod.load(folder / "config.yaml", sets or [])
-            ckpt = checkpoints.choose(folder, which)
+            ckpt = None if which == "untrained" else checkpoints.choose(folder, which)
         else:
             cfg = config_mod.load(None, [f"model.name={target}", *(sets or [])],
                                   base=config_mod.smoke_overrides() if target == TINY else None)
             ckpt = None
+        hf_logging.disable_progress_bar()  # "Loading weights" bars are noise in a command's output
         tok = load_tokenizer(cfg.model.name)
         model = load_model(cfg, tok, pick_device(cfg.model.device))
     except (config_mod.ConfigError, checkpoints.CheckpointError) as exc:

@@ -20,6 +20,8 @@ def add_parser(sub) -> None:
     e.add_argument("--temperature", type=float, metavar="T", help="sampling temperature of the extra samples (default 0.8)")
     e.add_argument("--checkpoint", default="best", metavar="best|last|PATH",
                    help="which checkpoint of the session: best (default; last where there is none), last, or a folder")
+    e.add_argument("--heldout", action="store_true", help="GSM8K test problems 301-1319 only: the 1,019 that no "
+                   "default was chosen on (the first 300 are the development set); the figure to report")
     e.add_argument("--variants", type=int, metavar="K", help="robustness: GSM8K test problems (the first eval.gsm8k, or "
                    "--limit) that give number variants, and K variants of each: accuracy on both, and the share of "
                    "problems answered right in every variant")
@@ -39,11 +41,15 @@ def _eval(args) -> int:
         if missing:
             return fail("eval", f"{missing[0]}: no such problem file")
         sets += ["eval.synthetic=0", "eval.gsm8k=0", "eval.problems=[" + ",".join(json.dumps(p) for p in args.problems) + "]"]
+    if args.heldout:
+        if args.problems:
+            return fail("eval", "--heldout is a GSM8K set; --problems names other files")
+        sets += ["eval.synthetic=0", "eval.gsm8k_from=301", "eval.gsm8k=1019"]
     if args.limit is not None:
         if args.limit < 1:
             return fail("eval", "--limit must be 1 or more")
         sets += [f"eval.problems_limit={args.limit}"] if args.problems else \
-            [f"eval.synthetic={args.limit}", f"eval.gsm8k={min(args.limit, 1319)}"]
+            [f"eval.synthetic={0 if args.heldout else args.limit}", f"eval.gsm8k={min(args.limit, 1319)}"]
     if args.samples is not None:
         sets.append(f"eval.samples={args.samples}")
     if args.temperature is not None:
@@ -90,7 +96,8 @@ def _robustness(model, tok, cfg, k: int, results: dict) -> dict:
     from ..tasks.common import gsm8k_source
     from ..train import evaluate as ev
 
-    rows = load_rows(gsm8k_source(cfg), "test")[: cfg.eval.gsm8k or None]
+    start = cfg.eval.gsm8k_from - 1
+    rows = load_rows(gsm8k_source(cfg), "test")[start: start + cfg.eval.gsm8k if cfg.eval.gsm8k else None]
     done = [v for v in for_rows(rows, k, cfg.data.seed) if v.variants]
     fields, first = ev.evaluate(model, tok, [Item(v.question, v.answer) for v in done], cfg)
     results["originals"] = fields

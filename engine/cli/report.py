@@ -9,7 +9,7 @@ from pathlib import Path
 from .. import safefile
 from ..report import fmt, compare, markdown, meteor_available, metrics
 from ..tasks.instruct import INSTRUCT_SYSTEM, instruction_prompt, read_instructions
-from .common import fail, load_weights
+from .common import CannotLoad, fail, session_model
 from .tables import table
 
 
@@ -38,41 +38,36 @@ def _outputs(model, tok, rows: list[dict], system: str, max_new: int):
 def run(args) -> int:
     from .. import checkpoints
     from .. import config as config_mod
-    from ..modeling import load_model, load_tokenizer, pick_device
-    from ..session import Session
 
-    session = Session(Path(args.tuned))
-    if not (session.path / "config.yaml").is_file():
-        return fail("report", f"{session.path}: {'not a session folder (it has no config.yaml)' if session.path.is_dir() else 'no such session folder'}")
+    folder = Path(args.tuned)
+    if not (folder / "config.yaml").is_file():
+        return fail("report", f"{folder}: {'not a session folder (it has no config.yaml)' if folder.is_dir() else 'no such session folder'}")
     try:
-        cfg = config_mod.load(session.path / "config.yaml")
+        cfg = config_mod.load(folder / "config.yaml")
         sets = {Path(s).stem: read_instructions(s, args.limit or None) for s in args.sets}
-    except (config_mod.ConfigError, ValueError, OSError) as exc:
+        checkpoints.choose(folder, args.checkpoint)  # a missing checkpoint is said before any model loads
+    except (config_mod.ConfigError, checkpoints.CheckpointError, ValueError, OSError) as exc:
         return fail("report", str(exc))
-    try:
-        ckpt = checkpoints.choose(session.path, args.checkpoint)
-    except checkpoints.CheckpointError as exc:
-        return fail("report", str(exc))
-    print(f"engine report: scoring {ckpt or 'the untrained model (no checkpoint)'}", file=sys.stderr)
-    device = pick_device(cfg.model.device)
-    tok = load_tokenizer(cfg.model.name)
-    results = {}
-    for role in ("base", "tuned"):
-        c = config_mod.load(session.path / "config.yaml", [f"model.name={args.base}"] if role == "base" and args.base else [])
-        model = load_model(c, tok, device)
-        if role == "tuned" and ckpt:
-            why = load_weights(model, ckpt)
-            if why:
-                return fail("report", why, 1)
+    results, ckpt = {}, None
+    # the base: the session's config untrained (or with --base's model); then the tuned checkpoint
+    for role, which, sets_ in (("base", "untrained", [f"model.name={args.base}"] if args.base else []),
+                               ("tuned", args.checkpoint, [])):
+        try:
+            _, tok, model, at = session_model(str(folder), which, sets_)
+        except CannotLoad as exc:
+            return fail("report", str(exc), exc.code)
+        if role == "tuned":
+            ckpt = at
+            print(f"engine report: scoring {ckpt or 'the untrained model (no checkpoint)'}", file=sys.stderr)
         results[role] = {}
         for name, rows in sets.items():
             preds, cut = _outputs(model, tok, rows, INSTRUCT_SYSTEM, args.max_new_tokens)
             results[role][name] = metrics(preds, [r["output"] for r in rows], cut)
         del model
     note = meteor_available()
-    result = {"base": args.base or cfg.model.name, "tuned": str(ckpt or session.path), "checkpoint": str(ckpt) if ckpt else None, "sets": compare(results["base"], results["tuned"]),
+    result = {"base": args.base or cfg.model.name, "tuned": str(ckpt or folder), "checkpoint": str(ckpt) if ckpt else None, "sets": compare(results["base"], results["tuned"]),
               "note": note}
-    out = Path(args.out) if args.out else session.path
+    out = Path(args.out) if args.out else folder
     out.mkdir(parents=True, exist_ok=True)
     safefile.write(out, "report.json", json.dumps(result, indent=2))  # whole or not at all, never through a link or into a FIFO
     safefile.write(out, "report.md", markdown(result, note))

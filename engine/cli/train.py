@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -62,6 +63,7 @@ def resolve_config(args, note=lambda text: None, cuda: bool | None = None) -> co
 
 def _train(args) -> int:
     from ..run import run
+    from .reporter import Reporter
     from ..session import new_run_id
 
     try:
@@ -85,7 +87,8 @@ def _train(args) -> int:
     if why:
         return fail("train", why, 1)
     try:
-        status = run(cfg, folder, resume=bool(args.resume), interactive=False if args.plain else None)
+        reporter = Reporter(False if args.plain else None) if os.environ.get("RANK", "0") == "0" else None
+        status = run(cfg, folder, resume=bool(args.resume), sinks=(reporter,) if reporter else ())
     except ModelNotFound as exc:
         return fail("train", str(exc), 1)
     except SessionBusy as exc:
@@ -98,8 +101,6 @@ def size_for_gpu(cfg, sets: list[str], resize: bool = True) -> tuple[config_mod.
     """On a GPU: (the config with micro-batches sized to the model and this GPU, a note of what was
     sized, or the run's memory plan when even that will not fit), said before anything loads
     instead of an out-of-memory error minutes into the run. Sizes the user set are kept."""
-    import os
-
     import torch
 
     if cfg.model.device not in ("auto", "cuda") or not torch.cuda.is_available():

@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import traceback
 from pathlib import Path
 
 from ..data.problems import answer_value
-from ..events import SCHEMA_VERSION, EventLog
+from ..events import SCHEMA_VERSION
+from ..recorder import Recorder
 from ..rollout import Completion
-from ..session import Session
 from ..tasks import Item
 from ..tasks.trace import score_with
 from ..trace.reward import RewardWeights
@@ -51,11 +50,9 @@ class TraceSession:
         # under torchrun / accelerate every rank builds one; rank 0 alone owns the session (the
         # others would be refused its lock), the other ranks score their own completions
         self.rank = int(os.environ.get("RANK", 0))
-        self.session = Session(Path(folder)).create() if self.rank == 0 else None
-        if self.session:
-            self.session.lock()  # a second writer is refused, and the workbench sees the run as live
-            self.session.clear_requests()
-        self.log = EventLog(self.session.events if self.session else None)
+        # a second writer is refused (the lock), and the workbench sees the run as live
+        self.recorder = Recorder(Path(folder) if self.rank == 0 else None).open(model="trl")
+        self.session = self.recorder.session
         self.weights = weights or RewardWeights()
         self.samples_per_batch = samples_per_batch
         self.max_completion_length = max_completion_length
@@ -78,14 +75,14 @@ class TraceSession:
                 item = Item(_content(prompts[i], user=True), answer_value(answer[i]), (expert[i] if expert is not None else None) or None)
                 score = score_with(self.weights, item, text, cut)
             except Exception as exc:  # noqa: BLE001 - one odd row must not end the trainer's run
-                self.log.emit("alert", level="error", message=f"scoring failed: {type(exc).__name__}: {exc}", phase="rl")
+                self.recorder.emit("alert", level="error", message=f"scoring failed: {type(exc).__name__}: {exc}", phase="rl")
                 rewards.append(0.0)
                 codes.append(["scoring_error"])
                 continue
             rewards.append(score.reward)
             codes.append(score.codes)
             if i < self.samples_per_batch and self.session:
-                self.log.emit("sample", phase="rl", step=step, **sample_record(item, Completion(text, [], cut), score))
+                self.recorder.emit("sample", phase="rl", step=step, **sample_record(item, Completion(text, [], cut), score))
         if log_extra is not None:  # the codes beside each completion in TRL's own completions table
             log_extra("trace_codes", [" ".join(c) for c in codes])
         return rewards
@@ -103,25 +100,22 @@ class TraceSession:
                 name = getattr(getattr(model, "config", None), "_name_or_path", "") or type(model).__name__
                 if not run.session:
                     return
-                run.log.emit("run_started", schema=SCHEMA_VERSION, run=run.session.path.name, model=name,
+                run.recorder.emit("run_started", schema=SCHEMA_VERSION, run=run.session.path.name, model=name,
                              config={"trainer": "trl.GRPOTrainer", **_plain_args(args)}, params_total=total,
                              params_trainable=trained, device=str(getattr(args, "device", "")),
                              world_size=getattr(args, "world_size", 1), resumed=False, stages=["rl"])
-                run.session.write_status(status="running", model=name, started=time.time(), phase="rl")
 
             def on_log(self, args, state, control, logs=None, **kwargs):
                 values = {}
                 for key, value in (logs or {}).items():
                     if isinstance(value, (int, float)) and not isinstance(value, bool):
                         values[METRICS.get(key, key.replace("/", "_"))] = value
-                if values and run.session:
-                    run.log.emit("metrics", phase="rl", step=state.global_step, total=state.max_steps, **values)
-                    run.session.write_status(phase="rl", step=state.global_step, total=state.max_steps)
+                if values:
+                    run.recorder.emit("metrics", phase="rl", step=state.global_step, total=state.max_steps, **values)
 
             def on_save(self, args, state, control, **kwargs):
                 path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-                if run.session:
-                    run.log.emit("checkpoint", path=str(path), step=state.global_step, phase="rl")
+                run.recorder.emit("checkpoint", path=str(path), step=state.global_step, phase="rl")
 
             def on_train_end(self, args, state, control, **kwargs):
                 run.finish("completed")
@@ -135,10 +129,8 @@ class TraceSession:
         self.finished = True
         if not self.session:
             return
-        fields = {"status": status} | ({"error": error} if error else {})
-        self.log.emit("run_finished", **fields)
-        self.session.write_status(**fields, finished=time.time())
-        self.log.close()
+        self.recorder.emit("run_finished", status=status, **({"error": error} if error else {}))  # status.json follows it
+        self.recorder.close()
 
     def __enter__(self) -> "TraceSession":
         return self

@@ -30,6 +30,19 @@ def gsm8k_source(cfg) -> str | None:
     return None if cfg.data.gsm8k == "auto" else cfg.data.gsm8k
 
 
+def gsm8k_test(cfg) -> dict[str, list[Item]]:
+    """The GSM8K test problems of `eval.gsm8k`/`eval.gsm8k_from`, named `gsm8k` from the first
+    problem and `gsm8k-FIRST-LAST` otherwise, so sets of different problems never share a name."""
+    from ..data import gsm8k
+
+    if not cfg.eval.gsm8k:
+        return {}
+    start = cfg.eval.gsm8k_from - 1
+    probs = gsm8k.load(gsm8k_source(cfg), "test", start + cfg.eval.gsm8k)[start:]
+    name = "gsm8k" if start == 0 else f"gsm8k-{start + 1}-{start + len(probs)}"
+    return {name: [Item(p.question, p.answer) for p in probs]} if probs else {}
+
+
 def plain(x) -> str:
     x = Fraction(x)
     return str(x.numerator) if x.denominator == 1 else str(float(x))

@@ -9,7 +9,7 @@ from ..data import gsm8k
 from ..data.prompts import COT_SYSTEM
 from ..trace import answers_match, as_number
 from ..trace.loops import text_loops
-from .common import Item, Score, gsm8k_source, plain, problem_sets
+from .common import Item, Score, gsm8k_source, gsm8k_test, plain, problem_sets
 
 name = "cot"
 summary = "write a worked solution ending in `#### N` (GSM8K train); the final number is compared"
@@ -40,8 +40,7 @@ def training_pairs(cfg) -> list[tuple[str, str]]:
 
 def eval_sets(cfg) -> dict[str, list[Item]]:
     sets = {}
-    if cfg.eval.gsm8k:
-        sets["gsm8k"] = [Item(p.question, p.answer) for p in gsm8k.load(gsm8k_source(cfg), "test", cfg.eval.gsm8k)]
+    sets |= gsm8k_test(cfg)
     return sets | problem_sets(cfg)
 
 

@@ -12,7 +12,7 @@ from ..data import gsm8k
 from ..data.prompts import SYSTEM, trace_answer
 from ..data.synthetic import generate as synthesize
 from ..trace import as_number, check, expert_label
-from .common import Item, Score, gsm8k_source, problem_sets
+from .common import Item, Score, gsm8k_source, gsm8k_test, problem_sets
 
 EVAL_SEED_OFFSET = 10_007  # held-out synthetic problems come from another stream of the generator
 
@@ -55,8 +55,7 @@ def eval_sets(cfg) -> dict[str, list[Item]]:
     if cfg.eval.synthetic:
         ex = synthesize(cfg.eval.synthetic, cfg.data.seed + EVAL_SEED_OFFSET, cfg.eval.mix or None, cfg.data.phrasings)
         sets["synthetic"] = [Item(e.question, e.answer, e.expert) for e in ex]
-    if cfg.eval.gsm8k:
-        sets["gsm8k"] = [Item(p.question, p.answer) for p in gsm8k.load(gsm8k_source(cfg), "test", cfg.eval.gsm8k)]
+    sets |= gsm8k_test(cfg)
     return sets | problem_sets(cfg)
 
 

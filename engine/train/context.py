@@ -1,9 +1,9 @@
 """What the SFT, RL and evaluation loops read from the run, declared in one place.
 
-The run (engine/recipe.py) builds one `Context` with its reporting, its
+The run (engine/recipe.py) builds one `Context` with its recorder, its
 checkpoint hook and, once the model is loaded, the model handles. A test
 builds one with `Context(cfg, forward_model=model)`: every other field has a
-working default (no session, one rank, nothing saved).
+working default (nothing recorded, one rank, nothing saved).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any, Callable, ContextManager
 
 import torch
 
-from ..events import EventLog
 from ..health import collapsed
-from ..session import CHECKPOINT_NOW, STOP, Session
+from ..recorder import Recorder
+from ..session import CHECKPOINT_NOW, Session
 
 
 def _no_checkpoint(step: int, next_stage: bool = False):
@@ -31,11 +31,7 @@ class Context:
     autocast: Callable[[], ContextManager] = contextlib.nullcontext  # the training autocast context
     sampler: Any = None  # rollout.Sampler: the weights evaluations decode with
     backend: Any = None  # backends.py: what RL rollouts come from
-    # reporting
-    log: EventLog = field(default_factory=lambda: EventLog(None))
-    session: Session | None = None
-    reporter: Any = None  # progress.Reporter on rank 0 of a terminal run
-    mirrors: list = field(default_factory=list)  # TensorBoard and/or W&B
+    recorder: Recorder = field(default_factory=Recorder)  # every event goes through it; holds no session off rank 0
     rank: int = 0
     world: int = 1
     # the run's hooks: save a checkpoint at a step of the current stage; an evaluation every eval.every steps
@@ -48,19 +44,16 @@ class Context:
     stopping: bool = False  # a stop is decided (request, signal or collapse)
     collapsed: bool = False
 
+    @property
+    def session(self) -> Session | None:
+        return self.recorder.session
+
     def emit(self, kind: str, **fields) -> dict:
-        event = self.log.emit(kind, **fields)
-        if self.reporter:
-            self.reporter.on_event(event)
-        for mirror in self.mirrors:
-            mirror.on_event(event)
-        return event
+        return self.recorder.emit(kind, **fields)
 
     def metrics(self, phase: str, step: int, total: int, **values) -> None:
         self.progress = {"phase": phase, "step": step, "total": total}
         self.emit("metrics", phase=phase, step=step, total=total, **{k: v for k, v in values.items() if v is not None})
-        if self.session and self.rank == 0:
-            self.session.write_status(phase=phase, step=step, total=total)
 
     def alert(self, level: str, message: str, **fields) -> None:
         self.emit("alert", level=level, message=message, **fields)
@@ -113,15 +106,13 @@ class Context:
 
     def _requested(self) -> tuple[bool, bool]:
         stop = self.stop_signal or self.stopping  # stopping: a collapse that rank 0's evaluation saw
-        ckpt = False
-        if self.session:
-            stop |= self.session.take_request(STOP)
-            ckpt = self.session.take_request(CHECKPOINT_NOW)
+        stop |= self.recorder.stop_asked()
+        ckpt = self.recorder.take_request(CHECKPOINT_NOW)
         return self.agree(stop), self.agree(ckpt)
 
     def stop_requested(self) -> bool:
         """A stop asked for by a signal or `engine stop`, seen between batches of an evaluation."""
-        if self.stop_signal or self.stopping or (self.session and self.session.take_request(STOP)):
+        if self.stop_signal or self.stopping or self.recorder.stop_asked():
             self.stopping = True
         return self.stopping
 

@@ -1,5 +1,6 @@
 """What a headless run prints: rich progress bars in a terminal, plain lines
-otherwise (nohup, CI), and a summary table at the end."""
+otherwise (nohup, CI), and a summary table at the end. A sink of the run's
+recorder (engine/recorder.py): it sees every event, on rank 0."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import time
 
 class Reporter:
     def __init__(self, interactive: bool | None = None):
-        from .cli.console import SafeConsole
+        from .console import SafeConsole
 
         self.console = SafeConsole(stderr=False, highlight=False)
         self.interactive = self.console.is_terminal if interactive is None else interactive
@@ -17,16 +18,6 @@ class Reporter:
         self.tasks: dict[str, int] = {}
         self.evals: list[dict] = []
         self.last_plain = 0.0
-        if self.interactive:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-            self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-                                     console=self.console)
-            self.progress.start()
-
-    def note(self, text: str) -> None:
-        self.console.print(text)
 
     def on_event(self, e: dict) -> None:
         kind = e.get("kind")
@@ -49,7 +40,9 @@ class Reporter:
     def _metrics(self, e: dict) -> None:
         phase, step, total = e["phase"], e["step"], e["total"]
         info = "  ".join(f"{k} {e[k]:.4g}" for k in ("loss", "reward", "parse_rate", "tokens_per_s") if isinstance(e.get(k), (int, float)))
-        if self.progress:
+        if self.interactive:
+            if self.progress is None:  # started by the first step: a run refused before it has none to clean up
+                self.progress = _bars(self.console)
             if phase not in self.tasks:
                 self.tasks[phase] = self.progress.add_task(phase, total=total, info="")
             self.progress.update(self.tasks[phase], completed=step, total=total, info=info)
@@ -62,7 +55,16 @@ class Reporter:
             self.progress.stop()
         if not self.evals:
             return
-        from .cli.tables import eval_table
+        from .tables import eval_table
 
         self.console.print(eval_table(self.evals))
         sys.stdout.flush()
+
+
+def _bars(console):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    bars = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=console)
+    bars.start()
+    return bars
