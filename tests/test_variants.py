@@ -120,3 +120,31 @@ def test_the_self_traces_command_samples_scores_and_reports_new_problems(tmp_pat
     assert run.returncode == 0, run.stderr[-2000:]
     assert "of 3 problems got a right, clean trace" in run.stdout and "0 of the 3 without a gold trace gained one" in run.stdout
     assert out.exists()  # the random tiny model writes nothing right: an empty file, said so
+
+
+def test_a_self_trace_right_by_luck_is_not_kept():
+    """Session 12's round kept two traces that reach the answer through a wrong computation:
+    one starts from numbers the question does not hold, one leaves a number unread."""
+    from engine.data.self_traces import kept_trace, ungrounded
+
+    question = ("Rosie runs 6 miles per hour. She runs for 1 hour on Monday, 30 minutes on Tuesday, 1 hour on "
+                "Wednesday, and 20 minutes on Thursday. If she wants to run 20 miles for the week, how many minutes "
+                "should she run on Friday?")
+    lucky = ("expert: arithmetic\ntrace:\n- {op: init, var: a, value: 30}\n- {op: init, var: b, value: 20}\n"
+             "- {op: compute, compute_op: div, args: [a, b], var: c}\n- {op: init, var: d, value: 6}\n"
+             "- {op: init, var: e, value: 6}\n- {op: compute, compute_op: mul, args: [d, e], var: f}\n"
+             "- {op: compute, compute_op: sub, args: [f, a], var: g}\n- {op: init, var: h, value: 5}\n"
+             "- {op: compute, compute_op: mul, args: [h, g], var: i}\n- {op: query, var: i}\n")
+    assert kept_trace(lucky, Fraction(30)) is not None  # right and clean: what the executor alone lets through
+    assert kept_trace(lucky, Fraction(30), question) is None and ungrounded(lucky, question) == "never reads the question's 1"
+    from engine.data.self_traces import collect
+
+    found = collect([(0, question, Fraction(30))], [[lucky]])[0]
+    assert found.traces == [] and found.lucky == 1  # counted, so `engine data self-traces` says how many were left out
+    invented = "expert: arithmetic\ntrace:\n- {op: init, var: a, value: 6}\n- {op: init, var: b, value: 17}\n" \
+               "- {op: compute, compute_op: add, args: [a, b], var: c}\n- {op: query, var: c}\n"
+    assert ungrounded(invented, "Ann has 6 pens and buys 17 more in 2019.") is None  # a year is no input
+    assert "starts from 17" in ungrounded(invented, "Ann has 6 pens and buys a dozen more.")
+    half = "expert: arithmetic\ntrace:\n- {op: init, var: a, value: 40}\n- {op: init, var: b, value: 2}\n" \
+           "- {op: compute, compute_op: div, args: [a, b], var: c}\n- {op: query, var: c}\n"
+    assert ungrounded(half, "Half of the 40 apples are red. How many are red?") is None  # `half` says 2

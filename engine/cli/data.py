@@ -35,7 +35,7 @@ def add_parser(sub) -> None:
     v.add_argument("--out", required=True, help="JSONL of the variants (question, answer, trace, gsm8k_index); a problem file for engine eval")
     v.set_defaults(func=_variants)
     e = data.add_parser("self-traces", help="expert iteration: k traces per GSM8K training problem written by a model, "
-                                            "kept when they run to the right answer with no error diagnostic")
+                                            "kept when they run to the right answer with no error diagnostic, from the question's numbers")
     e.add_argument("target", help="a session folder (its best checkpoint, or --checkpoint) or a model name")
     e.add_argument("--k", type=int, default=4, help="outputs per problem: the first greedy, the rest sampled")
     e.add_argument("--temperature", type=float, default=0.8)
@@ -188,6 +188,10 @@ def _self_traces(args) -> int:
     print(f"{len(solved)} of {len(found)} problems got a right, clean trace ({len(solved) / max(len(found), 1):.1%}; "
           f"{sum(len(x.traces) for x in solved)} distinct traces); {len(new)} of the {len(found) - len(gold & {x.index for x in found})} "
           f"without a gold trace gained one; written to {out}")
+    lucky = sum(x.lucky for x in found)
+    if lucky:
+        print(f"{lucky} right, clean output(s) left out: they start from numbers the question does not write, or leave "
+              f"one of its numbers unread (right by luck, as a weak model often is)")
     return 0
 
 

@@ -1,5 +1,6 @@
 """Expert iteration's data: traces the model itself wrote for GSM8K training problems, kept
-only when the executor runs them to the right answer with no error diagnostic.
+only when the executor runs them to the right answer with no error diagnostic, from
+numbers the question writes, reading every one (`ungrounded`).
 
 For each problem, k outputs (the first greedy, the rest sampled); a kept trace is
 deduplicated by its steps (whitespace and the fence aside), so k samples of one trace
@@ -12,9 +13,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 from ..trace import check
-from ..trace.parser import extract
+from ..trace.parser import extract, parse
 from ..trace.diagnostics import ERROR
 
 
@@ -24,16 +26,58 @@ class Found:
     question: str
     answer: object
     traces: list[str] = field(default_factory=list)  # kept, deduplicated
+    lucky: int = 0  # outputs right and clean but not grounded in the question: left out
 
 
-def kept_trace(text: str, answer) -> str | None:
+# numbers a trace may start from without the question writing them: what words say (twice,
+# half, a dozen, a week, an hour, percent) and the unit facts a solution states
+CONSTANTS = frozenset(Fraction(x) for x in (1, 2, 3, 4, 5, 7, 10, 12, 24, 30, 52, 60, 100, 365, 1000, "1/2", "1/4"))
+
+
+def kept_trace(text: str, answer, question: str | None = None) -> str | None:
     """The trace of an output (its YAML, without the fence) when it runs to `answer` with no
-    error diagnostic; None otherwise."""
+    error diagnostic and, given the question, is grounded in it (`ungrounded`); None otherwise."""
     report = check(text, answer)
     if report.outcome != "correct" or any(d.severity == ERROR for d in report.diagnostics):
         return None
     body, _, _ = extract(text)  # the YAML the checker read: the chatter around it is not trained on
+    if question is not None and ungrounded(body, question):
+        return None
     return body.strip() + "\n"
+
+
+def ungrounded(trace: str, question: str) -> str | None:
+    """Why a trace that reaches the right answer may have reached it by luck, or None: it starts
+    from a number the question does not write (and no word says: twice, a dozen, an hour), or
+    leaves a number of the question unread. A 5%-accurate model lands on answers through wrong
+    computations (6 x 6 - 30 = 6 from misread numbers); these two rules keep such traces out."""
+    from .variants import mentions
+
+    parsed = parse(trace)
+    if parsed.trace is None:
+        return "unreadable"
+    inits = []
+    for part in parsed.trace.parts:
+        for step in part.steps:
+            if step.op == "init" and "value" in step.fields:
+                try:
+                    inits.append(Fraction(str(step.fields["value"])))
+                except (ValueError, ZeroDivisionError):
+                    return f"init value {step.fields['value']!r} is not a number"
+    written = {m.value for m in mentions(question) if not m.in_fraction}
+    written |= {v / 100 for v in written}  # 25% read as 0.25
+    invented = [v for v in inits if v not in written and v not in CONSTANTS]
+    if invented:
+        return f"starts from {_show(invented[0])}, which the question does not write"
+    unread = [m for m in mentions(question) if not m.in_fraction and m.value not in inits and m.value / 100 not in inits
+              and m.value != 0 and not (m.value.denominator == 1 and 1900 <= m.value <= 2100)]  # a year, a zero: not inputs
+    if unread:
+        return f"never reads the question's {unread[0].text}"
+    return None
+
+
+def _show(v: Fraction) -> str:
+    return str(v.numerator) if v.denominator == 1 else str(float(v))
 
 
 def _key(trace: str) -> str:
@@ -48,7 +92,9 @@ def collect(items: list[tuple[int, str, object]], outputs: list[list[str]]) -> l
         seen = set()
         for text in texts:
             trace = kept_trace(text, answer)
-            if trace and _key(trace) not in seen:
+            if trace and ungrounded(trace, question):
+                f.lucky += 1
+            elif trace and _key(trace) not in seen:
                 seen.add(_key(trace))
                 f.traces.append(trace)
         found.append(f)

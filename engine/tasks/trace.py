@@ -45,7 +45,7 @@ def training_pairs(cfg) -> list[tuple[str, str]]:
 
         # checked again here: a file from elsewhere teaches only traces that run to their answer, clean
         pairs += [(p.question, trace_answer(p.trace)) for p in problems.load(cfg.data.self_traces)
-                  if p.trace and kept_trace(trace_answer(p.trace), p.answer)]
+                  if p.trace and kept_trace(trace_answer(p.trace), p.answer, p.question)]
     random.Random(cfg.data.seed).shuffle(pairs)
     return pairs
 
