@@ -104,7 +104,10 @@ def for_resume(session: Path) -> tuple[Path | None, dict | None, list[str]]:
 
 
 def choose(session: Path, which: str = "best") -> Path | None:
-    """The checkpoint `engine eval` and `engine report` score: best (else last), last, or a path."""
+    """The checkpoint `engine eval` and `engine report` score: best (else last), last, a path, or
+    None for `untrained` (the session's model as it was before training)."""
+    if which == "untrained":
+        return None
     session = Path(session)
     best = session / "checkpoints" / BEST
     done = steps(session)
@@ -114,5 +117,5 @@ def choose(session: Path, which: str = "best") -> Path | None:
         return done[-1] if done else None
     path = Path(which)
     if not (path / STATE).is_file() and not path.is_file():
-        raise CheckpointError(f"{which}: not a checkpoint (a folder with {STATE}), nor best or last")
+        raise CheckpointError(f"{which}: not a checkpoint (a folder with {STATE}), nor best, last or untrained")
     return path

@@ -170,7 +170,7 @@ GPU = {
     "data.train_size": 4000, "data.gsm8k_traces": 6000, "sft.batch_size": 32, "sft.epochs": 2,
     "rl.iterations": 100, "rl.questions": 32, "rl.group_size": 8, "rl.micro_batch": 64,
     "model.activation_checkpointing": True,
-    "eval.batch_size": 256, "eval.gsm8k": 1319, "eval.synthetic": 500,
+    "eval.batch_size": 256, "eval.gsm8k_from": 301, "eval.gsm8k": 1019, "eval.synthetic": 500,  # GSM8K: the held-out problems
 }
 
 

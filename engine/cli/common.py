@@ -71,7 +71,7 @@ def session_model(target: str, which: str = "best", sets: list[str] | None = Non
     try:
         if (folder / "config.yaml").exists():
             cfg = config_mod.load(folder / "config.yaml", sets or [])
-            ckpt = None if which == "untrained" else checkpoints.choose(folder, which)
+            ckpt = checkpoints.choose(folder, which)
         else:
             cfg = config_mod.load(None, [f"model.name={target}", *(sets or [])],
                                   base=config_mod.smoke_overrides() if target == TINY else None)

@@ -41,7 +41,7 @@ def add_parser(sub) -> None:
     e.add_argument("--temperature", type=float, default=0.8)
     e.add_argument("--limit", type=int, metavar="N", help="the first N training problems (all 7,473 take hours on a CPU)")
     e.add_argument("--without-gold", action="store_true", help="only the problems that have no gold trace (~1,070 of 7,473)")
-    e.add_argument("--checkpoint", default="best", metavar="best|last|PATH")
+    e.add_argument("--checkpoint", default="best", metavar="best|last|untrained|PATH")
     e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. eval.batch_size=64, eval.max_new_tokens=400")
     e.add_argument("--out", required=True, help="JSONL of kept traces (question, answer, trace, gsm8k_index): data.self_traces")
     e.set_defaults(func=_self_traces)

@@ -18,8 +18,9 @@ def add_parser(sub) -> None:
     e.add_argument("--limit", type=int, metavar="N", help="the first N problems of each set")
     e.add_argument("--samples", type=int, metavar="K", help="K outputs per problem: adds pass@K and majority-vote@K")
     e.add_argument("--temperature", type=float, metavar="T", help="sampling temperature of the extra samples (default 0.8)")
-    e.add_argument("--checkpoint", default="best", metavar="best|last|PATH",
-                   help="which checkpoint of the session: best (default; last where there is none), last, or a folder")
+    e.add_argument("--checkpoint", default="best", metavar="best|last|untrained|PATH",
+                   help="which checkpoint of the session: best (default; last where there is none), last, a folder, "
+                        "or untrained (the session's model before training)")
     e.add_argument("--heldout", action="store_true", help="GSM8K test problems 301-1319 only: the 1,019 that no "
                    "default was chosen on (the first 300 are the development set); the figure to report")
     e.add_argument("--variants", type=int, metavar="K", help="robustness: GSM8K test problems (the first eval.gsm8k, or "

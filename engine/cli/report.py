@@ -21,8 +21,9 @@ def add_parser(sub) -> None:
     p.add_argument("--limit", type=int, default=0, help="at most N examples per set")
     p.add_argument("--max-new-tokens", type=int, default=128)
     p.add_argument("--out", help="folder for report.md and report.json (default: the session folder)")
-    p.add_argument("--checkpoint", default="best", metavar="best|last|PATH",
-                   help="which checkpoint of the session: best (default; last where there is none), last, or a folder")
+    p.add_argument("--checkpoint", default="best", metavar="best|last|untrained|PATH",
+                   help="which checkpoint of the session: best (default; last where there is none), last, a folder, "
+                        "or untrained (the session's model before training)")
     p.set_defaults(func=run)
 
 
