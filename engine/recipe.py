@@ -188,6 +188,7 @@ class Recipe:
         if start and self.resume.get("optimizer"):
             self._load_optimizer(self.resume["optimizer"])
         ctx.baseline = self.resume.get("baseline") if start else None
+        ctx.rl_success = dict(self.resume.get("rl_success") or {}) if start else {}  # rank 0's, on every rank
         self.refresh_sampler()  # rollouts decode with the weights SFT left
         if ctx.backend is None:  # at RL's start: vLLM starts from the weights SFT left
             from .backends import make_backend
@@ -287,7 +288,7 @@ class Recipe:
             "world": self.ctx.world, "parallel": self.cfg.run.parallel,
             "optimizer": optimizer,
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
-            "baseline": self.ctx.baseline, "best_accuracy": self.best_accuracy, "config": self.cfg.to_dict(),
+            "baseline": self.ctx.baseline, "rl_success": self.ctx.rl_success, "best_accuracy": self.best_accuracy, "config": self.cfg.to_dict(),
         })
 
 

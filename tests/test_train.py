@@ -1,5 +1,6 @@
 """The engine end to end on the tiny preset: sessions, events, stop, resume, eval, ls."""
 
+import shutil
 import json
 import os
 import signal
@@ -644,3 +645,25 @@ def test_dynamic_sampling_draws_until_the_groups_have_a_spread(default_tokenizer
     finally:
         rl.questions = rl_questions
     assert backend.asked == [16]  # without it: one draw of the configured questions, as before
+
+
+def test_dynamic_samplings_running_success_is_in_checkpoints_and_a_resume_keeps_it(tmp_path):
+    import torch
+
+    folder = tmp_path / "dyn"
+    sets = ["--set", "run.phases=[rl]", "--set", "rl.iterations=3", "--set", "rl.dynamic_sampling=true",
+            "--set", "rl.dynamic_draws=1", "--set", "run.checkpoint_every=1"]
+    out = engine("train", "--model", "tiny", "--session", str(folder), "--plain", *sets)
+    assert out.returncode == 0, out.stderr[-2000:]
+    mid = torch.load(folder / "checkpoints" / "step-000002" / "state.pt", weights_only=True)
+    assert mid["stage"] == 0 and mid["step"] == 2
+    record = mid["rl_success"]
+    group = mid["config"]["rl"]["group_size"]
+    assert record and all(0 <= right <= tries and tries % group == 0 for right, tries in record.values())
+    # resumed mid-stage, the run starts from the record it had, not afresh
+    shutil.rmtree(folder / "checkpoints" / "step-000003")
+    out = engine("train", "--resume", str(folder), "--plain")
+    assert out.returncode == 0, out.stderr[-2000:]
+    end = torch.load(folder / "checkpoints" / "step-000003" / "state.pt", weights_only=True)
+    assert set(record) <= set(end["rl_success"])
+    assert all(end["rl_success"][q][1] >= tries for q, (_, tries) in record.items())

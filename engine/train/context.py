@@ -39,6 +39,7 @@ class Context:
     periodic_eval: Callable[[int], None] | None = None
     # state the loops change, read by checkpoints and heartbeats
     baseline: float | None = None  # RL's running mean reward
+    rl_success: dict = field(default_factory=dict)  # dynamic sampling: question -> (right, tries) on this rank
     progress: dict = field(default_factory=lambda: {"phase": "setup", "step": 0, "total": 0})
     stop_signal: bool = False  # set by the signal handler
     stopping: bool = False  # a stop is decided (request, signal or collapse)

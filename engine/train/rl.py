@@ -213,7 +213,8 @@ def tied_share(rewards: list[float], group: int) -> float:
 
 
 def train(model, ref_model, tokenizer, optimizer, cfg, ctx, start: int = 0) -> int:
-    """RL iterations from `start`; the running baseline lives in `ctx.baseline` (checkpoints save it)."""
+    """RL iterations from `start`; the running baseline (`ctx.baseline`) and dynamic sampling's
+    running success per question (`ctx.rl_success`) live in the context, and checkpoints save them."""
     rc = cfg.rl
     group = rc.group_size if rc.algorithm == "grpo" else 1
 
@@ -224,8 +225,7 @@ def train(model, ref_model, tokenizer, optimizer, cfg, ctx, start: int = 0) -> i
         ctx.progress = {**ctx.progress, "done": done, "of": total}
 
     at(start, "rollouts")
-    record: dict = {}  # dynamic sampling's running success per question (not in checkpoints: a resume starts afresh)
-    for batch in rollouts(ctx.backend, tokenizer, cfg, start, ctx.rank, on_rows=rows, record=record):
+    for batch in rollouts(ctx.backend, tokenizer, cfg, start, ctx.rank, on_rows=rows, record=ctx.rl_success):
         t0 = time.perf_counter()
         at(batch.iteration, "update")
         adv = advantages(batch.rewards, rc.algorithm, group, ctx.baseline, rc.scale_rewards)
