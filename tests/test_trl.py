@@ -73,6 +73,17 @@ def test_grpo_trainer_two_steps_on_cpu_read_by_the_workbench(tmp_path, default_t
     assert stepper.report.outcome == sample["outcome"] and stepper.report.reward == sample["reward"]
 
 
+def test_a_row_that_cannot_be_scored_is_said_on_every_rank(tmp_path, monkeypatch, capsys):
+    with TraceSession(tmp_path / "s") as run:
+        assert run.reward(["q"], [GOOD], answer=["no number here"]) == [0.0]
+    alerts = [e for e in EventReader(tmp_path / "s" / "events.jsonl", checked=True).read() if e["kind"] == "alert"]
+    assert len(alerts) == 1 and "scoring failed" in alerts[0]["message"]
+    monkeypatch.setenv("RANK", "1")  # a rank that holds no session: its own terminal hears it
+    other = TraceSession(tmp_path / "s1")
+    assert other.reward(["q"], [GOOD], answer=["no number here"]) == [0.0] and not (tmp_path / "s1").exists()
+    assert "rank 1: scoring failed" in capsys.readouterr().err
+
+
 def test_under_torchrun_rank_0_alone_owns_the_session(tmp_path):
     """Two gloo ranks each build a TraceSession, as a training script under torchrun/accelerate
     does: rank 0 writes the session, rank 1 only scores (it would be refused the lock)."""

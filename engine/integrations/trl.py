@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import traceback
 from pathlib import Path
 
@@ -75,7 +76,10 @@ class TraceSession:
                 item = Item(_content(prompts[i], user=True), answer_value(answer[i]), (expert[i] if expert is not None else None) or None)
                 score = score_with(self.weights, item, text, cut)
             except Exception as exc:  # noqa: BLE001 - one odd row must not end the trainer's run
-                self.recorder.emit("alert", level="error", message=f"scoring failed: {type(exc).__name__}: {exc}", phase="rl")
+                why = f"scoring failed: {type(exc).__name__}: {exc}"
+                self.recorder.emit("alert", level="error", message=why, phase="rl")
+                if not self.session:  # another rank's: it holds no session, so its terminal hears it
+                    print(f"rank {self.rank}: {why}", file=sys.stderr)
                 rewards.append(0.0)
                 codes.append(["scoring_error"])
                 continue
