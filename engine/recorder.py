@@ -46,8 +46,8 @@ class StatusFile:
             change = {"status": "running", "model": e.get("model")}
         elif kind in ("metrics", "heartbeat"):
             change = {k: e[k] for k in ("phase", "step", "total") if k in e}
-        elif kind == "eval":  # its step is the training step it follows; heartbeats say how far it is
-            change = {"phase": "eval"}
+        elif kind == "eval":  # a finished set: all its problems done (its `step` is the training step it follows)
+            change = {"phase": "eval", "step": e.get("total"), "total": e.get("total")}
         elif kind == "checkpoint" and e.get("best"):
             change = {"best_accuracy": e.get("accuracy")}
         elif kind == "run_finished":

@@ -43,13 +43,15 @@ def test_status_follows_the_events_and_a_resume_keeps_its_start_and_best(tmp_pat
     assert {k: _status(folder)[k] for k in ("phase", "step", "total")} == {"phase": "sft", "step": 3, "total": 10}
     rec.emit("heartbeat", phase="eval", set="gsm8k", step=64, total=300)  # where an evaluation is, from its heartbeats
     assert (_status(folder)["phase"], _status(folder)["step"]) == ("eval", 64)
+    rec.emit("eval", phase="eval", step=10, at="sft", set="gsm8k", accuracy=0.1, total=300)  # the set is done
+    assert (_status(folder)["step"], _status(folder)["total"]) == (300, 300)
     rec.emit("checkpoint", path="x", best=True, accuracy=0.25)
     assert _status(folder)["best_accuracy"] == 0.25 and list_sessions(tmp_path)[0]["best_accuracy"] == 0.25
     rec.emit("run_finished", status="stopped")
     rec.close()
     final = _status(folder)
     assert final["status"] == "stopped" and final["finished"] and seen.closed
-    assert [e["kind"] for e in seen.events] == ["run_started", "metrics", "heartbeat", "checkpoint", "run_finished"]
+    assert [e["kind"] for e in seen.events] == ["run_started", "metrics", "heartbeat", "eval", "checkpoint", "run_finished"]
     assert [e["kind"] for e in EventReader(folder / "events.jsonl").read()] == [e["kind"] for e in seen.events]
     assert [e["t"] for e in seen.events] == [e["t"] for e in EventReader(folder / "events.jsonl").read()]
 
