@@ -94,11 +94,11 @@ def _robustness(model, tok, cfg, k: int, results: dict) -> dict:
     from ..data.variants import for_rows
     from ..stats import wilson
     from ..tasks import Item
-    from ..tasks.common import gsm8k_source
+    from ..tasks.common import gsm8k_source, gsm8k_test_span
     from ..train import evaluate as ev
 
-    start = cfg.eval.gsm8k_from - 1
-    rows = load_rows(gsm8k_source(cfg), "test")[start: start + cfg.eval.gsm8k if cfg.eval.gsm8k else None]
+    span = gsm8k_test_span(cfg)
+    rows = load_rows(gsm8k_source(cfg), "test")[span if cfg.eval.gsm8k else slice(span.start, None)]
     done = [v for v in for_rows(rows, k, cfg.data.seed) if v.variants]
     fields, first = ev.evaluate(model, tok, [Item(v.question, v.answer) for v in done], cfg)
     results["originals"] = fields

@@ -51,7 +51,7 @@ def ungrounded(trace: str, question: str) -> str | None:
     from a number the question does not write (and no word says: twice, a dozen, an hour), or
     leaves a number of the question unread. A 5%-accurate model lands on answers through wrong
     computations (6 x 6 - 30 = 6 from misread numbers); these two rules keep such traces out."""
-    from .variants import mentions
+    from .variants import _scalar, mentions
 
     parsed = parse(trace)
     if parsed.trace is None:
@@ -68,16 +68,12 @@ def ungrounded(trace: str, question: str) -> str | None:
     written |= {v / 100 for v in written}  # 25% read as 0.25
     invented = [v for v in inits if v not in written and v not in CONSTANTS]
     if invented:
-        return f"starts from {_show(invented[0])}, which the question does not write"
+        return f"starts from {_scalar(invented[0])}, which the question does not write"
     unread = [m for m in mentions(question) if not m.in_fraction and m.value not in inits and m.value / 100 not in inits
               and m.value != 0 and not (m.value.denominator == 1 and 1900 <= m.value <= 2100)]  # a year, a zero: not inputs
     if unread:
         return f"never reads the question's {unread[0].text}"
     return None
-
-
-def _show(v: Fraction) -> str:
-    return str(v.numerator) if v.denominator == 1 else str(float(v))
 
 
 def _key(trace: str) -> str:

@@ -37,10 +37,16 @@ def gsm8k_test(cfg) -> dict[str, list[Item]]:
 
     if not cfg.eval.gsm8k:
         return {}
-    start = cfg.eval.gsm8k_from - 1
-    probs = gsm8k.load(gsm8k_source(cfg), "test", start + cfg.eval.gsm8k)[start:]
-    name = "gsm8k" if start == 0 else f"gsm8k-{start + 1}-{start + len(probs)}"
+    span = gsm8k_test_span(cfg)
+    probs = gsm8k.load(gsm8k_source(cfg), "test", span.stop)[span]
+    name = "gsm8k" if span.start == 0 else f"gsm8k-{span.start + 1}-{span.start + len(probs)}"
     return {name: [Item(p.question, p.answer) for p in probs]} if probs else {}
+
+
+def gsm8k_test_span(cfg) -> slice:
+    """Which GSM8K test problems the config evaluates on (`eval.gsm8k_from`, `eval.gsm8k`), 0-based."""
+    start = cfg.eval.gsm8k_from - 1
+    return slice(start, start + cfg.eval.gsm8k)
 
 
 def plain(x) -> str:
