@@ -29,6 +29,7 @@ Validated against measured peaks on this project's CPU for the 135M model
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 GIB = 1 << 30
 PROMPT_TOKENS = 192  # the longest default prompt (system prompt + a GSM8K question): 118 on average
@@ -292,13 +293,31 @@ CPU_SFT_S_PER_EXAMPLE = 0.69
 CPU_EVAL_S_PER_PROBLEM = 0.54
 CPU_RL_S_PER_SAMPLE = 2.5
 LOAD_S = 20
+VARIANTS_PER_TRACE = 0.63  # verified number variants made per GSM8K trace and per k asked (measured, k = 1-4)
+GOLD_TRACES = 6404  # GSM8K training problems that convert to a gold trace: asking for more gives these
+
+
+def sft_examples(cfg) -> int:
+    """About how many examples SFT trains on: synthetic, GSM8K gold traces, their number variants
+    and the model's own traces (the variants are counted from their measured yield, not made)."""
+    if cfg.run.task != "trace":
+        return cfg.data.train_size
+    gold = min(cfg.data.gsm8k_traces, GOLD_TRACES)
+    examples = cfg.data.train_size + gold + round(gold * cfg.data.gsm8k_variants * VARIANTS_PER_TRACE)
+    if cfg.data.self_traces:
+        try:
+            with open(Path(cfg.data.self_traces).expanduser(), "rb") as f:
+                examples += sum(1 for line in f if line.strip())
+        except OSError:
+            pass  # the config check says what is wrong with the file
+    return examples
 
 
 def cpu_minutes(cfg, shape: Shape) -> float:
     """About how long a run takes on a CPU like this project's, from the measured rates of the
     default model scaled by the model's size: for the new-run form's "about N minutes"."""
     scale = shape.params() / 134.5e6
-    examples = cfg.data.train_size + (cfg.data.gsm8k_traces if cfg.run.task == "trace" else 0)
+    examples = sft_examples(cfg)
     seconds = LOAD_S
     if "sft" in cfg.run.phases:
         seconds += examples * cfg.sft.epochs * CPU_SFT_S_PER_EXAMPLE * scale

@@ -9,7 +9,8 @@ import torch
 from engine import config
 from engine.cli import main
 from engine.models import KNOWN
-from engine.plan import GIB, Shape, estimate, known_shape, shape_of_config
+from engine.plan import GIB, Shape, cpu_minutes, estimate, known_shape, sft_examples, shape_of_config
+from engine.tasks.trace import training_pairs
 
 
 @pytest.mark.parametrize("name", sorted(KNOWN))
@@ -75,3 +76,19 @@ def test_a_gpu_run_gets_micro_batches_sized_to_the_model_unless_the_user_chose_t
     err = capsys.readouterr().err
     assert "sized for" not in err and "will not fit the GPU (NVIDIA A100)" in err  # the user's own size is kept
     assert not folder.exists()
+
+
+def test_the_time_estimate_counts_the_examples_training_will_make(tmp_path):
+    """The new-run form's "about N minutes" follows what SFT will train on: number variants
+    (from their measured yield) and a self-traces file count, as the real training mix does."""
+    sets = ["data.train_size=40", "data.gsm8k_traces=300"]
+    plain = config.load(None, sets)
+    assert sft_examples(plain) == len(training_pairs(plain)) == 340
+    varied = config.load(None, [*sets, "data.gsm8k_variants=2"])
+    made = len(training_pairs(varied)) - 340
+    assert made > 200 and abs(sft_examples(varied) - 340 - made) < 0.15 * made, (sft_examples(varied), made)
+    own = tmp_path / "own.jsonl"
+    own.write_text("".join('{"question": "q%d", "answer": 1}\n' % i for i in range(25)))
+    assert sft_examples(config.load(None, [*sets, f"data.self_traces={own}"])) == 365
+    shape = known_shape("smollm2-135m-instruct")
+    assert cpu_minutes(varied, shape) > cpu_minutes(plain, shape)
