@@ -49,7 +49,13 @@ def test_a_sharded_checkpoint_holds_the_whole_state_and_resumes_mid_stage_exactl
     whole, single = read(steps(runs / "two")[-1]), read(steps(runs / "one")[-1])
     assert whole["parallel"] == "fsdp" and whole["world"] == 2
     assert whole["trainable"].keys() == single["trainable"].keys()
-    assert all(torch.allclose(whole["trainable"][k], single["trainable"][k], atol=1e-5) for k in single["trainable"])
+    # the same weights as the single process: a shard gathered in the wrong place or left out would
+    # differ by about the tensor's whole size; two ranks differ from one process only by summation
+    # order, which Adam (dividing by tiny second moments) turns into drifts of well under 1% after
+    # 20 steps at the smoke run's lr (0.7% measured on one CPU, 1e-5 on another)
+    for k, ref in single["trainable"].items():
+        drift = ((whole["trainable"][k] - ref).norm() / ref.norm()).item()
+        assert drift < 0.02, (k, drift)
     assert all(not hasattr(v, "full_tensor") for v in whole["trainable"].values())  # plain tensors, not shards
     # stopped after step 6 (its checkpoint); resumed on 2 ranks with the gathered optimizer state: steps 7, 8 as before
     folder = tmp_path / "resumed"
