@@ -45,6 +45,7 @@ class ModelConfig:
     autocast: str = choice("auto", "auto", "on", "off", doc="bf16 autocast for training passes; auto = on where the CPU or GPU does bf16 fast and weights are fp32")
     activation_checkpointing: bool = field(default=False, metadata={"doc": "recompute each decoder layer's activations in backward instead of keeping them: far less memory for ~1/3 more compute (on in the GPU preset)"})
     generate_dtype: str = choice("auto", "auto", "float32", "bfloat16", doc="weights that rollouts and evals decode with; auto = a bf16 copy on a GPU that does bf16 fast, the fp32 weights on a CPU (faster there)")
+    init_from: str = field(default="", metadata={"doc": "a checkpoint of an earlier session (its folder, holding state.pt) whose weights this run starts from, as expert iteration's next round does; model.name must be the model that session trained; empty = model.name as it is"})
 
 
 DEFAULT_MIX = {"arithmetic": 1, "comparison": 1, "percentage": 1, "entity_track": 1, "rate_equation": 1, "composition": 2}
@@ -293,6 +294,9 @@ def _check(cfg: Config) -> None:
             raise ConfigError(f"eval.problems[{i}]: {f!r} is not a problem file (JSONL of question/answer)")
     if cfg.run.task == "instruct" and not cfg.data.instruct_train:
         raise ConfigError("data.instruct_train: the instruct task needs a JSONL file of instruction/input/output")
+    if cfg.model.init_from and not (Path(cfg.model.init_from).expanduser() / "state.pt").is_file():
+        raise ConfigError(f"model.init_from: {cfg.model.init_from} is not a checkpoint folder (one holding state.pt, "
+                          f"as a session's checkpoints/best or checkpoints/step-N)")
     if cfg.data.self_traces and not Path(cfg.data.self_traces).expanduser().is_file():
         raise ConfigError(f"data.self_traces: {cfg.data.self_traces} is not a file (engine data self-traces writes one)")
     for key, value in (("data.gsm8k", cfg.data.gsm8k), ("data.instruct_train", cfg.data.instruct_train)):

@@ -9,6 +9,7 @@ import contextlib
 import logging
 import os
 import warnings
+from pathlib import Path
 
 import torch
 
@@ -178,6 +179,8 @@ def load_model(cfg, tokenizer, device: torch.device):
             model.to(device)
     model.config.use_cache = True
     model = select_trainable(model, cfg)
+    if mc.init_from:
+        start_from(model, Path(mc.init_from).expanduser())
     keep_master_weights(model)
     if mc.activation_checkpointing:
         checkpoint_activations(model)
@@ -282,18 +285,21 @@ class CheckpointMismatch(ValueError):
     pass
 
 
-def load_trainable_state(model, state: dict) -> None:
+def load_trainable_state(model, state: dict, start: bool = False) -> None:
     """Load a checkpoint's trained parameters; one that trained other parameters than
     this configuration does (another model, another `model.train`, or a tied
-    `lm_head` from before it was untied) is refused with the names, not loaded halfway."""
-    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    `lm_head` from before it was untied) is refused with the names, not loaded halfway.
+    `start` (model.init_from): the weights a new run starts from, so the checkpoint may hold
+    parameters this run keeps frozen, or lack some it trains (they start as model.name has them)."""
+    params = {n: p for n, p in model.named_parameters() if start or p.requires_grad}
     foreign = sorted(set(state) - set(params))
     if foreign:
         raise CheckpointMismatch(
             f"the checkpoint does not fit this model and configuration: it holds {', '.join(foreign[:3])}"
-            f"{' ...' if len(foreign) > 3 else ''}, which this configuration does not train")
+            f"{' ...' if len(foreign) > 3 else ''}, which this configuration does not "
+            f"{'have (another model, or LoRA adapters: start with the same model.train)' if start else 'train'}")
     missing = sorted(set(params) - set(state))
-    if missing:  # loading the rest would score a model that is half the checkpoint, half untrained
+    if missing and not start:  # loading the rest would score a model that is half the checkpoint, half untrained
         raise CheckpointMismatch(f"the checkpoint lacks {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''} "
                                  f"({len(missing)} tensor(s) this configuration trains): damaged, or written by another configuration")
     for name, value in state.items():
@@ -301,6 +307,16 @@ def load_trainable_state(model, state: dict) -> None:
             shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
             raise CheckpointMismatch(f"the checkpoint's {name} is {shape}, the model's is {tuple(params[name].shape)}")
     model.load_state_dict(state, strict=False)
+
+
+def start_from(model, folder: Path) -> None:
+    """model.init_from: an earlier session's checkpoint, the weights a new run starts from."""
+    from .checkpoints import read
+
+    try:
+        load_trainable_state(model, read(folder)["trainable"], start=True)
+    except CheckpointMismatch as exc:
+        raise CheckpointMismatch(f"model.init_from: {folder}: {exc}") from None
 
 
 def load_checkpoint(model, folder) -> None:

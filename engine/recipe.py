@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import checkpoints, parallel, tasks, threads
+from . import allocator, checkpoints, parallel, tasks, threads
 from .events import SCHEMA_VERSION
 from .modeling import (autocast, load_model, load_tokenizer, load_trainable_state, make_optimizer, param_counts, pick_device,
                        setup_notes, trainable_state)
@@ -98,10 +98,12 @@ class Recipe:
         total, trainable = param_counts(model)
         ctx.emit("run_started", schema=SCHEMA_VERSION, run=self.session_dir.name, config=cfg.to_dict(),
                  model=cfg.model.name, params_total=total, params_trainable=trainable, device=str(device),
-                 load_8bit=cfg.model.load_8bit, world_size=ctx.world, resumed=resume,
+                 load_8bit=cfg.model.load_8bit, world_size=ctx.world, resumed=resume, allocator=allocator.in_use() or "system",
                  resumed_from=st.get("path"), stages=[f"{a}:{b}" if b else a for a, b in self.plan])
         for note in notes:
             ctx.alert("warning", note, phase="setup")
+        if device.type == "cpu" and allocator.advice():
+            ctx.alert("info", allocator.advice(), phase="setup")
         # the model handles the loops use
         from .rollout import Sampler, decode_dtype
 

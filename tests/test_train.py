@@ -667,3 +667,39 @@ def test_dynamic_samplings_running_success_is_in_checkpoints_and_a_resume_keeps_
     end = torch.load(folder / "checkpoints" / "step-000003" / "state.pt", weights_only=True)
     assert set(record) <= set(end["rl_success"])
     assert all(end["rl_success"][q][1] >= tries for q, (_, tries) in record.items())
+
+
+def test_a_new_run_starts_from_an_earlier_sessions_checkpoint(smoke, tmp_path):
+    """model.init_from (expert iteration's next round): the new run's model holds the checkpoint's
+    weights, so its first SFT step already has a trained model's loss; a folder that holds no
+    checkpoint, or one written for other parameters, is refused by name."""
+    import torch
+
+    from engine import checkpoints
+    from engine.modeling import load_model, load_tokenizer
+
+    folder, _ = smoke
+    last = checkpoints.steps(folder)[-1]
+    cfg = config.load(None, ["model.name=tiny", f"model.init_from={last}"], base=config.smoke_overrides())
+    params = dict(load_model(cfg, load_tokenizer("tiny"), torch.device("cpu")).named_parameters())
+    state = checkpoints.read(last)["trainable"]
+    assert state and all(torch.equal(params[n].detach().float(), t.float()) for n, t in state.items())
+
+    new = tmp_path / "next"
+    out = engine("train", "--model", "tiny", "--session", str(new), "--plain", "--set", f"model.init_from={last}",
+                 "--set", "run.phases=sft", "--set", "eval.gsm8k=0")
+    assert out.returncode == 0, out.stderr[-2000:]
+
+    def first_loss(session):
+        return next(e["loss"] for e in read_all(session / "events.jsonl") if e["kind"] == "metrics" and e["phase"] == "sft")
+
+    assert first_loss(new) < first_loss(folder) - 0.3  # the same first batch (same seed): untrained, it would be equal
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    bad = engine("train", "--model", "tiny", "--session", str(tmp_path / "bad"), "--plain", "--set", f"model.init_from={empty}")
+    assert bad.returncode == 2 and "model.init_from" in bad.stderr and "Traceback" not in bad.stderr
+    lora = engine("train", "--model", "tiny", "--session", str(tmp_path / "lora"), "--plain", "--set", f"model.init_from={last}",
+                  "--set", "model.train=lora")
+    said = " ".join(lora.stdout.split())  # the run's final error, as the terminal reporter wraps it
+    assert lora.returncode != 0 and "model.init_from" in said and "does not fit" in said and "Traceback" not in said

@@ -11,6 +11,9 @@ import argparse
 import sys
 
 
+MODEL_COMMANDS = ("train", "eval", "report")  # the commands that run a model: worth a faster allocator
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import data, evaluate, models, plan, report, sessions, trace, train
 
@@ -34,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     parser = build_parser()
     args = parser.parse_args(argv)
+    if argv is None and (args.cmd in MODEL_COMMANDS or getattr(args, "data_cmd", None) == "self-traces"):
+        from ..allocator import reexec_with_tcmalloc
+
+        reexec_with_tcmalloc()  # returns where tcmalloc is in use already, unwanted or not installed
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

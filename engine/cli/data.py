@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -168,11 +169,17 @@ def _self_traces(args) -> int:
     system = system_prompt(cfg)
     prompts = [prompt_text(tok, q, system) for _, q, _ in items]
     print(f"engine data self-traces: {len(items)} problems x {args.k} outputs from {ckpt or args.target}", file=sys.stderr)
-    greedy, speed = generate(model, tok, prompts, cfg.eval.max_new_tokens, 0.0, batch_size=cfg.eval.batch_size)
+    start = time.perf_counter()
+
+    def progress(what):  # a round takes tens of minutes on a CPU: a line per batch says where it is
+        return lambda done, total: print(f"  {what} {done}/{total} ({(time.perf_counter() - start) / 60:.1f} min)", file=sys.stderr, flush=True)
+
+    greedy, speed = generate(model, tok, prompts, cfg.eval.max_new_tokens, 0.0, batch_size=cfg.eval.batch_size,
+                             on_batch=progress("greedy outputs"))
     outputs = [[c.text] for c in greedy]
     if args.k > 1:
         sampled, _ = generate(model, tok, [p for p in prompts for _ in range(args.k - 1)], cfg.eval.max_new_tokens,
-                              args.temperature, batch_size=cfg.eval.batch_size)
+                              args.temperature, batch_size=cfg.eval.batch_size, on_batch=progress("sampled outputs"))
         for i in range(len(items)):
             outputs[i] += [c.text for c in sampled[i * (args.k - 1) : (i + 1) * (args.k - 1)]]
     found = collect(items, outputs)
