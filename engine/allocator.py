@@ -3,9 +3,10 @@
 glibc's malloc keeps what the variable-shaped tensors of training and decoding free in
 fragmented arenas. With tcmalloc an SFT step of the verified recipe took a quarter less time
 (3.83 s against 5.09, 578 tokens/s against 435, the same losses) in 26% less memory, and an
-evaluation 11% less (docs/benchmarks.md). An allocator can only be chosen before the process starts, so the
-command re-executes itself once with LD_PRELOAD. Not on a machine with an NVIDIA GPU:
-there the host allocator matters less and the pairing is unmeasured here.
+evaluation 11% less (docs/benchmarks.md); the whole recipe 50 minutes instead of ~92. An
+allocator can only be chosen before the process starts, so the command re-executes itself
+once with LD_PRELOAD. Not on a machine with an NVIDIA GPU: there the host allocator matters
+less and the pairing is unmeasured here.
 
 TRACEBENCH_MALLOC=system keeps glibc's (nothing preloaded).
 """

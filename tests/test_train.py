@@ -373,7 +373,7 @@ def test_a_stop_during_an_evaluation_acts_between_its_batches(tmp_path):
     in the middle ends the run after the current batch, not after the whole evaluation."""
     folder = tmp_path / "evalstop"
     proc = subprocess.Popen([sys.executable, "-m", "engine", "train", "--model", "tiny", "--session", str(folder), "--plain",
-                             "--set", "eval.at=start", "--set", "eval.synthetic=400", "--set", "eval.gsm8k=0",
+                             "--set", "eval.at=start", "--set", "eval.synthetic=2000", "--set", "eval.gsm8k=0",
                              "--set", "eval.batch_size=4", "--set", "eval.max_new_tokens=48"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline, seen = time.time() + 120, {}
@@ -385,17 +385,17 @@ def test_a_stop_during_an_evaluation_acts_between_its_batches(tmp_path):
         if seen.get("phase") == "eval" and (seen.get("step") or 0) > 0:
             break
         time.sleep(0.1)
-    assert seen.get("phase") == "eval" and 0 < seen["step"] < seen["total"] == 400, seen
+    assert seen.get("phase") == "eval" and 0 < seen["step"] < seen["total"] == 2000, seen
     asked = time.time()
     assert engine("stop", str(folder)).returncode == 0
     proc.wait(timeout=120)
     waited = time.time() - asked
     events = read_all(folder / "events.jsonl")
     assert events[-1]["kind"] == "run_finished" and events[-1]["status"] == "stopped"
-    assert not [e for e in events if e["kind"] == "eval"]  # it did not finish the 400 problems first
+    assert not [e for e in events if e["kind"] == "eval"]  # it did not finish the 2,000 problems first
     assert waited < 30, waited
     heartbeat_eval = [e for e in events if e["kind"] == "heartbeat" and e.get("phase") == "eval"]
-    assert all(e.get("set") == "synthetic" and e.get("total") == 400 for e in heartbeat_eval)
+    assert all(e.get("set") == "synthetic" and e.get("total") == 2000 for e in heartbeat_eval)
 
 
 def test_sft_loss_fused_with_the_output_layer_equals_cross_entropy_of_the_logits(default_tokenizer):
