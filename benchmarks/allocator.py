@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes.util
-import json
 import os
 import subprocess
 import sys
@@ -21,25 +20,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from engine import allocator
+from engine.events import read_all
+
 
 def libraries() -> dict[str, str]:
     """name: what LD_PRELOAD gets ("" for glibc's own)."""
-    found = {"glibc": ""}
-    for name, lib in (("tcmalloc", "tcmalloc_minimal"), ("jemalloc", "jemalloc")):
-        path = ctypes.util.find_library(lib)
-        if path:
-            found[name] = path
-    return found
-
-
-def read_events(path: Path) -> list[dict]:
-    events = []
-    for line in path.read_text().splitlines():
-        try:
-            events.append(json.loads(line))
-        except json.JSONDecodeError:  # the torn last line of a killed run
-            pass
-    return events
+    found = {"glibc": "", "tcmalloc": allocator.tcmalloc(), "jemalloc": ctypes.util.find_library("jemalloc")}
+    return {name: lib for name, lib in found.items() if lib is not None}
 
 
 def sft_steps(events: list[dict]) -> list[dict]:
@@ -52,12 +40,12 @@ def run(config: str, steps: int, preload: str, folder: Path) -> dict:
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     events_file = folder / "events.jsonl"
     while proc.poll() is None:
-        if events_file.exists() and len(sft_steps(read_events(events_file))) >= steps:
+        if events_file.exists() and len(sft_steps(read_all(events_file))) >= steps:
             break
         time.sleep(2)
     proc.kill()
     proc.wait()
-    events = read_events(events_file)
+    events = read_all(events_file)
     timed = [e for e in sft_steps(events) if 10 < e["step"] <= steps]
     seconds = sum(e["step_time"] for e in timed)
     tokens = sum(e["tokens_per_s"] * e["step_time"] for e in timed)

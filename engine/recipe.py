@@ -102,8 +102,9 @@ class Recipe:
                  resumed_from=st.get("path"), stages=[f"{a}:{b}" if b else a for a, b in self.plan])
         for note in notes:
             ctx.alert("warning", note, phase="setup")
-        if device.type == "cpu" and allocator.advice():
-            ctx.alert("info", allocator.advice(), phase="setup")
+        advice = allocator.advice() if device.type == "cpu" else None
+        if advice:
+            ctx.alert("info", advice, phase="setup")
         # the model handles the loops use
         from .rollout import Sampler, decode_dtype
 

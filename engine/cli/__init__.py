@@ -11,9 +11,6 @@ import argparse
 import sys
 
 
-MODEL_COMMANDS = ("train", "eval", "report")  # the commands that run a model: worth a faster allocator
-
-
 def build_parser() -> argparse.ArgumentParser:
     from . import data, evaluate, models, plan, report, sessions, trace, train
 
@@ -37,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     parser = build_parser()
     args = parser.parse_args(argv)
-    if argv is None and (args.cmd in MODEL_COMMANDS or getattr(args, "data_cmd", None) == "self-traces"):
+    if argv is None and getattr(args, "runs_model", False):  # set by the commands that run a model
         from ..allocator import reexec_with_tcmalloc
 
         reexec_with_tcmalloc()  # returns where tcmalloc is in use already, unwanted or not installed

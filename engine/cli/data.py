@@ -45,7 +45,7 @@ def add_parser(sub) -> None:
     e.add_argument("--checkpoint", default="best", metavar="best|last|untrained|PATH")
     e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. eval.batch_size=64, eval.max_new_tokens=400")
     e.add_argument("--out", required=True, help="JSONL of kept traces (question, answer, trace, gsm8k_index): data.self_traces")
-    e.set_defaults(func=_self_traces)
+    e.set_defaults(func=_self_traces, runs_model=True)
     s = data.add_parser("stats", help="the mix of a JSONL file by expert and pattern")
     s.add_argument("file")
     s.set_defaults(func=_stats)

@@ -27,7 +27,7 @@ def add_parser(sub) -> None:
                    "--limit) that give number variants, and K variants of each: accuracy on both, and the share of "
                    "problems answered right in every variant")
     e.add_argument("--json", action="store_true")
-    e.set_defaults(func=_eval)
+    e.set_defaults(func=_eval, runs_model=True)
 
 
 def _eval(args) -> int:

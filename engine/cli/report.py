@@ -24,7 +24,7 @@ def add_parser(sub) -> None:
     p.add_argument("--checkpoint", default="best", metavar="best|last|untrained|PATH",
                    help="which checkpoint of the session: best (default; last where there is none), last, a folder, "
                         "or untrained (the session's model before training)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, runs_model=True)
 
 
 def _outputs(model, tok, rows: list[dict], system: str, max_new: int):

@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
     t.add_argument("--session", help="session folder (default: sessions/<run-id>)")
     t.add_argument("--resume", metavar="DIR", help="continue the session in DIR from its last checkpoint")
     t.add_argument("--plain", action="store_true", help="plain lines, no progress bars")
-    t.set_defaults(func=_train)
+    t.set_defaults(func=_train, runs_model=True)
 
 
     c = sub.add_parser("config", help="show the resolved configuration").add_subparsers(dest="config_cmd", required=True)
