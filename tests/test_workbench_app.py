@@ -263,6 +263,28 @@ async def test_a_model_that_cannot_be_had_is_refused_before_anything_starts(tmp_
     assert not root.exists()
 
 
+async def test_the_form_starts_from_a_checkpoint_only_when_it_is_one(tmp_path):
+    root = tmp_path / "sessions"
+    app = sessions_app(root)
+    async with app.run_test(size=(160, 50)) as pilot:
+        q = app.screen.query_one
+        form = q("#form")
+        sets, errors = form.settings()
+        assert not errors and not any(s.startswith("model.init_from") for s in sets)  # empty: the model as it is
+        q("#f-variants").value = "1"
+        q("#f-init-from").value = str(tmp_path)  # a folder, but no state.pt in it
+        form.start()
+        for _ in range(20):
+            await pilot.pause(0.2)
+            if "-invalid" in q("#f-init-from").classes:
+                break
+        assert "-invalid" in q("#f-init-from").classes and type(app.screen).__name__ == "SessionsScreen"
+        (tmp_path / "state.pt").write_bytes(b"")
+        sets, errors = form.settings()
+        assert not errors and f"model.init_from={tmp_path}" in sets and "data.gsm8k_variants=1" in sets
+    assert not root.exists()
+
+
 async def test_n_then_enter_starts_nothing_and_start_asks_first_with_the_estimated_time(tmp_path):
     root = tmp_path / "sessions"
     app = sessions_app(root)

@@ -23,12 +23,14 @@ FIELDS = [
     ("f-lora-rank", "LoRA rank", "model.lora_rank"),
     ("f-train-size", "SFT synthetic examples", "data.train_size"),
     ("f-gsm8k-traces", "SFT GSM8K traces", "data.gsm8k_traces"),
+    ("f-variants", "SFT variants per GSM8K trace", "data.gsm8k_variants"),
     ("f-epochs", "SFT epochs", "sft.epochs"),
     ("f-lr", "SFT learning rate", "sft.lr"),
     ("f-rl-iters", "RL iterations", "rl.iterations"),
     ("f-eval-syn", "eval: synthetic problems", "eval.synthetic"),
     ("f-eval-gsm", "eval: GSM8K problems", "eval.gsm8k"),
     ("f-seed", "seed", "run.seed"),
+    ("f-init-from", "start from checkpoint (folder)", "model.init_from"),
 ]
 
 
@@ -50,6 +52,8 @@ def validators(key: str) -> list:
         return [Integer(lo, hi)]
     if kind is float:
         return [Number(lo, hi)]
+    if default(key) == "":
+        return []  # optional (a path): the engine's own check on Start says what is wrong with it
     return [Function(bool, "a value is needed")]
 
 
@@ -75,7 +79,8 @@ class NewRunForm(VerticalScroll):
         yield Select([(f"{m.name} ({m.params})", m.name) for m in KNOWN.values()], id="f-model-pick", prompt="pick a known model")
         for fid, label, key in FIELDS:
             yield Label(label)
-            yield Input(show(default(key)), id=fid, validators=validators(key), validate_on=["changed", "blur"])
+            yield Input(show(default(key)), id=fid, validators=validators(key), validate_on=["changed", "blur"],
+                        placeholder="none: the model above as it is" if default(key) == "" else "")
         yield Label("task")
         yield Select([(f"{name}: {task.summary}", name) for name, task in TASKS.items()], value="trace", id="f-task",
                      allow_blank=False)
@@ -140,7 +145,8 @@ class NewRunForm(VerticalScroll):
             result = widget.validate(widget.value)
             if result is not None and not result.is_valid:
                 errors.append((fid, f"{label}: {'; '.join(result.failure_descriptions)}"))
-            sets.append(f"{key}={widget.value.strip()}")
+            if widget.value.strip() or default(key) != "":
+                sets.append(f"{key}={widget.value.strip()}")
         sets += [f"model.train={q('#f-train', Select).value}", f"rl.algorithm={q('#f-rl-alg', Select).value}",
                  f"model.load_8bit={str(q('#f-8bit', Switch).value).lower()}", f"run.task={q('#f-task', Select).value}"]
         if self.model() == TINY:  # the smoke sizes the form has no field for (batch, lengths, RL group)
