@@ -46,14 +46,19 @@ def default(key: str):
     return getattr(getattr(DEFAULTS, section), name)
 
 
+def optional(key: str) -> bool:
+    """A setting whose default is empty (a path, model.init_from): left empty, the form sends nothing."""
+    return default(key) == ""
+
+
 def validators(key: str) -> list:
     kind, lo, hi = config_mod.bounds(key)
     if kind is int:
         return [Integer(lo, hi)]
     if kind is float:
         return [Number(lo, hi)]
-    if default(key) == "":
-        return []  # optional (a path): the engine's own check on Start says what is wrong with it
+    if optional(key):
+        return []  # the engine's own check on Start says what is wrong with a path
     return [Function(bool, "a value is needed")]
 
 
@@ -80,7 +85,7 @@ class NewRunForm(VerticalScroll):
         for fid, label, key in FIELDS:
             yield Label(label)
             yield Input(show(default(key)), id=fid, validators=validators(key), validate_on=["changed", "blur"],
-                        placeholder="none: the model above as it is" if default(key) == "" else "")
+                        placeholder="none: the model above" if optional(key) else "")
         yield Label("task")
         yield Select([(f"{name}: {task.summary}", name) for name, task in TASKS.items()], value="trace", id="f-task",
                      allow_blank=False)
@@ -145,7 +150,7 @@ class NewRunForm(VerticalScroll):
             result = widget.validate(widget.value)
             if result is not None and not result.is_valid:
                 errors.append((fid, f"{label}: {'; '.join(result.failure_descriptions)}"))
-            if widget.value.strip() or default(key) != "":
+            if widget.value.strip() or not optional(key):
                 sets.append(f"{key}={widget.value.strip()}")
         sets += [f"model.train={q('#f-train', Select).value}", f"rl.algorithm={q('#f-rl-alg', Select).value}",
                  f"model.load_8bit={str(q('#f-8bit', Switch).value).lower()}", f"run.task={q('#f-task', Select).value}"]
