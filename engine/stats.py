@@ -1,4 +1,4 @@
-"""Small statistics for evaluations: intervals and k-sample scores."""
+"""Small statistics for evaluations: intervals, k-sample scores and the paired comparison of two models."""
 
 from __future__ import annotations
 
@@ -28,3 +28,37 @@ def majority(answers: list) -> object:
 
 def fmt_interval(acc: float, ci) -> str:
     return f"{acc:.1%} [{ci[0]:.1%}, {ci[1]:.1%}]" if ci else f"{acc:.1%}"
+
+
+def mcnemar_exact(gained: int, lost: int) -> float:
+    """McNemar's exact two-sided p-value for paired right/wrong outcomes: under "no change" each
+    discordant pair (right in one, wrong in the other) falls either way with probability 1/2, so
+    the smaller count is binomial(gained + lost, 1/2); the p-value doubles its tail, at most 1.
+    Pairs right (or wrong) in both carry no evidence and are not arguments."""
+    if gained < 0 or lost < 0:
+        raise ValueError("counts must be >= 0")
+    n, low = gained + lost, min(gained, lost)
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(low + 1)) / 2**n  # exact integers: no float drift at large n
+    return min(1.0, 2 * tail)
+
+
+def paired_difference(both: int, only_a: int, only_b: int, neither: int) -> tuple[float, tuple[float, float]]:
+    """B's accuracy minus A's on the same problems and its 95% interval (Newcombe's method 10:
+    the two Wilson intervals combined with the correlation of the pairs), which accounts for the
+    pairing that two separate intervals ignore and stays inside [-1, 1]."""
+    n = both + only_a + only_b + neither
+    if n == 0:
+        return 0.0, (0.0, 0.0)
+    pa, pb = (both + only_a) / n, (both + only_b) / n
+    la, ua = wilson(both + only_a, n)
+    lb, ub = wilson(both + only_b, n)
+    denom = (both + only_a) * (only_b + neither) * (both + only_b) * (only_a + neither)
+    cross = both * neither - only_a * only_b
+    cross = cross - n / 2 if cross > n / 2 else min(cross, 0)  # Newcombe's correction of the correlation
+    phi = cross / math.sqrt(denom) if denom else 0.0
+    d = pb - pa
+    lower = math.sqrt(max(0.0, (pb - lb) ** 2 - 2 * phi * (pb - lb) * (ua - pa) + (ua - pa) ** 2))
+    upper = math.sqrt(max(0.0, (ub - pb) ** 2 - 2 * phi * (ub - pb) * (pa - la) + (pa - la) ** 2))
+    return d, (max(-1.0, d - lower), min(1.0, d + upper))
