@@ -384,6 +384,13 @@ def test_the_workbench_exits_nonzero_after_a_crash(tmp_path):
               "sys.exit(cli.main(['trace', sys.argv[1]]))\n")
     trace = tmp_path / "t.yaml"
     trace.write_text("expert: arithmetic\ntrace:\n- {op: init, var: a, value: 1}\n- {op: query, var: a}\n")
-    out = subprocess.run([sys.executable, "-c", script, str(trace)], capture_output=True, text=True, timeout=60,
-                         env={**os.environ, "TERM": "xterm"}, stdin=subprocess.DEVNULL)
-    assert out.returncode != 0
+    import pty
+
+    main, tty = pty.openpty()  # a terminal: without one the workbench refuses before the app starts
+    try:
+        out = subprocess.run([sys.executable, "-c", script, str(trace)], stdin=tty, stdout=tty, stderr=subprocess.PIPE,
+                             text=True, timeout=60, env={**os.environ, "TERM": "xterm"})
+    finally:
+        os.close(tty)
+        os.close(main)
+    assert out.returncode != 0 and "boom" in out.stderr, out.stderr  # the crash, not a refusal

@@ -767,3 +767,36 @@ def test_the_engines_own_output_is_read_by_a_thread_never_by_the_screen(tmp_path
     tail.stop()
     assert got == [["first line"], ["partial ends here", "third"]]  # whole lines only, a half line waits
     assert all(name.startswith("tail ") for name in threads) and threading.main_thread().name not in threads
+
+
+@pytest.mark.parametrize("args", [[], ["trace", "TRACE"], ["trace", "-"], ["attach", "SESSION"]])
+def test_without_a_terminal_the_workbench_refuses_at_once(tmp_path, args):
+    """Standard input at its end and output a pipe (a script, cron): one line on stderr and a non-zero
+    exit, never escape codes in the pipe or a core kept busy until someone kills it."""
+    import subprocess
+    import sys
+
+    trace = tmp_path / "t.yaml"
+    trace.write_text("expert: arithmetic\ntrace:\n- {op: init, var: a, value: 1}\n- {op: query, var: a}\n")
+    session = write_session(tmp_path, "run-a")
+    argv = [{"TRACE": str(trace), "SESSION": str(session)}.get(a, a) for a in args]
+    out = subprocess.run([sys.executable, "-m", "workbench.cli", "--root", str(tmp_path), *argv], capture_output=True,
+                         text=True, timeout=60, stdin=subprocess.DEVNULL, start_new_session=True)  # no /dev/tty either
+    assert out.returncode == 2 and out.stdout == "", out.stdout[:200]
+    assert len(out.stderr.splitlines()) == 1 and "not a terminal" in out.stderr, out.stderr
+
+
+def test_an_unknown_theme_is_refused_and_the_remembered_one_kept(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from workbench.themes import remember_theme
+
+    remember_theme("paper")
+    out = subprocess.run([sys.executable, "-m", "workbench.cli", "--theme", "neon"], capture_output=True, text=True,
+                         timeout=60, stdin=subprocess.DEVNULL, env=os.environ.copy())
+    assert out.returncode == 2 and len(out.stderr.splitlines()) == 1
+    listed = out.stderr.split("themes: ")[1].strip().split(", ")
+    assert {"harbor", "paper", "nord", "dracula"} <= set(listed)  # the palette's themes, one list
+    assert remembered_theme() == "paper"

@@ -9,7 +9,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 
 from .screens.help import HelpScreen, bindings_of, key_label
-from .themes import DEFAULT_THEME, load_themes, remember_theme, remembered_theme
+from .themes import DEFAULT_THEME, load_themes, remember_theme, remembered_theme, theme_names
 
 
 class Workbench(App):
@@ -26,17 +26,15 @@ class Workbench(App):
         self.wanted_theme = theme
 
     def on_mount(self) -> None:
-        names = []
         for t in load_themes():
             self.register_theme(t)
-            names.append(t.name)
         wanted = self.wanted_theme or remembered_theme() or DEFAULT_THEME
-        if wanted not in self.available_themes:
-            self.notify(f"no theme {wanted!r}; themes: {', '.join(names)}", severity="warning")
-            wanted = DEFAULT_THEME
-        self.theme = wanted
+        known = wanted in self.available_themes
+        if not known:  # the CLI refuses an unknown --theme; this is a remembered one whose file is gone
+            self.notify(f"no theme {wanted!r}; themes: {', '.join(theme_names())}", severity="warning")
+        self.theme = wanted if known else DEFAULT_THEME
         self.theme_changed_signal.subscribe(self, lambda theme: remember_theme(theme.name))
-        if self.wanted_theme:
+        if self.wanted_theme and known:  # an unknown name never overwrites the remembered theme
             remember_theme(wanted)
         self.push_screen(self.start_screen())
 

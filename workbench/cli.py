@@ -10,7 +10,8 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="workbench", description="Train, watch and debug small models that write YAML traces.")
-    parser.add_argument("--theme", help="colour theme (paper, harbor, or themes/*.yaml); remembered for next time")
+    parser.add_argument("--theme", help="colour theme by name (harbor, paper, or any the command palette's Theme "
+                                        "lists); remembered for next time")
     parser.add_argument("--root", default="sessions", help="the sessions folder")
     sub = parser.add_subparsers(dest="cmd")
     a = sub.add_parser("attach", help="follow a run started elsewhere: DIR, or HOST:DIR through ssh")
@@ -25,6 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     for p in (a, t):
         p.add_argument("--theme", default=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    name = f"workbench {args.cmd}" if args.cmd else "workbench"
+    if args.theme is not None:
+        from .themes import theme_names
+
+        if args.theme not in theme_names():  # refused before the remembered theme is touched
+            return _refuse(name, f"no theme {args.theme!r}; themes: {', '.join(theme_names())}")
 
     from .app import attach_app, sessions_app, stepper_app
 
@@ -48,13 +55,24 @@ def main(argv: list[str] | None = None) -> int:
             print(f"workbench trace: {exc}", file=sys.stderr)
             return 2
         if args.file == "-":
-            _reattach_tty()
+            _reattach_tty()  # the trace came through standard input: the keys come from the terminal
         app = stepper_app(text, args.expect_answer, args.expect_expert, title=args.file, theme=args.theme,
                           path=None if args.file == "-" else args.file)
     else:
         app = sessions_app(Path(args.root), args.theme)
+    # the arguments are checked first (a bad one says so with or without a terminal); a screen needs a
+    # terminal: without one Textual writes escape codes into the pipe and keeps a core busy
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        which = "output" if not sys.stdout.isatty() else "input"
+        hint = "engine trace check FILE" if args.cmd == "trace" else "engine ls"  # what a script can run instead
+        return _refuse(name, f"standard {which} is not a terminal: the workbench is a terminal screen (without one: {hint})")
     app.run()
     return app.return_code or 0  # 1 after a crash (Textual sets it), so scripts see the failure
+
+
+def _refuse(name: str, why: str) -> int:
+    print(f"{name}: {why}", file=sys.stderr)
+    return 2
 
 
 def _reattach_tty() -> None:

@@ -32,6 +32,14 @@ def load_themes(folder: Path = THEMES_DIR) -> list[Theme]:
     return out
 
 
+def theme_names() -> list[str]:
+    """Every theme `--theme` takes: the project's own first, then Textual's (the palette's Theme lists the same)."""
+    from textual.theme import BUILTIN_THEMES
+
+    ours = [t.name for t in load_themes()]
+    return ours + sorted(n for n in BUILTIN_THEMES if n not in ours)
+
+
 def settings_file() -> Path:
     root = os.environ.get("TRACEBENCH_CONFIG_DIR") or os.path.join(os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config"), "tracebench")
     return Path(root) / "workbench.json"
