@@ -13,21 +13,48 @@ TRACEBENCH_MALLOC=system keeps glibc's (nothing preloaded).
 
 from __future__ import annotations
 
-import ctypes.util
 import os
+import re
+import subprocess
 import sys
+import sysconfig
 from pathlib import Path
+
+from .selfexec import child_env, engine_argv
 
 ENV = "TRACEBENCH_MALLOC"
 NAMES = ("tcmalloc_minimal", "tcmalloc")  # Debian/Ubuntu: libtcmalloc-minimal4; Fedora: gperftools-libs
+LDCONFIG = ("/sbin/ldconfig", "/usr/sbin/ldconfig")  # by absolute path: never one found through PATH
+
+
+def _system_dirs() -> list[str]:
+    arch = sysconfig.get_config_var("MULTIARCH") or ""
+    return [d for base in ("/lib", "/usr/lib", "/usr/local/lib") for d in (f"{base}/{arch}" if arch else "", f"{base}64", base) if d]
+
+
+def _linker_cache() -> dict[str, str]:
+    """soname -> file, from the dynamic linker's cache (the folders the system's administrator configured)."""
+    for exe in LDCONFIG:
+        try:
+            out = subprocess.run([exe, "-p"], capture_output=True, text=True, timeout=10, env={"LC_ALL": "C"}).stdout
+        except (OSError, subprocess.SubprocessError):
+            continue
+        return {m[1]: m[2] for m in re.finditer(r"^\s*(\S+) \(.*\) => (/\S+)$", out, re.M)}
+    return {}
 
 
 def tcmalloc() -> str | None:
-    """The installed tcmalloc's soname (the dynamic linker finds it by that), or None."""
+    """The installed tcmalloc's file, by absolute path (in the linker's cache or a system folder), or
+    None. Never a soname: the dynamic linker would search LD_LIBRARY_PATH for it, where an empty
+    entry is the current folder, and a `libtcmalloc_minimal.so.4` planted there would be loaded."""
+    cache = _linker_cache()
     for name in NAMES:
-        found = ctypes.util.find_library(name)
-        if found:
-            return found
+        soname = f"lib{name}.so.4"
+        candidates = [cache[soname]] if soname in cache else []
+        candidates += [os.path.join(d, soname) for d in _system_dirs()]
+        for path in candidates:
+            if os.path.isabs(path) and os.path.isfile(path):
+                return path
     return None
 
 
@@ -57,11 +84,11 @@ def reexec_with_tcmalloc() -> None:
     lib = wanted()
     if not lib:
         return
-    env = dict(os.environ, LD_PRELOAD=":".join(p for p in (os.environ.get("LD_PRELOAD"), lib) if p))
+    env = child_env(LD_PRELOAD=":".join(p for p in (os.environ.get("LD_PRELOAD"), lib) if p))
     sys.stdout.flush()
     sys.stderr.flush()
-    try:
-        os.execve(sys.executable, [sys.executable, "-m", "engine", *sys.argv[1:]], env)
+    try:  # not `-m engine`: that would import an engine.py or json.py of the current folder (engine/selfexec.py)
+        os.execve(sys.executable, engine_argv(sys.argv[1:]), env)
     except OSError:  # cannot restart (a sandbox): go on with glibc's
         return
 

@@ -40,8 +40,10 @@ def check_run(tmp: Path) -> None:
     sets = ["run.preset=gpu", "data.train_size=2000", "data.gsm8k_traces=2000", "sft.epochs=1", "rl.iterations=6",
             "rl.dynamic_sampling=false", "eval.gsm8k=200", "eval.synthetic=100"]
     t = time.time()
-    out = subprocess.run([sys.executable, "-m", "engine", "train", "--plain", "--session", str(folder),
-                          *[a for s in sets for a in ("--set", s)]], capture_output=True, text=True, timeout=360)
+    from engine.selfexec import engine_argv  # the engine as its own restart starts it: nothing of the current folder imported
+
+    out = subprocess.run(engine_argv(["train", "--plain", "--session", str(folder), *[a for s in sets for a in ("--set", s)]]),
+                         capture_output=True, text=True, timeout=360)
     from engine.events import read_all
 
     events = read_all(folder / "events.jsonl") if (folder / "events.jsonl").exists() else []

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
+
+from engine.selfexec import child_env, engine_argv
 
 
 def engine_command(session: Path, sets: list[str]) -> list[str]:
-    cmd = [sys.executable, "-m", "engine", "train", "--session", str(session), "--plain"]
+    # not `-m engine`: nothing in the folder the workbench was started from may be imported
+    cmd = engine_argv(["train", "--session", str(session), "--plain"])
     for s in sets:
         cmd += ["--set", s]
     return cmd
@@ -18,7 +20,7 @@ def start_engine(session: Path, sets: list[str]) -> subprocess.Popen:
     session.mkdir(parents=True, exist_ok=True)
     log = open(session / "engine.log", "ab")
     return subprocess.Popen(engine_command(session, sets), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True)  # ctrl+c in the UI does not reach the run
+                            env=child_env(), start_new_session=True)  # ctrl+c in the UI does not reach the run
 
 
 def log_tail(session: Path, lines: int = 12) -> str:
