@@ -96,7 +96,7 @@ async def test_workbench_attach_host_dir(sshd, tmp_path):
             if len(app.screen.state.samples) == 5:
                 break
         assert app.screen.state.status == "running" and len(app.screen.state.samples) == 5
-        await pilot.press("s")
+        await pilot.press("s", "tab", "enter")  # stop, and the dialog's Stop button
         await pilot.pause(0.5)
         for _ in range(20):
             if (folder / "stop").exists():

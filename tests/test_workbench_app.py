@@ -112,7 +112,18 @@ async def test_live_follow_stop_and_engine_death(tmp_path):
             f.write("".join(json.dumps(e) + "\n" for e in evs[5:]))
         await pilot.pause(0.8)
         assert app.screen.state.progress() == ("rl", 5, 5)
-        await pilot.press("s")
+        await pilot.press("s")  # asked first, the focus on "Keep running": Enter keeps it going
+        await pilot.pause()
+        assert type(app.screen).__name__ == "Confirm" and app.focused.id == "no"
+        await pilot.press("enter")
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        assert type(app.screen).__name__ == "RunScreen" and not (folder / "stop").exists()
+        await pilot.press("s", "y")  # a `y` after a stray `s` ("sy" of "synthetic") is no answer
+        await pilot.pause()
+        assert type(app.screen).__name__ == "Confirm" and not (folder / "stop").exists()
+        await pilot.press("tab", "enter")  # the Stop button, chosen
+        await pilot.pause()
         await app.workers.wait_for_complete()
         assert (folder / "stop").exists()
         await pilot.press("k")
@@ -541,7 +552,9 @@ async def test_samples_newest_first_filtered_and_followed(tmp_path):
         rows = [table.get_row_at(r) for r in range(table.row_count)]
         assert [str(r[-1]) for r in rows[:6]] == [f"Q{i}" for i in (25, 20, 15, 10, 5, 0)]  # newest first
         assert all("overwrite" in str(r[-2]) for r in rows)  # only those with the code (the fixture's own too)
-        assert table.has_focus  # Enter went back to the table
+        assert s.query_one("#samples-filter").has_focus  # Enter keeps the focus in the filter
+        await pilot.press("down")  # ↓ goes to the filtered list
+        assert table.has_focus
         await pilot.press("slash", *" set:zzz")
         await pilot.pause(0.3)
         assert table.row_count == 0 and "no sample matches" in str(s.query_one("#samples-status").render())
@@ -552,7 +565,7 @@ async def test_samples_newest_first_filtered_and_followed(tmp_path):
         assert {"answer", "expected", "set"} <= set(header)
 
 
-async def test_the_filter_leaves_on_enter_and_escape_and_says_when_nothing_matches(tmp_path):
+async def test_the_filter_keeps_the_focus_on_enter_leaves_on_escape_and_says_when_nothing_matches(tmp_path):
     write_session(tmp_path, "alpha")
     app = sessions_app(tmp_path)
     async with app.run_test(size=(160, 45)) as pilot:
@@ -561,7 +574,9 @@ async def test_the_filter_leaves_on_enter_and_escape_and_says_when_nothing_match
         await pilot.pause(0.3)
         assert "no session matches 'zzz'" in str(app.screen.query_one("#sessions-note").render())
         await pilot.press("enter")
-        assert table.has_focus  # Enter keeps the filter and goes back to the list
+        assert app.screen.query_one("#filter").has_focus  # Enter keeps the focus: typing goes on filtering
+        await pilot.press("down")
+        assert table.has_focus  # ↓ goes to the filtered list
         await pilot.press("slash", "escape")
         await pilot.pause(0.3)
         assert table.has_focus and not app.screen.query_one("#filter").display and table.row_count == 3  # alpha + the two examples
@@ -800,3 +815,37 @@ def test_an_unknown_theme_is_refused_and_the_remembered_one_kept(tmp_path):
     listed = out.stderr.split("themes: ")[1].strip().split(", ")
     assert {"harbor", "paper", "nord", "dracula"} <= set(listed)  # the palette's themes, one list
     assert remembered_theme() == "paper"
+
+
+async def test_typing_the_filter_syntax_after_enter_never_stops_or_checkpoints_a_run(tmp_path):
+    """`/`, a filter, Enter, then more filter (`set:synthetic` holds an `s` and a `k`... and `s`
+    is stop): every key stays in the filter, and nothing is requested of the run."""
+    folder = write_session(tmp_path, "live", finished=False)
+    app = attach_app(str(folder))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.pause(0.6)
+        await pilot.press("4", "slash", *"outcome:wrong", "enter", *" set:synthetic ok", "enter")
+        await pilot.pause(0.3)
+        await app.workers.wait_for_complete()
+        assert type(app.screen).__name__ == "RunScreen"  # no stop dialog either
+        assert app.screen.query_one("#samples-filter").value == "outcome:wrong set:synthetic ok"
+        assert not (folder / "stop").exists() and not (folder / "checkpoint-now").exists()
+
+
+async def test_dialogs_open_on_the_safe_answer(tmp_path):
+    """Enter on a dialog that could lose work or take the machine keeps things as they are:
+    the stop dialog keeps the run (above), the new-run dialog starts nothing."""
+    root = tmp_path / "sessions"
+    app = sessions_app(root)
+    async with app.run_test(size=(160, 50)) as pilot:
+        app.screen.query_one("#f-model-name").value = "tiny"
+        await pilot.pause()
+        app.screen.query_one("#form").start()
+        for _ in range(20):
+            await pilot.pause(0.2)
+            if type(app.screen).__name__ == "Confirm":
+                break
+        assert app.focused.id == "no"
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        assert type(app.screen).__name__ == "SessionsScreen" and not root.exists()

@@ -239,10 +239,23 @@ class RunScreen(Screen):
         self.run_worker(send, thread=True, group="requests")
 
     def action_stop(self) -> None:
-        if not self.state.finished:
-            self.stop_pending = True
-            self.dirty = True
-        self._request("stop", "stop")
+        """Asked first, with the focus on "Keep running": a stray `s` (a filter typed after its focus
+        was lost, a key meant for another window) never ends an hour-long run."""
+        if self.state.finished or is_example(self.target):
+            self._request("stop", "stop")  # says why there is nothing to stop
+            return
+        from .ask import Confirm
+
+        def done(yes: bool | None) -> None:
+            if yes and not self.state.finished:
+                self.stop_pending = True
+                self.dirty = True
+                self._request("stop", "stop")
+
+        self.app.push_screen(Confirm(f"Stop {self.state.name}? It saves a checkpoint at the end of this step "
+                                     "(`engine train --resume` goes on from it).", yes="Stop the run", no="Keep running",
+                                     yes_key=False),
+                             done)
 
     def action_checkpoint(self) -> None:
         self._request("checkpoint-now", "checkpoint")

@@ -63,7 +63,7 @@ class SessionsScreen(Screen):
         with Horizontal(id="sessions-main"):
             with Vertical(id="sessions-col"):
                 yield Static(f"Sessions in {self.root}/", classes="title")
-                yield FilterBox("#sessions", hide_on_clear=True, placeholder="filter sessions (/): Enter keeps it, Escape clears it", id="filter")
+                yield FilterBox("#sessions", hide_on_clear=True, placeholder="filter sessions: ↓ to the list, Escape clears it", id="filter")
                 yield DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
                 yield Static(id="sessions-note", classes="caption")
             yield NewRunForm(id="form")
