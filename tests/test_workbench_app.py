@@ -588,12 +588,13 @@ async def test_the_filter_keeps_the_focus_on_enter_leaves_on_escape_and_says_whe
 
 
 async def test_every_action_is_in_the_command_palette_and_the_footer_shows_each_key_once(tmp_path):
-    folder = write_session(tmp_path, "pal")
+    folder = write_session(tmp_path, "pal", finished=False)
     app = attach_app(str(folder))
     async with app.run_test(size=(160, 45)) as pilot:
         await pilot.pause(0.5)
-        titles = {c.title for c in app.get_system_commands(app.screen)}
-        assert {"Stop (checkpoint)", "Checkpoint now", "Smoothing", "Help", "Back"} <= titles
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert {"Stop (checkpoint)", "Checkpoint now", "Smoothing", "Help", "Back", "Samples tab"} <= set(titles)
+        assert titles.count("Quit") == 1 and "Keys" not in titles  # Textual's generic keys panel: `?` is ours
         from textual.widgets._footer import FooterKey
 
         keys = [k.key for k in app.screen.query(FooterKey)]
@@ -849,3 +850,20 @@ async def test_dialogs_open_on_the_safe_answer(tmp_path):
         await pilot.press("enter")
         await pilot.pause(0.3)
         assert type(app.screen).__name__ == "SessionsScreen" and not root.exists()
+
+
+async def test_help_lists_the_apps_own_keys_by_their_names(tmp_path):
+    """`?` on the run screen: the tabs by name, the workbench's own keys, none of the generic ones
+    a table or a log inherits from Textual."""
+    folder = write_session(tmp_path, "keys")
+    app = attach_app(str(folder))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.pause(0.5)
+        await pilot.press("question_mark")
+        assert type(app.screen).__name__ == "HelpScreen"
+        keys = dict(app.screen.bindings)
+        assert keys["1"] == "Overview tab" and keys["4"] == "Samples tab" and keys["/"] == "Filter samples"
+        descriptions = set(keys.values())
+        assert not {"Scroll Left", "Page Left", "Page Right", "Cursor up", "Top"} & descriptions, descriptions
+        assert not any(d.startswith("Tab ") for d in descriptions)
+        assert "ctrl+pagedown" not in keys

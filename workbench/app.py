@@ -40,13 +40,17 @@ class Workbench(App):
 
     def get_system_commands(self, screen):
         """Every action of the screen in the palette, with its key, beside Textual's own."""
-        yield from super().get_system_commands(screen)
+        # Textual's own, less Quit (the app's `q` below names its key) and Keys (Textual's panel of
+        # generic widget keys; `?` lists this screen's)
+        yield from (c for c in super().get_system_commands(screen) if c.title not in ("Quit", "Keys"))
         seen = set()
         for node in (screen, self):
             for b in node.BINDINGS:
                 action = b.action.removeprefix("app.") if isinstance(b, Binding) else None
                 if not action or not b.description or action in seen or action.startswith("focus"):
                     continue
+                if node is screen and screen.check_action(action.split("(")[0], ()) is False:
+                    continue  # not offered here now (stop on a finished run), as the footer and `?` say
                 seen.add(action)  # `app.help` on a screen and `help` on the app are one entry
                 yield SystemCommand(b.description, f"key: {key_label(b.key)}", partial(node.run_action, b.action))
 

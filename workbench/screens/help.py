@@ -45,13 +45,23 @@ def key_label(key: str) -> str:
     return " / ".join(one(k) for k in key.split(","))
 
 
+def own_bindings(node) -> list:
+    """The bindings the workbench's own classes declare on this node: not those a widget inherits
+    from Textual (a DataTable's Scroll Left, ctrl+pagedown), which every list has and no one looks up."""
+    out = []
+    for cls in reversed(type(node).__mro__):
+        if cls.__module__.startswith("workbench") and "BINDINGS" in cls.__dict__:
+            out += cls.__dict__["BINDINGS"]
+    return out
+
+
 def bindings_of(screen, app) -> list[tuple[str, str]]:
     """Every key of the screen: its own, those of the workbench's widgets on it (the filter line's
     `/`, the samples' `f`, the editor's ctrl+s), the app's, and the command palette."""
     nodes = [screen, *(w for w in screen.query("*") if type(w).__module__.startswith("workbench")), app]
     rows, seen = [], set()
     for node in nodes:
-        for b in getattr(node, "BINDINGS", []):
+        for b in own_bindings(node):
             if isinstance(b, Binding):
                 key, desc = b.key, b.description
             else:

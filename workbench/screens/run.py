@@ -36,7 +36,9 @@ from ..widgets.samples import SamplesPane, SamplesTable
 from .help import COMMON_KEYS
 
 REDRAW_S = 0.25
-TABS = ["tab-overview", "tab-charts", "tab-evals", "tab-samples", "tab-log", "tab-report"]  # keys 1-6, [ and ]
+TAB_NAMES = {"tab-overview": "Overview", "tab-charts": "Charts", "tab-evals": "Evaluations", "tab-samples": "Samples",
+             "tab-log": "Alerts & log", "tab-report": "Report"}
+TABS = list(TAB_NAMES)  # keys 1-6, [ and ]
 
 
 class RunScreen(Screen):
@@ -47,7 +49,7 @@ class RunScreen(Screen):
         Binding("enter", "open_sample", "Open sample", show=False),
         *COMMON_KEYS,
         Binding("escape", "close", "Back"),
-        *(Binding(str(n), f"tab({n})", f"Tab {n}", show=False) for n in range(1, len(TABS) + 1)),
+        *(Binding(str(n), f"tab({n})", f"{TAB_NAMES[tab]} tab", show=False) for n, tab in enumerate(TABS, 1)),
         Binding("left_square_bracket", "tab_step(-1)", "Previous tab", show=False),
         Binding("right_square_bracket", "tab_step(1)", "Next tab", show=False),
     ]
@@ -71,7 +73,7 @@ class RunScreen(Screen):
     def compose(self) -> ComposeResult:
         yield RunHeader(id="run-header")
         with TabbedContent(id="run-tabs"):
-            with TabPane("Overview", id="tab-overview"):
+            with TabPane(TAB_NAMES["tab-overview"], id="tab-overview"):
                 yield Overview(id="overview")
             with TabPane("Charts", id="tab-charts"):
                 yield Charts()

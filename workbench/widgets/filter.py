@@ -11,7 +11,7 @@ from textual.widgets import Input
 
 class FilterBox(Input):
     BINDINGS = [Binding("escape", "clear", "Clear filter", show=False),
-                Binding("down", "to_list", "To the list", show=False)]
+                Binding("down", "to_list", "Filter: to the list", show=False)]
 
     def __init__(self, target: str, hide_on_clear: bool = False, **kwargs):
         super().__init__(**kwargs)
