@@ -20,7 +20,16 @@
   - prompts go in as token ids, tokenized as the hf path tokenizes them, so the BOS
     handling and the template are the same whichever backend samples.
   - `rl.vllm_sleep`: vLLM's memory (weights to CPU, KV cache dropped) is freed
-    between rollouts, for the update; woken for the push and the next rollouts.
+    between rollouts, for the update. vLLM requires every released tag to be woken
+    before the engine is used again, and does not check it: the backend keeps which
+    tags sleep and wakes them before any use, the weights before a push (the KV cache
+    later, for a lower peak, as TRL does) and whatever still sleeps before `generate`.
+    An update that takes no step (every group tied) pushes nothing: the next rollouts
+    wake the weights themselves.
+  - the completion is cut where the transformers path stops: after the fence that
+    closes the ```yaml block (the second fence), or at the end of the turn. vLLM has no
+    stop rule for "the second fence" (a stop string "```\n" ended an output whose opening
+    line was just "```"), so it stops at the end of the turn and the cut is made here.
 
 The care point is the output head. When some layers stay frozen, training gives
 `lm_head` its own copy of the embedding matrix (modeling.untie_output_embeddings);
@@ -39,7 +48,7 @@ from typing import Iterator, Protocol
 
 import torch
 
-from .rollout import Completion, Sampler, generate
+from .rollout import FENCE, Completion, Sampler, _backtick_ids, _cut_after_fence, generate
 
 PEFT_PREFIX = "base_model.model."
 
@@ -68,8 +77,11 @@ class HFBackend:
 
 
 def is_untied(model) -> bool:
+    """Whether `lm_head` has its own weight. The parameter objects are compared, as
+    modeling.untie_output_embeddings does: under FSDP2 every parameter is a DTensor whose
+    data_ptr() is 0, so comparing pointers took an untied head for a tied one."""
     out, inp = model.get_output_embeddings(), model.get_input_embeddings()
-    return out is not None and inp is not None and out.weight.data_ptr() != inp.weight.data_ptr()
+    return out is not None and inp is not None and out.weight is not inp.weight
 
 
 def vllm_weights(model, target_ties_embeddings: bool) -> Iterator[tuple[str, torch.Tensor]]:
@@ -99,20 +111,33 @@ class VLLMBackend:
         try:
             import vllm
         except ImportError:
-            raise RuntimeError("rl.backend=vllm needs vLLM: pip install 'tracebench[vllm]' on a GPU machine") from None
-        self.tokenizer, self.sleep, self.asleep = tokenizer, sleep, False
+            raise RuntimeError(VLLM_MISSING) from None
+        self.tokenizer, self.sleep = tokenizer, sleep
+        self.sleeping: set[str] = set()  # memory tags vLLM released and has not mapped back
         launcher_env()
+        empty_cache()  # vLLM sizes its KV cache from the free memory it sees: give back what torch cached
+        # max_num_batched_tokens: TRL's 4096; vLLM's default (up to 32,768) misleads its memory profiler
+        # into finding no room for the KV cache beside a training process
         self.llm = vllm.LLM(model=str(folder), dtype="bfloat16", seed=seed, gpu_memory_utilization=memory,
                             distributed_executor_backend="external_launcher", enable_prefix_caching=True,
-                            enable_sleep_mode=sleep, max_model_len=max_model_len)
+                            enable_sleep_mode=sleep, max_model_len=max_model_len,
+                            max_num_batched_tokens=max(4096, max_model_len or 0))
         self.sync_weights(model)
+
+    def _wake(self, *tags: str) -> None:
+        """Map back the tags that sleep, of those named. vLLM ignores a whole wake_up call
+        that names a tag already awake, so only sleeping ones are named."""
+        todo = [t for t in tags if t in self.sleeping]
+        if todo:
+            empty_cache()  # the update's cached blocks go back first: room for what vLLM maps again
+            self.llm.wake_up(tags=todo)
+            self.sleeping -= set(todo)
 
     def _target(self):
         return self.llm.llm_engine.model_executor.driver_worker.model_runner.model
 
     def sync_weights(self, model) -> None:
-        if self.asleep:
-            self.llm.wake_up(tags=["weights"])  # load_weights must not write into memory vLLM released
+        self._wake("weights")  # load_weights must not write into memory vLLM released
         target = self._target()
         tied = bool(getattr(getattr(target, "config", None), "tie_word_embeddings", False))
         target.load_weights(vllm_weights(model, tied))
@@ -123,26 +148,44 @@ class VLLMBackend:
 
         from vllm import SamplingParams
 
-        from .rollout import FENCE, stop_ids
+        from .rollout import stop_ids
 
         start = time.perf_counter()
-        if self.asleep:
-            self.llm.wake_up(tags=["kv_cache"])
-            self.asleep = False
+        self._wake("weights", "kv_cache")  # every tag, before any use: an update without a push woke none
         ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]  # as rollout.generate does
         params = SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_new_tokens,
-                                stop=[FENCE + "\n"], stop_token_ids=stop_ids(tokenizer), include_stop_str_in_output=True)
+                                stop_token_ids=stop_ids(tokenizer))
         outs = self.llm.generate([{"prompt_token_ids": p} for p in ids], sampling_params=params, use_tqdm=False)
         if self.sleep:
             self.llm.sleep(level=1)  # weights to CPU memory, KV cache dropped: room for the update
-            self.asleep = True
-        comps = [Completion(o.outputs[0].text, list(o.outputs[0].token_ids), o.outputs[0].finish_reason == "length")
-                 for o in outs]
+            self.sleeping = {"weights", "kv_cache"}
+        comps = [fenced(tokenizer, list(o.outputs[0].token_ids), o.outputs[0].finish_reason == "length") for o in outs]
         if on_rows:
             on_rows(len(comps), len(comps))
         seconds = time.perf_counter() - start
         tokens = sum(len(c.tokens) for c in comps)
         return comps, {"tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / max(seconds, 1e-9)}
+
+
+VLLM_MISSING = "rl.backend=vllm needs vLLM: pip install 'tracebench[vllm]' -c constraints/vllm.txt on a GPU machine"
+
+
+def fenced(tokenizer, tokens: list[int], length: bool) -> Completion:
+    """A completion cut as the transformers path cuts it (rollout.generate): its tokens end with
+    the one that closes the second fence, its text right after that fence. `length`: the output
+    reached max_tokens; cut (scored as truncated) only when no fence closed it first."""
+    ticks = _backtick_ids(tokenizer)
+    for i, t in enumerate(tokens):
+        if t in ticks:  # only a token with a backtick can complete a fence
+            if tokenizer.decode(tokens[: i + 1], skip_special_tokens=True).count(FENCE) >= 2:
+                tokens, length = tokens[: i + 1], False
+                break
+    return Completion(_cut_after_fence(tokenizer.decode(tokens, skip_special_tokens=True)), tokens, length)
+
+
+def empty_cache() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def launcher_env() -> None:
@@ -194,6 +237,8 @@ def make_backend(cfg, model, tokenizer, sampler: Sampler) -> Backend:
         import os
 
         rc = cfg.rl
+        # the longest sequence a rollout makes: the longest prompt (the training length bounds it) and the output
         return VLLMBackend(model, tokenizer, start_folder(model, tokenizer), memory=rc.vllm_memory, sleep=rc.vllm_sleep,
-                           seed=cfg.run.seed + int(os.environ.get("RANK", 0)))
+                           seed=cfg.run.seed + int(os.environ.get("RANK", 0)),
+                           max_model_len=cfg.data.max_len + rc.max_new_tokens)
     return HFBackend(sampler)

@@ -1,15 +1,23 @@
 """A stand-in for the `vllm` package with the names and signatures of the release the
-`vllm` extra pins (LLM, SamplingParams, RequestOutput; LLM.generate / reset_prefix_cache /
-sleep / wake_up; llm_engine.model_executor.driver_worker.model_runner.model.load_weights
+`vllm` extra pins (constraints/vllm.txt: LLM, SamplingParams, RequestOutput; LLM.generate /
+reset_prefix_cache / sleep / wake_up; llm_engine.model_executor.driver_worker.model_runner.model.load_weights
 under the in-process `external_launcher` executor), so a renamed call breaks a test here,
-not on the GPU. It runs the model with transformers on the CPU and behaves as vLLM does
-where the engine depends on it:
+not on the GPU. It runs the model with transformers on the CPU and REFUSES what the real
+engine refuses or cannot survive:
 
+- an argument the real signature lacks (LLM's keywords and EngineArgs' fields, SamplingParams'
+  fields, generate's keywords): TypeError, as Python gives the real one;
 - a folder whose config unties the head but holds no `lm_head.weight` is refused at load;
 - without `distributed_executor_backend="external_launcher"` the engine core runs in
   another process and `llm_engine.model_executor` does not exist (V1's multiprocessing);
-- `load_weights` of a name the model lacks fails; while asleep without `wake_up(tags=["weights"])`
-  it fails too (the weights' memory is released);
+- sleep mode as vLLM's executor keeps it (vllm/v1/executor/abstract.py): `sleep(level)` releases
+  both memory tags, "weights" and "kv_cache" (after resetting the prefix cache, as LLM.sleep
+  does); `wake_up(tags)` maps back the named ones (None: all); a tag that is not asleep makes the
+  whole call a no-op, as vLLM does (it only logs a warning). vLLM's docstring: "wake_up should
+  be called with all tags (or None) before the engine is used again". The real engine does not
+  check it: it samples from, or writes into, memory it released. So here `generate` while any tag
+  sleeps, and `load_weights` while "weights" sleeps, raise; `sleep` without enable_sleep_mode too;
+- `load_weights` of a name the model lacks fails;
 - `external_launcher` without torch.distributed's variables (RANK, WORLD_SIZE, MASTER_ADDR, ...) fails;
 - every call is logged in `calls`, so tests can check the prefix cache is reset after a push.
 """
@@ -24,22 +32,37 @@ from pathlib import Path
 
 import torch
 
-# the keyword arguments of vllm.EngineArgs that this project passes (LLM(**kwargs) hands them on)
+# fields of vllm.EngineArgs that LLM(**kwargs) hands on and that this project or TRL's colocate mode pass;
+# any other keyword is refused, as EngineArgs refuses a field it lacks
 ENGINE_ARGS = {"enable_prefix_caching", "enable_sleep_mode", "distributed_executor_backend", "max_model_len",
-               "max_num_seqs", "max_num_batched_tokens", "enforce_eager", "logprobs_mode"}
+               "max_num_seqs", "max_num_batched_tokens", "logprobs_mode", "model_impl", "disable_log_stats"}
+TAGS = ("weights", "kv_cache")  # the memory tags of sleep mode (CuMemAllocator)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SamplingParams:
+    """The fields of vllm.SamplingParams this project or TRL use (an unknown keyword is a TypeError)."""
+
     n: int = 1
+    repetition_penalty: float = 1.0
     temperature: float = 1.0
     top_p: float = 1.0
+    top_k: int = 0
+    min_p: float = 0.0
     seed: int | None = None
-    stop: list[str] | None = None
+    stop: str | list[str] | None = None
     stop_token_ids: list[int] | None = None
-    include_stop_str_in_output: bool = False
+    ignore_eos: bool = False
     max_tokens: int | None = 16
+    min_tokens: int = 0
     logprobs: int | None = None
+    skip_special_tokens: bool = True
+    include_stop_str_in_output: bool = False
+
+    def __post_init__(self):
+        if self.temperature < 0 or not 0 < self.top_p <= 1 or (self.max_tokens is not None and self.max_tokens < 1):
+            raise ValueError(f"invalid sampling parameters: temperature={self.temperature}, top_p={self.top_p}, "
+                             f"max_tokens={self.max_tokens}")  # vLLM's _verify_args refuses these too
 
 
 @dataclass
@@ -69,8 +92,8 @@ class _Model:
         self.hf, self.config, self.llm = hf, hf.config, llm
 
     def load_weights(self, weights) -> set[str]:
-        if self.llm.asleep and "weights" not in self.llm.awake:
-            raise RuntimeError("load_weights while the weights' memory is released (sleep without wake_up(tags=['weights']))")
+        if "weights" in self.llm.sleeping:
+            raise RuntimeError("load_weights into the weights' memory vLLM released (sleep without wake_up(tags=['weights']))")
         own = dict(self.hf.named_parameters())
         loaded = set()
         with torch.no_grad():
@@ -84,8 +107,9 @@ class _Model:
 
 
 class LLM:
-    def __init__(self, model: str, *, tokenizer: str | None = None, dtype: str = "auto", seed: int | None = None,
-                 gpu_memory_utilization: float = 0.9, hf_overrides: dict | None = None, **kwargs):
+    def __init__(self, model: str, *, tokenizer: str | None = None, dtype: str = "auto", seed: int = 0,
+                 gpu_memory_utilization: float = 0.9, enforce_eager: bool = False, hf_overrides: dict | None = None,
+                 **kwargs):
         unknown = set(kwargs) - ENGINE_ARGS
         if unknown:
             raise TypeError(f"EngineArgs.__init__() got unexpected keyword arguments {sorted(unknown)}")
@@ -105,39 +129,41 @@ class LLM:
         if not config.get("tie_word_embeddings", True) and "lm_head.weight" not in names:
             raise ValueError(f"There is no module or parameter named 'lm_head' in {folder}")  # what vLLM says
         self.kwargs = {"model": model, "dtype": dtype, "seed": seed, "gpu_memory_utilization": gpu_memory_utilization,
-                       "hf_overrides": hf_overrides, **kwargs}
+                       "enforce_eager": enforce_eager, "hf_overrides": hf_overrides, **kwargs}
         torch_dtype = torch.float32 if dtype == "auto" else getattr(torch, dtype)
         hf = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype).eval()
         self.tokenizer = AutoTokenizer.from_pretrained(tokenizer or folder)
         self.calls: list[str] = []
-        self.asleep, self.awake = False, set()
+        self.sleeping: set[str] = set()  # the memory tags released by sleep and not yet woken
         self.model = _Model(hf, self)
         self.llm_engine = types.SimpleNamespace()
         if kwargs.get("distributed_executor_backend") == "external_launcher":  # in-process: the model is reachable
             runner = types.SimpleNamespace(model=self.model)
             self.llm_engine.model_executor = types.SimpleNamespace(driver_worker=types.SimpleNamespace(model_runner=runner))
 
-    def generate(self, prompts, /, sampling_params: SamplingParams | None = None, *, use_tqdm: bool = True,
-                 lora_request=None) -> list[RequestOutput]:
-        if self.asleep and "kv_cache" not in self.awake:
-            raise RuntimeError("generate while asleep (wake_up(tags=['kv_cache']) first)")
+    def generate(self, prompts, sampling_params: SamplingParams | None = None, *, use_tqdm: bool = True,
+                 lora_request=None, priority: list[int] | None = None,
+                 tokenization_kwargs: dict | None = None) -> list[RequestOutput]:
+        if self.sleeping:
+            raise RuntimeError(f"generate while {sorted(self.sleeping)} sleep: vLLM would sample from memory it "
+                               "released (wake_up with every tag, or None, first)")
         sp = sampling_params or SamplingParams()
         self.calls.append("generate")
         out = []
         for i, prompt in enumerate(prompts):
             ids = prompt["prompt_token_ids"] if isinstance(prompt, dict) else self.tokenizer(prompt)["input_ids"]
-            tokens, reason = self._sample(ids, sp)
-            text = self.tokenizer.decode(tokens, skip_special_tokens=True)
-            for stop in sp.stop or []:
-                at = text.find(stop)
-                if at >= 0:
-                    text, reason = text[: at + (len(stop) if sp.include_stop_str_in_output else 0)], "stop"
+            tokens, text, reason = self._sample(ids, sp)
             out.append(RequestOutput(str(i), None, list(ids), None, [CompletionOutput(0, text, tokens, None, None, reason)]))
         return out
 
     @torch.no_grad()
-    def _sample(self, ids: list[int], sp: SamplingParams) -> tuple[list[int], str]:
+    def _sample(self, ids: list[int], sp: SamplingParams) -> tuple[list[int], str, str]:
+        """As vLLM's engine: the EOS token (unless ignore_eos) and stop_token_ids end an output with
+        the token kept; a stop string ends it as soon as the text holds it, the text cut before it
+        (or after it, include_stop_str_in_output)."""
         hf, tokens = self.model.hf, []
+        ends = set(sp.stop_token_ids or []) | ({self.tokenizer.eos_token_id} if not sp.ignore_eos else set())
+        stops = [sp.stop] if isinstance(sp.stop, str) else list(sp.stop or [])
         for _ in range(sp.max_tokens or 16):
             logits = hf(input_ids=torch.tensor([ids + tokens])).logits[0, -1].float()
             if sp.temperature > 0:
@@ -145,23 +171,36 @@ class LLM:
             else:
                 token = int(logits.argmax())
             tokens.append(token)
-            if token in (sp.stop_token_ids or []):
-                return tokens, "stop"
-        return tokens, "length"
+            text = self.tokenizer.decode(tokens, skip_special_tokens=sp.skip_special_tokens)
+            if token in ends:
+                return tokens, text, "stop"
+            for stop in stops:
+                at = text.find(stop)
+                if at >= 0:
+                    return tokens, text[: at + (len(stop) if sp.include_stop_str_in_output else 0)], "stop"
+        return tokens, self.tokenizer.decode(tokens, skip_special_tokens=sp.skip_special_tokens), "length"
 
-    def reset_prefix_cache(self, reset_running_requests: bool = False) -> bool:
+    def reset_prefix_cache(self, reset_running_requests: bool = False, reset_connector: bool = False) -> bool:
         self.calls.append("reset_prefix_cache")
         return True
 
     def sleep(self, level: int = 1) -> None:
+        if not self.kwargs.get("enable_sleep_mode"):
+            raise ValueError("Sleep mode is not enabled (LLM(..., enable_sleep_mode=True))")
+        self.reset_prefix_cache()  # LLM.sleep does this first
+        if self.sleeping:  # the executor: "Executor is already sleeping." and nothing else
+            return
         self.calls.append(f"sleep({level})")
-        self.asleep, self.awake = True, set()
+        self.sleeping = set(TAGS)
 
     def wake_up(self, tags: list[str] | None = None) -> None:
+        unknown = set(tags or ()) - set(TAGS)
+        if unknown:
+            raise ValueError(f"unknown memory tags {sorted(unknown)}; vLLM's are {TAGS}")
+        if not self.sleeping or any(t not in self.sleeping for t in tags or ()):
+            return  # vLLM logs "Executor is not sleeping" / "Tag ... is not in sleeping tags" and wakes nothing
         self.calls.append(f"wake_up({','.join(tags or ['all'])})")
-        self.awake |= set(tags or ["weights", "kv_cache"])
-        if self.awake >= {"weights", "kv_cache"}:
-            self.asleep, self.awake = False, set()
+        self.sleeping -= set(tags or TAGS)
 
     # for tests: log-probs of `completion` after `prompt_ids` under the model vLLM samples from
     @torch.no_grad()

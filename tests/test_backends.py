@@ -111,8 +111,63 @@ def test_sleep_mode_frees_vllm_for_the_update_and_wakes_it_for_the_push_and_the_
     backend.generate(default_tokenizer, ["hello"], 2, 0.0, 1.0, 1)
     backend.sync_weights(model)
     backend.generate(default_tokenizer, ["hello"], 2, 0.0, 1.0, 1)
-    assert backend.llm.calls == ["load_weights", "reset_prefix_cache", "generate", "sleep(1)", "wake_up(weights)",
-                                 "load_weights", "reset_prefix_cache", "wake_up(kv_cache)", "generate", "sleep(1)"]
+    assert backend.llm.calls == ["load_weights", "reset_prefix_cache", "generate", "reset_prefix_cache", "sleep(1)",
+                                 "wake_up(weights)", "load_weights", "reset_prefix_cache", "wake_up(kv_cache)", "generate",
+                                 "reset_prefix_cache", "sleep(1)"]
+
+
+def test_after_an_update_that_pushed_nothing_the_next_rollouts_wake_the_weights_too(monkeypatch, default_tokenizer):
+    """Every group tied: no step, no push. The old backend then woke only the KV cache and
+    vLLM sampled from the weights' released memory; every tag is woken before any use now."""
+    fake_vllm.install(monkeypatch)
+    backend = make_backend(vllm_cfg("rl.vllm_sleep=true"), last_layers(default_tokenizer), default_tokenizer, None)
+    backend.generate(default_tokenizer, ["hello"], 2, 0.0, 1.0, 1)
+    assert backend.llm.sleeping == {"weights", "kv_cache"}
+    comps, _ = backend.generate(default_tokenizer, ["hello"], 2, 0.0, 1.0, 1)  # no sync_weights between
+    assert len(comps) == 1 and "wake_up(weights,kv_cache)" in backend.llm.calls
+
+
+def test_the_fake_refuses_what_vllm_cannot_survive_or_does_not_accept(monkeypatch, default_tokenizer, tmp_path):
+    fake_vllm.install(monkeypatch)
+    monkeypatch.setenv("RANK", "0")
+    folder = start_folder(last_layers(default_tokenizer), default_tokenizer, tmp_path)
+    for key, value in (("LOCAL_RANK", "0"), ("WORLD_SIZE", "1"), ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", "1")):
+        monkeypatch.setenv(key, value)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        fake_vllm.LLM(str(folder), distributed_executor_backend="external_launcher", gpu_memory_fraction=0.3)
+    with pytest.raises(TypeError):
+        fake_vllm.SamplingParams(max_new_tokens=4)  # transformers' name, not vLLM's
+    llm = fake_vllm.LLM(str(folder), distributed_executor_backend="external_launcher", enable_sleep_mode=True)
+    prompt = [{"prompt_token_ids": [1, 2, 3]}]
+    with pytest.raises(TypeError):
+        llm.generate(prompt, fake_vllm.SamplingParams(max_tokens=2), batch_size=4)
+    model = llm.llm_engine.model_executor.driver_worker.model_runner.model
+    llm.sleep(level=1)
+    with pytest.raises(RuntimeError, match="released"):
+        llm.generate(prompt, fake_vllm.SamplingParams(max_tokens=2))
+    with pytest.raises(RuntimeError, match="released"):
+        model.load_weights([])
+    llm.wake_up(tags=["kv_cache"])
+    with pytest.raises(RuntimeError, match="weights"):  # the KV cache alone is not enough
+        llm.generate(prompt, fake_vllm.SamplingParams(max_tokens=2))
+    llm.wake_up(tags=["weights", "kv_cache"])  # names a tag already awake: vLLM wakes nothing
+    assert llm.sleeping == {"weights"}
+    llm.wake_up(tags=["weights"])
+    assert len(llm.generate(prompt, fake_vllm.SamplingParams(max_tokens=2))) == 1
+
+
+def test_vllm_outputs_are_cut_where_the_transformers_path_cuts_them(default_tokenizer):
+    """One stop rule: after the fence that closes the block. An opening line of just ``` no
+    longer ends the output (the old stop string "```\n" did)."""
+    from engine.backends import fenced
+
+    text = "```\nexpert: arithmetic\n```\nand then more words"
+    tokens = default_tokenizer(text, add_special_tokens=False)["input_ids"]
+    done = fenced(default_tokenizer, tokens, length=True)
+    assert done.text == "```\nexpert: arithmetic\n```" and not done.cut
+    assert default_tokenizer.decode(done.tokens).startswith(done.text) and len(done.tokens) < len(tokens)
+    open_only = fenced(default_tokenizer, tokens[:5], length=True)
+    assert open_only.cut and open_only.tokens == tokens[:5]
 
 
 def test_an_rl_run_with_the_vllm_backend_pushes_after_every_step(monkeypatch, tmp_path):
