@@ -89,7 +89,7 @@ class RLConfig:
     lr: float = bounded(1e-5, 0.0, 1.0)
     temperature: float = bounded(0.8, 0.0, 5.0, doc="sampling temperature of rollouts (the GPU preset: 1.0, TRL's default; on the CPU's short RL phase 1.0 gave more cut-off and query-less outputs, docs/training.md)")
     top_p: float = bounded(1.0, 0.0, 1.0)
-    max_new_tokens: int = bounded(320, 8, 8192)
+    max_new_tokens: int = bounded(0, 0, 8192, doc="rollout length limit; 0 = eval.max_new_tokens (a right trace longer than RL's limit would score 0 there while evaluation counts it)")
     kl_coef: float = bounded(0.0, 0.0, 100.0, doc="KL penalty to the starting model; 0 = off")
     micro_batch: int = bounded(8, 1, 4096, doc="completions per forward/backward pass in the update (memory, not maths)")
     backend: str = choice("hf", "hf", "vllm", doc="what generates rollouts: transformers (hf), or vLLM in the same process (a GPU, the vllm extra)")
@@ -104,6 +104,8 @@ class RLConfig:
     dynamic_sampling: bool = field(default=False, metadata={"doc": "DAPO: questions whose groups tie carry nothing; keep drawing (up to rl.dynamic_draws more rounds) until the batch has rl.questions groups with a spread, preferring questions the model answers sometimes"})
     dynamic_draws: int = bounded(3, 0, 64, doc="extra rounds of questions rl.dynamic_sampling may draw per iteration")
     optimizer: str = choice("adamw", "adamw", "adamw8bit")
+    screen: int = bounded(0, 0, 64, doc="medium difficulty: before RL, sample each of rl.screen_pool candidate questions N times and ask RL only those answered right sometimes but not always (questions always or never solved carry no GRPO signal); 0 = off")
+    screen_pool: int = bounded(64, 1, 100_000, doc="with rl.screen: the candidate questions screened (fixed by data.seed)")
 
 
 @dataclass
@@ -368,6 +370,8 @@ def load(path: str | Path | None = None, sets: list[str] | None = None, base: di
     if sets:
         _apply(cfg, parse_sets(sets))
     _check(cfg)
+    if not cfg.rl.max_new_tokens:  # resolved here, so the session's config.yaml says the number RL used
+        cfg.rl.max_new_tokens = cfg.eval.max_new_tokens
     return cfg
 
 

@@ -459,10 +459,10 @@ def test_a_run_says_when_gold_answers_are_longer_than_the_limits_that_score_outp
     note = long_answers(lengths, config.load())
     assert "3 of 100 training answers (3.0%) are longer than rl.max_new_tokens and eval.max_new_tokens (320 tokens)" in note
     assert "the longest answer is 500 tokens" in note
-    note = long_answers(lengths, config.load(sets=["eval.max_new_tokens=400"]))
+    note = long_answers(lengths, config.load(sets=["eval.max_new_tokens=400", "rl.max_new_tokens=320"]))
     assert "3 of 100 training answers (3.0%) are longer than rl.max_new_tokens (320 tokens)" in note
     assert "1 of 100 training answers (1.0%) are longer than eval.max_new_tokens (400 tokens)" in note
-    note = long_answers(lengths, config.load(sets=["eval.max_new_tokens=600"]))
+    note = long_answers(lengths, config.load(sets=["eval.max_new_tokens=600", "rl.max_new_tokens=320"]))
     assert "eval.max_new_tokens" not in note and "rl.max_new_tokens (320 tokens)" in note
     assert long_answers(lengths, config.load(sets=["run.phases=[sft]"])) == ""
     assert long_answers([100] * 200 + [400], config.load()) == ""  # under 1%: not worth a line

@@ -867,3 +867,38 @@ async def test_help_lists_the_apps_own_keys_by_their_names(tmp_path):
         assert not {"Scroll Left", "Page Left", "Page Right", "Cursor up", "Top"} & descriptions, descriptions
         assert not any(d.startswith("Tab ") for d in descriptions)
         assert "ctrl+pagedown" not in keys
+
+
+def test_the_time_estimate_counts_a_cpu_that_is_already_busy():
+    import os
+
+    from workbench.widgets.new_run import estimate
+
+    sets = ["model.name=tiny"]
+    idle = estimate(sets, "tiny", load=0.0)
+    assert "busy" not in idle and "while that lasts" not in idle
+    cores = os.cpu_count() or 2
+    busy = estimate([], "smollm2-135m-instruct", load=float(cores))
+    assert f"busy (load {cores:.1f} on {cores} cores)" in busy
+    import re
+
+    alone, shared = [int(m) for m in re.findall(r"about (\d+) minutes", busy)]
+    assert shared >= 1.8 * alone  # all cores already taken: about twice as long
+    other = estimate([], "smollm2-135m-instruct", running=["run-a"])
+    assert "1 run still training here (run-a)" in other
+
+
+async def test_the_start_dialog_says_when_the_cpu_is_busy(tmp_path, monkeypatch):
+    import workbench.widgets.new_run as new_run
+
+    monkeypatch.setattr(new_run, "cpu_load", lambda: 4.0)
+    app = sessions_app(tmp_path / "sessions")
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.pause()
+        app.screen.query_one("#form").start()
+        for _ in range(20):
+            await pilot.pause(0.2)
+            if type(app.screen).__name__ == "Confirm":
+                break
+        question = str(app.screen.query_one("#confirm-question").render())
+        assert "already busy (load 4.0" in question and "while that lasts" in question, question

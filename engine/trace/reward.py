@@ -27,6 +27,9 @@ class RewardWeights:
     wrong_expert: float = 0.3
     unreadable: float = 0.0
     warning_penalty: float = field(default=0.0, metadata={"min": 0.0, "max": 1.0, "doc": "subtracted once per warning, never below 0"})
+    # graded pays for format as well as for the answer, so a group that differs only in validity
+    # ([.7, .7, .7, .5]) pushes as hard as one that differs in correctness; correct pays for the answer alone
+    mode: str = field(default="graded", metadata={"choices": ("graded", "correct"), "doc": "graded: each outcome its reward above; correct: reward.correct for a right answer, 0 for anything else (RL's signal is then about the answer only)"})
 
 
 DEFAULT_WEIGHTS = RewardWeights()
@@ -72,6 +75,8 @@ def outcome(diagnostics: list[Diagnostic], answer, expected) -> str:
 
 
 def reward(kind: str, warnings: int = 0, weights: RewardWeights = DEFAULT_WEIGHTS) -> float:
+    if weights.mode == "correct" and kind != CORRECT:
+        return 0.0
     base = {
         CORRECT: weights.correct,
         WRONG_ANSWER: weights.wrong_answer,

@@ -5,6 +5,7 @@ function calls into the checker."""
 from __future__ import annotations
 
 import contextlib
+import random
 import math
 import statistics
 import time
@@ -39,11 +40,46 @@ def questions(cfg, iteration: int, rank: int, draw: int = 0) -> list[Item]:
     return rl_questions(cfg, (cfg.data.seed + RL_SEED_OFFSET) * 100_003 + iteration * 131 + rank + draw * 1_000_003)
 
 
-def rollouts(backend, tokenizer, cfg, start: int, rank: int = 0, on_rows=None, record: dict | None = None):
+SCREEN = "screen:"  # the record's keys of the screening pass (beside dynamic sampling's running success)
+
+
+def screened(backend, tokenizer, cfg, record: dict, on_rows=None) -> tuple[list[Item], int]:
+    """rl.screen: (the candidate questions of medium difficulty, the candidates screened). Each of
+    rl.screen_pool candidates (fixed by seed) is sampled rl.screen times once; its (right, tries) go
+    in `record` (saved in checkpoints), so a resumed run keeps the same questions without re-screening."""
+    rc = cfg.rl
+    pool, draw = [], 0
+    while len(pool) < rc.screen_pool:  # the same candidates on every rank: rank 0's stream
+        pool += questions(cfg, -1, 0, draw)
+        draw += 1
+    pool = list({q.question: q for q in pool[: rc.screen_pool]}.values())
+    todo = [q for q in pool if SCREEN + q.question not in record]
+    if todo:
+        torch.manual_seed(cfg.run.seed * 7919 - 1)  # the same screening on a rerun
+        system = system_prompt(cfg)
+        prompts = [prompt_text(tokenizer, q.question, system) for q in todo for _ in range(rc.screen)]
+        comps, _ = backend.generate(tokenizer, prompts, rc.max_new_tokens, rc.temperature, rc.top_p, len(prompts),
+                                    on_rows=on_rows)
+        for n, q in enumerate(todo):
+            right = sum(score(cfg, q, c.text, c.cut).outcome == "correct" for c in comps[n * rc.screen : (n + 1) * rc.screen])
+            record[SCREEN + q.question] = (right, rc.screen)
+    return [q for q in pool if 0 < record[SCREEN + q.question][0] < record[SCREEN + q.question][1]], len(pool)
+
+
+def rollouts(backend, tokenizer, cfg, start: int, rank: int = 0, on_rows=None, record: dict | None = None,
+             medium: list[Item] | None = None):
     """Yield one scored batch of samples per iteration; `backend` generates (engine/backends.py);
     `on_rows(done, total)` hears how many of the iteration's samples are finished. With
-    rl.dynamic_sampling, `record` keeps each question's running success (right, tries)."""
+    rl.dynamic_sampling, `record` keeps each question's running success (right, tries); `medium`
+    (rl.screen's questions) replaces the fresh questions of each iteration where given."""
     rc = cfg.rl
+    if medium:
+        def ask(it: int, rank: int, draw: int = 0) -> list[Item]:  # fixed by seed, iteration, rank, draw, as questions()
+            r = random.Random((cfg.data.seed + RL_SEED_OFFSET) * 7 + it * 131 + rank + draw * 1_000_003)
+            return r.sample(medium, rc.questions) if len(medium) >= rc.questions else r.choices(medium, k=rc.questions)
+    else:
+        def ask(it: int, rank: int, draw: int = 0) -> list[Item]:
+            return questions(cfg, it, rank, draw)
     group = rc.group_size if rc.algorithm == "grpo" else 1
     system = system_prompt(cfg)
     for it in range(start, rc.iterations):
@@ -57,13 +93,13 @@ def rollouts(backend, tokenizer, cfg, start: int, rank: int = 0, on_rows=None, r
             return items, prompts, comps, [score(cfg, q, c.text, c.cut) for q, c in zip(items, comps)], gen
 
         if rc.dynamic_sampling and rc.algorithm == "grpo":
-            items, prompts, comps, scores, gen = _dynamic(sample, cfg, it, rank, group, {} if record is None else record)
+            items, prompts, comps, scores, gen = _dynamic(sample, cfg, it, rank, group, {} if record is None else record, ask)
         else:
-            items, prompts, comps, scores, gen = sample(questions(cfg, it, rank))
+            items, prompts, comps, scores, gen = sample(ask(it, rank))
         yield Batch(it, items, prompts, comps, [s.reward for s in scores], scores, gen)
 
 
-def _dynamic(sample, cfg, it: int, rank: int, group: int, record: dict):
+def _dynamic(sample, cfg, it: int, rank: int, group: int, record: dict, ask=None):
     """DAPO's dynamic sampling: groups whose rewards all tie carry no signal, so draw more
     questions (up to rl.dynamic_draws more rounds) until rl.questions groups have a spread.
     Each round draws twice the questions still needed and samples those the model answers
@@ -76,13 +112,14 @@ def _dynamic(sample, cfg, it: int, rank: int, group: int, record: dict):
         right, n = record.get(q.question, (0, 0))
         return abs((right / n if n else 0.5) - 0.5)
 
+    ask = ask or (lambda it, rank, draw=0: questions(cfg, it, rank, draw))
     for draw in range(rc.dynamic_draws + 1):
         need = rc.questions - len(spread)
         if need <= 0:
             break
-        pool = questions(cfg, it, rank, draw)
+        pool = ask(it, rank, draw)
         while len(pool) < 2 * need and draw:  # later rounds pick from a wider pool
-            pool += questions(cfg, it, rank, draw + 1_000 * len(pool))
+            pool += ask(it, rank, draw + 1_000 * len(pool))
         picked = sorted(pool, key=rate)[:need] if draw else pool[:need]  # round 0: the questions a plain run asks
         drawn += len(picked)
         items, prompts, comps, scores, gen = sample(picked)
@@ -110,6 +147,9 @@ def advantages(rewards: list[float], algorithm: str, group: int, baseline: float
         batch_std = statistics.pstdev(rewards) if len(rewards) > 1 else 0.0
         for g in range(0, len(rewards), group):
             chunk = rewards[g : g + group]
+            if max(chunk) == min(chunk):  # tied: exactly zero (r - mean can be 1e-16, which 1e-4 would scale up)
+                out += [0.0] * len(chunk)
+                continue
             mean = sum(chunk) / len(chunk)
             if scale == "none":
                 out += [r - mean for r in chunk]
@@ -171,7 +211,7 @@ def update(model, ref_model, tokenizer, batch: Batch, adv: list[float], optimize
                     ref = completion_logprobs(ref_model, tokenizer, prompts, toks, rc.temperature)
             loss = 0.0
             for j, (lp, i) in enumerate(zip(logps, chunk)):
-                if old is None:
+                if old is None or adv[i] == 0:  # a row here for its KL term alone has no sampling log-probs
                     loss = loss - adv[i] * lp.sum()
                 else:  # PPO's clipped surrogate against the sampling weights (a reused batch)
                     ratio = torch.exp(lp - old[i])
@@ -224,8 +264,15 @@ def train(model, ref_model, tokenizer, optimizer, cfg, ctx, start: int = 0) -> i
     def rows(done: int, total: int) -> None:  # heartbeats say `rollouts 8/16`
         ctx.progress = {**ctx.progress, "done": done, "of": total}
 
+    medium = None
+    if rc.screen:
+        at(start, "screening")
+        medium, screened_n = screened(ctx.backend, tokenizer, cfg, ctx.rl_success, on_rows=rows)
+        ctx.alert("info" if medium else "warning", f"rl.screen: {len(medium)} of {screened_n} candidate questions were answered "
+                  f"right in some but not all of {rc.screen} samples; RL asks " + ("only those" if medium else
+                  "the usual fresh questions (none was of medium difficulty)"), phase="rl")
     at(start, "rollouts")
-    for batch in rollouts(ctx.backend, tokenizer, cfg, start, ctx.rank, on_rows=rows, record=ctx.rl_success):
+    for batch in rollouts(ctx.backend, tokenizer, cfg, start, ctx.rank, on_rows=rows, record=ctx.rl_success, medium=medium):
         t0 = time.perf_counter()
         at(batch.iteration, "update")
         adv = advantages(batch.rewards, rc.algorithm, group, ctx.baseline, rc.scale_rewards)

@@ -218,15 +218,16 @@ class SessionsScreen(Screen):
         self.query_one(NewRunForm).mark(message.errors)
 
     def on_new_run_form_start_requested(self, message: NewRunForm.StartRequested) -> None:
-        from ..widgets.new_run import estimate
+        from ..widgets.new_run import cpu_load, estimate
         from .ask import Confirm
 
         def done(yes: bool | None) -> None:
             if yes:
                 self._launch(message.sets, message.model)
 
-        self.app.push_screen(Confirm(f"Start a run of {message.model}?\n{estimate(message.sets, message.model)}",
-                                     yes="Start", no="Cancel"), done)
+        running = [r["run"] for r in self.rows if r.get("status") == "running" and not r.get("example")]
+        said = estimate(message.sets, message.model, load=cpu_load(), running=running)
+        self.app.push_screen(Confirm(f"Start a run of {message.model}?\n{said}", yes="Start", no="Cancel"), done)
 
     def _launch(self, sets: list[str], model: str) -> None:
         from .run import RunScreen

@@ -5,6 +5,8 @@ worker and posts `NewRunForm.StartRequested`; the screen that holds it asks
 
 from __future__ import annotations
 
+import os
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -187,8 +189,22 @@ class NewRunForm(VerticalScroll):
             self.notify(message, severity="error")
 
 
-def estimate(sets: list[str], model: str) -> str:
-    """One sentence: about how long the run takes on a CPU like this project's, and its checkpoints' size."""
+def cpu_load() -> float:
+    """Threads already running on this machine: the 1-minute load average (0 where the system has none)."""
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return 0.0
+
+
+def _minutes(m: float) -> str:
+    return f"about {m:.0f} minutes" if m >= 1.5 else "under a minute" if m < 1 else "about a minute"
+
+
+def estimate(sets: list[str], model: str, load: float = 0.0, running: list[str] | tuple = ()) -> str:
+    """About how long the run takes on a CPU like this project's, and its checkpoints' size. A CPU
+    already busy (`load`: threads running now; `running`: local runs still training) shares its
+    cores: the run takes about (cores + load) / cores times as long while that lasts, and says so."""
     from engine.plan import checkpoint_bytes, cpu_minutes, known_shape
 
     cfg = config_mod.load(None, sets)
@@ -196,6 +212,12 @@ def estimate(sets: list[str], model: str) -> str:
     if shape is None:
         return f"{model}: its size is not known here, so neither is the run's time."
     minutes = cpu_minutes(cfg, shape)
-    took = f"about {minutes:.0f} minutes" if minutes >= 1.5 else "under a minute" if minutes < 1 else "about a minute"
-    return (f"{took} on a 2-core CPU (a GPU is faster); each checkpoint ~{checkpoint_bytes(cfg, shape) / 2**30:.1f} GiB, "
+    took = f"{_minutes(minutes)} on a 2-core CPU (a GPU is faster)"
+    cores = os.cpu_count() or 2
+    busy = max(load, float(len(running)) * min(cores, 2))  # a training run keeps its threads busy
+    if busy >= 0.5:
+        who = (f"{len(running)} run{'s' if len(running) > 1 else ''} still training here ({', '.join(running[:3])})"
+               if running else f"the CPU is already busy (load {load:.1f} on {cores} cores)")
+        took += f"; {who}: {_minutes(minutes * (cores + busy) / cores)} while that lasts"
+    return (f"{took}. Each checkpoint ~{checkpoint_bytes(cfg, shape) / 2**30:.1f} GiB, "
             f"at most two kept besides the best.")
