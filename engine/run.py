@@ -23,6 +23,7 @@ import torch
 from . import system
 from .recipe import Recipe, Stopped
 from .recorder import Recorder
+from .session import SessionBusy
 from .train.context import Context
 
 
@@ -51,52 +52,99 @@ def own_gpu() -> int | None:
     return int(os.environ.get("LOCAL_RANK", 0)) if torch.cuda.is_available() else None
 
 
-def _heartbeat(ctx: Context, done: threading.Event, forced: threading.Event) -> None:
-    """Heartbeats every 10 s; and the way out when a second signal finds the main thread
-    stuck (in a collective whose peer died, say): final event, status, exit."""
-    noted = False
-    gpu = own_gpu()
-    while not done.is_set():
-        if forced.wait(10.0):
-            ctx.recorder.last_word(status="stopped", forced=True,
-                                   error="a second signal while the run could not reach the end of its step; "
-                                         "the last checkpoint is the one to resume from")
-            os._exit(130)
-        if done.is_set():
-            break
-        if ctx.stop_signal and not noted:
-            noted = True
-            ctx.alert("info", "signal: stopping after this step, with a checkpoint (a second signal stops at once)")
-        ctx.emit("heartbeat", **ctx.progress, system=system.snapshot(gpu))
+class Heartbeat:
+    """Heartbeats every 10 s from a thread the run owns; and the way out when a second signal
+    finds the main thread stuck (in a collective whose peer died, say): final event, status, exit.
+
+    One event wakes the thread: `stop()` (the run is ending) or `force()` (a second signal).
+    `stop()` joins it, and a heartbeat is emitted under the same lock that `stop()` takes,
+    after looking at `done` again: once `stop()` returns none can follow, so `run_finished`
+    is the session's last event. `force()` only sets flags: a signal handler calls it."""
+
+    EVERY = 10.0
+
+    def __init__(self, ctx: Context):
+        self.ctx, self.gpu = ctx, own_gpu()
+        self.wake, self.lock = threading.Event(), threading.Lock()
+        self.done = self.forced = False
+        self.thread = threading.Thread(target=self._loop, name="heartbeat", daemon=True)
+
+    def start(self) -> "Heartbeat":
+        self.thread.start()
+        return self
+
+    def force(self) -> None:
+        self.forced = True
+        self.wake.set()
+
+    def stop(self) -> None:
+        with self.lock:
+            self.done = True
+        self.wake.set()
+        # bounded: a snapshot stuck in a driver call must not hold up the run's end; the
+        # lock above already keeps it from writing after this
+        self.thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        ctx, noted = self.ctx, False
+        while True:
+            self.wake.wait(self.EVERY)
+            self.wake.clear()
+            if self.forced and not self.done:
+                ctx.recorder.last_word(status="stopped", forced=True,
+                                       error="a second signal while the run could not reach the end of its step; "
+                                             "the last checkpoint is the one to resume from")
+                os._exit(130)
+            if self.done:
+                return
+            if ctx.stop_signal and not noted:
+                noted = True
+                ctx.alert("info", "signal: stopping after this step, with a checkpoint (a second signal stops at once)")
+            snapshot = system.snapshot(self.gpu)  # outside the lock: it may take a while
+            with self.lock:
+                if self.done:
+                    return
+                ctx.emit("heartbeat", **ctx.progress, system=snapshot)
 
 
 def run(cfg, session_dir: Path, resume: bool = False, sinks: tuple = ()) -> str:
     """Train as configured; returns the final status (completed, stopped, failed). `sinks`
     (the terminal reporter of engine/cli) see every event on rank 0.
 
-    Raises SessionBusy, before writing anything, when another live run holds the session.
+    Raises SessionBusy, before writing anything, when another live run holds the session
+    (on every rank under torchrun: rank 0 says why, the others that rank 0 could not start).
     """
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
-    rank, world = _setup_distributed()
-    recorder = Recorder(session_dir if rank == 0 else None).open(cfg.model.name, resume, cfg.to_yaml())
+    status, world = "failed", 1
+    try:
+        rank, world = _setup_distributed()
+        status = _run(cfg, session_dir, resume, sinks, rank, world)
+    finally:
+        # _run's frame is gone here, and with it the recipe, the context and the wrapped model
+        # (DDP, FSDP, FullCopy) that hold the process group: gc.collect() frees the cycles among them
+        _teardown_distributed(world, agreed=status != "failed")
+    return status
+
+
+def _run(cfg, session_dir: Path, resume: bool, sinks: tuple, rank: int, world: int) -> str:
+    recorder = _open_recorder(session_dir if rank == 0 else None, rank, world, cfg, resume)
     if rank == 0:
         recorder.add(*sinks)
     recipe = Recipe(cfg, session_dir, dict(recorder=recorder, rank=rank, world=world))
     ctx = recipe.ctx
-    forced = threading.Event()
+    heartbeat = Heartbeat(ctx)
 
     def on_signal(signum, frame):
         # only flags: a handler that prints or imports can fail halfway through an import
         if ctx.stop_signal:
-            forced.set()
+            heartbeat.force()
         ctx.stop_signal = True
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    done = threading.Event()
-    threading.Thread(target=_heartbeat, args=(ctx, done, forced), daemon=True).start()
+    heartbeat.start()
     status, error = "failed", None
     try:
         if rank == 0:
@@ -118,16 +166,57 @@ def run(cfg, session_dir: Path, resume: bool = False, sinks: tuple = ()) -> str:
         if not full:
             recipe.save_after_failure()
     finally:
-        done.set()
-        for s, h in old.items():
+        for s, h in old.items():  # first: the handlers wake the heartbeat, which stop() is about to join
             signal.signal(s, h)
+        heartbeat.stop()  # joined: no heartbeat after run_finished
         ctx.emit("run_finished", status=status, **({"error": error} if error else {}))  # status.json follows it
         recorder.close()
-        if world > 1:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
     return status
+
+
+def _open_recorder(folder: Path | None, rank: int, world: int, cfg, resume: bool) -> Recorder:
+    """Rank 0 opens the session; every rank learns at once whether it could, so that a
+    refusal (a live run holds the session) ends all of them now instead of leaving the
+    others waiting at their first collective until the process group's timeout."""
+    refused = None
+    try:
+        recorder = Recorder(folder).open(cfg.model.name, resume, cfg.to_yaml())
+    except (SessionBusy, OSError) as exc:
+        if world == 1:
+            raise
+        refused, recorder = exc, None
+    if world > 1:
+        import torch.distributed as dist
+
+        said = [f"{type(refused).__name__}: {refused}" if refused else None]
+        dist.broadcast_object_list(said, src=0)  # CPU objects: over gloo
+        if refused is not None:
+            raise refused
+        if said[0] is not None:
+            raise SessionBusy(f"rank 0 could not open the session ({said[0]})")
+    return recorder
+
+
+def _teardown_distributed(world: int, agreed: bool) -> None:
+    """The process group's end, owned here: what held it freed first (a group destroyed at
+    interpreter exit, with gloo's threads still holding work, aborts the process:
+    "terminate called without an active exception"), then a barrier so that no rank
+    destroys it while a peer still uses it, then destroyed. No barrier after a failure:
+    the peers may never reach it; a rank that is gone makes theirs fail instead."""
+    if world == 1:
+        return
+    import gc
+
+    import torch.distributed as dist
+
+    gc.collect()
+    if not dist.is_initialized():
+        return
+    try:
+        if agreed:
+            dist.barrier()
+    finally:
+        dist.destroy_process_group()
 
 
 def disk_full(exc) -> OSError | None:

@@ -17,8 +17,9 @@ SFT = ["--model", "tiny", "--plain", "--set", "run.phases=sft", "--set", "data.t
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def train(*args, ranks: int = 1, port: int = 0):
-    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(ranks), "--master_port", str(port)] if ranks > 1 \
+def train(*args, ranks: int = 1):
+    # --standalone: a rendezvous on a port the OS picks, so runs side by side never collide
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(ranks), "--standalone"] if ranks > 1 \
         else [sys.executable]
     out = subprocess.run([*launch, "-m", "engine", "train", *args], capture_output=True, text=True, timeout=400, env=ENV)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -33,7 +34,7 @@ def runs(tmp_path_factory):
     """One process accumulating two batches a step, and two FSDP ranks taking one each: the same batches a step."""
     root = tmp_path_factory.mktemp("fsdp")
     train("--session", str(root / "one"), *SFT, "--set", "sft.grad_accum=2")
-    train("--session", str(root / "two"), *SFT, "--set", "run.parallel=fsdp", "--set", "run.checkpoint_every=3", ranks=2, port=29661)
+    train("--session", str(root / "two"), *SFT, "--set", "run.parallel=fsdp", "--set", "run.checkpoint_every=3", ranks=2)
     return root
 
 
@@ -63,7 +64,7 @@ def test_a_sharded_checkpoint_holds_the_whole_state_and_resumes_mid_stage_exactl
     for later in steps(folder):
         if later.name > "step-000006":
             shutil.rmtree(later)
-    train("--resume", str(folder), "--plain", ranks=2, port=29662)
+    train("--resume", str(folder), "--plain", ranks=2)
     losses = sft_losses(folder)
     assert losses[8:] == pytest.approx(losses[6:8], rel=1e-5)
 
@@ -73,7 +74,7 @@ def test_a_stage_boundary_checkpoint_resumes_on_three_ranks_with_uneven_data(run
     folder = tmp_path / "three"
     shutil.copytree(runs / "two", folder)
     train("--resume", str(folder), "--plain", "--set", "run.phases=sft,rl,eval", "--set", "rl.iterations=2",
-          "--set", "eval.synthetic=3", "--set", "eval.gsm8k=0", ranks=3, port=29663)
+          "--set", "eval.synthetic=3", "--set", "eval.gsm8k=0", ranks=3)
     events = read_all(folder / "events.jsonl")
     started = [e for e in events if e["kind"] == "run_started"]
     assert [e["world_size"] for e in started] == [2, 3] and events[-1]["status"] == "completed"
@@ -85,7 +86,7 @@ def test_three_sharded_ranks_with_uneven_data_train_evaluate_and_finish(tmp_path
     folder = tmp_path / "uneven"
     train("--session", str(folder), "--model", "tiny", "--plain", "--set", "run.parallel=fsdp", "--set", "data.train_size=37",
           "--set", "data.gsm8k_traces=3", "--set", "sft.batch_size=4", "--set", "sft.epochs=1.5", "--set", "rl.iterations=2",
-          "--set", "eval.synthetic=3", "--set", "eval.gsm8k=0", "--set", "eval.at=rl", ranks=3, port=29664)
+          "--set", "eval.synthetic=3", "--set", "eval.gsm8k=0", "--set", "eval.at=rl", ranks=3)
     events = read_all(folder / "events.jsonl")
     kinds = [e["kind"] for e in events]
     assert kinds.count("run_started") == 1 and kinds.count("run_finished") == 1 and events[-1]["status"] == "completed"
@@ -106,7 +107,7 @@ def test_an_rl_update_with_more_signal_on_one_rank_does_not_leave_the_other_wait
     from pathlib import Path
 
     script = Path(__file__).parent / "scripts" / "fsdp_update.py"
-    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29665",
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
                           str(script)], capture_output=True, text=True, timeout=180, env=ENV)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "rank 0 updated, loss finite: True" in out.stdout and "rank 1 updated, loss finite: True" in out.stdout

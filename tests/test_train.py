@@ -134,7 +134,7 @@ def test_torchrun_with_uneven_data_finishes_with_one_coherent_session(tmp_path, 
     """37 examples in batches of 4 do not divide over 3 or 4 ranks; RL batches tie (the
     tiny model writes nothing readable), so every rank must agree to skip them."""
     folder = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(ranks), "--master_port", str(29533 + ranks),
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(ranks), "--standalone",
            "-m", "engine", "train", "--model", "tiny", "--session", str(folder), "--plain", "--set", "eval.gsm8k=0",
            "--set", "eval.at=rl", "--set", "data.train_size=37", "--set", "data.gsm8k_traces=3", "--set", "sft.batch_size=4",
            "--set", "sft.epochs=1.5", "--set", "rl.iterations=2", "--set", "eval.synthetic=3"]

@@ -89,7 +89,7 @@ def test_under_torchrun_rank_0_alone_owns_the_session(tmp_path):
     does: rank 0 writes the session, rank 1 only scores (it would be refused the lock)."""
     pytest.importorskip("trl")
     folder = tmp_path / "grpo"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29641",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
            str(Path(__file__).parent / "scripts" / "trl_ranks.py"), str(folder), str(tmp_path / "out")]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert out.returncode == 0, out.stderr[-3000:]
