@@ -203,3 +203,24 @@ def test_hf_backend_generates_from_the_shared_sampler(default_tokenizer):
     backend = HFBackend(Sampler(model))
     comps, stats = backend.generate(default_tokenizer, ["hello", "two words"], 4, 0.0, 1.0, 2)
     assert len(comps) == 2 and stats["tokens"] >= 2
+
+
+def test_under_fsdp2_the_folder_vllm_starts_from_keeps_the_untied_head(tmp_path):
+    """Every FSDP2 parameter is a DTensor whose data_ptr() is 0: comparing pointers took the
+    untied head for a tied one, dropped lm_head.weight while the config said untied, and vLLM
+    refused to start. One gloo rank, the model sharded as run.parallel=fsdp shards it."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"}
+    script = Path(__file__).parent / "scripts" / "fsdp_untied.py"
+    out = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "dtensor: DTensor data_ptrs equal: True" in out.stdout  # what fooled the old check
+    assert "untied: True" in out.stdout and "lm_head saved: True" in out.stdout and "config ties: False" in out.stdout
