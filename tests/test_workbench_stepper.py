@@ -74,11 +74,14 @@ async def test_back_end_continue_and_breakpoints():
         assert s.model.at_end and s.model.current.op == "query"
         await pilot.press("p", "p")
         assert s.model.position == len(s.model.records) - 3
-        await pilot.press("r", "n", "n", "b")  # breakpoint on the line of step 1
-        bp_line = s.model.current.line
-        await pilot.press("r", "c")
-        assert s.model.current.line == bp_line and "breakpoint" in str(s.query_one("#stepper-status").render())
+        await pilot.press("r", "n", "b")  # `b`: a breakpoint on the line that runs next (▶), step 2's
+        bp_line = s.model.next.line
+        assert "▶" in s.source_text().plain.splitlines()[bp_line - 1]
+        await pilot.press("r", "c")  # stops before that line runs, as a debugger does
+        assert s.model.position == 0 and s.model.next.line == bp_line
+        assert "stopped before" in str(s.query_one("#stepper-status").render())
         assert "◆" in s.source_text().plain.splitlines()[bp_line - 1]
+        assert [r["name"] for r in s.model.variables()] == ["x"] and s.model.variables()[0]["value"] == 1
 
 
 async def test_template_loop_range_and_diagnostic_jump():
@@ -89,7 +92,9 @@ async def test_template_loop_range_and_diagnostic_jump():
         codes = [str(diags.get_row_at(i)[1]) for i in range(diags.row_count)]
         loop_row = codes.index("template_loop")
         row = [str(c) for c in diags.get_row_at(loop_row)]
-        assert row[2] == "4-7" and "4 times" in row[4]
+        message = s.model.report.diagnostics[loop_row].message
+        assert row[2] == "4-7" and "4 times" in message
+        assert row[3] == message or (row[3].endswith("…") and message.startswith(row[3][:-1]))  # cut with a sign
         diags.focus()
         diags.move_cursor(row=loop_row)
         await pilot.press("enter")
@@ -118,7 +123,7 @@ async def test_each_code_is_visible_where_it_happens():
             assert code in codes, code
             d = next(d for d in s.model.report.diagnostics if d.code == code)
             if d.line:
-                line = next(ln for ln in s.source_text().plain.splitlines() if ln[2:].split("│")[0].strip() == str(d.line))
+                line = next(ln for ln in s.source_text().plain.splitlines() if ln[2:].split("│")[0].strip(" ▶") == str(d.line))
                 assert ("●" if d.is_error else "▲") in line[:3] or "●" in line[:3], (code, line)
 
 
@@ -158,15 +163,36 @@ async def test_ctrl_s_on_a_trace_from_no_file_asks_where_to_save(tmp_path):
         assert target.read_text().startswith("# checked\n") and type(app.screen).__name__ == "StepperScreen"
 
 
-async def test_goto_dialog():
-    app = stepper_app(LOOP)
+async def test_goto_counts_steps_from_one_as_the_header_does_and_refuses_what_is_not_a_step():
+    app = stepper_app(LOOP)  # 6 steps
     async with app.run_test(size=(140, 40)) as pilot:
-        await pilot.press("g")
-        await pilot.press("3", "enter")
-        assert app.screen.model.position == 3
+        s = app.screen
+
+        def status():
+            return str(s.query_one("#stepper-status").render())
+
+        await pilot.press("g", "3", "enter")
+        assert s.model.position == 2 and "step 3 of 6" in str(s.query_one("#stepper-header").render())
+        assert "at step 3 of 6" in status()
+        for typed, said in (("42", "there is no step 42: this trace has 6 steps (1-6)"), ("0", "there is no step 0"),
+                            ("abc", "not a step number: 'abc'")):
+            await pilot.press("g", *typed, "enter")
+            assert s.model.position == 2 and said in status(), typed  # refused, not clamped to a step
 
 
-async def test_continue_stops_at_step_less_diagnostics_and_any_line_breakpoints():
+async def test_variables_and_messages_count_steps_as_the_header_does():
+    app = stepper_app(OVERWRITE)
+    async with app.run_test(size=(140, 40)) as pilot:
+        s = app.screen
+        await pilot.press("n", "n")
+        assert "step 2 of 4" in str(s.query_one("#stepper-header").render())
+        row = [str(c) for c in s.query_one("#variables").get_row_at(0)]
+        assert row[0] == "a" and row[3] == "2"  # set at step 2: the header's count, not 1
+        d = next(d for d in s.model.report.diagnostics if d.code == "overwrite")
+        assert "(set on line 3)" in d.message and "step 2" in d.render()
+
+
+async def test_continue_stops_at_step_less_diagnostics_and_breakpoints_only_go_on_steps():
     app = stepper_app(BY_CODE["wrong_expert"], expect_answer=15, expect_expert="percentage")
     async with app.run_test(size=(140, 40)) as pilot:
         await pilot.press("c")
@@ -175,10 +201,17 @@ async def test_continue_stops_at_step_less_diagnostics_and_any_line_breakpoints(
     app = stepper_app(LOOP)
     async with app.run_test(size=(140, 40)) as pilot:
         s = app.screen
-        await pilot.press("B", *"2", "enter")  # line 2 is `trace:`, no step of its own
+        for typed, said in (("2", "no breakpoint at line 2: no step starts there; steps start on lines 3-8"),
+                            ("99", "no breakpoint at line 99: the text has 8 lines"),
+                            ("abc", "not a line number: 'abc'")):
+            await pilot.press("B", *typed, "enter")
+            assert said in str(s.query_one("#stepper-status").render()), typed
+        assert not s.model.breakpoints and "◆" not in s.source_text().plain
+        await pilot.press("B", "6", "enter", "c")
+        assert "template_loop" in str(s.query_one("#stepper-status").render())  # a warning on line 4 comes first
         await pilot.press("c")
-        assert s.model.position == 0 and "breakpoint at line 2" in str(s.query_one("#stepper-status").render())
-        assert "◆" in s.source_text().plain.splitlines()[1]
+        assert s.model.next.line == 6 and s.model.current.line == 5  # stopped before line 6 runs
+        assert "breakpoint at line 6" in str(s.query_one("#stepper-status").render())
 
 
 async def test_raw_output_is_not_the_parsed_view_and_messages_wrap():
@@ -211,6 +244,10 @@ async def test_escape_on_the_first_screen_quits_and_asks_before_dropping_an_edit
         await pilot.press("E")
         app.screen.query_one("#editor").insert("# note\n")
         await pilot.pause()
+        await pilot.press("escape")  # in the editor, Esc stops editing: the edit is checked, still not saved
+        await pilot.pause()
+        assert type(app.screen).__name__ == "StepperScreen" and not app.screen.query_one("#editor").display
+        assert "not saved" in str(app.screen.query_one("#stepper-status").render())
         await pilot.press("escape")
         await pilot.pause()
         assert type(app.screen).__name__ == "Confirm"  # an unsaved edit: asked first, with buttons
@@ -218,8 +255,6 @@ async def test_escape_on_the_first_screen_quits_and_asks_before_dropping_an_edit
         await pilot.press("n")
         await pilot.pause()
         assert type(app.screen).__name__ == "StepperScreen" and app.is_running
-        await pilot.press("E")  # checked (the editor closes) but still not saved: Esc still asks
-        await pilot.pause()
         await pilot.press("escape")
         await pilot.pause()
         assert type(app.screen).__name__ == "Confirm"
@@ -280,3 +315,28 @@ async def test_the_highlighted_diagnostic_is_shown_whole_and_wrapped_at_100_colu
         message = app.screen.model.report.diagnostics[0].message
         assert "unused_value" in text and message in text.replace("\n", " ")
         assert detail.size.height >= 2  # wrapped, not cut at the pane's edge
+
+
+async def test_at_100_columns_every_key_the_header_and_the_message_column_fit():
+    from textual.widgets._footer import FooterKey
+
+    long_title = "sessions/a-rather-long-session-name/samples/step-1200/problem-0042.yaml"
+    app = stepper_app(OVERWRITE, expect_answer=15, title=long_title)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        s = app.screen
+        keys = {k.key_display for k in s.query(FooterKey) if k.region.right <= 100 and k.region.width}
+        assert {"E", "w", "c", "g", "B"} <= keys, keys
+        header = s.query_one("#stepper-header")
+        assert header.size.height == 1 and "step - of 4" in str(header.render())  # cut with …, not wrapped
+        diags = s.query_one("#diagnostics")
+        message = str(diags.get_row_at(0)[3])
+        assert len(message) >= 20  # was one character wide
+        assert message == s.model.report.diagnostics[0].message or message.endswith("…")
+        await pilot.press("E")
+        await pilot.pause()
+        keys = {k.key_display for k in s.query(FooterKey) if k.region.right <= 100 and k.region.width}
+        assert any("s" in k for k in keys) and any("esc" in k for k in keys), keys  # ctrl+s shown while editing
+        await pilot.press("escape")  # stops editing, back to stepping (the text is unchanged: nothing to ask)
+        await pilot.pause()
+        assert not s.query_one("#editor").display and app.is_running and type(app.screen).__name__ == "StepperScreen"

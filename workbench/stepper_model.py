@@ -63,18 +63,59 @@ class Stepper:
     def goto(self, index: int) -> None:
         self.position = max(-1, min(index, len(self.records) - 1))
 
+    @property
+    def next(self):
+        """The step that runs on the next `n` (the ▶ line), or None at the end."""
+        i = self.position + 1
+        return self.records[i] if i < len(self.records) else None
+
+    def step_lines(self) -> list[int]:
+        return sorted({rec.line for rec in self.records})
+
+    def goto_step(self, answer: str) -> str:
+        """`g`: steps are numbered from 1, as the header counts them; a number outside the
+        trace is refused, never clamped to the nearest step without a word."""
+        n = len(self.records)
+        if not n:
+            return "this trace has no steps to go to"
+        number = _number(answer)
+        if number is None:
+            return f"not a step number: {answer!r}; steps are 1-{n}"
+        if not 1 <= number <= n:
+            return f"there is no step {number}: this trace has {n} step{'s' if n != 1 else ''} (1-{n})"
+        self.position = number - 1
+        return f"at step {number} of {n} (line {self.current.line})"
+
+    def break_at(self, answer: str) -> str:
+        """`B`: a breakpoint on a line that holds a step (where a step starts); any other
+        line, a line past the end or a non-number is refused with the lines that would do."""
+        lines = self.step_lines()
+        shown = _ranges(lines)
+        number = _number(answer)
+        if number is None:
+            return f"not a line number: {answer!r}; steps start on lines {shown}"
+        if number not in lines:
+            total = len(self.text.splitlines())
+            where = f"the text has {total} lines" if not 1 <= number <= total else "no step starts there"
+            return f"no breakpoint at line {number}: {where}; steps start on lines {shown}"
+        on = self.toggle_breakpoint(number)
+        return f"breakpoint {'set' if on else 'cleared'} at line {number}" + (" (c stops before it runs)" if on else "")
+
     def cont(self) -> str:
-        """Run forward to the next step with a diagnostic or past a breakpoint line (any line:
-        a part's header or a blank line stops at the first step after it); at the end, name
-        the diagnostics that belong to no single step (`wrong_expert`, `missing_query`), so
-        `c` never runs silently past them."""
+        """Run forward until a breakpoint's step is next (stopped before it runs, as a debugger
+        does), or a step that ran shows a diagnostic; at the end, name the diagnostics that belong
+        to no single step (`wrong_expert`, `missing_query`), so `c` never runs silently past them.
+        The step that is next when `c` is pressed runs even if it holds a breakpoint: that is
+        where the last `c` stopped."""
         before = self.current.line if self.current is not None else 0
         loose = self.stepless()
-        while self.step():
+        first = True
+        while self.next is not None:
+            if not first and self.next.line in self.breakpoints:
+                return f"breakpoint at line {self.next.line}: stopped before its step runs (n runs it)"
+            first = False
+            self.step()
             rec = self.current
-            crossed = sorted(b for b in self.breakpoints if before < b <= rec.line)
-            if crossed:
-                return f"breakpoint at line {crossed[0]}" + (f" (the step on line {rec.line})" if crossed[0] != rec.line else "")
             found = self.of_step(rec)
             if found:
                 return f"{found[0].code} at line {rec.line}: {found[0].message}"
@@ -124,6 +165,7 @@ class Stepper:
         if rec is None:
             return []
         written = {w.var: w for w in rec.writes}
+        number = {(r.part, r.step): i + 1 for i, r in enumerate(self.records)}  # the header's count, across parts
         rows = []
         for name, value in rec.state.items():
             w = written.get(name)
@@ -135,8 +177,9 @@ class Stepper:
                 style = "new"
             else:
                 style = "changed"
+            at = rec.written_at.get(name)
             rows.append({"name": name, "value": value, "previous": w.old if w else None,
-                         "step": rec.written_at.get(name), "style": style})
+                         "step": number.get((rec.part, at)), "style": style})
         return rows
 
     def wiring(self) -> list[dict]:
@@ -148,3 +191,20 @@ class Stepper:
                     out.append({"part": rec.part, "line": rec.line, "source": name, "value": value,
                                 "var": rec.writes[0].var if rec.writes else None})
         return out
+
+
+def _number(answer: str) -> int | None:
+    text = (answer or "").strip()
+    return int(text) if text.isascii() and text.lstrip("-").isdigit() else None
+
+
+def _ranges(lines: list[int]) -> str:
+    """3, 4, 5, 9 -> `3-5, 9`: the lines a breakpoint may go on, short enough for one status line."""
+    if not lines:
+        return "(none)"
+    out, start = [], lines[0]
+    for prev, cur in zip(lines, lines[1:] + [None]):
+        if cur != prev + 1:
+            out.append(str(start) if start == prev else f"{start}-{prev}")
+            start = cur
+    return ", ".join(out)

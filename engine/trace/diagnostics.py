@@ -72,12 +72,12 @@ class Diagnostic:
 
     def location(self) -> str:
         where = [f"line {self.line}" if self.line else "no line"]
-        if self.step is not None:
-            where.append(f"part {self.part} step {self.step}")
+        if self.step is not None:  # `step` is 0-based in JSON (the contract); a person counts from 1
+            where.append(f"part {self.part} step {self.step + 1}")
         return ", ".join(where)
 
     def render(self) -> str:
-        """One plain line: `error overwrite (line 5, part 0 step 3): message`."""
+        """One plain line: `error overwrite (line 5, part 0 step 4): message`."""
         return f"{self.severity} {self.code} ({self.location()}): {self.message}"
 
 

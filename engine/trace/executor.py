@@ -84,11 +84,11 @@ class _Machine:
         old = self.state.get(var)
         lost = var in self.unread and var not in rec.reads
         if lost:
-            was = self.written_at[var]
+            was = self.part.steps[self.written_at[var]].line  # a line: one numbering for CLI, JSON and stepper
             self.diag(
                 step,
                 "overwrite",
-                f"`{var}` is written again, but its value {fmt(old)} (set at step {was}) was never read: "
+                f"`{var}` is written again, but its value {fmt(old)} (set on line {was}) was never read: "
                 "that value is lost; use a new variable name",
             )
             self.init_unread.pop(var, None)

@@ -46,8 +46,10 @@ def repeats(seq: Sequence[Hashable], min_copies: int = MIN_COPIES) -> list[tuple
 
 
 def _loop(unit: str, start: int, length: int, copies: int, line, end_line, **where) -> Diagnostic:
-    what = f"{unit} {start}" if length == 1 else f"{unit}s {start}-{start + length - 1}"
-    return Diagnostic("template_loop", f"{what} (a block of {length} {unit}{'s' if length > 1 else ''}) repeat {copies} "
+    first = start + 1 if unit == "step" else start  # steps are counted from 1 for a person; parts from 0, as subN names them
+    what = f"{unit} {first}" if length == 1 else f"{unit}s {first}-{first + length - 1}"
+    verb = "repeats" if length == 1 else "repeat"
+    return Diagnostic("template_loop", f"{what} (a block of {length} {unit}{'s' if length > 1 else ''}) {verb} {copies} "
                       "times back to back", line=line, end_line=end_line, **where)
 
 

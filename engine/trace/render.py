@@ -55,7 +55,7 @@ def source_view(report: Report) -> Group:
 def _diag_line(d, width: int) -> Text:
     t = Text(" " * width + " └ ", style="dim")
     t.append(f"{d.severity} {d.code}", style=STYLE[d.severity])
-    where = f" (part {d.part} step {d.step})" if d.step is not None else ""
+    where = f" (part {d.part} step {d.step + 1})" if d.step is not None else ""  # counted from 1, as people count
     t.append(f"{where}: {d.message}")
     return t
 
@@ -80,5 +80,5 @@ def steps_table(report: Report) -> Table:
                 diags.append("\n")
             diags.append(d.code, style=STYLE[d.severity])
         op = str(r.op) + (" (not run)" if r.status == SKIPPED else "")
-        table.add_row(str(r.part), str(r.step), str(r.line), Text(op, style=status_style), reads, writes, diags)
+        table.add_row(str(r.part), str(r.step + 1), str(r.line), Text(op, style=status_style), reads, writes, diags)
     return table

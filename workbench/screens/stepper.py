@@ -24,23 +24,25 @@ from ..widgets.editor import TraceEditor
 from .ask import Ask, Confirm
 from .help import COMMON_KEYS
 
+EDITING = "editing: ctrl+s checks and saves; esc stops editing and steps through the edit"
 VAR_STYLE = {"new": "bold green", "changed": "bold cyan", "overwritten": "bold white on red", "same": ""}
 
 
 class StepperScreen(Screen):
     BINDINGS = [
+        # short words, so that every key fits the key bar at 100 columns; `?` lists them whole
         Binding("n,right,j", "step", "Step"),
         Binding("p,left,k", "back", "Back"),
         Binding("c", "cont", "Continue"),
-        Binding("e", "end", "Run to end"),
+        Binding("e", "end", "End"),
         Binding("r", "restart", "Restart"),
-        Binding("b", "breakpoint", "Breakpoint"),
-        Binding("B", "break_at", "Breakpoint at line..."),
-        Binding("g", "goto", "Go to step"),
+        Binding("b", "breakpoint", "Break"),
+        Binding("B", "break_at", "Break at"),
+        Binding("g", "goto", "Go to"),
         Binding("E", "edit", "Edit"),
-        Binding("w", "raw", "Raw output"),
+        Binding("w", "raw", "Raw"),
         *COMMON_KEYS,
-        Binding("escape", "close", "Back"),
+        Binding("escape", "close", "Leave"),
     ]
 
     def __init__(self, text: str, expect_answer=None, expect_expert: str | None = None, title: str = "trace", raw: str | None = None,
@@ -70,9 +72,9 @@ class StepperScreen(Screen):
 
     def on_mount(self) -> None:
         vars_ = self.query_one("#variables", DataTable)
-        vars_.add_columns("variable", "value", "previous", "written at", "")
+        vars_.add_columns("variable", "value", "previous", "set at", "")  # set at: the step, counted as the header counts
         diags = self.query_one("#diagnostics", DataTable)
-        diags.add_columns("sev", "code", "line", "part/step", "message")
+        diags.add_columns("", "code", "line", "message")  # ● error / ▲ warning, as in the source's margin
         self.query_one("#editor").display = False
         self._set_editor_language()
         self.refresh_all()
@@ -88,15 +90,7 @@ class StepperScreen(Screen):
     def refresh_all(self, status: str = "") -> None:
         m = self.model
         r = m.report
-        header = Text(f" {self.title_text} ", style="bold reverse")
-        header.append_text(summary(r, source=False))
-        if self.model.expect_expert:
-            header.append(f"  expected expert {self.model.expect_expert}")
-        header.append(f"   step {m.position + 1 if m.position >= 0 else '-'} of {len(m.records)}" if m.records else "   no steps")
-        if self.question:  # what the model was asked, from a sample
-            header.append("\n Q: ", style="bold")
-            header.append(self.question)
-        self.query_one("#stepper-header", Static).update(header)
+        self._fill_header()
         self.query_one("#source", Static).update(self.source_text())
         self._fill_variables()
         self._fill_diagnostics()
@@ -105,6 +99,25 @@ class StepperScreen(Screen):
         if not status and cur is not None and cur.diagnostics:
             status = "  ".join(f"{d.code}: {d.message}" for d in cur.diagnostics)
         self.query_one("#stepper-status", Static).update(status)
+
+    def _fill_header(self) -> None:
+        m = self.model
+        r = m.report
+        # one line, cut with … at the edge rather than wrapped; the step count comes first so it is never cut
+        header = Text(f" {self.title_text} ", style="bold reverse", no_wrap=True, overflow="ellipsis")
+        header.append(f" step {m.position + 1 if m.position >= 0 else '-'} of {len(m.records)} " if m.records else " no steps ",
+                      style="bold")
+        header.append_text(summary(r, source=False))
+        if self.model.expect_expert:
+            header.append(f"  expected expert {self.model.expect_expert}")
+        widget = self.query_one("#stepper-header", Static)
+        if widget.size.width:
+            header.truncate(widget.size.width, overflow="ellipsis")
+        if self.question:  # what the model was asked, from a sample: a line of its own, wrapped
+            header.no_wrap = False
+            header.append("\n Q: ", style="bold")
+            header.append(self.question)
+        widget.update(header)
 
     def source_text(self) -> Text:
         m = self.model
@@ -115,7 +128,7 @@ class StepperScreen(Screen):
                 for ln in range(d.line, (d.end_line or d.line) + 1):
                     if by_line.get(ln) != "error":
                         by_line[ln] = d.severity
-        cur = m.current
+        cur, nxt = m.current, m.next
         part_starts = {p.line: p.index for p in m.report.trace.parts} if (m.report.trace and m.report.trace.composed) else {}
         lines = text.splitlines() or [""]
         width = len(str(len(lines)))
@@ -127,7 +140,8 @@ class StepperScreen(Screen):
             sev = by_line.get(number)
             mark = "●" if sev == "error" else "▲" if sev == "warning" else " "
             bp = "◆" if number in m.breakpoints else " "
-            gutter = Text(f"{bp}{mark}{number:>{width}} │ ", style=STYLE.get(sev, "dim"))
+            arrow = "▶" if nxt is not None and number == nxt.line and not self.show_raw else " "  # runs on the next n
+            gutter = Text(f"{bp}{mark}{number:>{width}} {arrow}│ ", style=STYLE.get(sev, "dim"))
             if number in part_starts and not self.show_raw:
                 out.append(f"{'':>{width + 2}} ┄ part {part_starts[number]} ┄\n", style="dim italic")
             if self.show_raw:
@@ -152,17 +166,32 @@ class StepperScreen(Screen):
             style = VAR_STYLE[row["style"]]
             label = {"overwritten": "OVERWRITTEN", "new": "new", "changed": "changed", "same": ""}[row["style"]]
             table.add_row(Text(row["name"], style=style), Text(fmt(row["value"]), style=style),
-                          fmt(row["previous"]) if row["previous"] is not None else "", str(row["step"]), Text(label, style=style))
+                          fmt(row["previous"]) if row["previous"] is not None else "", str(row["step"] or ""),
+                          Text(label, style=style))
 
     def _fill_diagnostics(self) -> None:
         table = self.query_one("#diagnostics", DataTable)
         table.clear()
-        for i, d in enumerate(self.model.report.diagnostics):
-            sev = Text(d.severity, style=STYLE[d.severity])
+        diags = self.model.report.diagnostics
+        rows = []
+        for d in diags:
+            mark = Text("●" if d.is_error else "▲", style=STYLE[d.severity])
             lines = f"{d.line}-{d.end_line}" if d.end_line and d.end_line != d.line else str(d.line or "")
-            where = f"{d.part}/{d.step}" if d.step is not None else str(d.part)
-            table.add_row(sev, d.code, lines, where, Text(d.message), key=str(i))
+            rows.append((mark, d.code, lines))
+        # the message takes what the pane has left and ends in … when cut (the pane below shows it whole)
+        used = sum(max([len(str(r[c])) for r in rows] + [len(h)]) + 2 for c, h in enumerate(("", "code", "line")))
+        bar = 2 if len(rows) >= table.size.height else 0  # a scrollbar when the rows overflow
+        room = table.size.width - used - 2 - bar  # less the message's own cell padding
+        for i, (d, row) in enumerate(zip(diags, rows)):
+            message = Text(d.message, no_wrap=True)
+            if table.size.width and len(d.message) > room:
+                message.truncate(max(room, 2), overflow="ellipsis")
+            table.add_row(*row, message, key=str(i))
         self._show_detail(table.cursor_row if table.row_count else None)
+
+    def on_resize(self, event) -> None:
+        self.call_after_refresh(self._fill_header)  # the header's cut and the message column follow the width
+        self.call_after_refresh(self._fill_diagnostics)
 
     def _show_detail(self, index: int | None) -> None:
         detail = self.query_one("#diagnostic-detail", Static)
@@ -171,7 +200,7 @@ class StepperScreen(Screen):
         if detail.display:
             d = diags[index]
             t = Text(f"{d.severity} ", style=STYLE[d.severity])
-            t.append(f"{d.code}", style="bold").append(f" (line {d.line or '-'}): {d.message}")
+            t.append(f"{d.code}", style="bold").append(f" ({d.location()}): {d.message}")
             detail.update(t)
 
     def _fill_wiring(self) -> None:
@@ -203,28 +232,31 @@ class StepperScreen(Screen):
         self.refresh_all(f"stopped: {self.model.cont()}")
 
     def action_breakpoint(self) -> None:
-        cur = self.model.current or (self.model.records[0] if self.model.records else None)
-        if cur is None:
+        """On the line that runs next (▶), or the last step's at the end."""
+        target = self.model.next or self.model.current
+        if target is None:
+            self.refresh_all("no steps: nowhere to put a breakpoint")
             return
-        on = self.model.toggle_breakpoint(cur.line)
-        self.refresh_all(f"breakpoint {'set' if on else 'cleared'} at line {cur.line}")
+        self.refresh_all(self.model.break_at(str(target.line)))
 
     def action_break_at(self) -> None:
-        """A breakpoint on any line: `c` stops at the first step on or after it."""
+        """A breakpoint on a line that holds a step: `c` stops before that step runs. Typed as
+        text, so that a non-number is answered rather than swallowed by the input."""
         def done(value: str | None) -> None:
             if value is not None:
-                on = self.model.toggle_breakpoint(int(value))
-                self.refresh_all(f"breakpoint {'set' if on else 'cleared'} at line {value}")
+                self.refresh_all(self.model.break_at(value))
 
-        self.app.push_screen(Ask("breakpoint at line number", "integer"), done)
+        lines = self.model.step_lines()
+        hint = f" ({lines[0]}-{lines[-1]})" if lines else ""
+        self.app.push_screen(Ask(f"breakpoint at line{hint}"), done)
 
     def action_goto(self) -> None:
         def done(value: str | None) -> None:
             if value is not None:
-                self.model.goto(int(value))
-                self.refresh_all(f"went to step {self.model.position}")
+                self.refresh_all(self.model.goto_step(value))
 
-        self.app.push_screen(Ask("go to step number (0 = first)", "integer"), done)
+        n = len(self.model.records)
+        self.app.push_screen(Ask(f"go to step (1-{n})" if n else "go to step (this trace has none)"), done)
 
     def action_raw(self) -> None:
         self.show_raw = not self.show_raw
@@ -236,21 +268,26 @@ class StepperScreen(Screen):
         if editor.display:  # leaving the editor: step through the edited text at once
             self.model.load(editor.text)
             editor.display, scroll.display = False, True
-            self.refresh_all("edited trace checked")
+            self.set_focus(None)  # the stepper's keys work again at once
+            unsaved = "" if editor.text == self.saved_text else " (not saved: ctrl+s saves)"
+            self.refresh_all(f"edited trace checked{unsaved}")
         else:
             editor.text = self.model_text_at_open = self.model.text
             editor.mark(self.model.report.diagnostics)
             editor.display, scroll.display = True, False
             editor.focus()
-            self.refresh_all("editing: press ctrl+s or E again to check the edit")
+            self.refresh_all(EDITING)
 
     def on_text_area_changed(self, event: TextArea.Changed) -> None:
         # live re-check while editing, so diagnostics follow the typing
         self.model.load(event.text_area.text)
         self.query_one(TraceEditor).mark(self.model.report.diagnostics)
-        self.refresh_all("editing")
+        self.refresh_all(EDITING)
 
     def key_ctrl_s(self) -> None:
+        self.action_save()
+
+    def action_save(self) -> None:
         """Check the edit and save it: to the file it came from, or (a sample, a pasted trace) to a file asked for."""
         editor = self.query_one("#editor", TextArea)
         text = editor.text if editor.display else self.model.text

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from rich.segment import Segment
 from rich.style import Style
+from textual.binding import Binding
 from textual.strip import Strip
 from textual.widgets import TextArea
 
@@ -13,6 +14,12 @@ from engine.trace.diagnostics import STYLE
 
 
 class TraceEditor(TextArea):
+    # printable keys are text here, so the stepper's keys are out of reach: the key bar shows these two
+    BINDINGS = [
+        Binding("ctrl+s", "screen.save", "Check and save"),
+        Binding("escape", "screen.edit", "Stop editing"),
+    ]
+
     def __init__(self, text: str, **kwargs):
         super().__init__(text, language=None, show_line_numbers=True, soft_wrap=False, **kwargs)
         self.marks: dict[int, str] = {}  # 0-based line -> severity
