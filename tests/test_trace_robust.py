@@ -1,7 +1,6 @@
 """The checker never raises, refuses object-building tags, and stays fast on bombs."""
 
-import time
-
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -46,14 +45,14 @@ def test_python_tags_are_refused():
         assert [d.code for d in r.diagnostics] == ["parse_error"] and "tag" in r.diagnostics[0].message
 
 
-def test_alias_bomb_is_answered_quickly():
+@pytest.mark.wallclock
+def test_alias_bomb_is_answered_quickly(within):
     lines = ["a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]"]
     for i, name in enumerate("bcdefghi"):
         prev = "abcdefghi"[i]
         lines.append(f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]")
-    start = time.perf_counter()
-    r = check("\n".join(lines))
-    assert time.perf_counter() - start < 0.5
+    with within(0.5, "an alias bomb refused"):
+        r = check("\n".join(lines))
     assert r.diagnostics[0].code == "parse_error" and "alias" in r.diagnostics[0].message
 
 

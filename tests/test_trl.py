@@ -3,7 +3,6 @@
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,8 @@ from engine.events import EventReader
 from engine.integrations.trl import TraceSession
 from engine.session import Session
 from engine.trace import check
+
+from .waiting import wait_for
 
 GOOD = "```yaml\nexpert: arithmetic\ntrace:\n- {op: init, var: a, value: 3}\n- {op: init, var: b, value: 4}\n" \
        "- {op: compute, compute_op: add, args: [a, b], var: c}\n- {op: query, var: c}\n```"
@@ -57,9 +58,10 @@ def test_grpo_trainer_two_steps_on_cpu_read_by_the_workbench(tmp_path, default_t
                                   callbacks=[run.callback()])
         during = Session(session).is_live()
         trainer.train()
-    time.sleep(0.5)
+    written = EventReader(session / "events.jsonl", checked=True).read()
+    wait_for(lambda: len(live) >= len(written), "the follower to read the whole session")
     follower.stop()
-    assert during and live == EventReader(session / "events.jsonl", checked=True).read()  # followed live, all of it
+    assert during and live == written  # followed live, all of it
 
     state = RunState(name="grpo")
     state.add(EventReader(session / "events.jsonl", checked=True).read())

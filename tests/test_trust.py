@@ -21,6 +21,8 @@ from engine import checkpoints, config, safefile
 from engine.events import read_all
 from engine.session import Session, list_sessions
 
+from .waiting import wait_for
+
 ESCAPES = ("\x1b]0;pwned\x07", "\x1b[2J", "\x1b[31m")  # retitle, clear, colour: none may reach a terminal from data
 
 
@@ -335,9 +337,7 @@ def test_a_killed_run_resumes_past_a_torn_line_and_a_checkpoint_missing_a_tensor
     proc = subprocess.Popen([sys.executable, "-m", "engine", "train", "--model", "tiny", "--session", str(folder), "--plain",
                              "--set", "run.checkpoint_every=2", "--set", "sft.epochs=20", "--set", "run.phases=sft,eval",
                              "--set", "eval.at=sft"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(checkpoints.steps(folder)) < 2:
-        time.sleep(0.2)
+    wait_for(lambda: len(checkpoints.steps(folder)) >= 2, "two checkpoints")
     proc.send_signal(signal.SIGKILL)  # no final event, no clean checkpoint: what a crash leaves
     proc.wait()
     assert list_sessions(folder.parent)[0]["status"] == "died"
