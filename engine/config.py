@@ -379,6 +379,20 @@ def smoke_overrides() -> dict:
     return parse_sets([f"{k}={v}" for k, v in SMOKE.items()])
 
 
+LENGTH_KEYS = ("data.max_len", "rl.max_new_tokens", "eval.max_new_tokens")
+
+
+def smoke_lengths(cfg: "Config") -> bool:
+    """The tiny model at the smoke preset's own length limits. They are short on purpose (a random
+    3M model writes nothing worth reading in full; short outputs keep the run to half a minute), so
+    a run's notes that answers are longer than them tell the user nothing they can act on."""
+    def value(key: str):
+        section, name = key.split(".")
+        return getattr(getattr(cfg, section), name)
+
+    return cfg.model.name == "tiny" and all(value(k) == SMOKE[k] for k in LENGTH_KEYS)
+
+
 def describe() -> list[tuple[str, object, str]]:
     """(key, default, doc) for every setting: for `engine config show` and the workbench form."""
     rows = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import allocator, checkpoints, parallel, tasks, threads
+from . import allocator, checkpoints, config, parallel, tasks, threads
 from .events import SCHEMA_VERSION
 from .modeling import (autocast, load_model, load_tokenizer, load_trainable_state, make_optimizer, param_counts, pick_device,
                        setup_notes, trainable_state)
@@ -168,11 +168,12 @@ class Recipe:
         system = tasks.system_prompt(cfg)
         rows = [training_ids(self.tokenizer, q, a, system, cfg.data.max_len + 1) for q, a in tasks.training_pairs(cfg)]
         fits = [r for r in rows if len(r[0]) <= cfg.data.max_len]  # a cut example would teach outputs that never end
-        if len(fits) < len(rows):
+        quiet = config.smoke_lengths(cfg)  # the tiny preset's short lengths are its own choice: no note on them
+        if len(fits) < len(rows) and not quiet:
             ctx.alert("info", f"{len(rows) - len(fits)} of {len(rows)} training examples are longer than "
                       f"data.max_len={cfg.data.max_len} tokens; they are skipped", phase="sft")
         note = long_answers([sum(t != IGNORE for t in labels) for _, labels in fits], cfg)
-        if note:
+        if note and not quiet:
             ctx.alert("info", note, phase="sft")
         self.optimizer = make_optimizer(self.model, cfg.sft.optimizer, cfg.sft.lr, cfg.sft.weight_decay)
         _, total = sft.plan(len(fits), cfg, ctx.world)

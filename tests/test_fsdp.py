@@ -111,3 +111,28 @@ def test_an_rl_update_with_more_signal_on_one_rank_does_not_leave_the_other_wait
                           str(script)], capture_output=True, text=True, timeout=180, env=ENV)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "rank 0 updated, loss finite: True" in out.stdout and "rank 1 updated, loss finite: True" in out.stdout
+
+
+def test_rl_with_batch_reuse_finishes_when_one_ranks_batch_is_fully_tied():
+    """rl.batch_reuse=2 on 2 sharded ranks, rank 1's groups all tied: the ranks decide together
+    whether to compute the sampling log-probs, and run them without prefix sharing (one FSDP
+    pass per chunk on every rank). Before, rank 1 skipped them and both ranks hung."""
+    import signal
+    import socket
+    from pathlib import Path
+
+    with socket.socket() as s:  # a free port: tests running side by side never meet
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = Path(__file__).parent / "scripts" / "rl_reuse_tied.py"
+    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                             str(port), str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the ranks too, not only torchrun
+        proc.communicate()
+        pytest.fail("the ranks hung in RL with rl.batch_reuse=2")
+    assert proc.returncode == 0, err[-3000:]
+    assert "rank 0 finished 2 iterations" in out and "rank 1 finished 2 iterations" in out

@@ -248,6 +248,8 @@ async def test_start_a_run_from_the_form_and_watch_it_finish(tmp_path):
         state = app.screen.state
         assert state.finished["status"] == "completed", "\n".join(state.log)
         assert state.started["model"] == "tiny" and state.series["sft"]["loss"] and state.evals
+        # the tiny preset's short lengths are its own: no alert about them
+        assert not any("longer than" in str(a.get("message")) for a in state.alerts), state.alerts
         assert "completed" in str(app.screen.query_one("#run-header").render())
         app.screen.query_one("#run-tabs").active = "tab-log"
         await pilot.pause(0.3)
@@ -902,3 +904,129 @@ async def test_the_start_dialog_says_when_the_cpu_is_busy(tmp_path, monkeypatch)
                 break
         question = str(app.screen.query_one("#confirm-question").render())
         assert "already busy (load 4.0" in question and "while that lasts" in question, question
+
+
+def _sft_only(folder, steps=180):
+    """A run still in SFT, its metrics as the engine writes them (docs/events.md): loss, lr,
+    tokens_per_s, grad_norm. The loss falls from 2.75 to ~0.25 over the first steps."""
+    import math
+
+    folder.mkdir(parents=True)
+    t = time.time() - 900
+    evs = [{"kind": "run_started", "t": t, "schema": 1, "run": folder.name, "model": "tiny", "device": "cpu",
+            "config": {}, "stages": ["sft", "rl"]}]
+    evs += [{"kind": "metrics", "t": t + s, "phase": "sft", "step": s, "total": 400, "loss": 0.25 + 2.5 * math.exp(-s / 6),
+             "lr": 1e-4, "tokens_per_s": 900.0 + s, "step_time": 1.0, "grad_norm": 1.5} for s in range(1, steps + 1)]
+    (folder / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in evs))
+    return folder
+
+
+def _plot_text(screen, plot_id: str) -> str:
+    return str(screen.query_one(f"#{plot_id}").render())
+
+
+async def test_during_sft_the_overview_shows_what_sft_has_and_the_loss_axis_follows_recent_steps(tmp_path):
+    folder = _sft_only(tmp_path / "sft")
+    app = attach_app(str(folder))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(0.8)
+        s = app.screen
+        titles = [_plot_text(s, p).splitlines()[0].strip() for p in ("ov-reward", "ov-signals", "ov-length")]
+        assert titles == ["SFT tokens/s", "SFT gradient norm", "SFT learning rate"], titles
+        assert "nothing yet" not in " ".join(titles)
+        loss = _plot_text(s, "ov-sft")
+        y_labels = {line.split("┤")[0].strip() for line in loss.splitlines() if "┤" in line}
+        assert "2" not in y_labels and "3" not in y_labels, y_labels  # not the first steps' 0-3: the recent ~0.25
+        assert "recent" in str(s.query_one("#ov-sft-legend").render())
+
+
+async def test_chart_axes_show_whole_steps_and_no_negative_zero(tmp_path):
+    folder = tmp_path / "axes"
+    folder.mkdir()
+    t = time.time() - 900
+    evs = [{"kind": "run_started", "t": t, "model": "tiny", "device": "cpu", "config": {}, "stages": ["sft", "rl"]}]
+    evs += [{"kind": "metrics", "t": t + s, "phase": "sft", "step": s, "total": 141, "loss": 0.001 * (s % 3 - 1)}
+            for s in range(1, 142)]
+    (folder / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in evs))
+    app = attach_app(str(folder))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(0.6)
+        await pilot.press("2")
+        await pilot.pause(0.6)
+        text = _plot_text(app.screen, "loss-plot")
+        lines = text.splitlines()
+        x_axis = next(lines[i + 1] for i, line in enumerate(lines) if line.lstrip().startswith("└"))
+        labels = x_axis.split()
+        assert labels and all(lab.isdigit() for lab in labels), labels  # 0 50 100 150, never 70.5
+        y_labels = [line.split("┤")[0].strip() for line in lines if "┤" in line]
+        assert "-0" not in y_labels and "-0.0" not in y_labels and "0" in y_labels, y_labels
+
+
+async def test_the_log_tab_shows_each_alert_once_for_a_run_started_here(tmp_path):
+    from workbench.messages import EngineOutput
+
+    folder = write_session(tmp_path, "echo", finished=False)
+    app = attach_app(str(folder))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.pause(0.6)
+        # what `engine train --plain` prints for the fixture's alert, as engine.log holds it
+        app.screen.post_message(EngineOutput(["alert (warning): no parseable output in the gsm8k evaluation",
+                                              "sft 1/4  loss 10.81  tokens_per_s 957.9"]))
+        await pilot.press("5")
+        await pilot.pause(0.6)
+        log = "\n".join(line.text for line in app.screen.query_one("#log").lines)
+        assert log.count("no parseable output in the gsm8k evaluation") == 1, log
+        assert "engine │ sft 1/4" in log  # the engine's own lines still come through
+
+
+async def test_the_clock_of_a_run_started_here_runs_from_the_launch(tmp_path):
+    """Before the engine's first event (loading torch takes seconds) the header's clock already runs."""
+    import subprocess
+    import sys
+
+    from workbench.screens.run import RunScreen
+    from workbench.app import Workbench
+
+    folder = tmp_path / "new"
+    folder.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        app = Workbench(lambda: RunScreen(str(folder), process=proc))
+        async with app.run_test(size=(160, 45)) as pilot:
+            await pilot.pause(0.3)
+            s = app.screen
+            assert not s.state.started and s.state.first_t is not None
+            s.state.first_t -= 65  # as if launched 65 s ago
+            s._tick()
+            assert "elapsed 0:01:05" in str(s.query_one("#run-header").render())
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+async def test_samples_at_100_columns_show_whole_numbers_or_a_visible_cut_and_the_failure_code():
+    from workbench.examples import ROOT
+
+    for example in ("default-run", "stepper-tour"):
+        events = [json.loads(line) for line in (ROOT / example / "events.jsonl").read_text().splitlines()]
+        samples = [e for e in events if e["kind"] == "sample"][::-1]  # the table lists the newest first
+        app = attach_app(str(ROOT / example))
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause(0.8)
+            app.screen.query_one("#run-tabs").active = "tab-samples"
+            await pilot.pause(0.5)
+            table = app.screen.query_one("#samples")
+            header = [str(c.label) for c in table.columns.values()]
+            assert {"outcome", "answer", "expected", "codes"} <= set(header), header
+            width = sum(c.get_render_width(table) for c in table.columns.values())
+            assert width <= table.size.width  # no column runs past the pane's edge, where it would be cut
+            for i, e in enumerate(samples):
+                row = dict(zip(header, (str(c) for c in table.get_row_at(i))))
+                for key, field in (("answer", "answer"), ("expected", "expected_answer")):
+                    shown, real = row[key], "" if e.get(field) is None else str(e[field])
+                    assert shown == real or (shown.endswith("…") and len(real) > len(shown)), (shown, real)
+                if e["outcome"] == "invalid_trace":  # which failure: its code beside the outcome
+                    assert row["codes"] and row["codes"].split()[0] in e["codes"], row
+            shown = [str(table.get_row_at(i)[header.index("answer")]) for i in range(table.row_count)]
+            if example == "default-run":
+                assert "82.8" in shown and "0.333333…" in shown

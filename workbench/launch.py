@@ -20,7 +20,8 @@ def start_engine(session: Path, sets: list[str]) -> subprocess.Popen:
     session.mkdir(parents=True, exist_ok=True)
     log = open(session / "engine.log", "ab")
     return subprocess.Popen(engine_command(session, sets), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            env=child_env(), start_new_session=True)  # ctrl+c in the UI does not reach the run
+                            env={**child_env(), "COLUMNS": "10000"},  # one line per event: the log pane drops its echo
+                            start_new_session=True)  # ctrl+c in the UI does not reach the run
 
 
 def log_tail(session: Path, lines: int = 12) -> str:

@@ -167,10 +167,16 @@ def old_logprobs(batch: Batch, adv: list[float], tokenizer, cfg, ctx) -> dict[in
     rows = [i for i, a in enumerate(adv) if a != 0] or [0]
     chunks = _even([rows[i : i + cfg.rl.micro_batch] for i in range(0, len(rows), cfg.rl.micro_batch)], ctx)
     out = {}
+    # under FSDP every forward pass is a collective, and a shared prompt prefix is one pass more
+    # for a chunk of several rows than for _even's one-row padding: ranks would gather different
+    # numbers of times and hang. Every row runs whole there (the same log-probs).
+    from ..prefix import fsdp
+
+    share = not fsdp(ctx.forward_model)
     with torch.no_grad(), ctx.autocast():
         for chunk in chunks:
             lps = completion_logprobs(ctx.forward_model, tokenizer, [batch.prompts[j] for j in chunk],
-                                      [batch.completions[j].tokens for j in chunk], cfg.rl.temperature)
+                                      [batch.completions[j].tokens for j in chunk], cfg.rl.temperature, share_prefix=share)
             out.update({j: lp.detach() for j, lp in zip(chunk, lps)})
     return out
 
@@ -276,7 +282,10 @@ def train(model, ref_model, tokenizer, optimizer, cfg, ctx, start: int = 0) -> i
         t0 = time.perf_counter()
         at(batch.iteration, "update")
         adv = advantages(batch.rewards, rc.algorithm, group, ctx.baseline, rc.scale_rewards)
-        old = old_logprobs(batch, adv, tokenizer, cfg, ctx) if rc.batch_reuse > 1 and any(adv) else None
+        # decided by every rank together: old_logprobs runs collectives (agreeing on the pass count, FSDP's
+        # gathers), and a rank whose batch tied would skip them while the others wait in them
+        reuse = rc.batch_reuse > 1 and ctx.agree(any(a != 0 for a in adv))
+        old = old_logprobs(batch, adv, tokenizer, cfg, ctx) if reuse else None
         stats = update(model, ref_model, tokenizer, batch, adv, optimizer, cfg, ctx, old)
         for _ in range(rc.batch_reuse - 1):
             if stats.get("skipped"):

@@ -59,6 +59,8 @@ class RunScreen(Screen):
         self.target, self.process, self.ssh_options = target, process, ssh_options
         self.local = split_target(target)[0] is None
         self.state = RunState(name=clean_text(Path(target.split(":")[-1]).name))  # a folder name may carry escapes
+        if process is not None:  # started here: the clock runs from the launch, not from the engine's first event
+            self.state.first_t = time.time()
         self.other = RunState(name=clean_text(Path(compare).name)) if compare else None
         self.compare = compare
         self.smoothing = False
@@ -105,7 +107,7 @@ class RunScreen(Screen):
 
     def _tick(self) -> None:
         """The clock in the header moves every second, between events too."""
-        if not self.state.finished and self.state.started and not self.dirty:
+        if not self.state.finished and (self.state.started or self.process is not None) and not self.dirty:
             self._show_header()
 
     def on_resize(self, event) -> None:

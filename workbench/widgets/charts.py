@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -32,6 +34,52 @@ def plot_series(plt, pts: list[tuple[int, float]], colour: str, smoothing: bool,
         plt.plot([p[0] for p in pts], [p[1] for p in pts], color="gray", marker="dot")
         pts = smooth(pts, 0.8)
     plt.plot([p[0] for p in pts], [p[1] for p in pts], color=colour)
+
+
+def nice_ticks(lo: float, hi: float, n: int = 4) -> list[float]:
+    """Round tick values covering [lo, hi]: steps of 1, 2 or 5 times a power of ten."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return []
+    if hi <= lo:
+        hi = lo + (abs(lo) or 1.0)
+    raw = (hi - lo) / max(n, 1)
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first = math.floor(lo / step) * step
+    ticks, t = [], first
+    while not ticks or ticks[-1] < hi - step * 1e-9:  # the last tick at or above hi: the axis covers the data
+        ticks.append(round(t, 10))
+        t += step
+    return ticks
+
+
+def tick_label(v: float) -> str:
+    v = 0.0 if abs(v) < 1e-12 else v  # never "-0"
+    return f"{v:g}" if abs(v) < 1e5 else f"{v:.0e}"
+
+
+def set_axes(plt, xs: list[float], ys: list[float], yrange: tuple[float, float] | None = None) -> None:
+    """Round ticks on both axes: whole steps on x (never 70.5), plain numbers on y (never -0.0)."""
+    if not xs or not ys:
+        return
+    lo, hi = yrange if yrange else (min(ys), max(ys))
+    yt = nice_ticks(lo, hi)
+    if yt:
+        plt.yticks(yt, [tick_label(v) for v in yt])
+        plt.ylim(min(yt[0], lo), max(yt[-1], hi))
+    xt = [v for v in nice_ticks(min(xs), max(xs)) if float(v).is_integer()]
+    if xt:
+        plt.xticks(xt, [str(int(v)) for v in xt])
+
+
+def recent_range(points: list[tuple[float, float]], keep: float = 0.75, least: int = 20) -> tuple[float, float] | None:
+    """The y range of the last `keep` of the steps, once there are `least` points: a loss falls
+    fast over the first steps, and an axis spanning them turns everything after into a flat band."""
+    if len(points) < least:
+        return None
+    x0, x1 = min(p[0] for p in points), max(p[0] for p in points)
+    ys = [y for x, y in points if x >= x1 - keep * (x1 - x0)]
+    return (min(ys), max(ys)) if ys else None
 
 
 COLOURS = [("cyan", "cyan"), ("orange", "dark_orange"), ("green", "green"), ("magenta", "magenta")]
@@ -72,6 +120,14 @@ class Charts(Vertical):
                     legend.append("━", style=rich).append(f"{phase} {key}{where}" + (f" [{run.name}]" if other else "") + "  ")
             if both and n:
                 plt.xlabel("step: SFT, then RL")
+            xs, ys = [], []
+            for run in filter(None, (state, other)):
+                shift = sft_steps(run) if both else 0
+                for phase, key in pairs:
+                    pts = downsample(run.series.get(phase, {}).get(key, []))
+                    xs += [x + (shift if phase == "rl" else 0) for x, _ in pts]
+                    ys += [y for _, y in pts]
+            set_axes(plt, xs, ys)
             self.query_one(f"#{plot_id}-legend", Static).update(legend)
             plot.refresh()
         lines = []

@@ -8,6 +8,11 @@ from textual.widgets import RichLog
 from ..runstate import RunState
 
 
+# the lines `engine train --plain` prints for events (engine/cli/reporter.py): the log has them already.
+# The workbench starts the engine with a wide COLUMNS (launch.py), so none of them wraps onto a second line.
+ECHOED = ("alert (", "eval ", "checkpoint ", "run finished: ")
+
+
 class LogPane(RichLog):
     def __init__(self, **kwargs):
         super().__init__(wrap=True, markup=False, **kwargs)
@@ -15,9 +20,11 @@ class LogPane(RichLog):
         self.engine_offset = 0
 
     def engine_output(self, lines: list[str]) -> None:
-        """Lines of the engine's own output (LogTail read them in its thread)."""
+        """Lines of the engine's own output (LogTail read them in its thread), less its echo of
+        events this pane already shows from events.jsonl (each alert once, not twice)."""
         for line in lines:
-            self.write(Text("engine │ " + line, style="dim"))
+            if not line.startswith(ECHOED):
+                self.write(Text("engine │ " + line, style="dim"))
 
     def show(self, state: RunState) -> None:
         fresh = state.log_count - self.logged

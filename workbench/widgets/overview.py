@@ -9,8 +9,6 @@ the previous one, the latest sample, the latest alerts, the machine.
 
 from __future__ import annotations
 
-import math
-
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -19,7 +17,7 @@ from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from ..runstate import RunState, current_stage, downsample, rl_reading
-from .charts import plot_series
+from .charts import nice_ticks, plot_series, recent_range, set_axes, tick_label  # noqa: F401 (tests import them here)
 
 # (plot id, title, phase, [(metric, legend name, colour)], y range or None)
 PLOTS = [
@@ -31,29 +29,14 @@ PLOTS = [
     ("ov-length", "completion length", "rl", [("completion_length", "mean", "green"),
                                                ("completion_length_max", "max", "gray")], None),
 ]
+# the RL slots during SFT: (title, [(metric, legend name, colour)]) from SFT's own metrics (docs/events.md)
+SFT_PLOTS = {
+    "ov-reward": ("SFT tokens/s", [("tokens_per_s", "tok/s", "green")]),
+    "ov-signals": ("SFT gradient norm", [("grad_norm", "grad norm", "red")]),
+    "ov-length": ("SFT learning rate", [("lr", "lr", "blue")]),
+}
 LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 RICH = {"cyan": "cyan", "green": "green", "blue": "blue", "orange": "dark_orange", "red": "red", "gray": "grey50"}
-
-
-def nice_ticks(lo: float, hi: float, n: int = 4) -> list[float]:
-    """Round tick values covering [lo, hi]: steps of 1, 2 or 5 times a power of ten."""
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return []
-    if hi <= lo:
-        hi = lo + (abs(lo) or 1.0)
-    raw = (hi - lo) / max(n, 1)
-    power = 10 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
-    first = math.floor(lo / step) * step
-    ticks, t = [], first
-    while not ticks or ticks[-1] < hi - step * 1e-9:  # the last tick at or above hi: the axis covers the data
-        ticks.append(round(t, 10))
-        t += step
-    return ticks
-
-
-def tick_label(v: float) -> str:
-    return f"{v:g}" if abs(v) < 1e5 else f"{v:.0e}"
 
 
 class Overview(Horizontal):
@@ -69,7 +52,14 @@ class Overview(Horizontal):
 
     def show(self, state: RunState, smoothing: bool) -> None:
         for plot_id, title, phase, series, yrange in PLOTS:
-            self._plot(plot_id, title, state.series.get(phase, {}), series, yrange, smoothing)
+            metrics = state.series.get(phase, {})
+            if plot_id in SFT_PLOTS and not any(metrics.get(k) for k, _, _ in series):
+                # no RL yet (SFT is the longest phase): the slot shows what SFT's metrics carry
+                sft_title, sft_series = SFT_PLOTS[plot_id]
+                sft = state.series.get("sft", {})
+                if any(sft.get(k) for k, _, _ in sft_series):
+                    title, metrics, series, yrange = sft_title, sft, sft_series, None
+            self._plot(plot_id, title, metrics, series, yrange, smoothing)
         q = self.query_one
         q("#ov-stages", Static).update(stages_line(state))
         q("#ov-evals", Static).update(eval_panel(state))
@@ -104,14 +94,12 @@ class Overview(Horizontal):
             plt.title(title + ": nothing yet")
             plot.refresh()
             return
-        lo, hi = yrange if yrange else (min(ys_all), max(ys_all))
-        yt = nice_ticks(lo, hi)
-        if yt:
-            plt.yticks(yt, [tick_label(v) for v in yt])
-            plt.ylim(min(yt[0], lo), max(yt[-1], hi))
-        xt = [v for v in nice_ticks(min(xs_all), max(xs_all)) if float(v).is_integer()]
-        if xt:
-            plt.xticks(xt, [str(int(v)) for v in xt])
+        if yrange is None and plot_id == "ov-sft":  # a loss: the axis follows the recent steps, not the first drop
+            yrange = recent_range([p for key, _, _ in present for p in downsample(metrics[key])])
+            if yrange and yrange[1] < max(ys_all):
+                legend.append("axis: recent steps", style="dim")
+                self.query_one(f"#{plot_id}-legend", Static).update(legend)
+        set_axes(plt, xs_all, ys_all, yrange)
         plot.refresh()
 
 
