@@ -87,3 +87,25 @@ def load_full_optimizer_state(model, optimizer, state: dict) -> None:
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
     set_optimizer_state_dict(model, optimizer, optim_state_dict=state, options=StateDictOptions(full_state_dict=True))
+
+
+def end_process_group(barrier: bool = True) -> None:
+    """The process group's end, in the order that keeps every rank alive to the last line:
+    what still holds the group (a DDP or FSDP model, a FullCopy) must be unreachable by now;
+    gc.collect() frees the cycles among them while the interpreter is whole. A group left for
+    interpreter exit is destroyed with gloo's threads still holding work, and the process aborts
+    ("terminate called without an active exception"). Then a barrier, so that no rank destroys
+    the group while a peer still uses it (`barrier=False` after a failure: the peers may never
+    reach it), then destroy."""
+    import gc
+
+    import torch.distributed as dist
+
+    gc.collect()
+    if not dist.is_initialized():
+        return
+    try:
+        if barrier:
+            dist.barrier()
+    finally:
+        dist.destroy_process_group()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from . import system
+from . import parallel, system
 from .recipe import Recipe, Stopped
 from .recorder import Recorder
 from .session import SessionBusy
@@ -125,7 +125,8 @@ def run(cfg, session_dir: Path, resume: bool = False, sinks: tuple = ()) -> str:
     finally:
         # _run's frame is gone here, and with it the recipe, the context and the wrapped model
         # (DDP, FSDP, FullCopy) that hold the process group: gc.collect() frees the cycles among them
-        _teardown_distributed(world, agreed=status != "failed")
+        if world > 1:  # no barrier after a failure: the peers may never reach it; a rank gone makes theirs fail instead
+            parallel.end_process_group(barrier=status != "failed")
     return status
 
 
@@ -195,28 +196,6 @@ def _open_recorder(folder: Path | None, rank: int, world: int, cfg, resume: bool
         if said[0] is not None:
             raise SessionBusy(f"rank 0 could not open the session ({said[0]})")
     return recorder
-
-
-def _teardown_distributed(world: int, agreed: bool) -> None:
-    """The process group's end, owned here: what held it freed first (a group destroyed at
-    interpreter exit, with gloo's threads still holding work, aborts the process:
-    "terminate called without an active exception"), then a barrier so that no rank
-    destroys it while a peer still uses it, then destroyed. No barrier after a failure:
-    the peers may never reach it; a rank that is gone makes theirs fail instead."""
-    if world == 1:
-        return
-    import gc
-
-    import torch.distributed as dist
-
-    gc.collect()
-    if not dist.is_initialized():
-        return
-    try:
-        if agreed:
-            dist.barrier()
-    finally:
-        dist.destroy_process_group()
 
 
 def disk_full(exc) -> OSError | None:

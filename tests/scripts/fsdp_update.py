@@ -6,7 +6,7 @@ import torch.distributed as dist
 
 from engine import config
 from engine.modeling import load_tokenizer, make_optimizer, tiny_model
-from engine.parallel import wrap
+from engine.parallel import end_process_group, wrap
 from engine.rollout import Completion
 from engine.train.context import Context
 from engine.train.rl import Batch, update
@@ -24,4 +24,5 @@ batch = Batch(0, [], ["q"] * n, [Completion("", ids, False)] * n, [0.0] * n, [],
 adv = [1.0, -1.0, 0.5, 0.0] if rank == 0 else [1.0, 0.0, 0.0, 0.0]  # 3 passes on rank 0, 1 on rank 1
 stats = update(model, None, tok, batch, adv, make_optimizer(model, "adamw", 1e-2), cfg, ctx)
 print(f"rank {rank} updated, loss finite: {torch.isfinite(torch.tensor(stats['loss'])).item()}", flush=True)
-dist.destroy_process_group()
+del model, ctx  # the sharded model holds the group: freed before it ends
+end_process_group()

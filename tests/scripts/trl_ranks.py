@@ -1,15 +1,14 @@
 """TRL's GRPOTrainer under torchrun with the trace session: run by tests/test_trl.py with 2 gloo ranks."""
 
-import gc
 import sys
 
 import datasets
-import torch.distributed as dist
 import trl
 
 from engine.data.synthetic import generate
 from engine.integrations.trl import TraceSession
 from engine.modeling import load_tokenizer, tiny_model
+from engine.parallel import end_process_group
 
 folder, out = sys.argv[1], sys.argv[2]
 tok = load_tokenizer("smollm2-135m-instruct")
@@ -22,10 +21,8 @@ with TraceSession(folder, max_completion_length=8) as run:
                               train_dataset=datasets.Dataset.from_list(rows), args=args, callbacks=[run.callback()])
     trainer.train()
 print(f"rank {run.rank} done", flush=True)
-# the group accelerate made, ended here as a training script should: what holds it freed, a
-# barrier, destroyed (left to interpreter exit, gloo's threads can abort the process)
+# the group accelerate made, ended here as a training script should: what holds it (the
+# trainer's wrapped model) freed, a barrier, destroyed; left to interpreter exit, gloo's threads
+# can abort the process
 del trainer
-gc.collect()
-if dist.is_initialized():
-    dist.barrier()
-    dist.destroy_process_group()
+end_process_group()
