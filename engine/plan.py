@@ -313,21 +313,27 @@ def sft_examples(cfg) -> int:
     return examples
 
 
-def cpu_minutes(cfg, shape: Shape) -> float:
-    """About how long a run takes on a CPU like this project's, from the measured rates of the
-    default model scaled by the model's size: for the new-run form's "about N minutes"."""
+def stage_seconds(cfg, shape: Shape) -> dict[str, float]:
+    """About how long each kind of stage takes on a CPU like this project's ("sft", "rl", and
+    "eval" for one evaluation), from the measured rates of the default model scaled by the
+    model's size: the form's estimate, and the run screen's for stages not started yet."""
     scale = shape.params() / 134.5e6
-    examples = sft_examples(cfg)
-    seconds = LOAD_S
+    out = {}
     if "sft" in cfg.run.phases:
-        seconds += examples * cfg.sft.epochs * CPU_SFT_S_PER_EXAMPLE * scale
+        out["sft"] = sft_examples(cfg) * cfg.sft.epochs * CPU_SFT_S_PER_EXAMPLE * scale
     if "rl" in cfg.run.phases:
         group = cfg.rl.group_size if cfg.rl.algorithm == "grpo" else 1
         draws = 1.4 if cfg.rl.dynamic_sampling and cfg.rl.algorithm == "grpo" else 1.0  # measured: 5.5 questions drawn per 4
-        seconds += cfg.rl.iterations * cfg.rl.questions * group * CPU_RL_S_PER_SAMPLE * scale * draws
+        out["rl"] = cfg.rl.iterations * cfg.rl.questions * group * CPU_RL_S_PER_SAMPLE * scale * draws
     if "eval" in cfg.run.phases:
-        seconds += len(cfg.eval.at) * (cfg.eval.synthetic + cfg.eval.gsm8k) * CPU_EVAL_S_PER_PROBLEM * scale
-    return seconds / 60
+        out["eval"] = (cfg.eval.synthetic + cfg.eval.gsm8k) * CPU_EVAL_S_PER_PROBLEM * scale
+    return out
+
+
+def cpu_minutes(cfg, shape: Shape) -> float:
+    """About how long a run takes on a CPU like this project's: for the new-run form's "about N minutes"."""
+    parts = stage_seconds(cfg, shape)
+    return (LOAD_S + parts.get("sft", 0.0) + parts.get("rl", 0.0) + len(cfg.eval.at) * parts.get("eval", 0.0)) / 60
 
 
 def checkpoint_bytes(cfg, shape: Shape) -> float:
