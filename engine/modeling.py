@@ -183,18 +183,26 @@ def load_model(cfg, tokenizer, device: torch.device):
         start_from(model, Path(mc.init_from).expanduser())
     keep_master_weights(model)
     if mc.activation_checkpointing:
-        checkpoint_activations(model)
+        checkpoint_activations(model, adapters=mc.train == "lora" or mc.load_8bit)
     return model
 
 
-def checkpoint_activations(model) -> None:
+def checkpoint_activations(model, adapters: bool = False) -> None:
     """Each decoder layer keeps only its input for backward and recomputes the rest
     (non-reentrant: frozen layers and inputs that need no grad are fine). A shared prompt
-    prefix is then not continued from in training passes (prefix.checkpointed)."""
+    prefix is then not continued from in training passes (prefix.checkpointed).
+
+    Enabling it in transformers 5 always makes the embeddings' output require grad
+    (enable_input_require_grads, meant for adapters): with the last N layers trained, backward
+    and recompute would then run through every frozen layer below them, which freezing them is
+    meant to save (and the memory plan assumes). That hook is removed again, except for LoRA
+    and 8-bit (`adapters`), where peft expects it."""
     if hasattr(model, "activation_checkpointing_enable"):  # transformers 5
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     else:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if not adapters and hasattr(model, "disable_input_require_grads"):
+        model.disable_input_require_grads()
 
 
 def decoder_layers(model):

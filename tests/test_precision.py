@@ -110,3 +110,31 @@ def test_ddp_keeps_gradients_in_its_buckets(tmp_path, default_tokenizer):
         assert ddp.gradient_as_bucket_view and ddp.module is model
     finally:
         dist.destroy_process_group()
+
+
+def _frozen_layer_backward(cfg, tok):
+    """(embeddings' output requires grad, backward passes through the frozen first layer, trained params with grads)
+    for one loss backward of the model load_model makes from `cfg`."""
+    from engine.modeling import decoder_layers, load_model
+
+    model = load_model(cfg, tok, torch.device("cpu"))
+    model.train()
+    seen = {"embeddings": None, "backward": 0}
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    inner.get_input_embeddings().register_forward_hook(lambda m, i, out: seen.update(embeddings=out.requires_grad))
+    decoder_layers(inner)[0].register_full_backward_hook(lambda m, gi, go: seen.update(backward=seen["backward"] + 1))
+    ids = torch.tensor([tok("expert: arithmetic\ntrace: []", add_special_tokens=False)["input_ids"]])
+    model(input_ids=ids, labels=ids).loss.backward()
+    return seen["embeddings"], seen["backward"], sum(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_with_checkpointing_backward_stops_at_the_first_trained_layer(default_tokenizer):
+    """transformers 5 makes the embeddings' output require grad whenever checkpointing is enabled:
+    backward then ran through every frozen layer. Only LoRA keeps that (peft expects it)."""
+    sets = ["model.name=tiny", "model.activation_checkpointing=true"]
+    embeddings, frozen_backward, trained = _frozen_layer_backward(
+        config.load(sets=sets + ["model.train=last_layers", "model.unfreeze_layers=1"]), default_tokenizer)
+    assert embeddings is False and frozen_backward == 0 and trained > 2
+    embeddings, frozen_backward, trained = _frozen_layer_backward(
+        config.load(sets=sets + ["model.train=lora", "model.lora_targets=[q_proj]"]), default_tokenizer)
+    assert embeddings is True and frozen_backward >= 1 and trained > 0
