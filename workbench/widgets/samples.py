@@ -18,9 +18,7 @@ from .filter import FilterBox
 class SamplesTable(DataTable):
     def __init__(self, **kwargs):
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
-
-    def on_mount(self) -> None:
-        self.add_columns("phase", "step", "set", "expert", "outcome", "answer", "expected", "reward", "codes", "question")
+        self.headers: list[str] = []
 
     def highlighted(self) -> int | None:
         """The number of the sample under the cursor."""
@@ -28,17 +26,82 @@ class SamplesTable(DataTable):
             return None
         return int(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
 
+    def on_resize(self, event) -> None:
+        pane = next((a for a in self.ancestors if isinstance(a, SamplesPane)), None)
+        if pane is not None and event.size.width != getattr(self, "_laid_out_at", None):
+            self._laid_out_at = event.size.width
+            pane.call_after_refresh(pane._redraw)  # the columns are chosen for the width the table has
 
-def _row(e: dict) -> list:
+
+COLUMNS = ("phase", "step", "set", "expert", "outcome", "answer", "expected", "reward", "codes", "question")
+NUMBER_WIDTH = 10
+# How a narrow table gives way, in order: columns the preview beside it shows anyway go, free text is
+# shortened (ending in …) down to a width, and only then does it go too. Numbers are never shortened.
+FIT = [("drop", "phase", 0), ("drop", "step", 0), ("shrink", "question", 30), ("shrink", "codes", 26),
+       ("drop", "expert", 0), ("shrink", "question", 20), ("drop", "reward", 0), ("drop", "set", 0),
+       ("shrink", "question", 12), ("drop", "question", 0), ("shrink", "codes", 9)]
+
+
+def number(value) -> str:
+    """An answer as it fits a column: whole when short, else rounded and marked with … (never cut silently)."""
+    if value is None:
+        return ""
+    text = str(value)
+    if len(text) <= NUMBER_WIDTH:
+        return text
+    try:
+        rounded = f"{float(value):.6g}"
+    except (TypeError, ValueError, OverflowError):
+        rounded = text
+    return (rounded if len(rounded) < NUMBER_WIDTH else rounded[:NUMBER_WIDTH - 1]) + "…"
+
+
+def _cells(e: dict) -> dict[str, Text]:
     reward = e.get("reward")
     style = "green" if reward == 1.0 else "yellow" if (reward or 0) >= 0.7 else "red"
-    answer = e.get("answer")
     # Text, not str: a DataTable reads str cells as markup, and model text is not markup
-    return [Text(str(e.get("phase") or "")), str(e.get("step", "")), Text(str(e.get("set") or "")),
-            Text(str(e.get("expected_expert") or "")), Text(str(e.get("outcome") or ""), style=style),
-            Text("" if answer is None else str(answer)[:16]), Text(str(e.get("expected_answer") or "")[:16]),
-            Text(f"{reward:g}" if isinstance(reward, (int, float)) else "", style=style),
-            Text(" ".join(e.get("codes", []))), Text(str(e.get("question") or "")[:80])]
+    return {"phase": Text(str(e.get("phase") or "")), "step": Text(str(e.get("step", ""))), "set": Text(str(e.get("set") or "")),
+            "expert": Text(str(e.get("expected_expert") or "")), "outcome": Text(str(e.get("outcome") or ""), style=style),
+            "answer": Text(number(e.get("answer"))), "expected": Text(number(e.get("expected_answer"))),
+            "reward": Text(f"{reward:g}" if isinstance(reward, (int, float)) else "", style=style),
+            "codes": Text(" ".join(str(c) for c in e.get("codes", [])), style="red"),
+            "question": Text(" ".join(str(e.get("question") or "").split())[:200])}
+
+
+def layout(width: int, events: list[dict]) -> tuple[list[str], list[list[Text]]]:
+    """The columns that fit `width` (the table's own), and the rows in them. Numbers are never cut;
+    free text ends in … where it is shortened; columns the preview shows anyway go first."""
+    rows = [_cells(e) for e in events]
+    widths = {c: max([len(c)] + [r[c].cell_len for r in rows]) for c in COLUMNS}
+    natural = dict(widths)
+    columns = list(COLUMNS)
+
+    def need() -> int:
+        return sum(widths[c] + 2 for c in columns) + 2  # cell padding, and a scrollbar
+
+    for action, name, least in FIT:
+        over = need() - width
+        if over <= 0 or not width:
+            break
+        if action == "drop":
+            columns.remove(name)
+        elif name in columns:  # shorten, down to `least` characters
+            widths[name] = max(least, min(widths[name], widths[name] - over))
+    if width and need() > width:  # still too wide: the codes go too (the preview beside lists them)
+        columns.remove("codes")
+    for name in ("codes", "question"):  # what a dropped column left is given back to the free text
+        if width and name in columns and need() < width:
+            widths[name] = min(natural[name], widths[name] + width - need())
+    out = []
+    for r in rows:
+        row = []
+        for c in columns:
+            cell = r[c].copy()
+            if cell.cell_len > widths[c]:
+                cell.truncate(widths[c], overflow="ellipsis")
+            row.append(cell)
+        out.append(row)
+    return columns, out
 
 
 def preview_text(e: dict) -> Text:
@@ -91,9 +154,13 @@ class SamplesPane(Vertical):
         table = self.query_one(SamplesTable)
         if keys != self.shown or force:
             here = table.highlighted()
-            table.clear()
-            for e in wanted:
-                table.add_row(*_row(e), key=str(e["seq"]))
+            columns, rows = layout(table.size.width, wanted)
+            table.clear(columns=columns != table.headers)
+            if columns != table.headers:
+                table.add_columns(*columns)
+                table.headers = columns
+            for e, row in zip(wanted, rows):
+                table.add_row(*row, key=str(e["seq"]))
             self.shown = keys
             if keys:  # follow: the newest (top); otherwise the cursor stays on its sample
                 table.move_cursor(row=0 if self.follow or here not in keys else keys.index(here))
