@@ -13,6 +13,7 @@ import pytest
 from workbench.follow import Follower, remote_request
 
 from .sessions_fixture import events
+from .waiting import wait_for
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 pytestmark = pytest.mark.skipif(not Path(SSHD).exists(), reason="sshd is not installed (CI installs openssh-server)")
@@ -63,18 +64,14 @@ def test_attach_over_ssh_survives_a_dropped_connection(sshd, tmp_path):
     path.write_text("".join(json.dumps(e) + "\n" for e in evs[:20]) + json.dumps(evs[20])[:15])  # ends in a torn line
     got, statuses = [], []
     f = Follower(f"{host}:{folder}", got.extend, statuses.append, interval=0.05, ssh_options=options).start()
-    deadline = time.time() + 15
-    while len(got) < 20 and time.time() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: len(got) >= 20, "the first 20 events over ssh", timeout=15)
     assert len(got) == 20
     # drop the connection: kill the ssh client under the follower
     f._proc.kill()
     with open(path, "a") as out:
         out.write(json.dumps(evs[20])[15:] + "\n")
         out.write("".join(json.dumps(e) + "\n" for e in evs[21:]))
-    deadline = time.time() + 20
-    while len(got) < len(evs) and time.time() < deadline:
-        time.sleep(0.1)
+    wait_for(lambda: len(got) >= len(evs), "every event after the reconnection", timeout=20)
     f.stop()
     assert got == evs  # nothing lost, nothing twice
     assert any("connection lost" in s for s in statuses)
