@@ -28,13 +28,16 @@ loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 rows = [training_ids(tok, e.question, trace_answer(e.trace)) for e in generate(8, 0)]
 opt = make_optimizer(model, cfg.sft.optimizer, 1e-4)
 batch = collate(rows, tok.pad_token_id, dev)
-times = []
+times, losses = [], []
 for _ in range(5):
     t = time.perf_counter()
-    answer_loss(model, batch, fusable(model)).backward(); opt.step(); opt.zero_grad()
+    loss = answer_loss(model, batch, fusable(model))
+    loss.backward(); opt.step(); opt.zero_grad()
     times.append(time.perf_counter() - t)
+    losses.append(loss.item())
 gpu = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
-print(json.dumps({"loaded_mb": loaded, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "gpu_mb": gpu, "step_s": statistics.median(times[1:])}))
+print(json.dumps({"loaded_mb": loaded, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "gpu_mb": gpu,
+                  "step_s": statistics.median(times[1:]), "loss": losses[0]}))  # the first step's: the weights as loaded
 """
 
 MODES = {

@@ -3,11 +3,14 @@
 1. the default run with the GPU preset on the 135M model (trimmed: 2,000 synthetic + 2,000 GSM8K
    traces, 1 epoch, 6 RL iterations, 200 GSM8K and 100 synthetic test problems), its SFT tokens/s
 2. vLLM rollouts (if vllm is installed): rollout tokens/s, and the weight sync: after an update,
-   vLLM's log-probs of a fixed completion match the trained model's
-3. 8-bit loading + LoRA: one training step
+   vLLM's log-probs of a fixed completion match the trained model's, and before the push they did
+   not (the stale gap at least 10x the synced one: a check that cannot tell them apart proves nothing)
+3. 8-bit loading + LoRA: one training step each of LoRA over 8-bit and over bf16 weights (the
+   benchmarks/memory.py child); it fails when either step fails or their losses differ by more than 2%
 4. `engine plan` against the measured peak of one RL update with activation checkpointing, for
    the 135M model and a randomly initialised model of SmolLM2-1.7B's shape (memory does not
-   depend on the weights' values, so no download)
+   depend on the weights' values, so no download); measured as the allocator reserved it
+   (max_memory_reserved: fragmentation included, what runs out first), allocated beside it
 
 Prints one table and writes it as JSON (default gpu-check.json).
     python scripts/gpu_check.py [--out gpu-check.json] [--skip run,vllm,8bit,plan]
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 import tempfile
@@ -76,26 +80,70 @@ def check_vllm() -> None:
     prompts = [prompt_text(tok, f"Tom has {n} apples and buys {n + 3} more. How many now?") for n in range(256)]
     comps, gen = backend.generate(tok, prompts, 256, 1.0, 1.0, len(prompts))
     prompt, completion = prompts[0], comps[0].tokens
-    opt = make_optimizer(model, "adamw", 1e-4)
+    opt = make_optimizer(model, "adamw", 1e-3)  # one step large enough that a stale engine shows it
     with torch.autocast("cuda", dtype=torch.bfloat16):
         (-completion_logprobs(model, tok, [prompt], [completion])[0].sum()).backward()
     opt.step()
-    backend.sync_weights(model)
-    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
-        ours = completion_logprobs(model, tok, [prompt], [completion])[0].float().cpu()
     ids = tok(prompt, add_special_tokens=False)["input_ids"]
-    out = backend.llm.generate([{"prompt_token_ids": ids + completion}], sampling_params=SamplingParams(max_tokens=1, prompt_logprobs=0),
-                               use_tqdm=False)[0]
-    theirs = torch.tensor([d[t].logprob for d, t in zip(out.prompt_logprobs[len(ids):], completion)])
-    gap = float((ours - theirs).abs().max())
-    row("vLLM rollouts + weight sync", f"{gen['tokens_per_s']:,.0f} tokens/s; max |log-prob gap| after an update {gap:.3f}",
-        gap < 0.1, rollout_tokens_per_s=gen["tokens_per_s"], logprob_gap=gap)
+
+    def gap() -> float:  # mean |log-prob difference| over the completion, trained model against vLLM
+        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+            ours = completion_logprobs(model, tok, [prompt], [completion])[0].float().cpu()
+        out = backend.llm.generate([{"prompt_token_ids": ids + completion}],
+                                   sampling_params=SamplingParams(max_tokens=1, prompt_logprobs=0), use_tqdm=False)[0]
+        theirs = torch.tensor([d[t].logprob for d, t in zip(out.prompt_logprobs[len(ids):], completion)])
+        return float((ours - theirs).abs().mean())
+
+    stale = gap()  # vLLM still has the weights from before the step
+    backend.sync_weights(model)
+    synced = gap()
+    ok = sync_ok(stale, synced)
+    row("vLLM rollouts + weight sync", f"{gen['tokens_per_s']:,.0f} tokens/s; mean |log-prob gap| after an update: "
+        f"{stale:.4f} before the push, {synced:.4f} after", ok, rollout_tokens_per_s=gen["tokens_per_s"],
+        logprob_gap_stale=stale, logprob_gap_synced=synced)
+
+
+def sync_ok(stale: float, synced: float) -> bool:
+    """The push made vLLM agree with the trained model (under 0.1, bf16's rounding) and the
+    check could have seen it fail: before the push the gap was at least 10x larger."""
+    return math.isfinite(stale) and math.isfinite(synced) and synced < 0.1 and stale > 0 and stale >= 10 * synced
+
+
+EIGHT_BIT = {"bf16 weights, LoRA": ["model.train=lora", "model.dtype=bfloat16"],
+             "8-bit, LoRA": ["model.load_8bit=true", "model.train=lora"]}
 
 
 def check_8bit() -> None:
-    out = subprocess.run([sys.executable, "benchmarks/memory.py"], capture_output=True, text=True, timeout=300)
-    lines = [line for line in out.stdout.splitlines() if "8-bit" in line]
-    row("8-bit loading + LoRA step", "; ".join(lines)[:300] or out.stderr[-300:], out.returncode == 0 and bool(lines))
+    import runpy  # benchmarks/ is a folder of scripts, not a package: its child program read by path
+
+    CHILD = runpy.run_path(str(Path(__file__).resolve().parent.parent / "benchmarks" / "memory.py"))["CHILD"]
+    runs = {name: subprocess.run([sys.executable, "-c", CHILD, *sets], capture_output=True, text=True, timeout=240)
+            for name, sets in EIGHT_BIT.items()}
+    result, ok, figures = judge_8bit({k: (o.returncode, o.stdout, o.stderr) for k, o in runs.items()})
+    row("8-bit loading + LoRA step", result, ok, **figures)
+
+
+def judge_8bit(runs: dict[str, tuple[int, str, str]]) -> tuple[str, bool, dict]:
+    """(result, ok, figures) from each mode's (exit status, stdout, stderr): a failed step, a
+    missing result line, a non-finite loss or an 8-bit loss more than 2% from bf16's fails."""
+    got = {}
+    for name in EIGHT_BIT:
+        code, out, err = runs.get(name, (None, "", "not run"))
+        if code != 0:
+            return f"{name}: failed: {(err.strip().splitlines() or ['exit ' + str(code)])[-1]}"[:300], False, {}
+        try:
+            got[name] = json.loads(out.strip().splitlines()[-1])
+            loss = float(got[name]["loss"])
+        except (IndexError, ValueError, KeyError, TypeError):
+            return f"{name}: no result line in its output", False, {}
+        if not math.isfinite(loss):
+            return f"{name}: loss {loss}", False, {}
+    bf16, eight = got["bf16 weights, LoRA"], got["8-bit, LoRA"]
+    diff = eight["loss"] / bf16["loss"] - 1
+    figures = {"loss_8bit": eight["loss"], "loss_bf16": bf16["loss"], "step_s_8bit": eight["step_s"],
+               "gpu_mb_8bit": eight.get("gpu_mb")}
+    return (f"loss {eight['loss']:.4f} against bf16's {bf16['loss']:.4f} ({diff:+.1%}); {eight['step_s']:.2f} s a step, "
+            f"GPU peak {eight.get('gpu_mb') or 0:,.0f} MiB"), abs(diff) <= 0.02, figures
 
 
 def check_plan() -> None:
@@ -134,14 +182,15 @@ def check_plan() -> None:
             lps = completion_logprobs(model, tok, prompts, comps, 1.0, share_prefix=False)
             (sum(lp.sum() for lp in lps) / 1000).backward()
         opt.step()
-        measured = torch.cuda.max_memory_allocated()
+        allocated, measured = torch.cuda.max_memory_allocated(), torch.cuda.max_memory_reserved()
         plan = estimate(cfg, shape, name, memory=torch.cuda.get_device_properties(0).total_memory)
         # what the allocator counts here: no runtime (CUDA context) and no sampler copy (no run around it)
         rl = sum(p.bytes for p in {m.name: m for m in plan.moments}["rl update"].parts
                  if p.name not in ("runtime", "sampler's bf16 copy"))
         err = rl / measured - 1
-        row(f"plan vs one RL update: {name}", f"estimate {rl / GIB:.2f} GiB, measured {measured / GIB:.2f} GiB ({err:+.0%})",
-            abs(err) < 0.25, estimate_gib=rl / GIB, measured_gib=measured / GIB)
+        row(f"plan vs one RL update: {name}", f"estimate {rl / GIB:.2f} GiB, reserved {measured / GIB:.2f} GiB ({err:+.0%}; "
+            f"allocated {allocated / GIB:.2f})", abs(err) < 0.25, estimate_gib=rl / GIB, reserved_gib=measured / GIB,
+            allocated_gib=allocated / GIB)
         del model, opt
         torch.cuda.empty_cache()
 
