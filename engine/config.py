@@ -59,7 +59,7 @@ class DataConfig:
     mix: dict = field(default_factory=lambda: dict(DEFAULT_MIX), metadata={"doc": "expert weights of the synthetic SFT and RL problems (a weight per expert and composition; experts left out get none); empty = even"})
     phrasings: str = choice("one", "one", "all")
     seed: int = bounded(0, 0, 2**32 - 1, doc="the synthetic problems' seed")
-    gsm8k: str = field(default="auto", metadata={"doc": "hub id, JSONL file or folder; auto = the copy shipped with the project"})
+    gsm8k: str = field(default="auto", metadata={"doc": "hub id, a folder of train.jsonl and test.jsonl, or one JSONL file with the split it holds (FILE.jsonl:train or FILE.jsonl:test; the other split is then the shipped copy's); auto = the copy shipped with the project"})
     gsm8k_traces: int = bounded(1000, 0, 10_000_000, doc="trace task: GSM8K training problems converted to gold traces, beside the synthetic ones (0 = synthetic only; more than exist = all); RL samples its questions from the same mix")
     gsm8k_variants: int = bounded(0, 0, 64, doc="trace task: up to N number variants of each GSM8K training trace beside it (numbers changed in question and trace together, answers verified by running the trace; engine data variants)")
     self_traces: str = field(default="", metadata={"doc": "trace task: a JSONL of the model's own right, clean traces (engine data self-traces) trained on beside the gold ones; empty = none"})
@@ -111,6 +111,8 @@ class RLConfig:
 @dataclass
 class EvalConfig:
     synthetic: int = bounded(200, 0, 1_000_000, doc="held-out synthetic problems")
+    synthetic_unseen: int = bounded(0, 0, 1_000_000, doc="synthetic problems in the wording of each pattern that training never sees (with data.phrasings=one), scored as synthetic-unseen beside synthetic: fit to the templates shows as the gap between them")
+    dev: int = bounded(0, 0, 500, doc="GSM8K development problems scored as gsm8k-dev (the first N of 500 carved from the train split, never trained on; engine eval --dev): the set to make choices on; when set, it is the first set (best checkpoint)")
     mix: dict = field(default_factory=dict, metadata={"doc": "expert weights of the held-out set; empty = even over all, whatever data.mix is, so runs that train on other mixes are compared on the same problems"})
     gsm8k: int = bounded(300, 0, 1319, doc="GSM8K test problems (N of them, from eval.gsm8k_from)")
     gsm8k_from: int = bounded(1, 1, 1319, doc="the first GSM8K test problem taken (1-based): 1 = the development set the defaults were chosen on; 301 = the held-out problems 301-1319 no decision looked at (engine eval --heldout), scored as a set named gsm8k-301-1319")
@@ -119,6 +121,7 @@ class EvalConfig:
     batch_size: int = bounded(128, 1, 4096, doc="problems decoded together (128: fastest measured on a 2-core CPU, docs/benchmarks.md)")
     max_new_tokens: int = bounded(320, 8, 8192)
     samples: int = bounded(1, 1, 1024, doc="outputs per problem; above 1 the eval also reports pass@k and majority-vote@k")
+    vote: str = choice("majority", "majority", "grounded", doc="with eval.samples > 1: grounded also reports grounded-majority@k, where only outputs whose trace runs clean and reads every input from the question (none invented) vote (trace task)")
     temperature: float = bounded(0.8, 0.0, 5.0, doc="sampling temperature when eval.samples > 1 (the first sample is always greedy)")
     at: list = field(default_factory=lambda: ["sft", "rl"], metadata={"doc": "evaluate before training (start), after sft, after rl"})
     every: int = bounded(0, 0, 1_000_000, doc="also evaluate every N training steps (0 = only at the points in `at`)")
@@ -301,6 +304,11 @@ def _check(cfg: Config) -> None:
                           f"as a session's checkpoints/best or checkpoints/step-N)")
     if cfg.data.self_traces and not Path(cfg.data.self_traces).expanduser().is_file():
         raise ConfigError(f"data.self_traces: {cfg.data.self_traces} is not a file (engine data self-traces writes one)")
+    from .data.gsm8k import unnamed_file
+
+    why = unnamed_file(cfg.data.gsm8k if cfg.data.gsm8k != "auto" else None)
+    if why:
+        raise ConfigError(f"data.gsm8k: {why}")
     for key, value in (("data.gsm8k", cfg.data.gsm8k), ("data.instruct_train", cfg.data.instruct_train)):
         path = Path(value).expanduser()
         if value and value != "auto" and path.exists() and not (path.is_file() or path.is_dir()):

@@ -166,7 +166,12 @@ class Recipe:
 
         cfg, ctx = self.cfg, self.ctx
         system = tasks.system_prompt(cfg)
-        rows = [training_ids(self.tokenizer, q, a, system, cfg.data.max_len + 1) for q, a in tasks.training_pairs(cfg)]
+        from .protocol import Drops
+
+        drops = Drops()  # what the protocol keeps out: development problems, test questions in disguise
+        rows = [training_ids(self.tokenizer, q, a, system, cfg.data.max_len + 1) for q, a in tasks.training_pairs(cfg, drops)]
+        if drops.message():
+            ctx.alert("info", drops.message(), phase="sft")
         fits = [r for r in rows if len(r[0]) <= cfg.data.max_len]  # a cut example would teach outputs that never end
         quiet = config.smoke_lengths(cfg)  # the tiny preset's short lengths are its own choice: no note on them
         if len(fits) < len(rows) and not quiet:
@@ -225,6 +230,7 @@ class Recipe:
             progress(0, len(items))
             fields, samples = ev.evaluate(ctx.sampler(), self.tokenizer, items, cfg, on_batch=progress)
             ctx.emit("eval", phase="eval", step=step, at=which, set=name, **fields)
+            self.ledger(name, fields)
             for s in samples[:8]:
                 ctx.sample("eval", step, {"set": name, "at": which, **s})
             if fields.get("scoring_errors"):
@@ -240,6 +246,23 @@ class Recipe:
                 self._write(checkpoints.BEST, -1, 0)
                 ctx.emit("checkpoint", path=str(self.folder / checkpoints.BEST), step=step, phase=which, best=True,
                          accuracy=fields["accuracy"])
+
+    def ledger(self, name: str, fields: dict) -> None:
+        """A scoring of GSM8K test problems, in the sessions folder's ledger (engine/protocol.py):
+        a run that evaluates on the sealed problems counts as a look at them."""
+        from . import protocol
+        from .tasks.common import gsm8k_test_span
+
+        if not (name == "gsm8k" or name.startswith("gsm8k-") and name != "gsm8k-dev"):
+            return
+        first = gsm8k_test_span(self.cfg).start + 1
+        try:
+            protocol.record(self.session_dir.parent, {
+                "family": protocol.family(self.cfg, "trained"), "target": str(self.session_dir), "set": name,
+                "first": first, "last": first + fields["total"] - 1, "correct": fields["correct"], "total": fields["total"],
+                "accuracy": fields["accuracy"], "by": "engine train"})
+        except OSError as exc:  # a read-only sessions folder: the run goes on, and says so
+            self.ctx.alert("warning", f"the held-out ledger could not be written: {exc}", phase="eval")
 
     # -- save --
 

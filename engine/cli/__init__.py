@@ -1,7 +1,7 @@
 """`engine`: the headless command line, one module per command group:
 
 trace (check, run), models, data (generate, gsm8k-traces, stats), train (and
-config show), plan, evaluate (eval), sessions (ls, stop, export), report; tables and
+config show), plan, evaluate (eval), diff (two checkpoints, paired), sessions (ls, stop, export), report; tables and
 common hold what they share. `python -m engine` is the same command.
 """
 
@@ -12,11 +12,11 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import data, evaluate, models, plan, report, sessions, trace, train
+    from . import data, diff, evaluate, models, plan, report, sessions, trace, train
 
     parser = argparse.ArgumentParser(prog="engine", description="Train small models to write verifiable YAML traces.")
     sub = parser.add_subparsers(dest="cmd", required=True)
-    for group in (trace, models, data, train, plan, evaluate, sessions, report):
+    for group in (trace, models, data, train, plan, evaluate, diff, sessions, report):
         group.add_parser(sub)
     return parser
 

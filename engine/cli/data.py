@@ -163,7 +163,10 @@ def _self_traces(args) -> int:
         return fail("data self-traces", str(exc), exc.code)
     rows = load_rows(gsm8k_source(cfg), "train")
     gold = {i for i, r in enumerate(rows) if convert(i, r["question"], r["answer"]).kept}
-    indices = [i for i in range(len(rows)) if not (args.without_gold and i in gold)]
+    from ..protocol import excluded_train
+
+    skip = excluded_train(gsm8k_source(cfg))  # the development split and test questions in disguise: never trained on
+    indices = [i for i in range(len(rows)) if i not in skip and not (args.without_gold and i in gold)]
     indices = indices[: args.limit] if args.limit else indices
     items = [(i, rows[i]["question"], parse_answer(rows[i]["answer"])) for i in indices]
     system = system_prompt(cfg)

@@ -21,8 +21,13 @@ def add_parser(sub) -> None:
     e.add_argument("--checkpoint", default="best", metavar="best|last|untrained|PATH",
                    help="which checkpoint of the session: best (default; last where there is none), last, a folder, "
                         "or untrained (the session's model before training)")
-    e.add_argument("--heldout", action="store_true", help="GSM8K test problems 301-1319 only: the 1,019 that no "
-                   "default was chosen on (the first 300 are the development set); the figure to report")
+    e.add_argument("--heldout", action="store_true", help="GSM8K test problems 301-1319 only: the 1,019 sealed ones, "
+                   "the figure to report once a recipe is chosen; every scoring is recorded in the sessions folder's "
+                   ".heldout-ledger.jsonl and the command says how often this recipe's family has been scored there")
+    e.add_argument("--dev", action="store_true", help="the development split: 500 GSM8K training problems no run trains "
+                   "on (fixed whatever the seeds); make every choice here, not on the test problems")
+    e.add_argument("--vote", choices=["majority", "grounded"], help="with --samples K: grounded also reports "
+                   "grounded-majority@K, where only traces that run clean and read every input from the question vote")
     e.add_argument("--variants", type=int, metavar="K", help="robustness: GSM8K test problems (the first eval.gsm8k, or "
                    "--limit) that give number variants, and K variants of each: accuracy on both, and the share of "
                    "problems answered right in every variant")
@@ -30,31 +35,56 @@ def add_parser(sub) -> None:
     e.set_defaults(func=_eval, runs_model=True)
 
 
+class BadArgs(ValueError):
+    """Flags that do not go together; the message is the command's one line."""
+
+
+def set_overrides(args) -> list[str]:
+    """The config overrides of the set flags (--problems, --heldout, --dev, --limit, --samples,
+    --vote, --temperature) and --set: shared by `engine eval` and `engine diff`."""
+    sets = list(args.set)
+    problems, heldout, dev = args.problems, args.heldout, args.dev
+    samples, vote, temperature = (getattr(args, k, None) for k in ("samples", "vote", "temperature"))
+    if problems:  # only the files asked for: the built-in sets are switched off
+        missing = [p for p in problems if not Path(p).is_file()]
+        if missing:
+            raise BadArgs(f"{missing[0]}: no such problem file")
+        sets += ["eval.synthetic=0", "eval.gsm8k=0", "eval.problems=[" + ",".join(json.dumps(p) for p in problems) + "]"]
+    if heldout and dev:
+        raise BadArgs("--dev and --heldout are two different sets: choose on --dev, report --heldout")
+    if (heldout or dev) and problems:
+        raise BadArgs(f"--{'heldout' if heldout else 'dev'} is a GSM8K set; --problems names other files")
+    if heldout:
+        sets += ["eval.synthetic=0", "eval.gsm8k_from=301", "eval.gsm8k=1019", "eval.dev=0"]
+    if dev:
+        sets += ["eval.synthetic=0", "eval.gsm8k=0", "eval.dev=500"]
+    if args.limit is not None:
+        if args.limit < 1:
+            raise BadArgs("--limit must be 1 or more")
+        sets += [f"eval.problems_limit={args.limit}"] if problems else \
+            [f"eval.synthetic={0 if heldout or dev else args.limit}",
+             f"eval.gsm8k={0 if dev else min(args.limit, 1319)}"] + ([f"eval.dev={min(args.limit, 500)}"] if dev else [])
+    if samples is not None:
+        sets.append(f"eval.samples={samples}")
+    if vote:
+        if (samples or 1) < 2:
+            raise BadArgs("--vote chooses among samples: give --samples K (2 or more)")
+        sets.append(f"eval.vote={vote}")
+    if temperature is not None:
+        sets.append(f"eval.temperature={temperature}")
+    return sets
+
+
 def _eval(args) -> int:
     from ..tasks import eval_sets
     from ..train import evaluate as ev
 
-    sets = list(args.set)
     if args.variants is not None and args.variants < 1:
         return fail("eval", "--variants must be 1 or more")
-    if args.problems:  # only the files asked for: the built-in sets are switched off
-        missing = [p for p in args.problems if not Path(p).is_file()]
-        if missing:
-            return fail("eval", f"{missing[0]}: no such problem file")
-        sets += ["eval.synthetic=0", "eval.gsm8k=0", "eval.problems=[" + ",".join(json.dumps(p) for p in args.problems) + "]"]
-    if args.heldout:
-        if args.problems:
-            return fail("eval", "--heldout is a GSM8K set; --problems names other files")
-        sets += ["eval.synthetic=0", "eval.gsm8k_from=301", "eval.gsm8k=1019"]
-    if args.limit is not None:
-        if args.limit < 1:
-            return fail("eval", "--limit must be 1 or more")
-        sets += [f"eval.problems_limit={args.limit}"] if args.problems else \
-            [f"eval.synthetic={0 if args.heldout else args.limit}", f"eval.gsm8k={min(args.limit, 1319)}"]
-    if args.samples is not None:
-        sets.append(f"eval.samples={args.samples}")
-    if args.temperature is not None:
-        sets.append(f"eval.temperature={args.temperature}")
+    try:
+        sets = set_overrides(args)
+    except BadArgs as exc:
+        return fail("eval", str(exc))
     try:
         cfg, tok, model, ckpt = session_model(args.target, args.checkpoint, sets)
     except CannotLoad as exc:
@@ -62,6 +92,8 @@ def _eval(args) -> int:
     if ckpt and not args.json:
         print(f"engine eval: scoring {ckpt}", file=sys.stderr)
     results, robust = {}, None
+    if not (args.heldout or args.dev or args.problems or args.variants) and not cfg.eval.synthetic_unseen:
+        cfg.eval.synthetic_unseen = cfg.eval.synthetic  # beside the set that shares training's templates
     try:
         named = eval_sets(cfg) if not args.variants else {}
     except (OSError, ValueError) as exc:
@@ -71,10 +103,15 @@ def _eval(args) -> int:
     for name, items in named.items():
         fields, _ = ev.evaluate(model, tok, items, cfg)
         results[name] = fields
+    sealed = _ledger(args, cfg, ckpt, results)
     if args.json:
         print(json.dumps({"checkpoint": str(ckpt) if ckpt else None, "sets": results}
-                         | ({"robustness": robust} if robust else {}), default=str))
+                         | ({"robustness": robust} if robust else {}) | sealed, default=str))
         return 0
+    if "heldout_scorings" in sealed:
+        print(f"engine eval: the held-out problems have now been scored {sealed['heldout_scorings']} time(s) for this "
+              f"recipe's family ({sealed['family']}; {sealed['ledger']}): report this figure, choose on --dev",
+              file=sys.stderr)
     from .console import console
     from .tables import eval_table
 
@@ -85,6 +122,33 @@ def _eval(args) -> int:
                         f"{robust['k']} variants ({robust['all_right'] / max(robust['problems'], 1):.1%}, 95% CI "
                         f"{lo:.1%}-{hi:.1%}); {robust['original_right']} right as first written", markup=False)
     return 0
+
+
+def _ledger(args, cfg, ckpt, results: dict) -> dict:
+    """Each scoring of GSM8K test problems, one line in the sessions folder's ledger; with --heldout,
+    how many times this recipe's family has been scored on the sealed problems (this one included)."""
+    from pathlib import Path
+
+    from .. import protocol
+    from ..tasks.common import gsm8k_test_span
+    from .common import DEFAULT_ROOT, not_a_session
+
+    span = gsm8k_test_span(cfg)
+    tested = {n: f for n, f in results.items() if n == "gsm8k" or n.startswith("gsm8k-") and n != "gsm8k-dev"
+              or n in ("originals", "variants")}
+    if not tested:
+        return {}
+    session = (Path(args.target) / "config.yaml").is_file() and not not_a_session(args.target)
+    root = Path(args.target).parent if session else Path(DEFAULT_ROOT)
+    which = "untrained" if not ckpt else str(ckpt)
+    fam = protocol.family(cfg, which)
+    for name, f in tested.items():
+        protocol.record(root, {"family": fam, "target": str(args.target), "checkpoint": which, "set": name,
+                               "first": span.start + 1, "last": span.start + f["total"] if name.startswith("gsm8k")
+                               else (span.stop if cfg.eval.gsm8k else 1319),  # robustness: problems of the span
+                               "correct": f["correct"], "total": f["total"], "accuracy": f["accuracy"], "by": "engine eval"})
+    out = {"family": fam, "ledger": str(root / protocol.LEDGER)}
+    return out | ({"heldout_scorings": protocol.heldout_scorings(root, fam)} if args.heldout else {})
 
 
 def _robustness(model, tok, cfg, k: int, results: dict) -> dict:

@@ -29,15 +29,19 @@ def eval_table(evals: list[dict]) -> Table:
     """One row per evaluation event: accuracy with its 95% interval, parse and valid
     rates, pass@k and majority-vote@k where sampled, correct by expert."""
     k_samples = any("pass_at_k" in e for e in evals)
+    grounded = any("grounded_maj_at_k" in e for e in evals)
     rows = []
     for e in evals:
         experts = "  ".join(f"{k} {v['correct']}/{v['total']}" for k, v in sorted(e.get("by_expert", {}).items()))
         extra = (fmt_interval(e["pass_at_k"], e.get("pass_at_k_ci")), fmt_interval(e["maj_at_k"], e.get("maj_at_k_ci"))) \
             if "pass_at_k" in e else ("", "")
+        if grounded:
+            extra += (fmt_interval(e["grounded_maj_at_k"], e.get("grounded_maj_at_k_ci")) if "grounded_maj_at_k" in e else "",)
         rows.append((e.get("at", ""), e.get("set", ""), fmt_interval(e["accuracy"], e.get("accuracy_ci")),
                      f"{e['parse_rate']:.1%}", f"{e['valid_rate']:.1%}", f"{e['correct']}/{e['total']}",
                      *(extra if k_samples else ()), experts))
-    cols = ("at", "set", "accuracy [95% CI]", "parse", "valid", "correct", *(("pass@k", "maj@k") if k_samples else ()), "by expert")
+    cols = ("at", "set", "accuracy [95% CI]", "parse", "valid", "correct", *(("pass@k", "maj@k") if k_samples else ()),
+            *(("grounded maj@k",) if grounded else ()), "by expert")
     return table("Evaluations", cols, rows)
 
 

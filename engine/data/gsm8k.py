@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from ..numbers import BadNumber, shown, why_not_json
+
 HUB_ID = "openai/gsm8k"
 SHIPPED = Path(__file__).resolve().parent / "files" / "gsm8k"
 _FINAL = re.compile(r"####\s*(.+?)\s*$", re.S)
@@ -19,6 +21,7 @@ _ANSWER = re.compile(r"^(?P<sign>[+-]?)\$?(?P<sign2>[+-]?)(?P<int>\d{1,3}(?:,\d{
                      r"(?:[eE](?P<exp>[+-]?\d{1,3}))?$")
 _FRACTION = re.compile(r"^(?P<sign>[+-]?)(?P<num>\d+)\s*/\s*(?P<den>\d+)$")
 MAX_EXPONENT = 30
+MAX_CHARS = 64  # an answer's text: 40 digits with their separators, sign, $ and point
 
 
 @dataclass
@@ -41,6 +44,8 @@ def number(text: str) -> Fraction:
     `3/4`. Anything else (`1 000`, `1e400`, `12 apples`, `50%`) is a ValueError saying so: an
     answer is read as its value or not at all, never as a number found inside it."""
     t = text.strip()
+    if len(t) > MAX_CHARS:  # 5,000 digits: said here, in words, before int() refuses in its own
+        raise BadNumber(f"{shown(t)} is too long for an answer (at most {MAX_CHARS} characters)")
     f = _FRACTION.match(t)
     if f:
         if int(f["den"]) == 0:
@@ -48,10 +53,10 @@ def number(text: str) -> Fraction:
         return Fraction(int(f["num"]), int(f["den"])) * (-1 if f["sign"] == "-" else 1)
     m = _ANSWER.match(t)
     if not m or not (m["int"] or m["dec"]) or (m["sign"] and m["sign2"]):
-        raise ValueError(f"{text!r} is not a number (write it as 1234, 1,234.50, $12, -3, 2.5e3 or 3/4)")
+        raise ValueError(f"{shown(t)} is not a number (write it as 1234, 1,234.50, $12, -3, 2.5e3 or 3/4)")
     exp = int(m["exp"] or 0)
     if abs(exp) > MAX_EXPONENT:
-        raise ValueError(f"{text!r}: exponents beyond {MAX_EXPONENT} are not answers here")
+        raise BadNumber(f"{shown(t)}: exponents beyond {MAX_EXPONENT} are not answers here")
     value = Fraction((m["int"] or "0").replace(",", "") + (m["dec"] or "")) * Fraction(10) ** exp
     return -value if "-" in (m["sign"], m["sign2"]) else value
 
@@ -62,15 +67,24 @@ def default_source() -> str:
 
 
 def load(source: str | None = None, split: str = "test", limit: int | None = None) -> list[Problem]:
-    return [
-        Problem(r["question"], r["answer"].split("####")[0].strip(), parse_answer(r["answer"]))
-        for r in load_rows(source, split, limit)
-    ]
+    """The problems with their answers read; an answer that is no number is an error naming its line."""
+    out = []
+    for where, r in _numbered_rows(source, split, limit):
+        try:
+            out.append(Problem(r["question"], r["answer"].split("####")[0].strip(), parse_answer(r["answer"])))
+        except ValueError as exc:
+            raise ValueError(f"GSM8K: {where}: {exc}") from None
+    return out
 
 
 def load_rows(source: str | None = None, split: str = "test", limit: int | None = None) -> list[dict]:
     """The raw records (`question`, `answer` with its `#### N`) in file order."""
-    source = source or default_source()
+    return [r for _, r in _numbered_rows(source, split, limit)]
+
+
+def _numbered_rows(source: str | None, split: str, limit: int | None) -> list[tuple[str, dict]]:
+    """(where: `file line N` or `id record N`, record) of each record in file order."""
+    source = with_split(source or default_source(), split)
     path = Path(source).expanduser()
     if path.is_dir():
         path = path / f"{split}.jsonl"
@@ -84,25 +98,57 @@ def load_rows(source: str | None = None, split: str = "test", limit: int | None 
             if line.strip():
                 try:
                     row = json.loads(line)
-                except ValueError as exc:
-                    raise ValueError(f"GSM8K: {path} line {n}: not JSON ({exc})") from None
+                except (ValueError, RecursionError) as exc:  # a 5,000-digit number, deep nesting: not JSON here
+                    raise ValueError(f"GSM8K: {path} line {n}: not JSON ({why_not_json(exc)})") from None
                 if not isinstance(row, dict) or not isinstance(row.get("question"), str) or not isinstance(row.get("answer"), str):
                     raise ValueError(f"GSM8K: {path} line {n}: needs `question` and `answer` (text)")
-                rows.append(row)
+                rows.append((f"{path} line {n}", row))
                 if limit and len(rows) >= limit:
                     break
-    else:
-        from datasets import load_dataset
+        return rows
+    from datasets import load_dataset
 
-        from ..models import hub_offline, hub_unreachable
+    from ..models import hub_offline, hub_unreachable
 
-        why = None if hub_offline() else hub_unreachable()  # offline mode reads the local hub cache
-        if why:
-            raise FileNotFoundError(f"GSM8K: {source!r} is not a local file or folder and the hub cannot be reached ({why}); "
-                                    f"pass a local JSONL path (or set HF_HUB_OFFLINE=1 to use a copy in the hub cache)")
-        try:
-            ds = load_dataset(source, "main", split=split)
-        except Exception as exc:  # offline, unknown id: one clear sentence
-            raise FileNotFoundError(f"GSM8K: cannot load {source!r} from the hub ({type(exc).__name__}); pass a local JSONL path") from None
-        rows = [ds[i] for i in range(min(limit or len(ds), len(ds)))]
-    return rows
+    why = None if hub_offline() else hub_unreachable()  # offline mode reads the local hub cache
+    if why:
+        raise FileNotFoundError(f"GSM8K: {source!r} is not a local file or folder and the hub cannot be reached ({why}); "
+                                f"pass a local JSONL path (or set HF_HUB_OFFLINE=1 to use a copy in the hub cache)")
+    try:
+        ds = load_dataset(source, "main", split=split)
+    except Exception as exc:  # offline, unknown id: one clear sentence
+        raise FileNotFoundError(f"GSM8K: cannot load {source!r} from the hub ({type(exc).__name__}); pass a local JSONL path") from None
+    return [(f"{source} record {i + 1}", ds[i]) for i in range(min(limit or len(ds), len(ds)))]
+
+
+SPLITS = ("train", "test")
+
+
+def _named(source: str) -> tuple[str, str | None]:
+    """(path, split) of `FILE.jsonl:train`; (source, None) where no split is named."""
+    head, sep, tail = source.rpartition(":")
+    return (head, tail) if sep and tail in SPLITS and head else (source, None)
+
+
+def unnamed_file(source: str | None) -> str | None:
+    """Why this GSM8K source cannot be used, or None: one JSONL file would be both splits (train
+    and test the same problems, without a word), so a file must name the split it holds."""
+    env = source is None and os.environ.get("TRACEBENCH_GSM8K")
+    source = source or default_source()
+    path, split = _named(source)
+    where = "$TRACEBENCH_GSM8K " if env else ""
+    if split is None and Path(path).expanduser().is_file():
+        return (f"{where}{source} is one file, which would be both the training and the test problems: name the split "
+                f"it holds ({source}:train or {source}:test), or give a folder holding train.jsonl and test.jsonl")
+    if split and not Path(path).expanduser().is_file():
+        return f"{where}{source}: there is no file {path}"
+    return None
+
+
+def with_split(source: str, split: str) -> str:
+    """The source to read `split` from: a file named for its split (`FILE.jsonl:train`) for that
+    split, and the shipped copy for the other one."""
+    path, named = _named(source)
+    if named is None:
+        return source
+    return path if named == split else str(SHIPPED)

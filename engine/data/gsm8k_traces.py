@@ -29,15 +29,19 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
 
+from ..numbers import BadNumber, decimal, of_value
 from ..trace import answers_match, check
 from .gsm8k import parse_answer
 from .tracewriter import compute, init, query, single
 
 PATTERN = "gsm8k"
 MAX_STEPS = 24  # longer traces do not fit the length limits of training and decoding
+MAX_TEXT = 8_000  # characters of a question or an answer (GSM8K's longest answer has 1,228): the work per problem stays bounded
 
 # Why a problem was not kept (the order is the order the checks run in).
 REASONS = {
+    "text_too_long": f"the question or the answer is longer than {MAX_TEXT:,} characters",
+    "bad_number": "a number is too long, out of range or not finite (1e999, 5,000 digits)",
     "no_annotation": "the solution has no <<expr=result>> annotation",
     "bad_expression": "an annotation is not plain arithmetic",
     "wrong_arithmetic": "an annotation's result does not follow from its expression",
@@ -49,8 +53,14 @@ REASONS = {
 
 _ANNOTATION = re.compile(r"<<([^<>=]*)=([^<>]*)>>")
 # A step written as plain text, `$43 - $18 = $25`: two or more numbers joined by operators, then `= N`.
-_NUM_TEXT = r"\$?\(?\d[\d,]*(?:\.\d+)?\)?"
-_PLAIN = re.compile(rf"((?:{_NUM_TEXT}\s*[-+*/x×−÷]\s*)+{_NUM_TEXT})\s*=\s*\$?(-?\d[\d,]*(?:\.\d+)?)")
+# Read in two parts so that a scan is linear in the text: the longest chain of numbers and operators
+# (possessive: never given back, and never begun inside a number), then `= N` right after it. One
+# pattern for both took the square of the length (`1+1+1...` without `=`: 64 KB, 25 s), since every
+# start inside a chain ran to its end again; a start inside a chain ends where the chain ends, so
+# only the chain's first start needs trying.
+_NUM_TEXT = r"\$?\(?\d[\d,]*+(?:\.\d++)?\)?"
+_CHAIN = re.compile(rf"\$?\(?(?<!\d)(?<!\d,)(?=\d)(?>{_NUM_TEXT}\s*+[-+*/x×−÷]\s*+)+{_NUM_TEXT}")
+_EQUALS = re.compile(r"\s*+=\s*+\$?(-?\d[\d,]*+(?:\.\d++)?)")
 _FRACTION = re.compile(r"(?<![\w./])(\d+)/(\d+)(?![\w/])")
 _QNUM = re.compile(r"(?<![\w.])\$?(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?|\.\d+)(\s*%|\s*percent)?")
 _WORD = re.compile(r"[A-Za-z]+")
@@ -121,7 +131,8 @@ class _Reject(Exception):
 
 
 def _number(text: str) -> Fraction:
-    return Fraction(text.replace(",", ""))
+    """A number as the text writes it (`1,234.5`), bounded: BadNumber (a ValueError) says why not."""
+    return decimal(text.replace(",", ""))
 
 
 _CLAUSE_END = re.compile(r"[.;:?!,](?:\s|$)|\n")
@@ -203,8 +214,9 @@ def _question_numbers(question: str) -> list[tuple[Fraction, tuple[str, ...], bo
         else:
             out.append((value, tuple(names), True))
     for m in _FRACTION.finditer(question):  # `1/2 your hourly wage`
-        if int(m.group(2)):
-            out.append((Fraction(int(m.group(1)), int(m.group(2))), ("fraction",), True))
+        num, den = _number(m.group(1)), _number(m.group(2))  # bounded: BadNumber for 5,000 digits
+        if den:
+            out.append((num / den, ("fraction",), True))
     lowered = [w.lower() for w in _WORD.findall(question)]
     for w in lowered:
         if w in _WORD_NUMBERS:
@@ -242,6 +254,11 @@ def _expression(text: str) -> ast.expr:
             raise _Reject("bad_expression", text)
         if isinstance(sub, ast.Constant) and not isinstance(sub.value, (int, float)):
             raise _Reject("bad_expression", text)
+        if isinstance(sub, ast.Constant):
+            try:
+                of_value(sub.value)  # `1e999` is infinity to Python: no number of a solution
+            except BadNumber as exc:
+                raise _Reject("bad_number", str(exc)) from None
     return node
 
 
@@ -253,7 +270,7 @@ def _apply(op: str, a: Fraction, b: Fraction) -> Fraction:
 
 def _value(node: ast.expr) -> Fraction:
     if isinstance(node, ast.Constant):
-        return Fraction(str(node.value))
+        return of_value(node.value)
     return _apply(_OPS[type(node.op)], _value(node.left), _value(node.right))
 
 
@@ -307,7 +324,7 @@ class _Builder:
     def node(self, node: ast.expr, names: list[str]) -> tuple[str, Fraction]:
         """The variable holding `node`'s value; compute steps for what is not yet held."""
         if isinstance(node, ast.Constant):
-            value = Fraction(str(node.value))
+            value = of_value(node.value)
             return self.operand(value), value
         op = _OPS[type(node.op)]
         parts = _flatten(node, type(node.op)) if op in ("add", "mul") else [node.left, node.right]
@@ -331,14 +348,27 @@ def _flatten(node: ast.expr, kind) -> list[ast.expr]:
     return [node]
 
 
+def _plain_steps(text: str):
+    """(expression, result, start, end) of each `a + b = c` written as text, left to right."""
+    pos = 0
+    while True:
+        chain = _CHAIN.search(text, pos)
+        if not chain:
+            return
+        equals = _EQUALS.match(text, chain.end())
+        if equals:
+            yield chain.group(0), equals.group(1), chain.start(), equals.end()
+        pos = equals.end() if equals else chain.end()
+
+
 def _steps(solution: str) -> list[tuple[str, str, int, int]]:
     """(expression, result, start, end offset) of every calculation, annotated or written as plain text."""
     found = [(m.group(1), m.group(2), m.start(), m.end()) for m in _ANNOTATION.finditer(solution)]
     blanked = _ANNOTATION.sub(lambda m: "#" * len(m.group(0)), solution)  # same offsets; no match runs across one
-    for m in _PLAIN.finditer(blanked):
+    for expression, result, start, end in _plain_steps(blanked):
         try:  # plain text is read loosely: a match whose arithmetic does not hold was misread, not wrong
-            if answers_match(_value(_expression(m.group(1))), _number(m.group(2))):
-                found.append((m.group(1), m.group(2), m.start(), m.end()))
+            if answers_match(_value(_expression(expression)), _number(result)):
+                found.append((expression, result, start, end))
         except (_Reject, ValueError, ZeroDivisionError):
             pass
     return sorted(found, key=lambda f: f[2])
@@ -346,8 +376,15 @@ def _steps(solution: str) -> list[tuple[str, str, int, int]]:
 
 def convert(index: int, question: str, answer_text: str) -> Converted:
     """One GSM8K problem as a gold trace, or the reason it is not one."""
+    if not isinstance(question, str) or not isinstance(answer_text, str):
+        return Converted(index, str(question)[:200], Fraction(0), reason="answer_not_computed", detail="not text")
+    if len(question) > MAX_TEXT or len(answer_text) > MAX_TEXT:
+        return Converted(index, question[:MAX_TEXT], Fraction(0), reason="text_too_long",
+                         detail=f"{max(len(question), len(answer_text)):,} characters")
     try:
         answer = parse_answer(answer_text)
+    except BadNumber as exc:
+        return Converted(index, question, Fraction(0), reason="bad_number", detail=str(exc))
     except ValueError:
         return Converted(index, question, Fraction(0), reason="answer_not_computed", detail="no #### line")
     out = Converted(index, question, answer)
@@ -380,6 +417,9 @@ def convert(index: int, question: str, answer_text: str) -> Converted:
             raise _Reject("checker_rejected", ", ".join(report.codes) or f"answer {report.answer}")
     except _Reject as r:
         out.reason, out.detail = r.reason, r.detail
+        return out
+    except BadNumber as exc:  # a number of the question or the solution that no reader takes
+        out.reason, out.detail = "bad_number", str(exc)
         return out
     out.trace, out.steps, out.facts = trace, len(b.steps), b.facts
     return out

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from ..numbers import of_value
 from .gsm8k import number, parse_answer
 
 
@@ -24,7 +25,7 @@ def answer_value(value) -> Fraction:
     if isinstance(value, bool):
         raise ValueError("a boolean is not an answer")
     if isinstance(value, (int, float)):
-        return Fraction(str(value))
+        return of_value(value)  # bounded: JSON's 1e999 is infinity, not an answer
     if isinstance(value, str):
         return parse_answer(value) if "####" in value else number(value)
     raise ValueError(f"expected a number or text ending in `#### N`, got {type(value).__name__}")

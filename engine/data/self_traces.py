@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from ..numbers import BadNumber, decimal, shown
 from ..trace import check
 from ..trace.parser import extract, parse
 from ..trace.diagnostics import ERROR
@@ -51,8 +52,11 @@ def ungrounded(trace: str, question: str) -> str | None:
     from a number the question does not write (and no word says: twice, a dozen, an hour), or
     leaves a number of the question unread. A 5%-accurate model lands on answers through wrong
     computations (6 x 6 - 30 = 6 from misread numbers); these two rules keep such traces out."""
+    from .gsm8k_traces import MAX_TEXT
     from .variants import _scalar, mentions
 
+    if len(question) > MAX_TEXT:  # reading its numbers would cost the square of its length
+        return f"the question is longer than {MAX_TEXT:,} characters"
     parsed = parse(trace)
     if parsed.trace is None:
         return "unreadable"
@@ -60,10 +64,11 @@ def ungrounded(trace: str, question: str) -> str | None:
     for part in parsed.trace.parts:
         for step in part.steps:
             if step.op == "init" and "value" in step.fields:
-                try:
-                    inits.append(Fraction(str(step.fields["value"])))
-                except (ValueError, ZeroDivisionError):
-                    return f"init value {step.fields['value']!r} is not a number"
+                value = step.fields["value"]
+                try:  # the trace reader gives a bounded Fraction; anything else is read as bounded text
+                    inits.append(value if isinstance(value, Fraction) else decimal(str(value)))
+                except BadNumber:
+                    return f"init value {shown(str(value))} is not a number"
     written = {m.value for m in mentions(question) if not m.in_fraction}
     written |= {v / 100 for v in written}  # 25% read as 0.25
     invented = [v for v in inits if v not in written and v not in CONSTANTS]

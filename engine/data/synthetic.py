@@ -388,6 +388,7 @@ def generate(n: int, seed: int = 0, mix: dict[str, float] | None = None, phrasin
     for _ in range(n):
         expert = r.choices(experts, weights)[0]
         name = r.choice(sorted(PATTERNS[expert]))
-        ph = 0 if phrasings == "one" else r.randrange(8)
+        # `unseen`: the second wording of every pattern, which phrasings=one never trains on
+        ph = 0 if phrasings == "one" else 1 if phrasings == "unseen" else r.randrange(8)
         out.append(make_example(r, expert, name, ph))
     return out

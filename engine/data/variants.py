@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from ..numbers import BadNumber, decimal
 from ..trace import check
 from .gsm8k_traces import _FRACTION, _QNUM, Converted, _number
 
@@ -66,7 +67,11 @@ def mentions(question: str) -> list[Mention]:
     for m in _QNUM.finditer(question):
         start, end = m.span(1)
         inside = any(a <= start and end <= b for a, b in fractions)
-        out.append(Mention(start, end, m.group(1), _number(m.group(1)), bool(m.group(2)), inside))
+        try:
+            value = _number(m.group(1))
+        except BadNumber:  # 5,000 digits: no trace reads it, so it is no input to vary or to ground in
+            continue
+        out.append(Mention(start, end, m.group(1), value, bool(m.group(2)), inside))
     return out
 
 
@@ -77,8 +82,8 @@ def _inputs(trace: str, facts: list[str]) -> list[tuple[int, int, Fraction]]:
     out = []
     for m in _INIT.finditer(trace):
         try:
-            value = Fraction(m.group(2).strip())
-        except ValueError:
+            value = decimal(m.group(2))
+        except BadNumber:
             continue
         if f"{m.group(1)}={value}" not in facts:
             out.append((m.start(2), m.end(2), value))

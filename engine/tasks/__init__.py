@@ -31,8 +31,9 @@ def system_prompt(cfg) -> str:
     return get(cfg).system
 
 
-def training_pairs(cfg) -> list[tuple[str, str]]:
-    return get(cfg).training_pairs(cfg)
+def training_pairs(cfg, drops=None) -> list[tuple[str, str]]:
+    """`drops` (engine/protocol.Drops) hears what the protocol's checks kept out of training."""
+    return get(cfg).training_pairs(cfg, drops)
 
 
 def eval_sets(cfg) -> dict[str, list[Item]]:

@@ -43,6 +43,16 @@ def gsm8k_test(cfg) -> dict[str, list[Item]]:
     return {name: [Item(p.question, p.answer) for p in probs]} if probs else {}
 
 
+def gsm8k_dev(cfg) -> dict[str, list[Item]]:
+    """The development split (`eval.dev` of its problems) as the set `gsm8k-dev`: GSM8K training
+    problems no run trains on (engine/protocol.py), where choices are made."""
+    from ..protocol import dev_problems
+
+    if not cfg.eval.dev:
+        return {}
+    return {"gsm8k-dev": [Item(p.question, p.answer) for p in dev_problems(gsm8k_source(cfg), cfg.eval.dev)]}
+
+
 def gsm8k_test_span(cfg) -> slice:
     """Which GSM8K test problems the config evaluates on (`eval.gsm8k_from`, `eval.gsm8k`), 0-based."""
     start = cfg.eval.gsm8k_from - 1

@@ -9,7 +9,7 @@ from ..data import gsm8k
 from ..data.prompts import COT_SYSTEM
 from ..trace import answers_match, as_number
 from ..trace.loops import text_loops
-from .common import Item, Score, gsm8k_source, gsm8k_test, plain, problem_sets
+from .common import Item, Score, gsm8k_dev, gsm8k_source, gsm8k_test, plain, problem_sets
 
 name = "cot"
 summary = "write a worked solution ending in `#### N` (GSM8K train); the final number is compared"
@@ -33,19 +33,35 @@ def final_number(text: str):
         return None
 
 
-def training_pairs(cfg) -> list[tuple[str, str]]:
-    probs = gsm8k.load(gsm8k_source(cfg), "train", cfg.data.train_size)
-    return [(p.question, f"{p.solution}\n#### {plain(p.answer)}") for p in probs]
+def _train_problems(cfg, drops=None) -> list:
+    """The first data.train_size training problems that are neither development problems nor test
+    questions in disguise (engine/protocol.py)."""
+    from ..protocol import excluded_train
+
+    skip = excluded_train(gsm8k_source(cfg))
+    out = []
+    for i, p in enumerate(gsm8k.load(gsm8k_source(cfg), "train", cfg.data.train_size + len(skip))):
+        if len(out) >= cfg.data.train_size:
+            break
+        if drops is not None:
+            drops.add("GSM8K training problems", skip.get(i))
+        if i not in skip:
+            out.append(p)
+    return out
+
+
+def training_pairs(cfg, drops=None) -> list[tuple[str, str]]:
+    return [(p.question, f"{p.solution}\n#### {plain(p.answer)}") for p in _train_problems(cfg, drops)]
 
 
 def eval_sets(cfg) -> dict[str, list[Item]]:
-    sets = {}
+    sets = gsm8k_dev(cfg)
     sets |= gsm8k_test(cfg)
     return sets | problem_sets(cfg)
 
 
 def rl_questions(cfg, seed: int) -> list[Item]:
-    pool = [Item(p.question, p.answer) for p in gsm8k.load(gsm8k_source(cfg), "train", cfg.data.train_size)]
+    pool = [Item(p.question, p.answer) for p in _train_problems(cfg)]
     return random.Random(seed).sample(pool, min(cfg.rl.questions, len(pool)))
 
 

@@ -12,7 +12,7 @@ from ..data import gsm8k
 from ..data.prompts import SYSTEM, trace_answer
 from ..data.synthetic import generate as synthesize
 from ..trace import as_number, check, expert_label
-from .common import Item, Score, gsm8k_source, gsm8k_test, problem_sets
+from .common import Item, Score, gsm8k_dev, gsm8k_source, gsm8k_test, problem_sets
 
 EVAL_SEED_OFFSET = 10_007  # held-out synthetic problems come from another stream of the generator
 
@@ -21,40 +21,61 @@ summary = "write a YAML trace that the checker runs (synthetic problems + GSM8K 
 system = SYSTEM
 
 
-def gsm8k_gold(cfg) -> list:
-    """The GSM8K training problems of the trace mix, as gold traces (never the test split)."""
+def gsm8k_gold(cfg, drops=None) -> list:
+    """The GSM8K training problems of the trace mix, as gold traces: never the test split, never
+    the development split, none that matches a test question (engine/protocol.py; `drops` counts them)."""
     if not cfg.data.gsm8k_traces:
         return []
+    from .. import protocol
     from ..data import gsm8k_traces
 
-    return list(gsm8k_traces.sample(cfg.data.gsm8k_traces, cfg.data.seed, gsm8k_source(cfg)))
+    source = gsm8k_source(cfg)
+    skip = protocol.excluded_train(source)
+    out = []  # the first data.gsm8k_traces kept traces, in the seed's order, of the problems not skipped
+    for c in gsm8k_traces.sample(cfg.data.gsm8k_traces + len(skip), cfg.data.seed, source):
+        if len(out) >= cfg.data.gsm8k_traces:
+            break
+        if drops is not None:
+            drops.add("GSM8K gold traces", skip.get(c.index))
+        if c.index not in skip:
+            out.append(c)
+    return out
 
 
-def training_pairs(cfg) -> list[tuple[str, str]]:
+def training_pairs(cfg, drops=None) -> list[tuple[str, str]]:
+    from ..protocol import clean
+
     ex = synthesize(cfg.data.train_size, cfg.data.seed, cfg.data.mix or None, cfg.data.phrasings)
     pairs = [(e.question, trace_answer(e.trace)) for e in ex]
-    gold = gsm8k_gold(cfg)
+    gold = gsm8k_gold(cfg, drops)
     pairs += [(c.question, trace_answer(c.trace)) for c in gold]
+    source = gsm8k_source(cfg)
     if cfg.data.gsm8k_variants:  # the same problems with other numbers, answers verified by running their traces
         from ..data.variants import of_gold
 
-        pairs += [(v["question"], trace_answer(v["trace"])) for v in of_gold(gold, cfg.data.gsm8k_variants, cfg.data.seed)]
+        found = [(v["question"], trace_answer(v["trace"])) for v in of_gold(gold, cfg.data.gsm8k_variants, cfg.data.seed)]
+        pairs += [p for p, ok in zip(found, clean([q for q, _ in found], "number variants", source, drops)) if ok]
     if cfg.data.self_traces:  # the model's own right, clean traces (expert iteration)
         from ..data import problems
         from ..data.self_traces import kept_trace
 
-        # checked again here: a file from elsewhere teaches only traces that run to their answer, clean
-        pairs += [(p.question, trace_answer(p.trace)) for p in problems.load(cfg.data.self_traces)
-                  if p.trace and kept_trace(trace_answer(p.trace), p.answer, p.question)]
+        # checked again here: a file from elsewhere teaches only traces that run to their answer, clean,
+        # of no test question and no development problem
+        found = [(p.question, trace_answer(p.trace)) for p in problems.load(cfg.data.self_traces)
+                 if p.trace and kept_trace(trace_answer(p.trace), p.answer, p.question)]
+        pairs += [p for p, ok in zip(found, clean([q for q, _ in found], cfg.data.self_traces, source, drops)) if ok]
     random.Random(cfg.data.seed).shuffle(pairs)
     return pairs
 
 
 def eval_sets(cfg) -> dict[str, list[Item]]:
-    sets = {}
+    sets = gsm8k_dev(cfg)  # first where asked for: the best checkpoint is chosen on it
     if cfg.eval.synthetic:
         ex = synthesize(cfg.eval.synthetic, cfg.data.seed + EVAL_SEED_OFFSET, cfg.eval.mix or None, cfg.data.phrasings)
         sets["synthetic"] = [Item(e.question, e.answer, e.expert) for e in ex]
+    if cfg.eval.synthetic_unseen and cfg.data.phrasings == "one":  # under `all` training saw every wording
+        ex = synthesize(cfg.eval.synthetic_unseen, cfg.data.seed + EVAL_SEED_OFFSET + 1, cfg.eval.mix or None, "unseen")
+        sets["synthetic-unseen"] = [Item(e.question, e.answer, e.expert) for e in ex]
     sets |= gsm8k_test(cfg)
     return sets | problem_sets(cfg)
 

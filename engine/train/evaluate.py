@@ -54,26 +54,53 @@ def evaluate(model, tokenizer, items: list[Item], cfg, on_batch=None) -> tuple[d
     if errors:
         fields["scoring_errors"] = {"count": len(errors), "first": errors[0]}
     if cfg.eval.samples > 1 and items:
-        fields.update(_k_samples(model, tokenizer, items, prompts, scores, cfg))
+        fields.update(_k_samples(model, tokenizer, items, prompts, scores, cfg, [c.text for c in comps]))
     return fields, samples
 
 
-def _k_samples(model, tokenizer, items, prompts, greedy: list[Score], cfg) -> dict:
-    """pass@k (any of k outputs right) and maj@k (the most common answer of the valid outputs is right)."""
+def _k_samples(model, tokenizer, items, prompts, greedy: list[Score], cfg, greedy_texts: list[str]) -> dict:
+    """pass@k (any of k outputs right) and maj@k (the most common answer of the valid outputs is
+    right); with eval.vote=grounded also grounded-maj@k: only outputs that run clean and are
+    grounded in the question vote (the executor chooses among samples)."""
+    import time
+
     k = cfg.eval.samples
     many = [p for p in prompts for _ in range(k - 1)]
+    t0 = time.perf_counter()
     comps, _ = generate(model, tokenizer, many, cfg.eval.max_new_tokens, cfg.eval.temperature,
                         batch_size=cfg.eval.batch_size)
-    passed = voted = 0
+    seconds = time.perf_counter() - t0
+    passed = voted = grounded = 0
     for i, it in enumerate(items):
-        outs = [greedy[i]] + [score(cfg, it, c.text, c.cut) for c in comps[i * (k - 1) : (i + 1) * (k - 1)]]
+        mine = comps[i * (k - 1) : (i + 1) * (k - 1)]
+        outs = [greedy[i]] + [score(cfg, it, c.text, c.cut) for c in mine]
         passed += any(s.outcome == "correct" for s in outs)
         vote = majority([Fraction(str(s.answer)) if s.valid and s.answer is not None else None for s in outs])
         voted += vote is not None and answers_match(vote, it.answer)
+        if cfg.eval.vote == "grounded":
+            texts = [greedy_texts[i]] + [c.text for c in mine]
+            vote = majority([grounded_answer(t, s, it.question) for t, s in zip(texts, outs)])
+            grounded += vote is not None and answers_match(vote, it.answer)
     n = len(items)
-    return {"samples": k, "temperature": cfg.eval.temperature,
-            "pass_at_k": passed / n, "pass_at_k_ci": list(wilson(passed, n)),
-            "maj_at_k": voted / n, "maj_at_k_ci": list(wilson(voted, n))}
+    out = {"samples": k, "temperature": cfg.eval.temperature, "sample_seconds": round(seconds, 1),
+           "pass_at_k": passed / n, "pass_at_k_ci": list(wilson(passed, n)),
+           "maj_at_k": voted / n, "maj_at_k_ci": list(wilson(voted, n))}
+    if cfg.eval.vote == "grounded":
+        out |= {"grounded_maj_at_k": grounded / n, "grounded_maj_at_k_ci": list(wilson(grounded, n))}
+    return out
+
+
+def grounded_answer(text: str, s: Score, question: str):
+    """The answer of an output that may vote under eval.vote=grounded, or None: its trace runs with
+    no error diagnostic to an answer (valid; right or wrong is not known here) and reads every input
+    from the question, inventing none (engine/data/self_traces.py's `ungrounded`)."""
+    from ..data.self_traces import ungrounded
+    from ..trace.parser import extract
+
+    if not s.valid or s.answer is None or s.outcome not in ("correct", "wrong_answer"):
+        return None
+    body, _, _ = extract(text)
+    return None if ungrounded(body, question) else Fraction(str(s.answer))
 
 
 def sample_record(item: Item, completion, s: Score) -> dict:

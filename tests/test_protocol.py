@@ -1,0 +1,202 @@
+"""The protocol in the tool: a development split no run trains on, sealed test problems whose
+every scoring is recorded, leak checks on every training source, a split named for one JSONL
+file, synthetic problems in unseen wordings, the grounded vote and the paired comparison."""
+
+import json
+import subprocess
+import sys
+from fractions import Fraction
+
+import pytest
+
+from engine import config, protocol
+from engine.data import gsm8k
+
+TEST_PROBLEMS = gsm8k.load(None, "test")
+TRAIN_ROWS = gsm8k.load_rows(None, "train")
+
+
+def engine(*args, cwd=None, timeout=300):
+    return subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True, text=True, timeout=timeout, cwd=cwd)
+
+
+def test_the_development_split_is_fixed_and_never_trained_on():
+    from engine.tasks import training_pairs
+    from engine.train.rl import questions
+
+    dev = protocol.dev_problems(None)
+    assert len(dev) == 500 and len({p.question for p in dev}) == 500
+    assert [p.question for p in protocol.dev_problems(None)] == [p.question for p in dev]  # no seed moves it
+    dev_q = {p.question for p in dev}
+    train_q = {r["question"] for r in TRAIN_ROWS}
+    assert dev_q <= train_q and not dev_q & {p.question for p in TEST_PROBLEMS}
+    for seed in (0, 7):
+        cfg = config.load(sets=["data.gsm8k_traces=100000", "data.train_size=1", "data.gsm8k_variants=0", f"data.seed={seed}"])
+        trained = {q for q, _ in training_pairs(cfg)}
+        assert len(trained) > 5900 and not trained & dev_q
+    asked = {it.question for i in range(10) for it in questions(config.load(sets=["rl.questions=16"]), i, 0)}
+    assert asked & train_q and not asked & dev_q
+    cot = config.load(sets=["run.task=cot", "data.train_size=2000"])
+    assert not {q for q, _ in training_pairs(cot)} & dev_q and len(training_pairs(cot)) == 2000
+
+
+def test_leak_checks_catch_test_questions_with_other_numbers_and_near_copies():
+    test_q = TEST_PROBLEMS[5].question
+    import re
+
+    other_numbers = re.sub(r"\d+", lambda m: str(int(m.group()) + 3), test_q)
+    assert other_numbers != test_q and protocol.leak(other_numbers) == "template"
+    bella = next(r["question"] for r in TRAIN_ROWS if r["question"].startswith("Bella bought stamps"))
+    assert protocol.leak(bella) == "ngram"  # Max's stamps in the test split, another name and numbers
+    assert protocol.leak(TRAIN_ROWS[0]["question"]) is None
+    skipped = protocol.excluded_train(None)
+    assert sum(v == "dev" for v in skipped.values()) == 500 and {"ngram"} <= set(skipped.values())
+
+
+def test_a_self_traces_file_carrying_test_and_development_problems_is_cleaned_and_says_so(tmp_path):
+    from engine.tasks import training_pairs
+
+    trace = ("expert: arithmetic\ntrace:\n- {op: init, var: a, value: 3}\n- {op: init, var: b, value: 4}\n"
+             "- {op: compute, compute_op: add, args: [a, b], var: c}\n- {op: query, var: c}\n")  # as self-traces writes it
+    test_q = TEST_PROBLEMS[0].question
+    dev_q = protocol.dev_problems(None)[0].question
+    rows = [{"question": q, "answer": 7, "trace": trace} for q in ("Ann has 3 pens and gets 4 more. How many pens?", test_q, dev_q)]
+    own = tmp_path / "self.jsonl"
+    own.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    drops = protocol.Drops()
+    cfg = config.load(sets=["data.train_size=1", "data.gsm8k_traces=0", f"data.self_traces={own}"])
+    # the test and dev rows do not ground 3 and 4 in their question: check them as they are read, before grounding
+    kept = protocol.clean([r["question"] for r in rows], str(own), None, drops)
+    assert kept == [True, False, False]
+    assert "2 of 3 dropped" in drops.message() and "development problems" in drops.message() and "test question" in drops.message()
+    pairs = training_pairs(cfg, protocol.Drops())
+    assert any(q.startswith("Ann has") for q, _ in pairs) and not {q for q, _ in pairs} & {test_q, dev_q}
+
+
+def test_a_training_run_says_what_the_protocol_kept_out(tmp_path):
+    folder = tmp_path / "run"
+    run = engine("train", "--model", "tiny", "--session", str(folder), "--plain", "--set", "run.phases=[sft]",
+                 "--set", "data.gsm8k_traces=60", "--set", "data.train_size=8", "--set", "sft.epochs=0.1")
+    assert run.returncode == 0, run.stderr[-2000:]
+    alerts = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines() if '"alert"' in line]
+    assert any("never trained on: GSM8K gold traces" in a["message"] and "development problems" in a["message"] for a in alerts)
+
+
+def test_one_jsonl_file_as_gsm8k_needs_its_split(tmp_path):
+    one = tmp_path / "mine.jsonl"
+    one.write_text("".join(json.dumps(r) + "\n" for r in TRAIN_ROWS[:20]))
+    with pytest.raises(config.ConfigError, match=r"data.gsm8k: .*mine.jsonl is one file.*:train or .*:test"):
+        config.load(sets=[f"data.gsm8k={one}"])
+    run = engine("config", "show", "--set", f"data.gsm8k={one}")
+    assert run.returncode != 0 and "Traceback" not in run.stderr and "name the split" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+    named = config.load(sets=[f"data.gsm8k={one}:train"]).data.gsm8k
+    assert len(gsm8k.load_rows(named, "train")) == 20
+    assert [r["question"] for r in gsm8k.load_rows(named, "test")] == [p.question for p in TEST_PROBLEMS]  # not the file again
+    with pytest.raises(config.ConfigError, match="no file"):
+        config.load(sets=[f"data.gsm8k={tmp_path / 'missing.jsonl'}:test"])
+
+
+def test_synthetic_unseen_shares_no_template_with_training():
+    from engine.data.synthetic import generate
+    from engine.tasks import eval_sets
+
+    cfg = config.load(sets=["data.train_size=600", "eval.synthetic=200", "eval.synthetic_unseen=200", "eval.gsm8k=0"])
+    sets = eval_sets(cfg)
+    assert list(sets) == ["synthetic", "synthetic-unseen"] and len(sets["synthetic-unseen"]) == 200
+    blind = lambda q: " ".join(w for w in protocol.words(q) if w != "#")  # noqa: E731 - numbers aside
+    trained = {blind(e.question) for e in generate(600, cfg.data.seed, cfg.data.mix, "one")}
+    old = sum(blind(it.question) in trained for it in sets["synthetic"])
+    new = sum(blind(it.question) in trained for it in sets["synthetic-unseen"])
+    assert old > 20 and new == 0  # the old set repeats training's wordings; the unseen one never does
+    assert "synthetic-unseen" not in eval_sets(config.load(sets=["eval.synthetic_unseen=5", "data.phrasings=all"]))
+
+
+def test_heldout_scorings_are_recorded_and_counted_per_family(tmp_path):
+    """Each scoring of test problems is a line of the sessions folder's ledger; --heldout says how
+    often this family has looked at the sealed problems, this time included."""
+    cfg = config.load(sets=["model.name=tiny"], base=config.smoke_overrides())
+    fam = protocol.family(cfg, None)
+    ledger = tmp_path / "sessions" / protocol.LEDGER
+    ledger.parent.mkdir()
+    earlier = [{"family": fam, "first": 301, "last": 1319}, {"family": fam, "first": 1, "last": 300},
+               {"family": "another", "first": 301, "last": 1319}]
+    ledger.write_text("".join(json.dumps(e) + "\n" for e in earlier))
+    run = engine("eval", "tiny", "--heldout", "--limit", "2", "--json", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = json.loads(run.stdout)
+    assert out["heldout_scorings"] == 2 and out["family"] == fam and list(out["sets"]) == ["gsm8k-301-302"]
+    lines = [json.loads(line) for line in ledger.read_text().splitlines()]
+    assert len(lines) == 4 and lines[-1]["first"] == 301 and lines[-1]["last"] == 302 and lines[-1]["total"] == 2
+    run = engine("eval", "tiny", "--dev", "--limit", "2", "--json", cwd=tmp_path)  # the dev split: no look at the test set
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert list(json.loads(run.stdout)["sets"]) == ["gsm8k-dev"] and len(ledger.read_text().splitlines()) == 4
+
+
+def test_a_family_is_the_recipe_without_its_seeds_or_evaluation():
+    base = config.load()
+    same = config.load(sets=["run.seed=5", "data.seed=9", "eval.gsm8k=50", "eval.batch_size=4"])
+    other = config.load(sets=["sft.lr=1e-3"])
+    assert protocol.family(base, "best") == protocol.family(same, "last") != protocol.family(other, "best")
+    assert protocol.family(base, None) == protocol.family(other, "untrained")  # the untrained model: its name
+
+
+def test_grounded_vote_counts_only_clean_traces_that_read_the_question(monkeypatch):
+    from engine.rollout import Completion
+    from engine.tasks import Item
+    from engine.train import evaluate as ev
+
+    def trace(x, y):
+        return ("```yaml\nexpert: arithmetic\ntrace:\n" f"- {{op: init, var: a, value: {x}}}\n- {{op: init, var: b, value: {y}}}\n"
+                "- {op: compute, compute_op: add, args: [a, b], var: c}\n- {op: query, var: c}\n```")
+
+    grounded, invented = trace(3, 4), trace(5, 4)  # 7 from the question's numbers; 9 from a 5 it never wrote
+    outputs = {0.0: [invented], 0.8: [grounded, invented, invented]}  # greedy, then three samples
+
+    def fake_generate(model, tok, prompts, limit, temperature, batch_size=None, on_batch=None):
+        return [Completion(t, [1] * 5, False) for t in outputs[temperature]], {"tokens_per_s": 1.0}
+
+    monkeypatch.setattr(ev, "generate", fake_generate)
+    monkeypatch.setattr(ev, "prompt_text", lambda tok, q, system: q)
+    cfg = config.load(sets=["eval.samples=4", "eval.vote=grounded"])
+    fields, _ = ev.evaluate(None, None, [Item("Tom has 3 apples and buys 4 more. How many apples does he have?", Fraction(7))], cfg)
+    assert fields["accuracy"] == 0 and fields["maj_at_k"] == 0  # greedy wrong; the invented 9 wins the plain vote
+    assert fields["grounded_maj_at_k"] == 1 and fields["pass_at_k"] == 1  # only the grounded trace may vote
+    plain, _ = ev.evaluate(None, None, [Item("Tom has 3 apples and buys 4 more. How many apples does he have?", Fraction(7))],
+                           config.load(sets=["eval.samples=4"]))
+    assert "grounded_maj_at_k" not in plain
+
+
+def test_vote_needs_samples():
+    run = engine("eval", "tiny", "--vote", "grounded")
+    assert run.returncode == 2 and "--samples" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_diff_pairs_outcomes_and_tests_the_flips():
+    from engine.cli.diff import compare
+
+    a = [True] * 10 + [False] * 10 + [True] * 2 + [False] * 8
+    b = [True] * 10 + [False] * 10 + [False] * 2 + [True] * 8
+    c = compare(a, b)
+    assert c["gained"] == list(range(22, 30)) and c["lost"] == [20, 21]
+    assert c["mcnemar_p"] == pytest.approx(0.109375)  # 2 against 8: binomial(10, 1/2)
+    assert c["change"] == pytest.approx(0.2) and c["change_ci"][0] < 0.2 < c["change_ci"][1]
+
+
+def test_diff_command_compares_two_checkpoints_on_the_same_problems(tmp_path):
+    from engine.cli.diff import split_target
+
+    session = tmp_path / "s"
+    session.mkdir()
+    (session / "config.yaml").write_text("{}\n")
+    assert split_target(f"{session}:last") == (str(session), "last") and split_target(str(session)) == (str(session), "best")
+    assert split_target("tiny") == ("tiny", "best")
+    run = engine("diff", "tiny", "tiny", "--limit", "2", "--json", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = json.loads(run.stdout)
+    assert set(out["sets"]) == {"synthetic", "gsm8k"}
+    for c in out["sets"].values():  # the same weights twice: nothing flips
+        assert c["problems"] == 2 and c["gained"] == c["lost"] == [] and c["mcnemar_p"] == 1.0 and c["change"] == 0
+    assert len((tmp_path / "sessions" / protocol.LEDGER).read_text().splitlines()) == 2  # both looked at test problems
+    run = engine("diff", "tiny", str(tmp_path / "nope"), cwd=tmp_path)
+    assert run.returncode != 0 and "nope" in run.stderr and "Traceback" not in run.stderr
