@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from .numbers import shown, why_not_json
 from .trace.reward import RewardWeights
 
 
@@ -231,17 +233,18 @@ def _coerce(key: str, value, kind, meta: dict):
     except ConfigError:
         raise
     except (ValueError, TypeError, yaml.YAMLError):
-        raise ConfigError(f"{key}: expected {getattr(kind, '__name__', str(kind))}, got {value!r}") from None
+        raise ConfigError(f"{key}: expected {getattr(kind, '__name__', str(kind))}, got {shown(repr(value), 60)}") from None
     allowed = meta.get("choices")
     if allowed and value not in allowed:
         raise ConfigError(f"{key}: {value!r} is not allowed; choose one of {', '.join(map(str, allowed))}")
     lo, hi = meta.get("min"), meta.get("max")
     if lo is not None and value < lo or hi is not None and value > hi:
-        raise ConfigError(f"{key}: {value!r} is out of range [{lo}, {hi}]")
+        raise ConfigError(f"{key}: {shown(repr(value), 60)} is out of range [{lo}, {hi}]")
     return value
 
 
 MAX_CONFIG_BYTES = 1 << 20
+_LONG_NUMBER = re.compile(r"^[-+]?[0-9][0-9_]{40,}(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?$")
 
 
 def _yaml(text: str, where: str):
@@ -251,11 +254,19 @@ def _yaml(text: str, where: str):
         for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
             if isinstance(event, yaml.AliasEvent):
                 raise ConfigError(f"{where}: YAML aliases (*name) are not allowed in a config")
+            if isinstance(event, yaml.ScalarEvent) and not event.style and _LONG_NUMBER.match(event.value):
+                # YAML would hand 5,000 digits to int(), which refuses in words about the interpreter
+                raise ConfigError(f"{where} line {event.start_mark.line + 1}: {shown(event.value)} is not a "
+                                  f"number a setting takes (more than 40 digits)")
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{where}: not valid YAML ({str(exc).splitlines()[0]})") from None
     except RecursionError:
         raise ConfigError(f"{where}: nested too deeply") from None
+    except ConfigError:
+        raise
+    except ValueError as exc:  # any other value YAML's own constructors refuse
+        raise ConfigError(f"{where}: {why_not_json(exc)}") from None
     if _depth(data) > 6:
         raise ConfigError(f"{where}: nested too deeply")
     return data
