@@ -65,15 +65,27 @@ class EventLog:
 # ------------------------------------------------------------------ reading what anyone may have written
 MAX_LINE = 1 << 20  # a longer line is not an event of ours
 MAX_DEPTH = 12
-_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]?|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]?|[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _KIND = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 UNIT_FIELDS = ("accuracy", "parse_rate", "valid_rate")  # shares: a number in [0, 1] or the event is not shown
 
 
 def clean_text(text: str) -> str:
     """Text safe to show in a terminal: escape sequences and control characters removed
-    (newlines and tabs stay), so a trace or a model output cannot retitle or clear the screen."""
-    return _CONTROL.sub("", text)
+    (newlines and tabs stay), so a trace or a model output cannot retitle or clear the screen;
+    a lone surrogate (JSON's `"\\ud800"`, which no terminal or encoder takes) becomes U+FFFD."""
+    return _CONTROL.sub(_unsafe, text)
+
+
+def _unsafe(m: re.Match) -> str:
+    return "\ufffd" if "\ud800" <= m.group(0) <= "\udfff" else ""
+
+
+def valid_text(text: str) -> str:
+    """The text with each lone surrogate replaced by U+FFFD, as bad UTF-8 bytes are on reading:
+    a tokenizer, a file write or a terminal refuses a surrogate with a traceback."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def finite_number(value):

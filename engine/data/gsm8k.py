@@ -91,6 +91,7 @@ def _numbered_rows(source: str | None, split: str, limit: int | None) -> list[tu
     if path.suffix == ".jsonl" or path.exists():
         if not path.exists():
             raise FileNotFoundError(f"GSM8K: there is no {path}")
+        from ..events import valid_text
         from ..safefile import lines
 
         rows = []
@@ -102,6 +103,7 @@ def _numbered_rows(source: str | None, split: str, limit: int | None) -> list[tu
                     raise ValueError(f"GSM8K: {path} line {n}: not JSON ({why_not_json(exc)})") from None
                 if not isinstance(row, dict) or not isinstance(row.get("question"), str) or not isinstance(row.get("answer"), str):
                     raise ValueError(f"GSM8K: {path} line {n}: needs `question` and `answer` (text)")
+                row = {**row, "question": valid_text(row["question"]), "answer": valid_text(row["answer"])}  # no lone surrogate reaches a tokenizer
                 rows.append((f"{path} line {n}", row))
                 if limit and len(rows) >= limit:
                     break

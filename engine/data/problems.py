@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from ..numbers import of_value
+from ..events import valid_text
+from ..numbers import of_value, why_not_json
 from .gsm8k import number, parse_answer
 
 
@@ -64,14 +65,17 @@ def load(path: str | Path, limit: int | None = None) -> list[Problem]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            try:
+                row = json.loads(line)
+            except (ValueError, RecursionError) as exc:  # 5,000 digits, 10,000 brackets: said in words
+                raise ValueError(f"not JSON ({why_not_json(exc)})") from None
             if not isinstance(row, dict) or not isinstance(row.get("question"), str) or "answer" not in row:
                 raise ValueError("needs `question` (text) and `answer`")
             expert = row.get("expert")
             if expert is not None and expert not in (*EXPERTS, COMPOSITION):
                 raise ValueError(f"`expert` {expert!r} is not one of {', '.join((*EXPERTS, COMPOSITION))}")
-            trace = row.get("trace") if isinstance(row.get("trace"), str) else None
-            out.append(Problem(row["question"], answer_value(row["answer"]), expert, trace))
+            trace = valid_text(row["trace"]) if isinstance(row.get("trace"), str) else None
+            out.append(Problem(valid_text(row["question"]), answer_value(row["answer"]), expert, trace))
         except (ValueError, ZeroDivisionError, RecursionError) as exc:
             raise ValueError(f"{path} line {n}: {exc}") from None
         if limit and len(out) >= limit:
