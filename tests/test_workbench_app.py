@@ -1,10 +1,12 @@
 """Pilot tests of the sessions screen, the run screen and themes, on session folders the tests write."""
 
 import json
+import re
 import time
 
 import pytest
 
+from engine.events import read_all
 from workbench.app import attach_app, sessions_app
 from workbench.follow import Follower
 from workbench.runstate import RunState
@@ -28,7 +30,7 @@ async def test_sessions_screen_lists_runs_and_opens_one(tmp_path):
         assert [r[0] for r in rows[:2]] in (["run-a", "run-b"], ["run-b", "run-a"])
         assert [r[:2] for r in rows[2:]] == [["example: default-run", "example"], ["example: stepper-tour", "example"]]  # examples last
         a = next(r for r in rows if r[0] == "run-a")
-        assert a[1] == "completed" and a[2] == "tiny" and a[4] == "5/5" and a[5] == "75.0%"
+        assert a[1] == "completed" and a[2] == "tiny" and a[3] == "done" and a[5] == "75.0%"
         await pilot.press("enter")
         await pilot.pause(0.6)
         assert type(app.screen).__name__ == "RunScreen"
@@ -714,9 +716,9 @@ async def test_at_100x30_the_list_shows_what_a_user_scans_for_and_the_run_header
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause(0.3)
         table = app.screen.query_one("#sessions")
-        assert [str(c.label) for c in table.columns.values()] == ["run", "status", "progress", "best acc"]
+        assert [str(c.label) for c in table.columns.values()] == ["run", "status", "progress", "ends", "best"]
         row = [str(c) for c in table.get_row_at(0)]
-        assert row == ["run-a", "completed", "5/5", "75.0%"]
+        assert row == ["run-a", "completed", "done", "", "75.0%"]
         await pilot.press("enter")
         await pilot.pause(0.8)
         header = app.screen.query_one("#run-header")
@@ -998,7 +1000,7 @@ async def test_the_clock_of_a_run_started_here_runs_from_the_launch(tmp_path):
             assert not s.state.started and s.state.first_t is not None
             s.state.first_t -= 65  # as if launched 65 s ago
             s._tick()
-            assert "elapsed 0:01:05" in str(s.query_one("#run-header").render())
+            assert re.search(r"elapsed 0:01:0\d", str(s.query_one("#run-header").render()))  # 65 s and the moment since
     finally:
         proc.kill()
         proc.wait()
@@ -1030,3 +1032,96 @@ async def test_samples_at_100_columns_show_whole_numbers_or_a_visible_cut_and_th
             shown = [str(table.get_row_at(i)[header.index("answer")]) for i in range(table.row_count)]
             if example == "default-run":
                 assert "82.8" in shown and "0.333333…" in shown
+
+
+def _mid_sft(folder, step=120, total=400):
+    """A 135M run in SFT: its steps so far, 4 s each; evaluations and RL still to come."""
+    folder.mkdir(parents=True)
+    t = time.time() - 4 * step
+    evs = [{"kind": "run_started", "t": t, "schema": 1, "run": folder.name, "model": "smollm2-135m-instruct", "device": "cpu",
+            "config": {}, "stages": ["sft", "eval:sft", "rl", "eval:rl"]}]
+    evs += [{"kind": "metrics", "t": t + 4 * s, "phase": "sft", "step": s, "total": total, "loss": 1.0, "step_time": 4.0}
+            for s in range(1, step + 1)]
+    (folder / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in evs))
+    (folder / "status.json").write_text(json.dumps({"status": "running", "model": "smollm2-135m-instruct", "phase": "sft",
+                                                    "step": step, "total": total, "started": t}))
+    return folder
+
+
+def test_the_whole_run_eta_is_known_during_sft_and_counts_the_stages_to_come(tmp_path):
+    """Mid-SFT, before any evaluation: the run's end from SFT's pace, the evaluations and RL to come
+    from the plan's rates scaled by that pace (not only "stage eta")."""
+    s = RunState(name="r")
+    s.add(read_all(_mid_sft(tmp_path / "r") / "events.jsonl"))
+    sft_left = (400 - 120) * 4.0
+    whole = s.run_eta(now=time.time())
+    assert whole is not None and whole > sft_left * 1.1  # the evaluations and RL after SFT are in it
+    s.add([{"kind": "metrics", "t": time.time(), "phase": "sft", "step": 121, "total": 400, "loss": 1.0, "step_time": 40.0}])
+    assert s.run_eta(now=time.time()) < whole * 1.15  # one slow step moves the whole run's ETA a little, not 10x
+
+
+async def test_the_session_list_names_the_progress_unit_and_the_whole_runs_end(tmp_path):
+    from engine.session import Session
+
+    folder = _mid_sft(tmp_path / "busy")
+    session = Session(folder)
+    session.lock()  # a live run holds its session
+    try:
+        app = sessions_app(tmp_path)
+        async with app.run_test(size=(160, 45)) as pilot:
+            await pilot.pause(0.6)
+            table = app.screen.query_one("#sessions")
+            header = [str(c.label) for c in table.columns.values()]
+            row = dict(zip(header, (str(c) for c in table.get_row_at(0))))
+            assert row["run"] == "busy" and row["status"] == "running"
+            assert row["progress"] == "sft 120/400 steps"
+            assert re.fullmatch(r"\d+:\d\d \((\w{3} )?\d\d:\d\d\)", row["eta (ends)"]), row
+            await pilot.press("enter")
+            await pilot.pause(0.8)
+            assert "run eta" in str(app.screen.query_one("#run-header").render())
+    finally:
+        session.unlock()
+
+
+async def test_the_form_names_the_run_and_says_8bit_in_words(tmp_path):
+    root = tmp_path / "sessions"
+    (root / "taken").mkdir(parents=True)
+    app = sessions_app(root)
+    async with app.run_test(size=(100, 30)) as pilot:
+        q = app.screen.query_one
+        q("#f-model-name").value = "tiny"
+        eight = q("#f-8bit")
+        assert "off" in str(eight.query_one("SelectCurrent Static").render())  # its state in words, not a colour
+        name = q("#f-run-name")
+        name.value = "my run/../x"
+        await pilot.pause()
+        assert "-invalid" in name.classes
+        sets, errors = q("#form").settings()
+        assert any(f == "f-run-name" for f, _ in errors)
+        name.value = "taken"  # a folder that exists: refused before anything is asked or started
+        await pilot.pause()
+        q("#form").start()
+        for _ in range(15):
+            await pilot.pause(0.2)
+        assert type(app.screen).__name__ == "SessionsScreen" and "-invalid" in name.classes
+        assert sorted(p.name for p in root.iterdir()) == ["taken"]
+        name.value = "exp-1"
+        name.remove_class("-invalid")
+        q("#form").start()
+        for _ in range(20):
+            await pilot.pause(0.2)
+            if type(app.screen).__name__ == "Confirm":
+                break
+        assert str(root / "exp-1") in str(app.screen.query_one("#confirm-question").render())
+        await pilot.press("n")
+        await pilot.pause()
+        assert "model.load_8bit=false" in q("#form").settings()[0]
+        eight.value = "on"
+        assert "model.load_8bit=true" in q("#form").settings()[0]
+
+
+def test_a_run_name_is_one_plain_folder_name():
+    from workbench.widgets.new_run import run_name_problem_free
+
+    assert run_name_problem_free("exp-1.b_2") and not run_name_problem_free("-x") and not run_name_problem_free(".hidden")
+    assert not run_name_problem_free("a b") and not run_name_problem_free("a/b") and not run_name_problem_free("x" * 65)

@@ -29,6 +29,8 @@ class RunState:
     samples_seen: int = 0  # every sample gets its number (`seq`): the table keys rows by it, past any cap
     first_t: float | None = None
     spans: dict = field(default_factory=dict)  # stage -> [first t, last t] seen in it (for the run's ETA)
+    _plan: dict | None = field(default=None, repr=False)  # engine.plan's seconds per kind of stage, asked once
+    _totals: dict = field(default_factory=dict, repr=False)  # phase -> its steps in all (from its metrics)
 
     def add(self, events: list[dict]) -> None:
         """Fold events in (checked by engine.events.sanitize on the way); the follower's
@@ -57,6 +59,8 @@ class RunState:
     def _metrics(self, e):
         phase = e.get("phase", "?")
         self.last_metrics = e
+        if isinstance(e.get("total"), int):
+            self._totals[phase] = e["total"]
         step = e.get("step") or 0
         for key, value in e.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in ("t", "step", "total"):
@@ -129,24 +133,81 @@ class RunState:
         return (total - step) * sum(recent) / len(recent)
 
     def run_eta(self, now: float | None = None) -> float | None:
-        """Seconds left in the whole run, when every stage still to come can be estimated: the
-        current one from its pace, an evaluation to come from one already done, RL from its
-        iterations so far. None while something cannot be (SFT not started, no evaluation yet)."""
+        """Seconds left in the whole run: the current stage from its pace over all its steps so far
+        (not the last few, which jump), an evaluation to come from one already done, an SFT or RL
+        stage not started yet from the plan's CPU rates (engine.plan) scaled by this run's own pace.
+        None while that cannot be told (no pace yet, a model of unknown size)."""
         stages = self.started.get("stages") if isinstance(self.started.get("stages"), list) else []
         here = current_stage(self)
         if self.finished or here not in stages:
             return None
         now = now or time.time()
-        left = self.eta() if not here.startswith("eval") else self._eval_left(here, now)
+        left = self._stage_left(here) if not here.startswith("eval") else self._eval_left(here, now)
         if left is None:
             return None
         done_evals = [b - a for st, (a, b) in self.spans.items() if st.startswith("eval") and st != here and b > a]
+        plan, pace = self._planned(), self._pace()
         for later in stages[stages.index(here) + 1:]:
-            if later.startswith("eval") and done_evals:
+            kind = "eval" if later.startswith("eval") else later
+            if kind == "eval" and done_evals:
                 left += done_evals[-1]
+            elif plan and pace and kind in plan:
+                left += plan[kind] * pace
             else:
-                return None  # an SFT or RL stage not started yet: no pace to go by
+                return None  # no pace to go by
         return left
+
+    def finish_time(self, now: float | None = None) -> float | None:
+        """When the whole run should end (wall clock), or None."""
+        left = self.run_eta(now)
+        return None if left is None else (now or time.time()) + left
+
+    def _stage_left(self, here: str) -> float | None:
+        """An SFT or RL stage's time left: its steps to go at the mean time of all its steps so far."""
+        what, step, total = self.progress()
+        points = self.series.get(here, {}).get("step_time")
+        if not points or not total or what.split(" ")[0] != here:
+            return None
+        return max(0, total - step) * sum(v for _, v in points) / len(points)
+
+    def _planned(self) -> dict | None:
+        """engine.plan's CPU seconds per kind of stage for this run's config and model, or None."""
+        if self._plan is None:
+            self._plan = {}
+            cfg_dict = self.started.get("config") if isinstance(self.started.get("config"), dict) else {}
+            try:
+                from engine import config as config_mod
+                from engine.plan import known_shape, stage_seconds
+
+                shape = known_shape(str(self.started.get("model")))
+                data = {**cfg_dict, "data": {**(cfg_dict.get("data") or {}), "self_traces": ""}}  # never opens a file it names
+                if shape is not None:
+                    self._plan = stage_seconds(config_mod.load(None, base=data), shape)
+            except Exception:  # a session's config from elsewhere: no estimate, never an error on screen
+                self._plan = {}
+        return self._plan or None
+
+    def _pace(self) -> float | None:
+        """This run's speed against the plan's: measured seconds over planned, from the latest stage
+        with a measure (an SFT or RL stage's steps, or a finished evaluation)."""
+        plan = self._planned()
+        if not plan:
+            return None
+        pace = None
+        for stage in (self.started.get("stages") or []):
+            kind = "eval" if str(stage).startswith("eval") else stage
+            if kind not in plan or not plan[kind]:
+                continue
+            if kind == "eval":
+                span = self.spans.get(stage)
+                if span and span[1] > span[0] and stage != current_stage(self):
+                    pace = (span[1] - span[0]) / plan[kind]
+            else:
+                points = self.series.get(kind, {}).get("step_time")
+                total = self._totals.get(kind)
+                if points and total:
+                    pace = (sum(v for _, v in points) / len(points)) * total / plan[kind]
+        return pace
 
     def _eval_left(self, here: str, now: float) -> float | None:
         """An evaluation's time left: its sets so far, and the set under way by its problem count."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static
 
-from engine.session import Scanner, new_run_id
+from engine.session import Scanner, new_folder
 
 from ..widgets.footer import KeysFooter
 from ..examples import example_sessions
@@ -31,8 +32,37 @@ def _pct(x) -> str:
     return f"{x:.1%}" if isinstance(x, (int, float)) else ""
 
 
-COLUMNS = ("run", "status", "model", "phase", "progress", "best acc", "started")
-NARROW = ("run", "status", "progress", "best acc")
+COLUMNS = ("run", "status", "model", "progress", "eta (ends)", "best acc", "started")
+NARROW = ("run", "status", "progress", "ends", "best")  # beside the form: the end's clock time only
+UNITS = {"sft": "steps", "rl": "iters", "eval": "probs"}  # what each phase's counter counts
+LIVE_READ = 16 << 20  # bytes of a running session's events folded per scan at most: a long file catches up over scans
+
+
+def _short(text: str, width: int) -> str:
+    """At most `width` characters, a cut marked with `…` (a hub id can be 40 long)."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def progress_cell(r: dict) -> str:
+    """`sft 120/400 steps`: where the run is, with what the numbers count."""
+    if r.get("example"):
+        return ""  # a recording: where it ended says nothing
+    if r.get("status") == "completed":
+        return "done"  # every stage ran (its last counter would be an evaluation's problems)
+    if not r.get("total"):
+        return str(r.get("phase") or "")
+    phase = str(r.get("phase") or "")
+    return f"{phase} {r['step']}/{r['total']} {UNITS.get(phase, '')}".strip()
+
+
+def eta_cell(left: float | None, short: bool = False) -> str:
+    """`0:42 (21:05)`: the whole run's time left and when it should end (`21:05` when short)."""
+    from ..widgets.text import clock, duration
+
+    if left is None:
+        return ""
+    end = clock(time.time() + left)
+    return end if short else f"{duration(left)[:-3]} ({end})"  # h:mm: a list is read at a glance
 WIDE = 140  # terminal columns from which the list shows every column beside the form
 
 
@@ -58,6 +88,8 @@ class SessionsScreen(Screen):
         self.scanner = Scanner(root)
         self._shown_key = None  # what the table holds now: a rescan that changes nothing redraws nothing
         self._refilter = None
+        self.live: dict[str, tuple] = {}  # running session -> (EventReader, RunState): folded a little each scan
+        self._live_lock = threading.Lock()  # a rescan may start while the last one still folds
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="sessions-main"):
@@ -101,7 +133,25 @@ class SessionsScreen(Screen):
         self.query_one("#sessions", DataTable).focus()
 
     def scan(self) -> list[dict]:
-        return self.scanner.scan() + example_sessions()  # the recorded example last, marked
+        rows = self.scanner.scan()
+        with self._live_lock:
+            running = {r["path"] for r in rows if r.get("status") == "running"}
+            for path in list(self.live):
+                if path not in running:
+                    del self.live[path]
+            rows = [{**r, "eta": self._run_eta(r["path"])} if r["path"] in running else r for r in rows]
+        return rows + example_sessions()  # the recorded example last, marked
+
+    def _run_eta(self, path: str) -> float | None:
+        """The whole run's ETA, as its run screen shows it: its events folded in a worker thread,
+        only what was appended since the last scan."""
+        from engine.events import EVENTS, EventReader
+
+        from ..runstate import RunState
+
+        reader, state = self.live.setdefault(path, (EventReader(Path(path) / EVENTS, checked=True), RunState()))
+        state.add(reader.read(LIVE_READ))
+        return state.run_eta()
 
     def action_refresh(self) -> None:
         self.run_worker(lambda: self.app.call_from_thread(self.show_rows, self.scan()), thread=True,
@@ -122,13 +172,13 @@ class SessionsScreen(Screen):
         cursor, here = table.cursor_row, self._selected()  # the cursor stays on its run when others appear
         table.clear()
         for r in shown:
-            prog = f"{r['step']}/{r['total']}" if r.get("total") else ""
             started = time.strftime("%m-%d %H:%M", time.localtime(r["started"])) if r.get("started") else ""
             mark = "◆ " if r["path"] == self.marked else ""
             dim = "dim italic" if r.get("example") else ""
-            cells = {"run": Text(mark + r["run"], style=dim), "status": Text(r["status"], style=dim), "model": Text(str(r["model"])),
-                     "phase": Text(r.get("phase") or ""), "progress": prog, "best acc": _pct(r.get("best_accuracy")),
-                     "started": started}
+            cells = {"run": Text(mark + r["run"], style=dim), "status": Text(r["status"], style=dim), "model": Text(_short(str(r["model"]), 24)),
+                     "progress": Text(progress_cell(r)), "eta (ends)": eta_cell(r.get("eta")),
+                     "ends": eta_cell(r.get("eta"), short=True),
+                     "best acc": _pct(r.get("best_accuracy")), "best": _pct(r.get("best_accuracy")), "started": started}
             table.add_row(*(cells[c] for c in self.columns), key=r["path"])
         if table.row_count:
             keys = [r["path"] for r in shown]
@@ -221,17 +271,24 @@ class SessionsScreen(Screen):
         from ..widgets.new_run import cpu_load, estimate
         from .ask import Confirm
 
+        if message.name and (self.root / message.name).exists():  # a named run never lands in another's folder
+            self.query_one(NewRunForm).mark([("f-run-name", f"run name: {self.root / message.name} exists; "
+                                              "choose another name (or resume it: engine train --resume)")])
+            return
+
         def done(yes: bool | None) -> None:
             if yes:
-                self._launch(message.sets, message.model)
+                self._launch(message.sets, message.model, message.name)
 
         running = [r["run"] for r in self.rows if r.get("status") == "running" and not r.get("example")]
         said = estimate(message.sets, message.model, load=cpu_load(), running=running)
-        self.app.push_screen(Confirm(f"Start a run of {message.model}?\n{said}", yes="Start", no="Cancel"), done)
+        where = f" in {self.root / message.name}" if message.name else ""
+        self.app.push_screen(Confirm(f"Start a run of {message.model}{where}?\n{said}", yes="Start", no="Cancel"), done)
 
-    def _launch(self, sets: list[str], model: str) -> None:
+    def _launch(self, sets: list[str], model: str, name: str = "") -> None:
         from .run import RunScreen
 
-        folder = self.root / new_run_id(model)
+        # never a folder that holds a run: the engine would refuse it (a named one was checked before asking)
+        folder = self.root / name if name else new_folder(self.root, model)
         proc = start_engine(folder, sets)
         self.app.push_screen(RunScreen(str(folder), process=proc))

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.text import Text
 from textual.widgets import Static
 
+from engine.models import params_label  # the same figure `engine models` and the new-run form show
+
 from ..runstate import RunState
-from .text import duration
+from .text import clock, duration
 
 
 class RunHeader(Static):
@@ -23,7 +27,7 @@ class RunHeader(Static):
         if st.get("load_8bit"):
             parts.append((" 8-bit", "", 3))
         if isinstance(st.get("params_trainable"), (int, float)) and isinstance(st.get("params_total"), (int, float)):
-            parts.append((f"  {st['params_trainable'] / 1e6:.1f}M of {st['params_total'] / 1e6:.1f}M trained", "", 5))
+            parts.append((f"  {params_label(st['params_trainable'])} of {params_label(st['params_total'])} trained", "", 5))
         if not st and not s.finished:
             parts.append(("  starting engine..." if starting else "  waiting for the first event...", "italic", 0))
         elif s.finished:  # where its last step was: its last heartbeat (mid-evaluation) is not where it ended
@@ -36,12 +40,14 @@ class RunHeader(Static):
             if rows:
                 parts.append((f" · {rows}", "", 3))
         parts.append((f"  elapsed {duration(s.elapsed())}", "", 2))
-        if not s.finished:  # a finished run has no ETA and no live speed
-            whole = s.run_eta()
-            parts.append((f"  eta {duration(whole)}" if whole is not None else f"  stage eta {duration(s.eta())}", "", 1))
+        if st and not s.finished:  # a finished run has no ETA and no live speed; one not started yet neither
+            whole = s.run_eta()  # the whole run's, steady; the stage's only where the whole cannot be told
+            parts.append((f"  run eta {duration(whole)} · ends {clock(time.time() + whole)}" if whole is not None
+                          else f"  stage eta {duration(s.eta())}", "", 1))
             tps = s.last_metrics.get("tokens_per_s")
             if isinstance(tps, (int, float)):
                 parts.append((f"  {tps:,.0f} tok/s", "", 4))
+        if not s.finished:
             if stop_pending:
                 parts.append((f"  stopping after this {'evaluation' if phase.startswith('eval') else 'step'}...", "bold yellow", 0))
         if follow_status and (remote or not st):  # e.g. "no such session folder"

@@ -6,13 +6,14 @@ worker and posts `NewRunForm.StartRequested`; the screen that holds it asks
 from __future__ import annotations
 
 import os
+import re
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.validation import Function, Integer, Number
-from textual.widgets import Button, Input, Label, Select, Static, Switch
+from textual.widgets import Button, Input, Label, Select, Static
 
 from engine import config as config_mod
 from engine.models import KNOWN, TINY, problem
@@ -20,7 +21,7 @@ from engine.tasks import TASKS
 
 # (id, label, config key); defaults and limits come from the engine's config
 FIELDS = [
-    ("f-model-name", "model (name, folder or hub id)", "model.name"),
+    ("f-model-name", "model (name, folder, hub id)", "model.name"),
     ("f-layers", "layers to unfreeze", "model.unfreeze_layers"),
     ("f-lora-rank", "LoRA rank", "model.lora_rank"),
     ("f-train-size", "SFT synthetic examples", "data.train_size"),
@@ -32,8 +33,16 @@ FIELDS = [
     ("f-eval-syn", "eval: synthetic problems", "eval.synthetic"),
     ("f-eval-gsm", "eval: GSM8K problems", "eval.gsm8k"),
     ("f-seed", "seed", "run.seed"),
-    ("f-init-from", "start from checkpoint (folder)", "model.init_from"),
+    ("f-init-from", "start from checkpoint folder", "model.init_from"),
 ]
+
+
+RUN_NAME_RULE = "letters, digits, '.', '_' and '-', at most 64, starting with a letter or digit (it names a folder)"
+
+
+def run_name_problem_free(name: str) -> bool:
+    """A run name that is one plain folder name: no path, no space, no leading dot or dash."""
+    return re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name.strip()) is not None
 
 
 def show(value) -> str:
@@ -67,11 +76,12 @@ def validators(key: str) -> list:
 class NewRunForm(VerticalScroll):
     BINDINGS = [Binding("escape", "leave", "Leave the form")]
     class StartRequested(Message):
-        """The form is valid and the model can be had: start `engine train` with `sets`."""
+        """The form is valid and the model can be had: start `engine train` with `sets`, in a
+        session folder named `name` (empty: the date and the model)."""
 
-        def __init__(self, sets: list[str], model: str):
+        def __init__(self, sets: list[str], model: str, name: str = ""):
             super().__init__()
-            self.sets, self.model = sets, model
+            self.sets, self.model, self.name = sets, model, name
 
     class Refused(Message):
         """A field (by id) and why it cannot start."""
@@ -97,9 +107,13 @@ class NewRunForm(VerticalScroll):
         yield Label("RL algorithm")
         yield Select([("GRPO (group-relative)", "grpo"), ("REINFORCE + baseline", "reinforce")], value="grpo", id="f-rl-alg",
                      allow_blank=False)
-        with Horizontal(classes="switch-row"):
-            yield Switch(value=False, id="f-8bit")
-            yield Label("load in 8-bit (bitsandbytes)")
+        yield Label("load in 8-bit (bitsandbytes)")
+        # a Select, not a Switch: its state in words ("off"), never only a colour, and no label on a border
+        yield Select([("off: full precision", "off"), ("on: 8-bit weights (a GPU)", "on")], value="off", id="f-8bit",
+                     allow_blank=False)
+        yield Label("run name (its session folder)")
+        yield Input("", id="f-run-name", validators=[Function(run_name_problem_free, RUN_NAME_RULE)],
+                    validate_on=["changed", "blur"], placeholder="none: date and model")
         yield Button("Start run", id="start", variant="primary")
 
     def action_leave(self) -> None:
@@ -155,10 +169,13 @@ class NewRunForm(VerticalScroll):
             if widget.value.strip() or not optional(key):
                 sets.append(f"{key}={widget.value.strip()}")
         sets += [f"model.train={q('#f-train', Select).value}", f"rl.algorithm={q('#f-rl-alg', Select).value}",
-                 f"model.load_8bit={str(q('#f-8bit', Switch).value).lower()}", f"run.task={q('#f-task', Select).value}"]
+                 f"model.load_8bit={str(q('#f-8bit', Select).value == 'on').lower()}", f"run.task={q('#f-task', Select).value}"]
         if self.model() == TINY:  # the smoke sizes the form has no field for (batch, lengths, RL group)
             shown = {k for _, _, k in FIELDS}
             sets = [f"{k}={v}" for k, v in config_mod.SMOKE.items() if k not in shown] + sets
+        name = q("#f-run-name", Input)
+        if name.value.strip() and not run_name_problem_free(name.value):
+            errors.append(("f-run-name", f"run name: {RUN_NAME_RULE}"))
         if not errors:
             try:
                 config_mod.load(None, sets)  # the engine's own checks, before anything starts
@@ -179,7 +196,8 @@ class NewRunForm(VerticalScroll):
 
         def check() -> None:
             why = problem(model)
-            self.post_message(self.StartRequested(sets, model) if why is None else self.Refused([("f-model-name", why)]))
+            name = self.query_one("#f-run-name", Input).value.strip()
+            self.post_message(self.StartRequested(sets, model, name) if why is None else self.Refused([("f-model-name", why)]))
 
         self.run_worker(check, thread=True, group="model-check", exclusive=True)
 

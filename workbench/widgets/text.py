@@ -15,6 +15,14 @@ def duration(seconds: float | None) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+def clock(t: float) -> str:
+    """A wall-clock time: `21:05` today, `Mon 09:40` on another day."""
+    import time
+
+    here = time.localtime(t)
+    return time.strftime("%H:%M" if here[:3] == time.localtime()[:3] else "%a %H:%M", here)
+
+
 def interval(e: dict) -> str:
     """An evaluation's accuracy with its 95% interval, when the event carries one."""
     acc, ci = e.get("accuracy", 0), e.get("accuracy_ci")
