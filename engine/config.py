@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from .numbers import shown, why_not_json
+from .numbers import brief, shown, why_not_json
 from .trace.reward import RewardWeights
 
 
@@ -233,13 +233,13 @@ def _coerce(key: str, value, kind, meta: dict):
     except ConfigError:
         raise
     except (ValueError, TypeError, yaml.YAMLError):
-        raise ConfigError(f"{key}: expected {getattr(kind, '__name__', str(kind))}, got {shown(repr(value), 60)}") from None
+        raise ConfigError(f"{key}: expected {getattr(kind, '__name__', str(kind))}, got {brief(value)}") from None
     allowed = meta.get("choices")
     if allowed and value not in allowed:
         raise ConfigError(f"{key}: {value!r} is not allowed; choose one of {', '.join(map(str, allowed))}")
     lo, hi = meta.get("min"), meta.get("max")
     if lo is not None and value < lo or hi is not None and value > hi:
-        raise ConfigError(f"{key}: {shown(repr(value), 60)} is out of range [{lo}, {hi}]")
+        raise ConfigError(f"{key}: {brief(value)} is out of range [{lo}, {hi}]")
     return value
 
 

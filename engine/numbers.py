@@ -73,3 +73,9 @@ def why_not_json(exc: BaseException) -> str:
     if msg and getattr(exc, "colno", None):
         return f"{msg} at column {exc.colno}"
     return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def brief(value, width: int = 60) -> str:
+    """repr(value), cut short for an error message (a 5,000-digit value is not repeated in full)."""
+    text = repr(value)
+    return text if len(text) <= width else f"{text[:width]}... ({len(text):,} characters)"
