@@ -1125,3 +1125,22 @@ def test_a_run_name_is_one_plain_folder_name():
 
     assert run_name_problem_free("exp-1.b_2") and not run_name_problem_free("-x") and not run_name_problem_free(".hidden")
     assert not run_name_problem_free("a b") and not run_name_problem_free("a/b") and not run_name_problem_free("x" * 65)
+
+
+async def test_the_stepper_tour_opens_on_its_samples_and_the_first_screen_points_up_at_the_examples(tmp_path):
+    from workbench.examples import ROOT
+
+    app = sessions_app(tmp_path / "empty")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.5)
+        assert "examples above" in str(app.screen.query_one("#sessions-note").render())  # they are listed above the note
+    app = attach_app(str(ROOT / "stepper-tour"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        for _ in range(30):
+            await pilot.pause(0.1)
+            if app.screen.state.samples:
+                break
+        await pilot.pause(0.5)
+        assert app.screen.query_one("#run-tabs").active == "tab-samples"  # not four empty charts
+        header = str(app.screen.query_one("#run-header").render())
+        assert "stepper-tour" in header and " on -" not in header and not header.rstrip().endswith("-")

@@ -71,6 +71,7 @@ class RunScreen(Screen):
         self.followers: list[Follower] = []
         self.inboxes = {key: Inbox(key, self.post_message) for key in ("main", "other")}
         self._plotted: dict[str, tuple] = {}  # tab -> what its plots were drawn from
+        self._opened = False  # the first events decided which tab it opens on
 
     def compose(self) -> ComposeResult:
         yield RunHeader(id="run-header")
@@ -153,6 +154,10 @@ class RunScreen(Screen):
     def on_events_arrived(self, message: EventsArrived) -> None:
         finished = self.state.finished
         (self.state if message.key == "main" else self.other).add(message.events or self.inboxes[message.key].take())
+        if not self._opened and self.state.started and (self.state.samples or self.state.series):
+            self._opened = True
+            if self.state.started.get("stages") == [] and not self.state.series and self.state.samples:
+                self._show_tab("tab-samples")  # outputs with no training (the stepper tour): no chart has anything
         if bool(self.state.finished) != bool(finished):
             self.refresh_bindings()  # stop and checkpoint leave (or come back, on a resume) with the final event
         self.dirty = True

@@ -190,7 +190,7 @@ class SessionsScreen(Screen):
             note = f"the newest {SHOWN:,} of {len(runs):,} sessions{' that match' if needle else ''}; / filters to find the others"
         elif not real:
             note = (f"no runs in {self.root}/ yet: press n to fill in a new run (the form on the right), or run "
-                    "`engine train` in a shell; the example below is a recorded run to look around in")
+                    "`engine train` in a shell; the examples above are a recorded run and a stepper tour to look around in")
         else:
             note = ""
         self.query_one("#sessions-note", Static).update(Text(note))  # a typed filter is text, never markup

@@ -23,7 +23,8 @@ class RunHeader(Static):
         status = "died" if engine_error else s.status
         parts.append((f" {status} ", "bold green" if status in ("running", "completed") else "bold red" if status in ("failed", "died") else "bold yellow", 0))
         parts.append((f" {st.get('model', '?')}", "", 2))
-        parts.append((f" on {st.get('device', '?')}", "", 4))
+        if st.get("device") not in (None, "", "-"):  # a recording of hand-written outputs runs on nothing
+            parts.append((f" on {st['device']}", "", 4))
         if st.get("load_8bit"):
             parts.append((" 8-bit", "", 3))
         if isinstance(st.get("params_trainable"), (int, float)) and isinstance(st.get("params_total"), (int, float)):
@@ -39,7 +40,8 @@ class RunHeader(Static):
             rows = s.rows_progress()
             if rows:
                 parts.append((f" · {rows}", "", 3))
-        parts.append((f"  elapsed {duration(s.elapsed())}", "", 2))
+        if st.get("stages") != []:  # hand-written outputs (the stepper tour) took no time to make
+            parts.append((f"  elapsed {duration(s.elapsed())}", "", 2))
         if st and not s.finished:  # a finished run has no ETA and no live speed; one not started yet neither
             whole = s.run_eta()  # the whole run's, steady; the stage's only where the whole cannot be told
             parts.append((f"  run eta {duration(whole)} · ends {clock(time.time() + whole)}" if whole is not None
