@@ -63,11 +63,13 @@ class Backend(Protocol):
 class HFBackend:
     """transformers' generation; the sampler copies trained weights itself before each use."""
 
-    def __init__(self, sampler: Sampler):
+    def __init__(self, sampler: Sampler, fast: bool = False):
         self.sampler = sampler  # shared with evaluation: one copy of the weights
+        self.fast = fast  # model.fast_decode: drafts checked in the same pass (engine/speculate.py)
 
     def generate(self, tokenizer, prompts, max_new_tokens, temperature, top_p, batch_size, on_rows=None):
-        return generate(self.sampler(), tokenizer, prompts, max_new_tokens, temperature, top_p, batch_size, on_rows=on_rows)
+        return generate(self.sampler(), tokenizer, prompts, max_new_tokens, temperature, top_p, batch_size, on_rows=on_rows,
+                        fast=self.fast)
 
     def sync_weights(self, model) -> None:
         refresh = getattr(self.sampler, "refresh", None)  # FSDP's whole copy: gathered here, by every rank
@@ -241,4 +243,4 @@ def make_backend(cfg, model, tokenizer, sampler: Sampler) -> Backend:
         return VLLMBackend(model, tokenizer, start_folder(model, tokenizer), memory=rc.vllm_memory, sleep=rc.vllm_sleep,
                            seed=cfg.run.seed + int(os.environ.get("RANK", 0)),
                            max_model_len=cfg.data.max_len + rc.max_new_tokens)
-    return HFBackend(sampler)
+    return HFBackend(sampler, fast=cfg.model.fast_decode)

@@ -178,11 +178,12 @@ def _self_traces(args) -> int:
         return lambda done, total: print(f"  {what} {done}/{total} ({(time.perf_counter() - start) / 60:.1f} min)", file=sys.stderr, flush=True)
 
     greedy, speed = generate(model, tok, prompts, cfg.eval.max_new_tokens, 0.0, batch_size=cfg.eval.batch_size,
-                             on_batch=progress("greedy outputs"))
+                             on_batch=progress("greedy outputs"), fast=cfg.model.fast_decode)
     outputs = [[c.text] for c in greedy]
     if args.k > 1:
         sampled, _ = generate(model, tok, [p for p in prompts for _ in range(args.k - 1)], cfg.eval.max_new_tokens,
-                              args.temperature, batch_size=cfg.eval.batch_size, on_batch=progress("sampled outputs"))
+                              args.temperature, batch_size=cfg.eval.batch_size, on_batch=progress("sampled outputs"),
+                              fast=cfg.model.fast_decode)
         for i in range(len(items)):
             outputs[i] += [c.text for c in sampled[i * (args.k - 1) : (i + 1) * (args.k - 1)]]
     found = collect(items, outputs)

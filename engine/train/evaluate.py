@@ -22,7 +22,7 @@ def evaluate(model, tokenizer, items: list[Item], cfg, on_batch=None) -> tuple[d
     system = system_prompt(cfg)
     prompts = [prompt_text(tokenizer, it.question, system) for it in items]
     comps, speed = generate(model, tokenizer, prompts, cfg.eval.max_new_tokens, 0.0, batch_size=cfg.eval.batch_size,
-                            on_batch=on_batch)
+                            on_batch=on_batch, fast=cfg.model.fast_decode)
     counts, by_expert, codes, samples = Counter(), {}, [], []
     scores = []
     for it, c in zip(items, comps):
@@ -68,7 +68,7 @@ def _k_samples(model, tokenizer, items, prompts, greedy: list[Score], cfg, greed
     many = [p for p in prompts for _ in range(k - 1)]
     t0 = time.perf_counter()
     comps, _ = generate(model, tokenizer, many, cfg.eval.max_new_tokens, cfg.eval.temperature,
-                        batch_size=cfg.eval.batch_size)
+                        batch_size=cfg.eval.batch_size, fast=cfg.model.fast_decode)
     seconds = time.perf_counter() - t0
     passed = voted = grounded = 0
     for i, it in enumerate(items):
