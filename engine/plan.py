@@ -61,7 +61,9 @@ class Shape:
         return self.layers * (self.layer_params() - 2 * self.hidden)
 
     def params(self) -> int:
-        return self.vocab * self.hidden * (1 if self.tied else 2) + self.layers * self.layer_params() + self.hidden
+        from .models import param_count  # one formula for the plan, `engine models` and the new-run form
+
+        return param_count((self.hidden, self.layers, self.heads, self.kv_heads, self.intermediate, self.vocab, self.tied))
 
 
 def shape_of_config(c: dict) -> Shape:

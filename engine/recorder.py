@@ -81,11 +81,15 @@ class Recorder:
         self.sinks: list = []
         self._lock = threading.Lock()  # the heartbeat thread emits beside the main one
 
-    def open(self, model: str, resume: bool = False, config: str | None = None) -> "Recorder":
-        """Lock the session (SessionBusy when a live run holds it), drop the requests left from
-        before this process, write the config, and start the event and status sinks."""
+    def open(self, model: str, resume: bool = False, config: str | None = None,
+             resume_hint: str = "engine train --resume {path}") -> "Recorder":
+        """Lock the session (SessionBusy when a live run holds it; SessionExists, when not resuming, if
+        the folder holds an earlier run), drop the requests left from before this process, write the
+        config, and start the event and status sinks."""
         if self.session is None:
             return self
+        if not resume and not self.session.is_live():  # a live one: SessionBusy says more, just below
+            self.session.refuse_new_run(resume_hint)
         self.session.lock()
         self.session.clear_requests()  # a stop from before this process must not end it; one asked since is kept
         if config is not None:

@@ -29,6 +29,19 @@ class SessionBusy(RuntimeError):
     """Another live run holds this session."""
 
 
+class SessionExists(RuntimeError):
+    """A new run was asked for in a folder that holds an earlier one: refused, nothing of it touched."""
+
+
+def fresh_name(path: Path) -> Path:
+    """`path`, or path-2, path-3 ...: the first that does not exist."""
+    n = 2
+    candidate = Path(path)
+    while os.path.lexists(candidate):
+        candidate, n = Path(f"{path}-{n}"), n + 1
+    return candidate
+
+
 def process_started() -> float:
     """When this process started (wall clock): requests made since then are for this run."""
     import psutil
@@ -40,6 +53,11 @@ def new_run_id(model: str) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     short = Path(model).name.lower().replace("/", "-")[:24]
     return f"{stamp}-{short}"
+
+
+def new_folder(root: Path, model: str) -> Path:
+    """A new run's folder under `root`: its run id, never a folder that exists (two starts in one second)."""
+    return fresh_name(Path(root) / new_run_id(model))
 
 
 @dataclass
@@ -58,7 +76,7 @@ class Session:
         """The folder and its checkpoints/, refused (UnsafePath, before anything is written)
         when a name the engine writes is a link: a session from elsewhere must not point out of itself."""
         self.path.mkdir(parents=True, exist_ok=True)
-        links = [name for name in WRITTEN if safefile.is_link(self.path / name)]
+        links = [name for name in WRITTEN if safefile.is_link(self.path / name)] + self._links_in_checkpoints()
         if links:
             raise safefile.UnsafePath(errno.ELOOP, f"{self.path}: {', '.join(links)} "
                                       f"{'is a symbolic link' if len(links) == 1 else 'are symbolic links'}; the engine "
@@ -66,6 +84,45 @@ class Session:
                                       f"session with `cp -rL`")
         safefile.make_dirs(self.path, "checkpoints")
         return self
+
+    def _links_in_checkpoints(self) -> list[str]:
+        """Links inside checkpoints/ (a checkpoint folder, or a file in one): found before the run
+        starts, not when its first save reaches them an hour in."""
+        found = []
+        try:
+            if safefile.is_link(self.checkpoints):
+                return []  # named by the check of the session's own names
+            with os.scandir(self.checkpoints) as entries:
+                for entry in entries:
+                    if entry.is_symlink():
+                        found.append(f"checkpoints/{entry.name}")
+                    elif entry.is_dir(follow_symlinks=False):
+                        with os.scandir(entry.path) as inner:
+                            found += [f"checkpoints/{entry.name}/{e.name}" for e in inner if e.is_symlink()]
+        except OSError:
+            pass
+        return found[:5]
+
+    def earlier_run(self) -> list[str]:
+        """What of an earlier run this folder holds (empty: none; a folder the workbench made for its log is none)."""
+        found = [name for name in (CONFIG, EVENTS, STATUS) if os.path.lexists(self.path / name)]
+        try:
+            with os.scandir(self.checkpoints) as entries:
+                if any(True for _ in entries):
+                    found.append("checkpoints")
+        except OSError:
+            pass
+        return found
+
+    def refuse_new_run(self, resume_hint: str = "engine train --resume {path}") -> None:
+        """SessionExists when this folder holds an earlier run: a new one would replace its checkpoints
+        and config and mix two runs in one events.jsonl."""
+        found = self.earlier_run()
+        if found:
+            raise SessionExists(
+                f"{self.path} already holds a run ({', '.join(found)}); continue it with "
+                f"`{resume_hint.format(path=self.path)}`, or start a new run in a fresh folder (such as "
+                f"{fresh_name(self.path)}): nothing of the earlier run is touched")
 
     def lock(self) -> None:
         """Hold the session for this process's life (the OS lets go when it dies); a second

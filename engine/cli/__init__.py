@@ -14,8 +14,10 @@ import sys
 def build_parser() -> argparse.ArgumentParser:
     from . import data, diff, evaluate, models, plan, report, sessions, trace, train
 
-    parser = argparse.ArgumentParser(prog="engine", description="Train small models to write verifiable YAML traces.")
-    sub = parser.add_subparsers(dest="cmd", required=True)
+    parser = argparse.ArgumentParser(prog="engine", description="Train small models to write verifiable YAML traces.",
+                                     epilog="`engine COMMAND --help` describes a command.")
+    # not required: a bare `engine` prints this help (the commands, one line each), not argparse's terse error
+    sub = parser.add_subparsers(dest="cmd", title="commands", metavar="COMMAND")
     for group in (trace, models, data, train, plan, evaluate, diff, sessions, report):
         group.add_parser(sub)
     return parser
@@ -34,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.cmd is None:
+        parser.print_help()
+        return 2
     for stream in (sys.stdout, sys.stderr):  # text from a file (a lone surrogate, a byte the terminal's
         if hasattr(stream, "reconfigure"):  # encoding lacks) is shown escaped, never a UnicodeEncodeError
             stream.reconfigure(errors="backslashreplace")

@@ -28,6 +28,19 @@ def not_a_session(target) -> str | None:
     return f"{target}: no such session folder" if looks_local else None
 
 
+def session_config(folder, sets: list[str] | None = None):
+    """A session's config.yaml with `sets` applied. Where the run started from another checkpoint
+    (model.init_from), the session's own copy of it (checkpoints/start) is used: the session stays
+    evaluable and resumable when that checkpoint is gone or has changed since."""
+    from pathlib import Path
+
+    from .. import checkpoints
+    from .. import config as config_mod
+
+    copy = checkpoints.start_copy(Path(folder))
+    return config_mod.load(Path(folder) / "config.yaml", ([f"model.init_from={copy}"] if copy else []) + list(sets or []))
+
+
 def load_weights(model, ckpt) -> str | None:
     """A checkpoint's weights into `model`; the reason when they cannot be (None: loaded)."""
     from ..checkpoints import CheckpointError
@@ -62,7 +75,7 @@ def session_model(target: str, which: str = "best", sets: list[str] | None = Non
     from .. import checkpoints
     from .. import config as config_mod
     from ..models import TINY, ModelNotFound
-    from ..modeling import load_model, load_tokenizer, pick_device
+    from ..modeling import CheckpointMismatch, load_model, load_tokenizer, pick_device
 
     why = not_a_session(target)
     if why:
@@ -70,7 +83,7 @@ def session_model(target: str, which: str = "best", sets: list[str] | None = Non
     folder = Path(target)
     try:
         if (folder / "config.yaml").exists():
-            cfg = config_mod.load(folder / "config.yaml", sets or [])
+            cfg = session_config(folder, sets)
             ckpt = checkpoints.choose(folder, which)
         else:
             cfg = config_mod.load(None, [f"model.name={target}", *(sets or [])],
@@ -81,6 +94,8 @@ def session_model(target: str, which: str = "best", sets: list[str] | None = Non
         model = load_model(cfg, tok, pick_device(cfg.model.device))
     except (config_mod.ConfigError, checkpoints.CheckpointError) as exc:
         raise CannotLoad(str(exc)) from None
+    except CheckpointMismatch as exc:  # model.init_from that does not fit the session's model
+        raise CannotLoad(str(exc), 1) from None
     except ModelNotFound as exc:
         raise CannotLoad(str(exc), 1) from None
     if ckpt:

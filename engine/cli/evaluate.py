@@ -91,6 +91,9 @@ def _eval(args) -> int:
         return fail("eval", str(exc), exc.code)
     if ckpt and not args.json:
         print(f"engine eval: scoring {ckpt}", file=sys.stderr)
+    elif not ckpt:  # said even with --json (on stderr): an untrained score must never pass for a trained one
+        print(f"engine eval: {untrained_reason(args.target, args.checkpoint)}: scoring the untrained model "
+              f"{cfg.model.name}", file=sys.stderr)
     results, robust = {}, None
     if not (args.heldout or args.dev or args.problems or args.variants) and not cfg.eval.synthetic_unseen:
         cfg.eval.synthetic_unseen = cfg.eval.synthetic  # beside the set that shares training's templates
@@ -105,7 +108,7 @@ def _eval(args) -> int:
         results[name] = fields
     sealed = _ledger(args, cfg, ckpt, results)
     if args.json:
-        print(json.dumps({"checkpoint": str(ckpt) if ckpt else None, "sets": results}
+        print(json.dumps({"checkpoint": str(ckpt) if ckpt else None, "untrained": ckpt is None, "sets": results}
                          | ({"robustness": robust} if robust else {}) | sealed, default=str))
         return 0
     if "heldout_scorings" in sealed:
@@ -115,7 +118,7 @@ def _eval(args) -> int:
     from .console import console
     from .tables import eval_table
 
-    console().print(eval_table([{"at": str(ckpt.name) if ckpt else "base", "set": k, **v} for k, v in results.items()]))
+    console().print(eval_table([{"at": str(ckpt.name) if ckpt else "untrained", "set": k, **v} for k, v in results.items()]))
     if robust:
         lo, hi = robust["all_right_ci"]
         console().print(f"robustness: {robust['all_right']} of {robust['problems']} problems answered right in all "
@@ -176,3 +179,12 @@ def _robustness(model, tok, cfg, k: int, results: dict) -> dict:
     return {"problems": len(done), "k": k, "variants": at, "all_right": all_right,
             "all_right_ci": list(wilson(all_right, len(done))),
             "original_right": sum(s["outcome"] == "correct" for s in first)}
+
+
+def untrained_reason(target: str, which: str) -> str:
+    """Why no checkpoint is scored: asked for, a model name, or a session that has none yet."""
+    if which == "untrained":
+        return "--checkpoint untrained"
+    if not (Path(target) / "config.yaml").exists():
+        return f"{target} is a model name, not a session"
+    return f"{target} has no checkpoint yet (the run saved none)"

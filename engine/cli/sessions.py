@@ -10,8 +10,9 @@ from .common import DEFAULT_ROOT, fail
 
 def add_parser(sub) -> None:
     ls = sub.add_parser("ls", help="list sessions with their status")
-    ls.add_argument("--root", default=DEFAULT_ROOT)
-    ls.add_argument("--json", action="store_true")
+    ls.add_argument("folder", nargs="?", metavar="DIR", help=f"the folder holding the sessions (default: {DEFAULT_ROOT})")
+    ls.add_argument("--root", metavar="DIR", help="the same as DIR, as a flag")
+    ls.add_argument("--json", action="store_true", help="one JSON list of the sessions, for scripts")
     ls.set_defaults(func=_ls)
 
     st = sub.add_parser("stop", help="ask a running session to stop cleanly (checkpoint + final event)")
@@ -30,7 +31,13 @@ def add_parser(sub) -> None:
 def _ls(args) -> int:
     from ..session import list_sessions
 
-    rows = list_sessions(Path(args.root))
+    if args.folder and args.root and Path(args.folder) != Path(args.root):
+        return fail("ls", f"two folders given ({args.folder} and --root {args.root}); give one")
+    given = args.folder or args.root
+    if given and not Path(given).expanduser().is_dir():
+        return fail("ls", f"{given}: no such folder")
+    args.root = given or DEFAULT_ROOT
+    rows = list_sessions(Path(args.root).expanduser())
     if args.json:
         print(json.dumps(rows, default=str))
         return 0

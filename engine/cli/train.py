@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -64,21 +65,23 @@ def resolve_config(args, note=lambda text: None, cuda: bool | None = None) -> co
 def _train(args) -> int:
     from ..run import run
     from .reporter import Reporter
-    from ..session import new_run_id
+    from ..session import Session, SessionBusy, SessionExists, new_folder
 
     try:
         if args.resume:
             folder = Path(args.resume)
             if not (folder / "config.yaml").exists():
                 return fail("train", f"{folder} is not a session folder (it has no config.yaml)")
-            cfg = config_mod.load(folder / "config.yaml", args.set)
+            cfg = resume_config(folder, args.set)
         else:
             cfg = resolve_config(args)
-            folder = Path(args.session) if args.session else Path(DEFAULT_ROOT) / new_run_id(cfg.model.name)
+            folder = Path(args.session) if args.session else new_folder(Path(DEFAULT_ROOT), cfg.model.name)
+            Session(folder).refuse_new_run()  # before anything loads; the recorder asks again under the lock
     except config_mod.ConfigError as exc:
         return fail("train", str(exc))
+    except SessionExists as exc:
+        return fail("train", str(exc))
     from ..models import problem
-    from ..session import SessionBusy
 
     cfg, sized, why = size_for_gpu(cfg, args.set, resize=not args.resume)
     why = why or (None if args.resume else problem(cfg.model.name))  # before a session folder is made
@@ -86,15 +89,66 @@ def _train(args) -> int:
         print(f"engine train: {sized}", file=sys.stderr)
     if why:
         return fail("train", why, 1)
+    if cfg.model.init_from and not args.resume:  # a damaged or foreign checkpoint: said before a session folder is made
+        why = start_problem(cfg)
+        if why:
+            return fail("train", f"model.init_from: {why}", 1)
     try:
         reporter = Reporter(False if args.plain else None) if os.environ.get("RANK", "0") == "0" else None
         status = run(cfg, folder, resume=bool(args.resume), sinks=(reporter,) if reporter else ())
     except ModelNotFound as exc:
         return fail("train", str(exc), 1)
-    except SessionBusy as exc:
+    except (SessionBusy, SessionExists) as exc:
         return fail("train", str(exc))
     print(f"session: {folder}")
     return 0 if status in ("completed", "stopped") else 1
+
+
+def start_problem(cfg) -> str | None:
+    """Why model.init_from cannot start this run (unreadable, not a checkpoint, or parameters this
+    model does not have), checked on the model's skeleton without its weights; None when it can."""
+    from .. import checkpoints
+    from ..modeling import CheckpointMismatch, check_start
+
+    folder = Path(cfg.model.init_from).expanduser()
+    try:
+        check_start(cfg, checkpoints.read(folder)["trainable"])
+    except checkpoints.CheckpointError as exc:
+        return str(exc)
+    except CheckpointMismatch as exc:
+        return f"{folder}: {exc}"
+    return None
+
+
+# what a session's own config.yaml never decides on a resume: where the engine writes outside the
+# session and what it sends. A session from elsewhere could point them at any folder, or upload
+# under the user's own W&B login; on a resume they hold only when the user gives them again (--set).
+OUTSIDE = ("run.tensorboard", "run.wandb", "run.wandb_mode")
+
+
+def resume_config(folder: Path, sets: list[str]) -> config_mod.Config:
+    """The session's config with `sets` applied, less the OUTSIDE keys the user did not give again
+    (said on stderr when the session had them)."""
+    import dataclasses
+
+    from .common import session_config
+
+    cfg = session_config(folder, sets)
+    given = {s.partition("=")[0].strip() for s in sets}
+    default = config_mod.Config().run
+    dropped = {}
+    for key in OUTSIDE:
+        name = key.split(".")[1]
+        if key not in given and getattr(cfg.run, name) != getattr(default, name):
+            dropped[key] = getattr(cfg.run, name)
+    if dropped:
+        cfg.run = dataclasses.replace(cfg.run, **{k.split(".")[1]: getattr(default, k.split(".")[1]) for k in dropped})
+        from ..events import clean_text  # the values come from the folder: no terminal escapes
+
+        print(clean_text("engine train: not used on a resume (a session's config never decides where the engine writes outside "
+              "it or what it sends): " + ", ".join(f"{k}={v}" for k, v in dropped.items())
+              + "; give them again with --set to keep them"), file=sys.stderr)
+    return cfg
 
 
 def size_for_gpu(cfg, sets: list[str], resize: bool = True) -> tuple[config_mod.Config, str | None, str | None]:
@@ -120,14 +174,27 @@ def size_for_gpu(cfg, sets: list[str], resize: bool = True) -> tuple[config_mod.
     return cfg, f"sized for {props.name} ({props.total_memory / 2**30:.0f} GiB): " + ", ".join(changes), None
 
 
+def config_docs(width: int) -> str:
+    """Every key as `key = default`, its meaning wrapped below it: no line wider than the terminal
+    (80 when piped), however long a default or a description."""
+    import textwrap
+
+    width = max(40, width)
+    out = []
+    for key, default, doc in config_mod.describe():
+        shown = '""' if default == "" else default  # an empty default is written, not left blank
+        out += textwrap.wrap(f"{key} = {shown}", width, subsequent_indent="      ", break_on_hyphens=False)
+        out += textwrap.wrap(doc, width, initial_indent="    ", subsequent_indent="    ", break_on_hyphens=False)
+    return "\n".join(out) + "\n"
+
+
 def _show(args) -> int:
     try:
         cfg = resolve_config(args, note=lambda text: print(f"# {text}"))
     except config_mod.ConfigError as exc:
         return fail("config show", str(exc))
     if args.docs:
-        for key, default, doc in config_mod.describe():
-            print(f"{key:24} {default!s:28} {doc}")
+        sys.stdout.write(config_docs(shutil.get_terminal_size((80, 24)).columns))
         return 0
     sys.stdout.write(cfg.to_yaml())
     return 0

@@ -20,6 +20,7 @@ events. TRL is imported by `callback()` only; the reward needs nothing of it.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -45,15 +46,24 @@ METRICS = {
 }
 
 
+# the fields of our own events: a TRL log key of the same name is kept as trl_<key>, never in their place
+EVENT_FIELDS = frozenset({"kind", "t", "phase", "step", "total"})
+
+
 class TraceSession:
     def __init__(self, folder: str | Path, weights: RewardWeights | None = None, samples_per_batch: int = 4,
-                 max_completion_length: int | None = None):
+                 max_completion_length: int | None = None, resume: bool = False):
         # under torchrun / accelerate every rank builds one; rank 0 alone owns the session (the
         # others would be refused its lock), the other ranks score their own completions
         self.rank = int(os.environ.get("RANK", 0))
-        # a second writer is refused (the lock), and the workbench sees the run as live
-        self.recorder = Recorder(Path(folder) if self.rank == 0 else None).open(model="trl")
+        # a second writer is refused (the lock), and the workbench sees the run as live. A folder
+        # holding an earlier run is refused (SessionExists) unless `resume`: then this run's events
+        # follow that run's, and its start and best accuracy are kept
+        self.resumed = resume
+        self.recorder = Recorder(Path(folder) if self.rank == 0 else None).open(
+            model="trl", resume=resume, resume_hint="TraceSession('{path}', resume=True)")
         self.session = self.recorder.session
+        self._hook_failed = False
         self.weights = weights or RewardWeights()
         self.samples_per_batch = samples_per_batch
         self.max_completion_length = max_completion_length
@@ -98,6 +108,7 @@ class TraceSession:
         run = self
 
         class TraceCallback(TrainerCallback):
+            @_guarded(run)
             def on_train_begin(self, args, state, control, model=None, **kwargs):
                 total = sum(p.numel() for p in model.parameters()) if model is not None else None
                 trained = sum(p.numel() for p in model.parameters() if p.requires_grad) if model is not None else None
@@ -107,24 +118,38 @@ class TraceSession:
                 run.recorder.emit("run_started", schema=SCHEMA_VERSION, run=run.session.path.name, model=name,
                              config={"trainer": "trl.GRPOTrainer", **_plain_args(args)}, params_total=total,
                              params_trainable=trained, device=str(getattr(args, "device", "")),
-                             world_size=getattr(args, "world_size", 1), resumed=False, stages=["rl"])
+                             world_size=getattr(args, "world_size", 1), resumed=run.resumed, stages=["rl"])
 
+            @_guarded(run)
             def on_log(self, args, state, control, logs=None, **kwargs):
-                values = {}
-                for key, value in (logs or {}).items():
-                    if isinstance(value, (int, float)) and not isinstance(value, bool):
-                        values[METRICS.get(key, key.replace("/", "_"))] = value
+                values = metric_values(logs)
                 if values:
                     run.recorder.emit("metrics", phase="rl", step=state.global_step, total=state.max_steps, **values)
 
+            @_guarded(run)
             def on_save(self, args, state, control, **kwargs):
                 path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
                 run.recorder.emit("checkpoint", path=str(path), step=state.global_step, phase="rl")
 
+            @_guarded(run)
             def on_train_end(self, args, state, control, **kwargs):
                 run.finish("completed")
 
         return TraceCallback()
+
+    def hook_failed(self, hook: str, exc: BaseException) -> None:
+        """A failure in our callback: said once (terminal, and an alert when the session takes it),
+        never raised into the user's trainer.train()."""
+        if self._hook_failed:
+            return
+        self._hook_failed = True
+        why = (f"the session's TRL callback failed in {hook} ({type(exc).__name__}: {str(exc)[:300]}); "
+               f"training goes on, the session may lack some of its events")
+        print(f"tracebench: {why}", file=sys.stderr)
+        try:
+            self.recorder.emit("alert", level="warning", message=why, phase="rl")
+        except Exception:  # noqa: BLE001 - the terminal has heard it
+            pass
 
     # ------------------------------------------------------------------ the end
     def finish(self, status: str, error: str | None = None) -> None:
@@ -146,6 +171,31 @@ class TraceSession:
             self.finish("stopped")
         else:
             self.finish("failed", error="".join(traceback.format_exception_only(kind, exc)).strip())
+
+
+def metric_values(logs) -> dict:
+    """TRL's numeric log values under the engine's metric names (METRICS) or their own ("/" as "_");
+    a key named like a field of our events (EVENT_FIELDS) as trl_<key>."""
+    values = {}
+    for key, value in (logs.items() if isinstance(logs, dict) else ()):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            name = METRICS.get(key, str(key).replace("/", "_"))
+            values[f"trl_{name}" if name in EVENT_FIELDS else name] = value
+    return values
+
+
+def _guarded(run: TraceSession):
+    """A callback method that never raises into the trainer: a failure is said once (hook_failed)."""
+    def wrap(method):
+        @functools.wraps(method)
+        def call(*args, **kwargs):
+            try:
+                return method(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - a user's training never dies because of our hook
+                run.hook_failed(method.__name__, exc)
+                return None
+        return call
+    return wrap
 
 
 def _content(value, user: bool = False) -> str:

@@ -21,11 +21,11 @@ OUTCOMES = (CORRECT, WRONG_ANSWER, INVALID, WRONG_EXPERT, PARSE_FAIL)
 class RewardWeights:
     """The reward of each outcome; a run's config (`reward.*`) may change them."""
 
-    correct: float = 1.0
-    wrong_answer: float = 0.7
-    invalid: float = 0.5
-    wrong_expert: float = 0.3
-    unreadable: float = 0.0
+    correct: float = field(default=1.0, metadata={"doc": "reward of a valid trace whose answer matches"})
+    wrong_answer: float = field(default=0.7, metadata={"doc": "reward of a valid trace with another answer"})
+    invalid: float = field(default=0.5, metadata={"doc": "reward of a readable trace for the right expert with an error (overwrite, undefined_var, ...)"})
+    wrong_expert: float = field(default=0.3, metadata={"doc": "reward of a trace for another or an unknown expert"})
+    unreadable: float = field(default=0.0, metadata={"doc": "reward of an output that is no trace (parse_error) or was cut off (truncated)"})
     warning_penalty: float = field(default=0.0, metadata={"min": 0.0, "max": 1.0, "doc": "subtracted once per warning, never below 0"})
     # graded pays for format as well as for the answer, so a group that differs only in validity
     # ([.7, .7, .7, .5]) pushes as hard as one that differs in correctness; correct pays for the answer alone

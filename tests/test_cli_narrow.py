@@ -1,0 +1,86 @@
+"""The command line as a new user meets it in an 80-column terminal or a pipe: nothing cut, every
+command and every setting described, the figures the same wherever they appear."""
+
+import json
+import os
+import subprocess
+import sys
+
+from engine import config
+from engine.models import KNOWN, params_label
+from engine.plan import Shape
+
+
+def engine(*args, columns: int | None = 80, timeout=240, cwd=None):
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    if columns is not None:
+        env["COLUMNS"] = str(columns)
+    return subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True, text=True, timeout=timeout,
+                          env=env, cwd=cwd)
+
+
+def wide(text: str, width: int = 80) -> list[str]:
+    return [line for line in text.splitlines() if len(line) > width]
+
+
+def test_models_at_80_columns_is_readable_whole():
+    out = engine("models")
+    assert out.returncode == 0 and not wide(out.stdout), wide(out.stdout)
+    assert "…" not in out.stdout  # nothing cut
+    for m in KNOWN.values():
+        assert f"{m.name}  {m.params}" in out.stdout  # a name line per model, its size beside it
+        assert " ".join(m.measured.split()[:4]) in " ".join(out.stdout.split())  # the long text is there, wrapped
+    wide_out = engine("models", columns=200).stdout
+    assert "comes from" in wide_out and "measured" in wide_out.splitlines()[2]  # a wide terminal keeps the table
+
+
+def test_a_model_size_is_one_figure_computed_from_its_shape():
+    for m in KNOWN.values():
+        assert m.params == params_label(Shape(*m.shape).params())
+    assert KNOWN["tiny"].params == "3.2M" == params_label(3_244_352)  # what a tiny run's header shows
+
+
+def test_config_docs_describe_every_key_and_fit_80_columns_piped_or_not():
+    keys = [k for k, _, _ in config.describe()]
+    undescribed = [k for k, _, doc in config.describe() if not doc or doc.startswith("one of")]
+    assert not undescribed, undescribed
+    for columns in (80, None):  # None: piped, no COLUMNS: 80
+        out = engine("config", "show", "--docs", columns=columns)
+        assert out.returncode == 0 and not wide(out.stdout), wide(out.stdout)
+        lines = out.stdout.splitlines()
+        for key in keys:
+            at = next(i for i, line in enumerate(lines) if line.startswith(f"{key} = "))
+            assert lines[at + 1].startswith("    ") and lines[at + 1].strip(), key  # its description below it
+
+
+def test_bare_engine_lists_every_command_with_a_line_each():
+    out = engine()
+    assert out.returncode == 2 and "the following arguments are required" not in out.stderr
+    assert "usage: engine" in out.stdout and "commands:" in out.stdout and not wide(out.stdout)
+    for cmd in ("trace", "models", "train", "eval", "ls", "stop", "plan", "report"):
+        assert any(line.strip().startswith(cmd + " ") and len(line.split()) > 2 for line in out.stdout.splitlines()), cmd
+
+
+def test_ls_takes_the_sessions_folder_as_an_argument(tmp_path):
+    session = tmp_path / "runs" / "one"
+    session.mkdir(parents=True)
+    (session / "status.json").write_text(json.dumps({"status": "completed", "model": "tiny"}))
+    by_arg = engine("ls", str(tmp_path / "runs"), "--json")
+    by_flag = engine("ls", "--root", str(tmp_path / "runs"), "--json")
+    assert by_arg.returncode == 0 and json.loads(by_arg.stdout) == json.loads(by_flag.stdout)
+    assert [r["run"] for r in json.loads(by_arg.stdout)] == ["one"]
+    missing = engine("ls", str(tmp_path / "nope"))
+    assert missing.returncode == 2 and missing.stderr.strip() == f"engine ls: {tmp_path / 'nope'}: no such folder"
+    assert "--root DIR" in engine("ls", "--help").stdout
+
+
+def test_eval_of_a_session_without_a_checkpoint_says_it_scores_the_untrained_model(tmp_path):
+    folder = tmp_path / "fresh"
+    folder.mkdir()
+    cfg = config.load(sets=["model.name=tiny"], base=config.smoke_overrides())
+    (folder / "config.yaml").write_text(cfg.to_yaml())  # a run that saved no checkpoint yet
+    out = engine("eval", str(folder), "--set", "eval.synthetic=2", "--set", "eval.gsm8k=0", "--set", "eval.max_new_tokens=8",
+                 "--json")
+    assert out.returncode == 0, out.stderr
+    assert f"{folder} has no checkpoint yet" in out.stderr and "scoring the untrained model tiny" in out.stderr
+    assert json.loads(out.stdout)["untrained"] is True
