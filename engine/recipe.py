@@ -7,6 +7,7 @@ the final event.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from . import allocator, checkpoints, config, parallel, tasks, threads
@@ -92,14 +93,20 @@ class Recipe:
         if device.type == "cpu":
             threads.manage(cfg.run.cpu_threads)
         self.tokenizer = load_tokenizer(cfg.model.name)
+        start = None
+        if cfg.model.init_from and not resume and ctx.rank == 0:  # loaded from the session's own copy (checkpoints.keep_start)
+            copy, start = checkpoints.keep_start(self.session_dir, Path(cfg.model.init_from).expanduser())
+            cfg = replace(cfg, model=replace(cfg.model, init_from=str(copy)))
         self.model = model = load_model(cfg, self.tokenizer, device)
+        cfg = self.cfg
         if st.get("trainable"):
             load_trainable_state(model, st["trainable"])
         total, trainable = param_counts(model)
         ctx.emit("run_started", schema=SCHEMA_VERSION, run=self.session_dir.name, config=cfg.to_dict(),
                  model=cfg.model.name, params_total=total, params_trainable=trainable, device=str(device),
                  load_8bit=cfg.model.load_8bit, world_size=ctx.world, resumed=resume, allocator=allocator.in_use() or "system",
-                 resumed_from=st.get("path"), stages=[f"{a}:{b}" if b else a for a, b in self.plan])
+                 resumed_from=st.get("path"), stages=[f"{a}:{b}" if b else a for a, b in self.plan],
+                 **({"init_from_sha256": start} if start else {}))
         for note in notes:
             ctx.alert("warning", note, phase="setup")
         advice = allocator.advice() if device.type == "cpu" else None
