@@ -1144,3 +1144,21 @@ async def test_the_stepper_tour_opens_on_its_samples_and_the_first_screen_points
         assert app.screen.query_one("#run-tabs").active == "tab-samples"  # not four empty charts
         header = str(app.screen.query_one("#run-header").render())
         assert "stepper-tour" in header and " on -" not in header and not header.rstrip().endswith("-")
+
+
+async def test_the_report_tab_says_what_applies_to_the_runs_task(tmp_path):
+    trace_run = write_session(tmp_path, "traces")
+    instruct_run = write_session(tmp_path, "chat")
+    lines = (instruct_run / "events.jsonl").read_text().splitlines()
+    started = json.loads(lines[0])
+    started["config"] = {"run": {"task": "instruct"}}
+    (instruct_run / "events.jsonl").write_text("\n".join([json.dumps(started), *lines[1:]]) + "\n")
+    for folder, wanted, unwanted in ((trace_run, "engine eval SESSION", "engine report SESSION"),
+                                     (instruct_run, "engine report SESSION", "engine eval SESSION")):
+        app = attach_app(str(folder))
+        async with app.run_test(size=(160, 45)) as pilot:
+            await pilot.pause(0.6)
+            await pilot.press("6")
+            await pilot.pause(0.3)
+            note = str(app.screen.query_one("#report-note").render())
+            assert wanted in note and unwanted not in note, note

@@ -72,6 +72,7 @@ class RunScreen(Screen):
         self.inboxes = {key: Inbox(key, self.post_message) for key in ("main", "other")}
         self._plotted: dict[str, tuple] = {}  # tab -> what its plots were drawn from
         self._opened = False  # the first events decided which tab it opens on
+        self.run_task: str | None = None  # the run's task (run_started's config): what the Report tab offers
 
     def compose(self) -> ComposeResult:
         yield RunHeader(id="run-header")
@@ -154,6 +155,10 @@ class RunScreen(Screen):
     def on_events_arrived(self, message: EventsArrived) -> None:
         finished = self.state.finished
         (self.state if message.key == "main" else self.other).add(message.events or self.inboxes[message.key].take())
+        if self.state.started and self.run_task is None:
+            run = (self.state.started.get("config") or {}).get("run")
+            self.run_task = clean_text(str(run.get("task") or "trace")[:40]) if isinstance(run, dict) else "trace"
+            self.query_one(ReportPane).for_task(self.run_task)
         if not self._opened and self.state.started and (self.state.samples or self.state.series):
             self._opened = True
             if self.state.started.get("stages") == [] and not self.state.series and self.state.samples:

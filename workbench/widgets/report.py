@@ -59,10 +59,27 @@ def _fmt(x) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
 
+NO_REPORT = {  # what the tab says before a report.json is there, by the run's task
+    "instruct": "No report yet: `engine report SESSION FILE.jsonl...` scores the tuned model against its base on "
+                "instruction files and writes report.json here.",
+    "other": "A {task} run is scored by its evaluations (tab 3: accuracy by expert, diagnostic codes); "
+             "`engine eval SESSION` scores a checkpoint again. This tab is for instruct runs' `engine report`.",
+}
+
+
+def no_report_note(task: str | None) -> str:
+    return NO_REPORT["instruct"] if task in (None, "instruct") else NO_REPORT["other"].format(task=task)
+
+
 class ReportPane(Vertical):
     def compose(self) -> ComposeResult:
-        yield Static("No report yet: `engine report SESSION SETS...` writes report.json here.", id="report-note")
+        yield Static(no_report_note(None), id="report-note")
         yield DataTable(id="report", zebra_stripes=True)
+
+    def for_task(self, task: str | None) -> None:
+        """The run's task is known (run_started): say what applies to it, unless a report is shown."""
+        if not self.query_one("#report", DataTable).columns:
+            self.query_one("#report-note", Static).update(Text(no_report_note(task)))
 
     def load(self, path: Path) -> None:
         """Read in a worker; the table is filled on the UI thread when the reading is done."""
