@@ -28,6 +28,7 @@ Validated against measured peaks on this project's CPU for the 135M model
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,12 +67,40 @@ class Shape:
         return param_count((self.hidden, self.layers, self.heads, self.kv_heads, self.intermediate, self.vocab, self.tied))
 
 
-def shape_of_config(c: dict) -> Shape:
-    """From a transformers config.json."""
-    text = c.get("text_config") or c
-    heads = text["num_attention_heads"]
-    return Shape(text["hidden_size"], text["num_hidden_layers"], heads, text.get("num_key_value_heads") or heads,
-                 text["intermediate_size"], text["vocab_size"], bool(c.get("tie_word_embeddings", text.get("tie_word_embeddings", True))))
+class BadModelConfig(ValueError):
+    """A model folder's config.json that gives no shape a model can have; the message names the file and key."""
+
+
+# The largest size of each kind any released decoder has, with room: a config.json from elsewhere
+# with 0 heads, "576", -5 or 400 digits is refused here, not divided by or multiplied out below.
+SHAPE_LIMITS = {"hidden_size": 1 << 17, "num_hidden_layers": 4096, "num_attention_heads": 4096,
+                "num_key_value_heads": 4096, "intermediate_size": 1 << 20, "vocab_size": 1 << 24}
+
+
+def shape_of_config(c: dict, where: str = "config.json") -> Shape:
+    """From a transformers config.json, every size checked (BadModelConfig names the key)."""
+    from .numbers import brief
+
+    text = c.get("text_config") or c if isinstance(c, dict) else None
+    if not isinstance(text, dict):
+        raise BadModelConfig(f"{where}: not a model's config (a JSON object of sizes such as hidden_size)")
+
+    def size(key: str, default=None) -> int:
+        value = text.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            what = "missing" if value is None else f"{brief(value, 40)}, not a whole number"
+            raise BadModelConfig(f"{where}: `{key}` is {what}")
+        if not 1 <= value <= SHAPE_LIMITS[key]:
+            raise BadModelConfig(f"{where}: `{key}` is {brief(value, 40)}; a model's is 1 to {SHAPE_LIMITS[key]:,}")
+        return value
+
+    hidden, heads = size("hidden_size"), size("num_attention_heads")
+    kv_heads = size("num_key_value_heads", text.get("num_key_value_heads") or heads)
+    if hidden % heads or heads % kv_heads:
+        raise BadModelConfig(f"{where}: `num_attention_heads` {heads} must divide `hidden_size` {hidden}, "
+                             f"and `num_key_value_heads` {kv_heads} must divide it")
+    return Shape(hidden, size("num_hidden_layers"), heads, kv_heads, size("intermediate_size"), size("vocab_size"),
+                 bool(c.get("tie_word_embeddings", text.get("tie_word_embeddings", True))))
 
 
 @dataclass
@@ -251,22 +280,30 @@ def advice(cfg, plan: Plan) -> list[str]:
 
 
 def known_shape(name: str) -> Shape | None:
-    """The shape of a model `engine models` lists, or of a local folder's config.json; None otherwise."""
+    """The shape of a model `engine models` lists, or of a local folder's config.json; None when
+    neither is there. A config.json that is there but gives no model's shape is a BadModelConfig."""
     from .models import KNOWN
 
     known = KNOWN.get(name)
     if known and known.shape:
         return Shape(*known.shape)
     import json
-    from pathlib import Path
+
+    from .numbers import why_not_json
+    from .safefile import NotRegular, read_bytes
 
     path = Path(name).expanduser() / "config.json"
     try:
-        if path.is_file() and path.stat().st_size < 1 << 20:
-            return shape_of_config(json.loads(path.read_text()))
-    except (OSError, ValueError, KeyError, TypeError):
+        raw = read_bytes(path, 1 << 20)  # a regular file of at most 1 MiB: no FIFO, no /dev/zero
+    except NotRegular as exc:
+        raise BadModelConfig(f"{path}: {exc.why}") from None
+    except OSError:
         return None
-    return None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # bad UTF-8, 5,000 digits, 10,000 brackets
+        raise BadModelConfig(f"{path}: not JSON ({why_not_json(exc)})") from None
+    return shape_of_config(data, str(path))
 
 
 def render(plan: Plan) -> list[str]:
@@ -307,12 +344,29 @@ def sft_examples(cfg) -> int:
     gold = min(cfg.data.gsm8k_traces, GOLD_TRACES)
     examples = cfg.data.train_size + gold + round(gold * cfg.data.gsm8k_variants * VARIANTS_PER_TRACE)
     if cfg.data.self_traces:
-        try:
-            with open(Path(cfg.data.self_traces).expanduser(), "rb") as f:
-                examples += sum(1 for line in f if line.strip())
-        except OSError:
-            pass  # the config check says what is wrong with the file
+        examples += count_lines(Path(cfg.data.self_traces).expanduser())
     return examples
+
+
+COUNT_BYTES = 4 << 20  # lines counted exactly up to here; beyond, the rest is estimated from the file's size
+
+
+def count_lines(path: Path) -> int:
+    """About how many non-empty lines a JSONL file holds, reading at most COUNT_BYTES of it (the
+    new-run form asks on its UI thread: a 10 GB file costs no more than a small one); a FIFO, a
+    device or a missing file counts 0 (the config check says what is wrong with it)."""
+    from .safefile import open_regular
+
+    try:
+        with open_regular(path) as f:
+            head = f.read(COUNT_BYTES)
+            size = os.fstat(f.fileno()).st_size
+    except OSError:
+        return 0
+    lines = sum(1 for line in head.split(b"\n") if line.strip())
+    if size <= len(head) or not head:
+        return lines
+    return round(lines * size / len(head))
 
 
 def stage_seconds(cfg, shape: Shape) -> dict[str, float]:
@@ -346,7 +400,10 @@ def checkpoint_bytes(cfg, shape: Shape) -> float:
 def sized(cfg, gpus: int, memory: float, chosen: set[str]) -> tuple[list[str], str | None]:
     """For a GPU run about to load: micro-batches sized to the model and this GPU (`--set`s to
     apply; none that the user chose), or why it will not fit even so, with what to change."""
-    shape = known_shape(cfg.model.name)
+    try:
+        shape = known_shape(cfg.model.name)
+    except BadModelConfig as exc:
+        return [], str(exc)
     if shape is None:
         return [], None
     changes, plan = fit(cfg, shape, cfg.model.name, gpus, memory)

@@ -26,7 +26,7 @@ def plan_config(args) -> config_mod.Config:
 
 
 def _plan(args) -> int:
-    from ..plan import GIB, estimate, known_shape, render
+    from ..plan import GIB, BadModelConfig, estimate, known_shape, render
 
     if args.gpus < 1 or (args.gpu_memory is not None and not 0 < args.gpu_memory < 100_000):
         return fail("plan", "--gpus must be 1 or more and --gpu-memory a size in GiB")
@@ -34,7 +34,10 @@ def _plan(args) -> int:
         cfg = plan_config(args)
     except config_mod.ConfigError as exc:
         return fail("plan", str(exc))
-    shape = known_shape(cfg.model.name)
+    try:
+        shape = known_shape(cfg.model.name)
+    except BadModelConfig as exc:
+        return fail("plan", str(exc))
     if shape is None:
         return fail("plan", f"{cfg.model.name}: no shape known; name a model `engine models` lists, or a local folder with a config.json")
     memory = args.gpu_memory * GIB if args.gpu_memory else None

@@ -223,10 +223,13 @@ def estimate(sets: list[str], model: str, load: float = 0.0, running: list[str] 
     """About how long the run takes on a CPU like this project's, and its checkpoints' size. A CPU
     already busy (`load`: threads running now; `running`: local runs still training) shares its
     cores: the run takes about (cores + load) / cores times as long while that lasts, and says so."""
-    from engine.plan import checkpoint_bytes, cpu_minutes, known_shape
+    from engine.plan import BadModelConfig, checkpoint_bytes, cpu_minutes, known_shape
 
     cfg = config_mod.load(None, sets)
-    shape = known_shape(model)
+    try:
+        shape = known_shape(model)
+    except BadModelConfig as exc:  # 0 heads, a size in quotes: said here, before the run starts
+        return f"{exc}."
     if shape is None:
         return f"{model}: its size is not known here, so neither is the run's time."
     minutes = cpu_minutes(cfg, shape)
