@@ -84,3 +84,10 @@ def test_eval_of_a_session_without_a_checkpoint_says_it_scores_the_untrained_mod
     assert out.returncode == 0, out.stderr
     assert f"{folder} has no checkpoint yet" in out.stderr and "scoring the untrained model tiny" in out.stderr
     assert json.loads(out.stdout)["untrained"] is True
+
+
+def test_a_command_group_without_its_subcommand_prints_its_help():
+    for group, subs in (("trace", ("check", "run")), ("config", ("show",)), ("data", ("generate", "stats"))):
+        out = engine(group)
+        assert out.returncode == 2 and "arguments are required" not in out.stderr, (group, out.stderr)
+        assert f"usage: engine {group}" in out.stdout and all(s in out.stdout for s in subs), group

@@ -20,7 +20,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="cmd", title="commands", metavar="COMMAND")
     for group in (trace, models, data, train, plan, evaluate, diff, sessions, report):
         group.add_parser(sub)
+    for command in sub.choices.values():
+        _help_when_bare(command)
     return parser
+
+
+def _help_when_bare(command: argparse.ArgumentParser) -> None:
+    """`engine trace` (a group without its subcommand) prints the group's help and exits 2, as a
+    bare `engine` does, instead of argparse's "the following arguments are required"."""
+    for action in command._actions:
+        if isinstance(action, argparse._SubParsersAction) and action.required:
+            action.required = False
+            command.set_defaults(func=lambda args, command=command: command.print_help() or 2)
 
 
 def main(argv: list[str] | None = None) -> int:
