@@ -172,6 +172,20 @@ class VLLMBackend:
 VLLM_MISSING = "rl.backend=vllm needs vLLM: pip install 'tracebench[vllm]' -c constraints/vllm.txt on a GPU machine"
 
 
+def vllm_problem(cfg) -> str | None:
+    """Why rl.backend=vllm cannot run here (no vllm package), said before the run starts: not
+    when RL begins after a whole SFT phase. None when it can, or when RL does not use vLLM."""
+    import importlib.util
+    import sys
+
+    if cfg.rl.backend != "vllm" or "rl" not in cfg.run.phases or "vllm" in sys.modules:
+        return None
+    try:
+        return None if importlib.util.find_spec("vllm") else VLLM_MISSING
+    except (ImportError, ValueError):
+        return VLLM_MISSING
+
+
 def fenced(tokenizer, tokens: list[int], length: bool) -> Completion:
     """A completion cut as the transformers path cuts it (rollout.generate): its tokens end with
     the one that closes the second fence, its text right after that fence. `length`: the output

@@ -329,6 +329,10 @@ def _check(cfg: Config) -> None:
         raise ConfigError("rl.kl_coef: the KL reference model is not sharded under run.parallel=fsdp yet; use 0 or ddp")
     if cfg.run.parallel == "fsdp" and cfg.model.load_8bit:
         raise ConfigError("run.parallel: fsdp shards full-precision weights; model.load_8bit is for one process (use ddp)")
+    if cfg.rl.backend == "vllm" and "rl" in cfg.run.phases and (cfg.model.train == "lora" or cfg.model.load_8bit):
+        # said before SFT runs, not when RL starts after it
+        raise ConfigError("rl.backend: vllm is pushed full trained weights after each step; with "
+                          f"{'model.load_8bit' if cfg.model.load_8bit else 'model.train=lora'} use rl.backend=hf")
     from .trace.language import COMPOSITION, EXPERTS
 
     for key, mix in (("data.mix", cfg.data.mix), ("eval.mix", cfg.eval.mix)):

@@ -224,3 +224,33 @@ def test_under_fsdp2_the_folder_vllm_starts_from_keeps_the_untied_head(tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "dtensor: DTensor data_ptrs equal: True" in out.stdout  # what fooled the old check
     assert "untied: True" in out.stdout and "lm_head saved: True" in out.stdout and "config ties: False" in out.stdout
+
+
+def test_the_vllm_extra_is_one_release_pinned_with_the_torch_setup_installs():
+    """pyproject's extra and constraints/vllm.txt name the same release, and the constraints hold
+    torch at scripts/setup.sh's version: installing the extra cannot swap the torch the figures came from."""
+    import re
+
+    root = Path(__file__).parent.parent
+    extra = re.search(r'^vllm = \["vllm==([\d.]+)"\]', (root / "pyproject.toml").read_text(), re.M)
+    pins = dict(line.split("==") for line in (root / "constraints" / "vllm.txt").read_text().splitlines()
+                if "==" in line and not line.startswith("#"))
+    setup_torch = re.search(r"TORCH_VERSION=\$\{TORCH_VERSION:-([\d.]+)\}", (root / "scripts" / "setup.sh").read_text())
+    assert extra and pins["vllm"] == extra.group(1)
+    assert setup_torch and pins["torch"] == setup_torch.group(1)
+
+
+def test_vllm_with_lora_or_8bit_or_without_the_package_is_refused_before_sft(tmp_path):
+    """Refused where the configuration is read, not when RL starts after a whole SFT phase."""
+    import subprocess
+    import sys
+
+    for sets, word in ((["model.train=lora"], "model.train=lora"), (["model.load_8bit=true"], "model.load_8bit")):
+        with pytest.raises(config.ConfigError, match=f"rl.backend: .*{word}"):
+            vllm_cfg(*sets)
+    assert vllm_cfg("model.train=lora", "run.phases=sft").model.train == "lora"  # no RL: no vLLM
+    folder = tmp_path / "s"
+    out = subprocess.run([sys.executable, "-m", "engine", "train", "--model", "tiny", "--plain", "--set", "rl.backend=vllm",
+                          "--session", str(folder)], capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0 and "needs vLLM" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert not folder.exists()  # nothing ran, no session was made

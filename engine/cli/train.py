@@ -85,6 +85,10 @@ def _train(args) -> int:
 
     cfg, sized, why = size_for_gpu(cfg, args.set, resize=not args.resume)
     why = why or (None if args.resume else problem(cfg.model.name))  # before a session folder is made
+    if not why:
+        from ..backends import vllm_problem
+
+        why = vllm_problem(cfg)  # before SFT, not when RL starts after it
     if sized:
         print(f"engine train: {sized}", file=sys.stderr)
     if why:
