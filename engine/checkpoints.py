@@ -61,7 +61,30 @@ def read(folder: Path) -> dict:
         return _parse(f, path)
 
 
+def _records(f, path: Path) -> None:
+    """torch.save writes a zip whose records are stored as they are, so a checkpoint holds no more
+    than its size. A record compressed by someone else could expand ~1,000-fold in torch.load (a
+    98 KB file, 100 MB of tensor); one claiming more bytes than the file has is no checkpoint either."""
+    size = f.seek(0, 2)
+    f.seek(0)
+    try:
+        with zipfile.ZipFile(f) as z:  # a file object passed in stays open
+            infos = z.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError):
+        infos = None
+    f.seek(0)
+    if infos is None:  # torch.save has written zips since PyTorch 1.6; the older format sizes nothing
+        raise CheckpointError(f"{path}: damaged or not a checkpoint (not the zip torch.save writes)")
+    packed = next((i for i in infos if i.compress_type != zipfile.ZIP_STORED), None)
+    if packed is not None:
+        raise CheckpointError(f"{path}: refused: its record {packed.filename[-60:]!r} is compressed "
+                              f"(torch.save never compresses; unpacked it could fill the memory)")
+    if sum(i.file_size for i in infos) > size:
+        raise CheckpointError(f"{path}: damaged or not a checkpoint (its records claim more bytes than the file has)")
+
+
 def _parse(f, path: Path) -> dict:
+    _records(f, path)
     try:
         state = torch.load(f, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
