@@ -59,7 +59,11 @@ class StatusFile:
             self._write()
 
     def _write(self) -> None:
-        fields = self.fields | {"updated": time.time(), "pid": os.getpid(), "host": socket.gethostname()}
+        # a text field is cut short: a 1 MB error message (a traceback, a model output) would make the
+        # file larger than its readers take (session.MAX_STATUS_BYTES), and the session would list as
+        # unknown; the whole text stays in events.jsonl
+        fields = {k: _short(v) for k, v in self.fields.items()}
+        fields |= {"updated": time.time(), "pid": os.getpid(), "host": socket.gethostname()}
         try:
             safefile.write(self.session.path, STATUS, json.dumps(fields, default=str))  # whole or not at all, never through a link
         except OSError as exc:
@@ -68,6 +72,15 @@ class StatusFile:
     def close(self) -> None:
         if self.error:
             print(f"engine: could not write {self.session.path / STATUS}: {self.error.strerror or self.error}", file=sys.stderr)
+
+
+MAX_STATUS_TEXT = 2_000  # characters of a text field of status.json; as JSON escapes (6 bytes each) 12 KB
+
+
+def _short(value):
+    if isinstance(value, str) and len(value) > MAX_STATUS_TEXT:
+        return value[:MAX_STATUS_TEXT] + f"... ({len(value):,} characters; all of it in events.jsonl)"
+    return value
 
 
 class Recorder:

@@ -162,7 +162,7 @@ def _run(cfg, session_dir: Path, resume: bool, sinks: tuple, rank: int, world: i
             error = (f"disk full: no space left on the device while writing {full.filename or 'the session'}; "
                      f"free some space, then `engine train --resume {session_dir}` continues from the last checkpoint")
         else:
-            error = f"{type(exc).__name__}: {exc}"
+            error = f"{type(exc).__name__}: {exc}"[:20_000]  # a 1 MB message would be an events line no reader takes
         ctx.emit("alert", level="error", message=error, traceback=traceback.format_exc()[-4000:])
         if not full:
             recipe.save_after_failure()
