@@ -118,8 +118,13 @@ def _variants(args) -> int:
     from ..trace import as_number
     from .console import console
 
+    from ..config import bounds
+
+    most = bounds("data.gsm8k_variants")[2]  # the config's cap: each variant asked is up to ATTEMPTS checker runs
     if args.k < 1 or (args.limit is not None and args.limit < 1):
         return fail("data variants", "--k and --limit must be 1 or more")
+    if args.k > most:
+        return fail("data variants", f"--k {args.k}: at most {most} variants per problem (as data.gsm8k_variants)")
     try:
         rows = load_rows(args.source, args.split)
     except (OSError, ValueError) as exc:
@@ -212,19 +217,22 @@ def _stats(args) -> int:
     from ..safefile import lines
     from .console import console
 
+    from ..numbers import why_not_json
+
     rows = []
     try:
         for n, line in lines(args.file):  # a regular file, lines bounded
             if line.strip():
-                row = json.loads(line)
+                try:
+                    row = json.loads(line)
+                except (ValueError, RecursionError) as exc:  # bad JSON, 5,000 digits, 10,000 brackets
+                    return fail("data stats", f"{args.file}: not JSONL ({why_not_json(exc)} at line {n})")
                 if not isinstance(row, dict):
                     return fail("data stats", f"{args.file}: line {n} is not a JSON object")
                 rows.append(row)
     except FileNotFoundError:
         return fail("data stats", f"{args.file}: no such file")
-    except json.JSONDecodeError as exc:
-        return fail("data stats", f"{args.file}: not JSONL ({exc.msg} at line {n})")
-    except (OSError, ValueError, RecursionError) as exc:
+    except (OSError, ValueError) as exc:
         return fail("data stats", str(exc))
     if not rows:
         return fail("data stats", f"{args.file}: no examples in it")
