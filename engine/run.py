@@ -36,9 +36,19 @@ def _setup_distributed() -> tuple[int, int]:
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     # rank 0 evaluates while the others wait at a barrier: the timeout must outlast an evaluation
-    dist.init_process_group(backend=process_group_backend(torch.cuda.is_available()),
+    dist.init_process_group(**process_group_options(torch.cuda.is_available()),
                             timeout=timedelta(minutes=float(os.environ.get("TRACEBENCH_DIST_TIMEOUT_MIN", 120))))
     return dist.get_rank(), world
+
+
+def process_group_options(cuda: bool) -> dict:
+    """init_process_group's backend and, on GPUs, `device_id`: this rank's own GPU
+    (cuda:LOCAL_RANK), which binds NCCL's communicator to it at once; without it NCCL
+    guesses the device at the first collective (a barrier may then wait on the wrong one)."""
+    options: dict = {"backend": process_group_backend(cuda)}
+    if cuda:
+        options["device_id"] = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return options
 
 
 def process_group_backend(cuda: bool) -> str:

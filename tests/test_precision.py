@@ -59,6 +59,11 @@ def test_devices_and_process_group_for_torchrun(monkeypatch):
     assert pick_device("cuda") == torch.device("cuda", 3)  # `model.device=cuda` is this rank's own GPU
     assert pick_device("cpu") == torch.device("cpu")
     assert process_group_backend(True) == "cpu:gloo,cuda:nccl" and process_group_backend(False) == "gloo"
+    from engine.run import process_group_options
+
+    # on GPUs the process group is bound to this rank's GPU from the start (NCCL guesses it otherwise)
+    assert process_group_options(True) == {"backend": "cpu:gloo,cuda:nccl", "device_id": torch.device("cuda", 3)}
+    assert process_group_options(False) == {"backend": "gloo"}
 
 
 def test_sampling_copy_is_one_dtype_and_follows_the_masters(default_tokenizer):
