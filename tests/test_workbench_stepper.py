@@ -327,6 +327,10 @@ async def test_at_100_columns_every_key_the_header_and_the_message_column_fit():
         s = app.screen
         keys = {k.key_display for k in s.query(FooterKey) if k.region.right <= 100 and k.region.width}
         assert {"E", "w", "c", "g", "B"} <= keys, keys
+        from workbench.screens.help import bindings_of
+
+        described = dict(bindings_of(s, app))  # `?` keeps the whole sentence the key bar shortens
+        assert described["B"].startswith("Toggle a breakpoint on a line you type") and "1 = the first" in described["g"]
         header = s.query_one("#stepper-header")
         assert header.size.height == 1 and "step - of 4" in str(header.render())  # cut with …, not wrapped
         diags = s.query_one("#diagnostics")

@@ -63,7 +63,7 @@ def bindings_of(screen, app) -> list[tuple[str, str]]:
     for node in nodes:
         for b in own_bindings(node):
             if isinstance(b, Binding):
-                key, desc = b.key, b.description
+                key, desc = b.key, b.tooltip or b.description  # the whole sentence where the key bar has a word
             else:
                 key, desc = b[0], b[2] if len(b) > 2 else b[1]
             label = key_label(key)

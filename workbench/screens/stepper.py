@@ -30,19 +30,19 @@ VAR_STYLE = {"new": "bold green", "changed": "bold cyan", "overwritten": "bold w
 
 class StepperScreen(Screen):
     BINDINGS = [
-        # short words, so that every key fits the key bar at 100 columns; `?` lists them whole
-        Binding("n,right,j", "step", "Step"),
-        Binding("p,left,k", "back", "Back"),
-        Binding("c", "cont", "Continue"),
-        Binding("e", "end", "End"),
-        Binding("r", "restart", "Restart"),
-        Binding("b", "breakpoint", "Break"),
-        Binding("B", "break_at", "Break at"),
-        Binding("g", "goto", "Go to"),
-        Binding("E", "edit", "Edit"),
-        Binding("w", "raw", "Raw"),
+        # short words, so that every key fits the key bar at 100 columns; `?` lists them whole (the tooltip)
+        Binding("n,right,j", "step", "Step", tooltip="Run the next step"),
+        Binding("p,left,k", "back", "Back", tooltip="Go back one step"),
+        Binding("c", "cont", "Continue", tooltip="Continue to the next diagnostic, or stop before a breakpoint's line"),
+        Binding("e", "end", "End", tooltip="Run to the end"),
+        Binding("r", "restart", "Restart", tooltip="Back to before the first step"),
+        Binding("b", "breakpoint", "Break", tooltip="Toggle a breakpoint on the line that runs next (▶)"),
+        Binding("B", "break_at", "Break at", tooltip="Toggle a breakpoint on a line you type (a line where a step starts)"),
+        Binding("g", "goto", "Go to", tooltip="Go to a step by its number (1 = the first)"),
+        Binding("E", "edit", "Edit", tooltip="Edit the trace in place (esc stops editing, ctrl+s saves)"),
+        Binding("w", "raw", "Raw", tooltip="Switch between the parsed view and the raw model output"),
         *COMMON_KEYS,
-        Binding("escape", "close", "Leave"),
+        Binding("escape", "close", "Leave", tooltip="Leave the stepper (asks first about an unsaved edit)"),
     ]
 
     def __init__(self, text: str, expect_answer=None, expect_expert: str | None = None, title: str = "trace", raw: str | None = None,
