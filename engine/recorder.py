@@ -101,7 +101,7 @@ class Recorder:
         config, and start the event and status sinks."""
         if self.session is None:
             return self
-        if not resume and not self.session.is_live():  # a live one: SessionBusy says more, just below
+        if not resume:
             self.session.refuse_new_run(resume_hint)
         self.session.lock()
         self.session.clear_requests()  # a stop from before this process must not end it; one asked since is kept

@@ -117,6 +117,8 @@ class Session:
     def refuse_new_run(self, resume_hint: str = "engine train --resume {path}") -> None:
         """SessionExists when this folder holds an earlier run: a new one would replace its checkpoints
         and config and mix two runs in one events.jsonl."""
+        if self.is_live():
+            return  # a live run's folder: taking its lock is refused (SessionBusy), naming the run
         found = self.earlier_run()
         if found:
             raise SessionExists(

@@ -693,5 +693,6 @@ def test_a_new_run_starts_from_an_earlier_sessions_checkpoint(smoke, tmp_path):
     assert bad.returncode == 2 and "model.init_from" in bad.stderr and "Traceback" not in bad.stderr
     lora = engine("train", "--model", "tiny", "--session", str(tmp_path / "lora"), "--plain", "--set", f"model.init_from={last}",
                   "--set", "model.train=lora")
-    said = " ".join(lora.stdout.split())  # the run's final error, as the terminal reporter wraps it
+    said = " ".join(lora.stderr.split())  # said before a session folder is made (checked on the model's skeleton)
     assert lora.returncode != 0 and "model.init_from" in said and "does not fit" in said and "Traceback" not in said
+    assert not (tmp_path / "lora").exists()
