@@ -329,6 +329,10 @@ async def test_at_100_columns_every_key_the_header_and_the_message_column_fit():
         assert {"E", "w", "c", "g", "B"} <= keys, keys
         from workbench.screens.help import bindings_of
 
+        source = s.source_text().plain.splitlines()
+        assert len(source) > len(OVERWRITE.splitlines())  # the compute line is wider than the pane: wrapped...
+        bar = source[0].index("│")
+        assert all(line[bar:bar + 1] == "│" for line in source), source  # ...under its text, the gutter kept
         described = dict(bindings_of(s, app))  # `?` keeps the whole sentence the key bar shortens
         assert described["B"].startswith("Toggle a breakpoint on a line you type") and "1 = the first" in described["g"]
         header = s.query_one("#stepper-header")

@@ -132,6 +132,7 @@ class StepperScreen(Screen):
         part_starts = {p.line: p.index for p in m.report.trace.parts} if (m.report.trace and m.report.trace.composed) else {}
         lines = text.splitlines() or [""]
         width = len(str(len(lines)))
+        room = self.query_one("#source", Static).size.width  # 0 before the first layout: nothing wrapped by hand
         first, last = m.report.parsed.first_line, m.report.parsed.last_line
         out = Text()
         if self.show_raw:
@@ -154,10 +155,17 @@ class StepperScreen(Screen):
                 body.stylize("bold reverse")
             elif sev:
                 body.stylize(STYLE[sev])
-            out.append_text(gutter)
-            out.append_text(body)
-            out.append("\n")
+            for i, piece in enumerate(self._wrap(body, room - gutter.cell_len)):
+                # a long line goes on under its own text, the gutter kept clear, never back at column 0
+                out.append_text(gutter if i == 0 else Text(" " * (gutter.cell_len - 2) + "│ ", style="dim"))
+                out.append_text(piece)
+                out.append("\n")
         return out
+
+    def _wrap(self, body: Text, width: int) -> list[Text]:
+        if width < 8 or body.cell_len <= width:
+            return [body]
+        return list(body.wrap(self.app.console, width, overflow="fold"))
 
     def _fill_variables(self) -> None:
         table = self.query_one("#variables", DataTable)
@@ -190,8 +198,9 @@ class StepperScreen(Screen):
         self._show_detail(table.cursor_row if table.row_count else None)
 
     def on_resize(self, event) -> None:
-        self.call_after_refresh(self._fill_header)  # the header's cut and the message column follow the width
-        self.call_after_refresh(self._fill_diagnostics)
+        self.call_after_refresh(self._fill_header)  # the header's cut, the source's wrap and the message column
+        self.call_after_refresh(self._fill_diagnostics)  # follow the width
+        self.call_after_refresh(lambda: self.query_one("#source", Static).update(self.source_text()))
 
     def _show_detail(self, index: int | None) -> None:
         detail = self.query_one("#diagnostic-detail", Static)
