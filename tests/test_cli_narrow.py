@@ -79,11 +79,28 @@ def test_eval_of_a_session_without_a_checkpoint_says_it_scores_the_untrained_mod
     folder.mkdir()
     cfg = config.load(sets=["model.name=tiny"], base=config.smoke_overrides())
     (folder / "config.yaml").write_text(cfg.to_yaml())  # a run that saved no checkpoint yet
-    out = engine("eval", str(folder), "--set", "eval.synthetic=2", "--set", "eval.gsm8k=0", "--set", "eval.max_new_tokens=8",
-                 "--json")
+    out = engine("eval", str(folder), "--set", "eval.synthetic=2", "--set", "eval.gsm8k=0", "--set", "eval.max_new_tokens=8")
     assert out.returncode == 0, out.stderr
     assert f"{folder} has no checkpoint yet" in out.stderr and "scoring the untrained model tiny" in out.stderr
-    assert json.loads(out.stdout)["untrained"] is True
+    rows = [line.split() for line in out.stdout.splitlines() if "synthetic" in line and "%" in line]
+    assert rows and all(r[0] == "untrained" for r in rows), out.stdout  # labelled so, not `base`
+    assert not wide(out.stdout) and "…" not in out.stdout  # the table fits 80 columns, nothing cut
+
+
+def test_the_evaluations_table_fits_80_columns_with_the_experts_below_it():
+    from engine.cli.console import console
+    from engine.cli.tables import eval_table
+
+    evals = [{"at": "step-000600", "set": name, "accuracy": 0.109, "accuracy_ci": [0.091, 0.13], "parse_rate": 0.957,
+              "valid_rate": 0.91, "correct": 111, "total": 1019,
+              "by_expert": {"arithmetic": {"correct": 50, "total": 300}, "composition": {"correct": 20, "total": 400},
+                            "percentage": {"correct": 41, "total": 319}}} for name in ("synthetic-unseen", "gsm8k-301-1319")]
+    for width in (80, 160):
+        c = console(width=width, record=True)
+        c.print(eval_table(evals))
+        text = c.export_text()
+        assert not wide(text, width) and "…" not in text, text
+        assert "gsm8k-301-1319" in text and "10.9% [9.1%, 13.0%]" in text and "percentage 41/319" in text
 
 
 def test_a_command_group_without_its_subcommand_prints_its_help():

@@ -25,23 +25,59 @@ def table(title: str, columns, rows=(), right=(), whole=()) -> Table:
     return t
 
 
-def eval_table(evals: list[dict]) -> Table:
+NARROW = 120  # below this the by-expert column goes under the table, one line per evaluation
+
+
+class _Fitted:
+    """The evaluations as a table that fits the width it is printed at: the wide one, or under
+    NARROW columns a borderless one without the by-expert column, those counts wrapped below it."""
+
+    def __init__(self, evals: list[dict]):
+        self.evals = evals
+
+    def __rich_console__(self, console, options):
+        if options.max_width >= NARROW:
+            yield _eval_table(self.evals)
+            return
+        from rich import box
+
+        t = _eval_table(self.evals, experts=False)
+        t.box, t.pad_edge, t.show_edge = box.SIMPLE_HEAD, False, False
+        yield t
+        below = Table.grid(padding=(0, 1))
+        below.add_column(style="bold", no_wrap=True)
+        below.add_column()  # wraps under itself, not under the label
+        for e in self.evals:
+            experts = ",  ".join(f"{k} {v['correct']}/{v['total']}" for k, v in sorted(e.get("by_expert", {}).items()))
+            if experts:
+                below.add_row(Text(f"{e.get('set', '')} @{e.get('at', '')}"), Text(experts))
+        if below.row_count:
+            yield Text("by expert", style="italic")
+            yield below
+
+
+def eval_table(evals: list[dict]):
+    """The evaluations (see `_eval_table`), laid out for the terminal's width when printed."""
+    return _Fitted(evals)
+
+
+def _eval_table(evals: list[dict], experts: bool = True) -> Table:
     """One row per evaluation event: accuracy with its 95% interval, parse and valid
     rates, pass@k and majority-vote@k where sampled, correct by expert."""
     k_samples = any("pass_at_k" in e for e in evals)
     grounded = any("grounded_maj_at_k" in e for e in evals)
     rows = []
     for e in evals:
-        experts = "  ".join(f"{k} {v['correct']}/{v['total']}" for k, v in sorted(e.get("by_expert", {}).items()))
+        by = "  ".join(f"{k} {v['correct']}/{v['total']}" for k, v in sorted(e.get("by_expert", {}).items()))
         extra = (fmt_interval(e["pass_at_k"], e.get("pass_at_k_ci")), fmt_interval(e["maj_at_k"], e.get("maj_at_k_ci"))) \
             if "pass_at_k" in e else ("", "")
         if grounded:
             extra += (fmt_interval(e["grounded_maj_at_k"], e.get("grounded_maj_at_k_ci")) if "grounded_maj_at_k" in e else "",)
         rows.append((e.get("at", ""), e.get("set", ""), fmt_interval(e["accuracy"], e.get("accuracy_ci")),
                      f"{e['parse_rate']:.1%}", f"{e['valid_rate']:.1%}", f"{e['correct']}/{e['total']}",
-                     *(extra if k_samples else ()), experts))
+                     *(extra if k_samples else ()), *((by,) if experts else ())))
     cols = ("at", "set", "accuracy [95% CI]", "parse", "valid", "correct", *(("pass@k", "maj@k") if k_samples else ()),
-            *(("grounded maj@k",) if grounded else ()), "by expert")
+            *(("grounded maj@k",) if grounded else ()), *(("by expert",) if experts else ()))
     return table("Evaluations", cols, rows)
 
 
