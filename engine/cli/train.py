@@ -21,7 +21,7 @@ def add_parser(sub) -> None:
     t.add_argument("--model", help="model name, folder or hub id (tiny: a 3M-parameter smoke run)")
     t.add_argument("--task", choices=list(TASKS), help="what the run teaches (run.task; default trace). "
                    + "; ".join(f"{name}: {task.summary}" for name, task in TASKS.items()))
-    t.add_argument("--session", help="session folder (default: sessions/<run-id>)")
+    t.add_argument("--session", help="session folder (default: sessions/<run-id>); one that holds a run is refused: --resume continues it")
     t.add_argument("--resume", metavar="DIR", help="continue the session in DIR from its last checkpoint")
     t.add_argument("--plain", action="store_true", help="plain lines, no progress bars")
     t.set_defaults(func=_train, runs_model=True)

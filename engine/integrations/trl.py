@@ -16,6 +16,9 @@ events, with their diagnostic codes. `run.callback()` turns TRL's logs, saves
 and the end of training into `run_started`, `metrics` (phase `rl`, under the
 engine's metric names where TRL has one), `checkpoint` and `run_finished`
 events. TRL is imported by `callback()` only; the reward needs nothing of it.
+A folder that holds an earlier run is refused (SessionExists): nothing of it
+is replaced; `TraceSession(folder, resume=True)` continues it. The callback
+never raises into `trainer.train()`: a failure in it is said once.
 """
 
 from __future__ import annotations
