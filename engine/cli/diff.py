@@ -67,7 +67,7 @@ def _diff(args) -> int:
         return fail("diff", str(exc))
     (ta, ca), (tb, cb) = split_target(args.a), split_target(args.b)
     named, outcomes, cfg_a, ckpts = None, [], None, []
-    for target, which in ((ta, ca), (tb, cb)):
+    for label, (target, which) in zip("AB", ((ta, ca), (tb, cb))):
         try:
             cfg, tok, model, ckpt = session_model(target, which, sets)
         except CannotLoad as exc:
@@ -85,7 +85,8 @@ def _diff(args) -> int:
         else:
             cfg.eval = cfg_a.eval  # A's decoding limit and batch size for both: one evaluation, two models
         if not args.json:
-            print(f"engine diff: scoring {ckpt or target} on {sum(map(len, named.values()))} problems", file=sys.stderr)
+            print(f"engine diff: scoring {label}, {ckpt or f'{target} (untrained)'}, on {sum(map(len, named.values()))} problems",
+                  file=sys.stderr)
         side, results = {}, {}
         for name, items in named.items():
             fields, samples = ev.evaluate(model, tok, items, cfg)
@@ -122,7 +123,7 @@ def _print(report: dict) -> None:
                      f"{c['mcnemar_p']:.3g}"))
     out.print(table("Paired comparison (B against A, the same problems)",
                     ("set", "problems", "A", "B", "change [95% CI]", "B gained", "B lost", "McNemar p"), rows,
-                    right=("problems", "A", "B", "B gained", "B lost", "McNemar p")))
+                    right=("problems", "A", "B", "B gained", "B lost", "McNemar p"), whole=("set",)))
     for name, c in report["sets"].items():
         for label, which in (("right in B only", c["gained"]), ("right in A only", c["lost"])):
             if which:
