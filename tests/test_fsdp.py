@@ -136,3 +136,22 @@ def test_rl_with_batch_reuse_finishes_when_one_ranks_batch_is_fully_tied():
         pytest.fail("the ranks hung in RL with rl.batch_reuse=2")
     assert proc.returncode == 0, err[-3000:]
     assert "rank 0 finished 2 iterations" in out and "rank 1 finished 2 iterations" in out
+
+
+def test_under_ddp_each_step_is_the_mean_over_every_ranks_tokens():
+    """Two DDP ranks with batches of different lengths: the RL update's and an SFT micro-batch's
+    gradients equal one process's gradient over both batches' tokens (each rank used to divide
+    by its own token count, so a rank's short batch weighed as much as another's long one)."""
+    import socket
+    from pathlib import Path
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = Path(__file__).parent / "scripts" / "ddp_token_mean.py"
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+                          str(script)], capture_output=True, text=True, timeout=300, env=ENV)
+    assert out.returncode == 0, out.stderr[-3000:]
+    for rank in (0, 1):
+        assert f"rank {rank} RL gradient is the global token mean: True" in out.stdout
+        assert f"rank {rank} SFT gradient is the global token mean: True" in out.stdout

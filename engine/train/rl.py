@@ -197,7 +197,9 @@ def update(model, ref_model, tokenizer, batch: Batch, adv: list[float], optimize
         return {"loss": 0.0, "kl": None, "skipped": True}
     rc = cfg.rl
     tokens = [c.tokens for c in batch.completions]
-    n_tokens = sum(max(len(t), 1) for t in tokens)
+    # the mean over every rank's tokens: DDP and FSDP average gradients over the ranks, so each rank
+    # divides by the ranks' mean count (the global count / world), not by its own (batches differ in length)
+    n_tokens = ctx.mean(sum(max(len(t), 1) for t in tokens))
     # only completions with an advantage (or a KL term) contribute; tied groups cost no forward pass
     rows = [i for i, a in enumerate(adv) if a != 0 or (ref_model is not None and rc.kl_coef > 0)]
     rows = rows or [0]  # tied here but not on another rank: a zero-weight pass still joins the gradient all-reduce

@@ -58,6 +58,19 @@ def rank_share(batches: list, rank: int, world: int, count: int) -> list:
     return mine[:count]
 
 
+def token_weights(group: list[dict], ctx) -> list[float]:
+    """What each micro-batch's mean loss is multiplied by so that the step's loss is the mean over
+    every answer token of the step, on every rank: its share of the step's tokens. DDP and FSDP
+    average gradients over the ranks, so the share is of the ranks' mean count (the global count /
+    world); a rank dividing by its own count would weigh a short batch like a long one.
+    One micro-batch on one process: 1, as before."""
+    if len(group) == 1 and ctx.world == 1:
+        return [1.0]
+    counts = [int((batch["labels"][:, 1:] != IGNORE).sum()) for batch in group]
+    mean = ctx.mean(sum(counts))
+    return [c / mean for c in counts]
+
+
 def schedule(optimizer, cfg, total: int):
     name = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}[cfg.sft.schedule]
     return get_scheduler(name, optimizer, num_warmup_steps=int(cfg.sft.warmup * total), num_training_steps=total)
@@ -86,11 +99,11 @@ def train(model, tokenizer, rows, optimizer, scheduler, cfg, ctx, start_step: in
             t0 = time.perf_counter()
             cpu_threads = threads.adjust()
             tokens, loss_sum = 0, 0.0
-            group = batches[b : b + sc.grad_accum]
-            for idx in group:
-                batch = collate([rows[i] for i in idx], tokenizer.pad_token_id, device)
+            group = [collate([rows[i] for i in idx], tokenizer.pad_token_id, device) for idx in batches[b : b + sc.grad_accum]]
+            weights = token_weights(group, ctx)
+            for batch, weight in zip(group, weights):
                 with ctx.autocast():
-                    loss = answer_loss(ctx.forward_model, batch, head) / len(group)
+                    loss = answer_loss(ctx.forward_model, batch, head) * weight
                 loss.backward()
                 loss_sum += loss.item()
                 tokens += int(batch["attention_mask"].sum())
