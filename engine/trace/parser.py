@@ -126,10 +126,14 @@ def _part(index: int, node: Map, diags: list) -> Part:
     return part
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def parse(text: str) -> Parsed:
     """Parse model output. Never raises; problems become diagnostics."""
     if not isinstance(text, str):
         text = str(text)
+    text = _SURROGATE.sub("\ufffd", text)  # a lone surrogate (a file's "\ud800") is no text the YAML reader takes
     total_lines = len(text.rstrip().splitlines()) or 1  # the last line that holds anything
     if len(text) > MAX_CHARS:
         return Parsed(text, None, [Diagnostic("parse_error", f"the output is over {MAX_CHARS} characters")])
