@@ -78,7 +78,7 @@ class ReportPane(Vertical):
 
     def for_task(self, task: str | None) -> None:
         """The run's task is known (run_started): say what applies to it, unless a report is shown."""
-        self.task = task
+        self.run_task = task
         if not self.said:  # a report, or why report.json cannot be shown, says more
             self.query_one("#report-note", Static).update(Text(no_report_note(task)))
 
@@ -87,7 +87,7 @@ class ReportPane(Vertical):
         self.run_worker(lambda: self.app.call_from_thread(self._show, *read_report(path)), thread=True, group="report")
 
     said = False  # a report or its problem is shown: the task's note no longer replaces it
-    task: str | None = None
+    run_task: str | None = None
 
     def _show(self, report: dict | None, why: str) -> None:
         self.said = self.said or report is not None or bool(why)
