@@ -41,6 +41,12 @@ elif moment == "rl update":
     (sum(lp.sum() for lp in lps) / 1000).backward(); opt.step()
 else:
     from engine.rollout import generate
+    # as in a run, decoding comes after an optimizer step: Adam's state allocated, the gradients freed
+    opt = make_optimizer(model, cfg.rl.optimizer, cfg.rl.lr)
+    for p in model.parameters():
+        if p.requires_grad:
+            p.grad = torch.zeros_like(p)
+    opt.step(); opt.zero_grad(set_to_none=True)
     prompts = [tok.decode(rand(PROMPT_TOKENS).tolist()) for _ in range(cfg.eval.batch_size)]
     generate(model, tok, prompts, cfg.eval.max_new_tokens, 0.0, 1.0, cfg.eval.batch_size, min_new_tokens=cfg.eval.max_new_tokens)
 print(json.dumps({"peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))

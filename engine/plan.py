@@ -19,7 +19,9 @@ decoding (evaluations and hf rollouts). Each is the sum of
   divided over the ranks, plus the whole bf16 copy decoding uses, one decoder layer
   gathered at a time and the root (embeddings, head) gathered from forward to backward;
 - the KV cache of a decoding batch; vLLM's share of the GPU (rl.vllm_memory) when
-  rl.backend=vllm; the runtime (torch and the CUDA context, or the Python process).
+  rl.backend=vllm; the runtime (torch and the CUDA context, or the Python process);
+- decoding also counts what training still holds while evaluations and hf rollouts run
+  (held_while_decoding): the phase's optimizer state, DDP's gradient buckets, a resident vLLM.
 
 Validated against measured peaks on this project's CPU for the 135M model
 (benchmarks/plan.py; docs/benchmarks.md gives the error). GPU figures await a GPU
@@ -215,7 +217,8 @@ def estimate(cfg, shape: Shape, model: str, gpus: int = 1, memory: float | None 
     decode_batch = max(ec.batch_size, rc.questions * rc.group_size if "rl" in cfg.run.phases and rc.backend == "hf" else 0)
     decode_len = PROMPT_TOKENS + max(ec.max_new_tokens, rc.max_new_tokens)
     kv = 2 * s.layers * s.kv_heads * s.head_dim * decode_len * decode_batch * (2 if gpu else 4)
-    moments.append(Moment("decode", [runtime, *parts_static, Part(f"KV cache ({decode_batch} x {decode_len} tokens)", kv),
+    moments.append(Moment("decode", [runtime, *parts_static, *held_while_decoding(cfg, trained, shards, gpus, gpu, memory),
+                                     Part(f"KV cache ({decode_batch} x {decode_len} tokens)", kv),
                                      Part("logits", decode_batch * s.vocab * 4 * 2)]))
     if gpus > 1 and shards == 1:
         notes.append(f"DDP: every one of the {gpus} GPUs holds all of the above; more GPUs add speed, not room "
@@ -224,6 +227,23 @@ def estimate(cfg, shape: Shape, model: str, gpus: int = 1, memory: float | None 
     if plan.fits is False:
         plan.notes += advice(cfg, plan)
     return plan
+
+
+def held_while_decoding(cfg, trained: int, shards: int, gpus: int, gpu: bool, memory: float | None) -> list[Part]:
+    """What is still allocated when decoding runs: evaluations and hf rollouts come between the
+    optimizer steps of a phase (and right after its last), so Adam's state of that phase is there
+    (the larger phase's); DDP's gradient buckets are never freed (gradient_as_bucket_view); a
+    vLLM engine stays resident from RL's start unless rl.vllm_sleep frees it after each rollout.
+    (Gradients themselves are freed after each step: zero_grad(set_to_none=True).)"""
+    rc, phases = cfg.rl, cfg.run.phases
+    states = [trained * (2 if opt == "adamw8bit" else 8) / shards
+              for phase, opt in (("sft", cfg.sft.optimizer), ("rl", rc.optimizer)) if phase in phases]
+    held = [Part("optimizer state", max(states))] if states else []
+    if gpus > 1 and shards == 1:
+        held.append(Part("gradients (DDP's buckets)", trained * 4))
+    if "rl" in phases and rc.backend == "vllm" and not rc.vllm_sleep and gpu and memory:
+        held.append(Part("vLLM (rl.vllm_memory)", rc.vllm_memory * memory))
+    return held
 
 
 def fit(cfg, shape: Shape, model: str, gpus: int, memory: float) -> tuple[list[str], Plan]:
