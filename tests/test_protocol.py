@@ -75,11 +75,16 @@ def test_a_self_traces_file_carrying_test_and_development_problems_is_cleaned_an
 
 def test_a_training_run_says_what_the_protocol_kept_out(tmp_path):
     folder = tmp_path / "run"
-    run = engine("train", "--model", "tiny", "--session", str(folder), "--plain", "--set", "run.phases=[sft]",
+    run = engine("train", "--model", "tiny", "--session", str(folder), "--plain", "--set", "run.phases=[sft,eval]",
+                 "--set", "eval.at=[sft]", "--set", "eval.synthetic=1", "--set", "eval.gsm8k=2",
                  "--set", "data.gsm8k_traces=60", "--set", "data.train_size=8", "--set", "sft.epochs=0.1")
     assert run.returncode == 0, run.stderr[-2000:]
     alerts = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines() if '"alert"' in line]
     assert any("never trained on: GSM8K gold traces" in a["message"] and "development problems" in a["message"] for a in alerts)
+    # its evaluation on test problems 1-2 is a look at the test set too: in the sessions folder's ledger
+    (entry,) = [json.loads(line) for line in (tmp_path / protocol.LEDGER).read_text().splitlines()]
+    assert (entry["by"], entry["set"], entry["first"], entry["last"]) == ("engine train", "gsm8k", 1, 2)
+    assert entry["family"] == protocol.family(config.load(folder / "config.yaml"), "best")
 
 
 def test_one_jsonl_file_as_gsm8k_needs_its_split(tmp_path):
@@ -167,9 +172,13 @@ def test_grounded_vote_counts_only_clean_traces_that_read_the_question(monkeypat
     assert "grounded_maj_at_k" not in plain
 
 
-def test_vote_needs_samples():
-    run = engine("eval", "tiny", "--vote", "grounded")
+def test_vote_needs_samples_and_reports_beside_majority(tmp_path):
+    run = engine("eval", "tiny", "--vote", "grounded", cwd=tmp_path)
     assert run.returncode == 2 and "--samples" in run.stderr and "Traceback" not in run.stderr
+    run = engine("eval", "tiny", "--dev", "--limit", "2", "--samples", "2", "--vote", "grounded", "--json", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    dev = json.loads(run.stdout)["sets"]["gsm8k-dev"]
+    assert {"accuracy", "maj_at_k", "pass_at_k", "grounded_maj_at_k", "sample_seconds"} <= set(dev) and dev["samples"] == 2
 
 
 def test_diff_pairs_outcomes_and_tests_the_flips():
