@@ -29,8 +29,8 @@ LEDGER = ".heldout-ledger.jsonl"
 _NUM = re.compile(r"\d[\d,]*(?:\.\d+)?")
 _WORDS = re.compile(r"[a-z]+|#")
 
-REASONS = {  # read after a count: "70 development problems"
-    "dev": "development problems (engine eval --dev)",
+REASONS = {  # read after a count: "70 of the development split"
+    "dev": "of the development split (engine eval --dev)",
     "template": "test questions with other numbers",
     "ngram": f"sharing {NGRAM} words in a row with a test question (numbers aside)",
 }

@@ -68,7 +68,7 @@ def test_a_self_traces_file_carrying_test_and_development_problems_is_cleaned_an
     # the test and dev rows do not ground 3 and 4 in their question: check them as they are read, before grounding
     kept = protocol.clean([r["question"] for r in rows], str(own), None, drops)
     assert kept == [True, False, False]
-    assert "2 of 3 dropped" in drops.message() and "development problems" in drops.message() and "test question" in drops.message()
+    assert "2 of 3 dropped" in drops.message() and "of the development split" in drops.message() and "test question" in drops.message()
     pairs = training_pairs(cfg, protocol.Drops())
     assert any(q.startswith("Ann has") for q, _ in pairs) and not {q for q, _ in pairs} & {test_q, dev_q}
 
@@ -80,7 +80,7 @@ def test_a_training_run_says_what_the_protocol_kept_out(tmp_path):
                  "--set", "data.gsm8k_traces=60", "--set", "data.train_size=8", "--set", "sft.epochs=0.1")
     assert run.returncode == 0, run.stderr[-2000:]
     alerts = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines() if '"alert"' in line]
-    assert any("never trained on: GSM8K gold traces" in a["message"] and "development problems" in a["message"] for a in alerts)
+    assert any("never trained on: GSM8K gold traces" in a["message"] and "of the development split" in a["message"] for a in alerts)
     # its evaluation on test problems 1-2 is a look at the test set too: in the sessions folder's ledger
     (entry,) = [json.loads(line) for line in (tmp_path / protocol.LEDGER).read_text().splitlines()]
     assert (entry["by"], entry["set"], entry["first"], entry["last"]) == ("engine train", "gsm8k", 1, 2)

@@ -95,7 +95,8 @@ def _eval(args) -> int:
         print(f"engine eval: {untrained_reason(args.target, args.checkpoint)}: scoring the untrained model "
               f"{cfg.model.name}", file=sys.stderr)
     results, robust = {}, None
-    if not (args.heldout or args.dev or args.problems or args.variants) and not cfg.eval.synthetic_unseen:
+    asked = any(s.strip().startswith("eval.synthetic_unseen") for s in args.set)  # --set eval.synthetic_unseen=0 is kept
+    if not (args.heldout or args.dev or args.problems or args.variants or asked) and not cfg.eval.synthetic_unseen:
         cfg.eval.synthetic_unseen = cfg.eval.synthetic  # beside the set that shares training's templates
     try:
         named = eval_sets(cfg) if not args.variants else {}
