@@ -85,7 +85,8 @@ class Heartbeat:
 
     def force(self) -> None:
         self.forced = True
-        self.wake.set()
+        if not self.done:  # once stop() has begun the thread is leaving anyway; and a handler that
+            self.wake.set()  # set the event while stop() held its lock would wait for itself
 
     def stop(self) -> None:
         with self.lock:
@@ -129,6 +130,7 @@ def run(cfg, session_dir: Path, resume: bool = False, sinks: tuple = ()) -> str:
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
     status, world = "failed", 1
+    old = {s: signal.getsignal(s) for s in SIGNALS}
     try:
         rank, world = _setup_distributed()
         status = _run(cfg, session_dir, resume, sinks, rank, world)
@@ -137,7 +139,19 @@ def run(cfg, session_dir: Path, resume: bool = False, sinks: tuple = ()) -> str:
         # (DDP, FSDP, FullCopy) that hold the process group: gc.collect() frees the cycles among them
         if world > 1:  # no barrier after a failure: the peers may never reach it; a rank gone makes theirs fail instead
             parallel.end_process_group(barrier=status != "failed")
+        for s, h in old.items():
+            signal.signal(s, h)
     return status
+
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _exit_now(signum, frame):
+    """A signal once `run_finished` is written: nothing is left to save, so the process ends at
+    once, without the traceback a KeyboardInterrupt prints when it lands in interpreter exit
+    (a second Ctrl-C a moment after the first did)."""
+    os._exit(128 + signum)
 
 
 def _run(cfg, session_dir: Path, resume: bool, sinks: tuple, rank: int, world: int) -> str:
@@ -154,7 +168,8 @@ def _run(cfg, session_dir: Path, resume: bool, sinks: tuple, rank: int, world: i
             heartbeat.force()
         ctx.stop_signal = True
 
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in SIGNALS:
+        signal.signal(s, on_signal)
     heartbeat.start()
     status, error = "failed", None
     try:
@@ -177,11 +192,11 @@ def _run(cfg, session_dir: Path, resume: bool, sinks: tuple, rank: int, world: i
         if not full:
             recipe.save_after_failure()
     finally:
-        for s, h in old.items():  # first: the handlers wake the heartbeat, which stop() is about to join
-            signal.signal(s, h)
         heartbeat.stop()  # joined: no heartbeat after run_finished
         ctx.emit("run_finished", status=status, **({"error": error} if error else {}))  # status.json follows it
         recorder.close()
+        for s in SIGNALS:  # only now: a signal must not interrupt the final event
+            signal.signal(s, _exit_now)
     return status
 
 

@@ -100,6 +100,11 @@ def _train(args) -> int:
     try:
         reporter = Reporter(False if args.plain else None) if os.environ.get("RANK", "0") == "0" else None
         status = run(cfg, folder, resume=bool(args.resume), sinks=(reporter,) if reporter else ())
+        import signal
+
+        # the run has written its end: a Ctrl-C from here on ends the process at once, not with a
+        # KeyboardInterrupt traceback from interpreter exit (a second Ctrl-C just after the first)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
     except ModelNotFound as exc:
         return fail("train", str(exc), 1)
     except (SessionBusy, SessionExists) as exc:
