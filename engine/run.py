@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import sys
 import threading
 import traceback
 from datetime import timedelta
@@ -138,7 +139,10 @@ def run(cfg, session_dir: Path, resume: bool = False, sinks: tuple = ()) -> str:
         # _run's frame is gone here, and with it the recipe, the context and the wrapped model
         # (DDP, FSDP, FullCopy) that hold the process group: gc.collect() frees the cycles among them
         if world > 1:  # no barrier after a failure: the peers may never reach it; a rank gone makes theirs fail instead
-            parallel.end_process_group(barrier=status != "failed")
+            try:
+                parallel.end_process_group(barrier=status != "failed")
+            except Exception as exc:  # a peer gone after run_finished: the run's end stands, said in one line
+                print(f"engine: rank {os.environ.get('RANK', '?')}: the process group's end failed: {exc}", file=sys.stderr)
         for s, h in old.items():
             signal.signal(s, h)
     return status
