@@ -288,3 +288,19 @@ def test_any_text_reaches_the_terminal_encodable(text):
     shown = clean_text(text)
     assert "\x1b" not in shown
     shown.encode("utf-8")  # raises on a lone surrogate
+
+
+# ------------------------------------------------------------------ instruction files (the instruct task, engine report)
+@hostile
+@given(st.lists(jsonl_line({"instruction": '"Say hi."', "input": '""', "output": '"hi"'}), min_size=1, max_size=4))
+def test_instruction_files_give_rows_of_text_or_one_line_naming_file_and_line(lines):
+    from engine.tasks.instruct import instruction_prompt, read_instructions
+
+    with tempfile.TemporaryDirectory() as d:
+        path = write_lines(Path(d), "i.jsonl", lines)
+        try:
+            rows = read_instructions(str(path))
+        except ValueError as exc:
+            one_line_naming(exc, path)
+            return
+    assert all(encodable(instruction_prompt(r)) and encodable(r["output"]) for r in rows)

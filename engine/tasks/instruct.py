@@ -32,6 +32,8 @@ def read_instructions(path: str, limit: int | None = None) -> list[dict]:
     """Instruction JSONL: every line has `instruction` and `output`; `input` is optional."""
     if not path:
         raise ValueError("data.instruct_train: the instruct task needs a JSONL file of instruction/input/output")
+    from ..events import valid_text
+    from ..numbers import why_not_json
     from ..safefile import lines
 
     rows = []
@@ -40,11 +42,13 @@ def read_instructions(path: str, limit: int | None = None) -> list[dict]:
             continue
         try:
             row = json.loads(line)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            raise ValueError(f"{path} line {n}: not JSON ({getattr(exc, 'msg', 'nested too deeply')})") from None
-        if not isinstance(row, dict) or "instruction" not in row or "output" not in row:
-            raise ValueError(f"{path} line {n}: needs `instruction` and `output`")
-        rows.append(row)
+        except (ValueError, RecursionError) as exc:  # bad JSON, a 5,000-digit number, 10,000 brackets
+            raise ValueError(f"{path} line {n}: not JSON ({why_not_json(exc)})") from None
+        if not isinstance(row, dict) or not isinstance(row.get("instruction"), str) or not isinstance(row.get("output"), str) \
+                or not isinstance(row.get("input", ""), (str, type(None))):
+            raise ValueError(f"{path} line {n}: needs `instruction` and `output` (text; `input` text if given)")
+        # no lone surrogate ("\ud800") reaches the tokenizer, which refuses it with a traceback
+        rows.append({k: valid_text(row[k]) if isinstance(row.get(k), str) else row.get(k) for k in ("instruction", "input", "output")})
         if limit and len(rows) >= limit:
             break
     if not rows:
