@@ -166,14 +166,24 @@ def _self_traces(args) -> int:
         cfg, tok, model, ckpt = session_model(args.target, args.checkpoint, args.set)
     except CannotLoad as exc:
         return fail("data self-traces", str(exc), exc.code)
-    rows = load_rows(gsm8k_source(cfg), "train")
+    try:
+        rows = load_rows(gsm8k_source(cfg), "train")
+    except (OSError, ValueError) as exc:
+        return fail("data self-traces", str(exc))
     gold = {i for i, r in enumerate(rows) if convert(i, r["question"], r["answer"]).kept}
     from ..protocol import excluded_train
 
     skip = excluded_train(gsm8k_source(cfg))  # the development split and test questions in disguise: never trained on
     indices = [i for i in range(len(rows)) if i not in skip and not (args.without_gold and i in gold)]
     indices = indices[: args.limit] if args.limit else indices
-    items = [(i, rows[i]["question"], parse_answer(rows[i]["answer"])) for i in indices]
+    items, unreadable = [], 0
+    for i in indices:
+        try:
+            items.append((i, rows[i]["question"], parse_answer(rows[i]["answer"])))
+        except ValueError:  # no `#### N`, 5,000 digits: a problem without an answer to check against
+            unreadable += 1
+    if unreadable:
+        print(f"engine data self-traces: {unreadable} problem(s) left out: their answer is no number", file=sys.stderr)
     system = system_prompt(cfg)
     prompts = [prompt_text(tok, q, system) for _, q, _ in items]
     print(f"engine data self-traces: {len(items)} problems x {args.k} outputs from {ckpt or args.target}", file=sys.stderr)
