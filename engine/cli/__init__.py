@@ -45,14 +45,14 @@ def main(argv: list[str] | None = None) -> int:
     import os
 
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    for stream in (sys.stdout, sys.stderr):  # text from a file (a lone surrogate, a byte the terminal's
+        if hasattr(stream, "reconfigure"):  # encoding lacks) is shown escaped, never a UnicodeEncodeError
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.cmd is None:
         parser.print_help()
         return 2
-    for stream in (sys.stdout, sys.stderr):  # text from a file (a lone surrogate, a byte the terminal's
-        if hasattr(stream, "reconfigure"):  # encoding lacks) is shown escaped, never a UnicodeEncodeError
-            stream.reconfigure(errors="backslashreplace")
     if argv is None and getattr(args, "runs_model", False):  # set by the commands that run a model
         from ..allocator import reexec_with_tcmalloc
 
