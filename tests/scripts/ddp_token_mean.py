@@ -10,7 +10,7 @@ import torch.distributed as dist
 
 from engine import config
 from engine.modeling import load_tokenizer, select_trainable, tiny_model
-from engine.parallel import wrap
+from engine.parallel import end_process_group, wrap
 from engine.rollout import Completion
 from engine.train.context import Context
 from engine.data.prompts import training_ids
@@ -65,4 +65,5 @@ answer_loss(alone, collate(examples, tok.pad_token_id, "cpu"), fusable(alone)).b
 grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
 same = all(torch.allclose(grads[n], p.grad, rtol=1e-4, atol=1e-7) for n, p in alone.named_parameters() if p.grad is not None)
 print(f"rank {rank} SFT gradient is the global token mean: {same and len(grads) > 2}", flush=True)
-dist.destroy_process_group()
+del ctx, model, shared  # the DDP wrapper holds the group: freed before it ends
+end_process_group()

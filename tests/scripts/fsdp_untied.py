@@ -12,6 +12,7 @@ from torch.distributed.fsdp import fully_shard
 from engine import config
 from engine.backends import is_untied, start_folder
 from engine.modeling import decoder_layers, load_tokenizer, select_trainable, tiny_model
+from engine.parallel import end_process_group
 
 dist.init_process_group("gloo")
 tok = load_tokenizer("smollm2-135m-instruct")
@@ -26,4 +27,5 @@ folder = start_folder(model, tok, Path(sys.argv[1]))
 with safe_open(str(folder / "model.safetensors"), "pt") as f:
     print("lm_head saved:", "lm_head.weight" in set(f.keys()))
 print("config ties:", json.loads((folder / "config.json").read_text())["tie_word_embeddings"])
-dist.destroy_process_group()
+del model  # the sharded model holds the group: freed before it ends
+end_process_group()

@@ -7,7 +7,7 @@ import torch.distributed as dist
 
 from engine import config
 from engine.modeling import load_tokenizer, make_optimizer, select_trainable, tiny_model
-from engine.parallel import wrap
+from engine.parallel import end_process_group, wrap
 from engine.rollout import Completion
 from engine.tasks import Score
 from engine.train import rl
@@ -40,4 +40,5 @@ rl.score = lambda cfg, item, text, cut: Score("wrong", float(next(rewards) % 2) 
 ctx = Context(cfg, forward_model=model, rank=rank, world=2, backend=Backend())
 steps = rl.train(model, None, tok, make_optimizer(model, "adamw", 1e-2), cfg, ctx)
 print(f"rank {rank} finished {steps} iterations", flush=True)
-dist.destroy_process_group()
+del ctx, model  # the sharded model holds the group: freed before it ends
+end_process_group()
