@@ -15,13 +15,13 @@ import argparse
 import ctypes.util
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from engine import allocator
 from engine.events import read_all
+from engine.selfexec import engine_argv  # as the engine restarts itself: nothing of the current folder imported
 
 
 def libraries() -> dict[str, str]:
@@ -36,7 +36,7 @@ def sft_steps(events: list[dict]) -> list[dict]:
 
 def run(config: str, steps: int, preload: str, folder: Path) -> dict:
     env = dict(os.environ, TRACEBENCH_MALLOC="system", LD_PRELOAD=preload)  # exactly this allocator, nothing added
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "train", "--config", config, "--plain", "--session", str(folder)],
+    proc = subprocess.Popen(engine_argv(["train", "--config", config, "--plain", "--session", str(folder)]),
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     events_file = folder / "events.jsonl"
     while proc.poll() is None:
