@@ -77,3 +77,34 @@ def test_a_busy_session_ends_every_torchrun_rank_and_each_says_why(tmp_path):
     assert "rank 0 could not open the session (SessionBusy:" in out.stderr  # rank 1's
     assert "session:" not in out.stdout  # no rank went on to run (and print its folder at the end)
     assert not (folder / "events.jsonl").exists()
+
+
+def test_ending_the_group_frees_the_wrapped_model_that_holds_it_first(tmp_path, default_tokenizer):
+    """A run's recipe and context refer to each other, so the DDP model they hold outlived the
+    group until interpreter exit, where gloo's threads can abort the process. end_process_group
+    collects such cycles before it destroys the group."""
+    import gc
+    import weakref
+
+    import torch.distributed as dist
+
+    from engine.modeling import tiny_model
+    from engine.parallel import end_process_group, wrap
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    gc.disable()  # the collection must be end_process_group's own, not one that happens to run
+    try:
+        class Recipe:  # the Recipe <-> Context cycle, in small
+            pass
+
+        recipe = Recipe()
+        recipe.me, recipe.model = recipe, wrap(tiny_model(default_tokenizer), 2)  # DDP, as two ranks build it
+        held = weakref.ref(recipe.model)
+        del recipe
+        assert held() is not None  # only a collection frees a cycle
+        end_process_group()
+        assert held() is None and not dist.is_initialized()
+    finally:
+        gc.enable()
+        if dist.is_initialized():
+            dist.destroy_process_group()
