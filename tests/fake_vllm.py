@@ -56,6 +56,7 @@ class SamplingParams:
     max_tokens: int | None = 16
     min_tokens: int = 0
     logprobs: int | None = None
+    prompt_logprobs: int | None = None  # scripts/gpu_check.py reads the real engine's; the fake returns none
     skip_special_tokens: bool = True
     include_stop_str_in_output: bool = False
 
