@@ -214,7 +214,7 @@ def estimate(cfg, shape: Shape, model: str, gpus: int = 1, memory: float | None 
         if rc.backend == "vllm" and gpu and memory:
             parts.append(Part("vLLM (rl.vllm_memory)", rc.vllm_memory * memory))
         moments.append(Moment("rl update", parts))
-    decode_batch = max(ec.batch_size, rc.questions * rc.group_size if "rl" in cfg.run.phases and rc.backend == "hf" else 0)
+    decode_batch = max(ec.batch_size, rollout_rows(cfg))
     decode_len = PROMPT_TOKENS + max(ec.max_new_tokens, rc.max_new_tokens)
     kv = 2 * s.layers * s.kv_heads * s.head_dim * decode_len * decode_batch * (2 if gpu else 4)
     moments.append(Moment("decode", [runtime, *parts_static, *held_while_decoding(cfg, trained, shards, gpus, gpu, memory),
@@ -227,6 +227,12 @@ def estimate(cfg, shape: Shape, model: str, gpus: int = 1, memory: float | None 
     if plan.fits is False:
         plan.notes += advice(cfg, plan)
     return plan
+
+
+def rollout_rows(cfg) -> int:
+    """The rows hf rollouts decode in one batch: an iteration's every sample (0 without them)."""
+    rc = cfg.rl
+    return rc.questions * rc.group_size if "rl" in cfg.run.phases and rc.backend == "hf" else 0
 
 
 def held_while_decoding(cfg, trained: int, shards: int, gpus: int, gpu: bool, memory: float | None) -> list[Part]:
@@ -265,7 +271,7 @@ def fit(cfg, shape: Shape, model: str, gpus: int, memory: float) -> tuple[list[s
             cfg.sft.batch_size //= 2
             cfg.sft.grad_accum *= 2
             changes["sft.batch_size"], changes["sft.grad_accum"] = str(cfg.sft.batch_size), str(cfg.sft.grad_accum)
-        elif peak == "decode" and cfg.eval.batch_size > 1:
+        elif peak == "decode" and cfg.eval.batch_size > max(1, rollout_rows(cfg)):  # else hf rollouts set the batch
             cfg.eval.batch_size //= 2
             changes["eval.batch_size"] = str(cfg.eval.batch_size)
         else:
@@ -286,8 +292,11 @@ def advice(cfg, plan: Plan) -> list[str]:
         out.append(f"--set rl.micro_batch={max(1, cfg.rl.micro_batch // 2)} (fewer completions a pass)")
     if peak.name == "sft step" and cfg.sft.batch_size > 1:
         out.append(f"--set sft.batch_size={max(1, cfg.sft.batch_size // 2)} --set sft.grad_accum={cfg.sft.grad_accum * 2} (the same batch in two passes)")
-    if peak.name == "decode":
+    if peak.name == "decode" and cfg.eval.batch_size > rollout_rows(cfg):
         out.append(f"--set eval.batch_size={max(1, cfg.eval.batch_size // 2)} (a smaller decoding batch)")
+    elif peak.name == "decode":
+        out.append(f"--set rl.questions={max(1, cfg.rl.questions // 2)} (hf rollouts decode an iteration's "
+                   f"{rollout_rows(cfg)} samples in one batch)")
     if plan.gpus > 1 and cfg.run.parallel != "fsdp":
         out.append(f"--set run.parallel=fsdp (weights, gradients and optimizer state split over the {plan.gpus} GPUs)")
     if cfg.model.train == "full":

@@ -112,3 +112,14 @@ def test_the_time_estimate_counts_the_examples_training_will_make(tmp_path):
     assert sft_examples(config.load(None, [*sets, f"data.self_traces={own}"])) == 365
     shape = known_shape("smollm2-135m-instruct")
     assert cpu_minutes(varied, shape) > cpu_minutes(plain, shape)
+
+
+def test_when_hf_rollouts_set_the_decoding_batch_the_advice_is_fewer_questions():
+    """A smaller eval.batch_size cannot shrink a decoding batch that an RL iteration's samples set:
+    the run is not 'sized' to eval.batch_size=1 for nothing, and the advice names rl.questions."""
+    from engine.plan import fit, render
+
+    cfg = config.load(sets=["model.name=smollm2-1.7b-instruct", "model.train=full"], base=GPU_PRESET)
+    changes, plan = fit(cfg, known_shape(cfg.model.name), "m", 1, 36 * GIB)
+    assert not plan.fits and plan.peak.name == "decode" and not any(c.startswith("eval.batch_size") for c in changes)
+    assert any("--set rl.questions=16" in line for line in render(plan))
