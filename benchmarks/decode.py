@@ -15,6 +15,16 @@ decoded by the engine's decoder and by transformers' `generate` with a static
 cache (the engine's decoder before it had its own), with the share of outputs
 that came out identical. Give it a trained checkpoint: the base model writes
 prose that runs to the limit, which is not what an evaluation decodes.
+
+    python benchmarks/decode.py --compare 1219 --session sessions/NAME [--checkpoint best] [--batch 128]
+
+`--compare N` decodes N held-out problems greedily (half synthetic as `--real`, then
+GSM8K test problems from the session's eval.gsm8k_from) with the plain decoder and with model.fast_decode (engine/speculate.py), side by side
+in one process: tokens/s, forward passes per kept token, the share of draft tokens
+kept by source (forced, question, history), and each output that differs, with the
+gap between the top two logits where they part (a near-tie is the only acceptable
+cause). `--session` is a session folder or a model name (default: the base model;
+its acceptance rates say little about a trained trace writer's).
 """
 
 from __future__ import annotations
@@ -116,6 +126,59 @@ def real(model, tok, cfg, n: int, batch: int) -> None:
     print(f"speed-up {ref / mine:.2f}x; identical outputs {same}/{len(prompts)}")
 
 
+def held_out(tok, cfg, n: int) -> list[str]:
+    """The first n problems an evaluation of this config decodes (synthetic, then GSM8K)."""
+    from engine.data.gsm8k import load as gsm8k
+    from engine.tasks import system_prompt
+
+    synth = min(n // 2, cfg.eval.synthetic) if cfg.eval.synthetic else 0
+    qs = [e.question for e in synthesize(synth, 7)]
+    qs += [p.question for p in gsm8k(None, "test", cfg.eval.gsm8k_from - 1 + n - synth)][cfg.eval.gsm8k_from - 1 :]
+    return [prompt_text(tok, q, system_prompt(cfg)) for q in qs]
+
+
+@torch.no_grad()
+def top_gap(model, tok, prompt: str, tokens: list[int]) -> tuple[float, list[int]]:
+    """(top-1 minus top-2 logit, the top two tokens) where the model continues prompt + tokens alone."""
+    ids = tok(prompt, add_special_tokens=False)["input_ids"] + tokens
+    logits = model(input_ids=torch.tensor([ids])).logits[0, -1].float()
+    top = logits.topk(2)
+    return float(top.values[0] - top.values[1]), top.indices.tolist()
+
+
+def compare(model, tok, cfg, n: int, batch: int, max_new: int) -> None:
+    prompts = held_out(tok, cfg, n)
+    generate(model, tok, prompts[:2], 8, 0.0, batch_size=2, fast=True)  # warm up (and build the forced-text table)
+    runs = {}
+    for name, fast in (("plain", False), ("fast", True)):
+        cpu = time.process_time()
+        comps, stats = generate(model, tok, prompts, max_new, 0.0, batch_size=batch, fast=fast)
+        cpu = time.process_time() - cpu  # on a machine others use too, the work done is the fairer comparison
+        runs[name] = comps
+        print(f"{name:5s}: {stats['tokens']:7d} tokens in {stats['seconds']:7.1f} s = {stats['tokens_per_s']:6.0f} tokens/s "
+              f"(CPU time {cpu:.1f} s); "
+              f"{stats['passes']} passes, {stats['row_passes'] / max(stats['tokens'], 1):.3f} row-passes per kept token", flush=True)
+        if fast:
+            for s in ("forced", "question", "history"):
+                made, kept = stats.get(f"drafted_{s}", 0), stats.get(f"accepted_{s}", 0)
+                print(f"       {s:8s} drafted {made:7d}, kept {kept:7d} ({kept / max(made, 1):.1%}); "
+                      f"{kept / max(stats['tokens'], 1):.1%} of the kept tokens")
+            runs["speed"] = stats["tokens_per_s"]
+        else:
+            runs["plain_speed"] = stats["tokens_per_s"]
+    print(f"speed-up {runs['speed'] / runs['plain_speed']:.2f}x")
+    differ = [i for i, (a, b) in enumerate(zip(runs["plain"], runs["fast"])) if a.tokens != b.tokens]
+    print(f"outputs that differ: {len(differ)} of {len(prompts)}")
+    for i in differ:
+        a, b = runs["plain"][i].tokens, runs["fast"][i].tokens
+        k = next(j for j in range(min(len(a), len(b)) + 1) if j == min(len(a), len(b)) or a[j] != b[j])
+        gap, top = top_gap(model, tok, prompts[i], a[:k])
+        tie = gap < 1e-3 * max(1.0, abs(gap)) or gap < 1e-3
+        mine = sorted(t for t in (a[k:k + 1] + b[k:k + 1]))
+        print(f"  problem {i}: from token {k}: top-2 gap {gap:.2e} between {top}; "
+              f"{'a near-tie' if tie and sorted(top) == mine else 'NOT a near-tie'}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--model", default="smollm2-135m-instruct")
@@ -124,8 +187,23 @@ def main() -> None:
     p.add_argument("--profile", action="store_true", help="where one decode step's time goes")
     p.add_argument("--competitor", action="store_true", help="decode again beside a process that keeps both cores busy")
     p.add_argument("--real", type=int, default=0, help="N held-out problems decoded as an evaluation, against transformers' generate")
-    p.add_argument("--checkpoint", help="trained weights for --real (a checkpoint folder)")
+    p.add_argument("--checkpoint", help="trained weights: for --real a checkpoint folder; for --compare best, last or a folder")
+    p.add_argument("--compare", type=int, default=0, help="N held-out problems decoded plain and fast (model.fast_decode), side by side")
+    p.add_argument("--session", help="--compare: a session folder (its config and checkpoint) or a model name")
+    p.add_argument("--batch", type=int, default=0, help="--compare: rows decoded together (default eval.batch_size)")
+    p.add_argument("--max-new", type=int, default=0, help="--compare: new tokens at most (default eval.max_new_tokens)")
     args = p.parse_args()
+    if args.compare:
+        from engine.cli.common import CannotLoad, session_model
+
+        try:
+            cfg, tok, model, ckpt = session_model(args.session or args.model, args.checkpoint or "best")
+        except CannotLoad as exc:
+            raise SystemExit(f"decode.py: {exc}") from None
+        print(f"{ckpt or args.session or args.model}: {args.compare} problems, batch {args.batch or cfg.eval.batch_size}, "
+              f"threads {torch.get_num_threads()}", flush=True)
+        compare(model.eval(), tok, cfg, args.compare, args.batch or cfg.eval.batch_size, args.max_new or cfg.eval.max_new_tokens)
+        return
     cfg = config.load(sets=[f"model.name={args.model}"])
     if args.real:
         tok = load_tokenizer(cfg.model.name)

@@ -157,7 +157,7 @@ def decode(model, tokenizer, ids, mask, max_new: int, temperature: float, top_p:
     tokens: list[list[int]] = [[] for _ in range(batch)]
     ended = [False] * batch
     stops, ticks = set(ends), _backtick_ids(tokenizer)
-    done = 0  # rows ended so far
+    done, row_passes = 0, batch  # rows ended so far; rows run through passes (the prompt's: every row)
     for step in range(max_new):
         if step % 16 == 0:
             threads.adjust()  # another process may have taken a core since the last batch
@@ -190,10 +190,12 @@ def decode(model, tokenizer, ids, mask, max_new: int, temperature: float, top_p:
             live = [live[j] for j in keep]
         if full:
             _grow(cache, min(limit, mask.shape[1] - 1 + GROW))
+        row_passes += len(live)
         logits = model(input_ids=torch.tensor(chosen, device=mask.device)[:, None], attention_mask=mask,
                        position_ids=positions, past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
     if tally is not None:  # forward passes: the prompt's and one per token after the first
         tally["passes"] = tally.get("passes", 0) + 1 + step
+        tally["row_passes"] = tally.get("row_passes", 0) + row_passes
     return [(tokens[r], ended[r]) for r in range(batch)]
 
 

@@ -24,6 +24,8 @@ what it kept). When the cache is full, those holes are squeezed out before it gr
 
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
 from functools import lru_cache
 
 import torch
@@ -33,6 +35,9 @@ from . import threads
 from .prefix import move_first, shared_cache
 
 DRAFT = 4  # draft tokens per row and pass
+# token positions one pass may run (rows x (1 + draft)): on a CPU a pass costs about its positions'
+# matrix products once the batch is large (docs/benchmarks.md), so a full batch drafts less
+BUDGET = 256
 NGRAMS = (3, 2)  # lookup contexts, longest first: one token matches too often to pay
 CONTEXT = 3  # tokens of context a forced successor is keyed by
 SOURCES = ("forced", "question", "history")
@@ -99,6 +104,24 @@ class Drafter:
         return draft, source
 
 
+@contextmanager
+def grouped_attention(device: torch.device):
+    """On a CPU, let SDPA read the cache's key/value heads grouped (enable_gqa) also under a mask.
+
+    transformers otherwise copies every layer's whole cache, repeated to all query heads, before
+    attention whenever a mask is given (it avoids masked GQA for CUDA's kernels): a pass over 3
+    positions per row cost 2.8x a single-position one, 1.6x with this (135M, 32 rows, cache 250,
+    bit-identical logits; docs/benchmarks.md). Set only around the fast decoder's passes."""
+    if device.type != "cpu" or "TRANSFORMERS_SDPA_FORCE_GQA" in os.environ:
+        yield
+        return
+    os.environ["TRANSFORMERS_SDPA_FORCE_GQA"] = "1"
+    try:
+        yield
+    finally:
+        os.environ.pop("TRANSFORMERS_SDPA_FORCE_GQA", None)
+
+
 def probabilities(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
     """The distribution `rollout.pick` samples from: tempered, cut to the top-p mass (unnormalised)."""
     probs = torch.softmax(logits.float() / temperature, dim=-1)
@@ -161,11 +184,16 @@ def grow(cache, size: int) -> None:
         layer.max_cache_len = size
 
 
-@torch.no_grad()
-def decode(model, tokenizer, ids, mask, max_new: int, temperature: float, top_p: float, ends: list[int],
-           min_new: int = 0, on_rows=None, tally: dict | None = None) -> list[tuple[list[int], bool]]:
+def decode(model, tokenizer, ids, *args, **kwargs) -> list[tuple[list[int], bool]]:
     """`rollout.decode` with drafts: (new tokens, ended by the model) per row of a left-padded batch.
     `tally` (if given) counts passes and, per source, draft tokens proposed and accepted."""
+    with grouped_attention(ids.device):
+        return _decode(model, tokenizer, ids, *args, **kwargs)
+
+
+@torch.no_grad()
+def _decode(model, tokenizer, ids, mask, max_new: int, temperature: float, top_p: float, ends: list[int],
+            min_new: int = 0, on_rows=None, tally: dict | None = None) -> list[tuple[list[int], bool]]:
     from .rollout import GROW, _backtick_ids, _closed, pick
 
     tally = tally if tally is not None else {}
@@ -186,7 +214,7 @@ def decode(model, tokenizer, ids, mask, max_new: int, temperature: float, top_p:
     drafter = Drafter(tokenizer, prompts)
     live, tokens, ended = list(range(batch)), [[] for _ in range(batch)], [False] * batch
     stops, ticks = set(ends), _backtick_ids(tokenizer)
-    done, heard, passes = 0, 0, 0
+    done, heard, passes, row_passes = 0, 0, 0, batch
 
     def take(r: int, new: list[int]) -> bool:
         """Append new tokens to row r up to its end; whether it is done."""
@@ -219,7 +247,9 @@ def decode(model, tokenizer, ids, mask, max_new: int, temperature: float, top_p:
             mask, position, pending = mask[index], position[index], pending[index]
             live = [live[j] for j in keep]
         drafts = [drafter.propose(r) for r in live]
-        drafts = [(d[: max_new - len(tokens[r]) - 1], s) for (d, s), r in zip(drafts, live)]  # room for the token after
+        room = max(0, BUDGET // len(live) - 1)
+        drafts = [(d[: min(room, max_new - len(tokens[r]) - 1)], s[: min(room, max_new - len(tokens[r]) - 1)])
+                  for (d, s), r in zip(drafts, live)]  # and room for the token after
         size = max(len(d) for d, _ in drafts)
         if mask.shape[1] + size + 1 > cache.layers[0].max_cache_len:
             mask = squeeze(cache, mask)
@@ -232,7 +262,7 @@ def decode(model, tokenizer, ids, mask, max_new: int, temperature: float, top_p:
         at = position[:, None] + torch.arange(size + 1, device=mask.device)
         logits = model(input_ids=step, attention_mask=mask, position_ids=at, past_key_values=cache, use_cache=True,
                        logits_to_keep=size + 1).logits
-        passes += 1
+        passes, row_passes = passes + 1, row_passes + len(live)
         if min_new > 0:  # an end token is not allowed before min_new tokens, at whichever draft position that falls
             count = torch.tensor([len(tokens[r]) for r in live], device=mask.device)[:, None] + torch.arange(size + 1)
             logits[..., ends] = logits[..., ends].masked_fill((count < min_new)[..., None], float("-inf"))
@@ -253,4 +283,5 @@ def decode(model, tokenizer, ids, mask, max_new: int, temperature: float, top_p:
             finished[r] = take(r, new)
             drafter.extend(r, tokens[r][before:])
     tally["passes"] = tally.get("passes", 0) + passes + 1  # + the prompt's pass
+    tally["row_passes"] = tally.get("row_passes", 0) + row_passes
     return [(tokens[r], ended[r]) for r in range(batch)]
