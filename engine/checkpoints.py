@@ -74,7 +74,8 @@ def _records(f, path: Path) -> None:
         infos = None
     f.seek(0)
     if infos is None:  # torch.save has written zips since PyTorch 1.6; the older format sizes nothing
-        raise CheckpointError(f"{path}: damaged or not a checkpoint (not the zip torch.save writes)")
+        raise CheckpointError(f"{path}: refused: damaged or not a checkpoint (not the zip torch.save writes; "
+                              f"a bare pickle is no checkpoint, and loading one could run code)")
     packed = next((i for i in infos if i.compress_type != zipfile.ZIP_STORED), None)
     if packed is not None:
         raise CheckpointError(f"{path}: refused: its record {packed.filename[-60:]!r} is compressed "
