@@ -61,7 +61,7 @@ class StatusFile:
     def _write(self) -> None:
         # a text field is cut short: a 1 MB error message (a traceback, a model output) would make the
         # file larger than its readers take (session.MAX_STATUS_BYTES), and the session would list as
-        # unknown; the whole text stays in events.jsonl
+        # unknown; events.jsonl keeps more of it
         fields = {k: _short(v) for k, v in self.fields.items()}
         fields |= {"updated": time.time(), "pid": os.getpid(), "host": socket.gethostname()}
         try:
@@ -79,7 +79,7 @@ MAX_STATUS_TEXT = 2_000  # characters of a text field of status.json; as JSON es
 
 def _short(value):
     if isinstance(value, str) and len(value) > MAX_STATUS_TEXT:
-        return value[:MAX_STATUS_TEXT] + f"... ({len(value):,} characters; all of it in events.jsonl)"
+        return value[:MAX_STATUS_TEXT] + f"... ({len(value):,} characters; more of it in events.jsonl)"
     return value
 
 
