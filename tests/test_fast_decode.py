@@ -115,6 +115,15 @@ def test_the_switch_is_one_config_key_off_by_default():
         config.load(sets=["model.fast_decode=maybe"])
 
 
+def test_rl_rollouts_take_the_switch(model, default_tokenizer):
+    from engine.backends import make_backend
+    from engine.rollout import Sampler
+
+    for on in (False, True):
+        cfg = config.load(sets=[f"model.fast_decode={str(on).lower()}"])
+        assert make_backend(cfg, model, default_tokenizer, Sampler(model)).fast is on
+
+
 @pytest.mark.slow
 def test_the_real_model_decodes_the_same_greedy_tokens_fast(default_tokenizer):
     from engine.data.prompts import prompt_text
