@@ -264,7 +264,7 @@ def _decode(model, tokenizer, ids, mask, max_new: int, temperature: float, top_p
                        logits_to_keep=size + 1).logits
         passes, row_passes = passes + 1, row_passes + len(live)
         if min_new > 0:  # an end token is not allowed before min_new tokens, at whichever draft position that falls
-            count = torch.tensor([len(tokens[r]) for r in live], device=mask.device)[:, None] + torch.arange(size + 1)
+            count = torch.tensor([len(tokens[r]) for r in live], device=mask.device)[:, None] + at - position[:, None]
             logits[..., ends] = logits[..., ends].masked_fill((count < min_new)[..., None], float("-inf"))
         accepted, after = accept(logits, draft, lengths, temperature, top_p)
         # the columns of refused (and padding) draft tokens are masked out for every later step
