@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 
 import torch
 import torch.utils.checkpoint
 from transformers import StaticCache
 
 from . import speculate, threads
+from .nexttoken import FENCE, GROW, _backtick_ids, _closed, _grow, pick  # noqa: F401 (rollout.pick, rollout.FENCE: the names callers know)
 from .data.prompts import end_of_turn
 from .prefix import continue_inputs, move_first, shared_cache
 
-FENCE = "```"
 
 
 @dataclass
@@ -27,12 +26,6 @@ class Completion:
     text: str
     tokens: list[int]
     cut: bool  # stopped by the length limit, not by the model
-
-
-@lru_cache(maxsize=4)
-def _backtick_ids(tokenizer) -> frozenset[int]:
-    """Tokens that can end a fence; found once per tokenizer, not once per batch."""
-    return frozenset(i for t, i in tokenizer.get_vocab().items() if "`" in t)
 
 
 def decode_dtype(model, mode: str = "auto") -> torch.dtype:
@@ -126,7 +119,6 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, temperat
     return out, {"tokens": new_tokens, "seconds": seconds, "tokens_per_s": new_tokens / max(seconds, 1e-9), **tally}
 
 
-GROW = 64  # cache positions added at a time
 
 
 @torch.no_grad()
@@ -197,33 +189,6 @@ def decode(model, tokenizer, ids, mask, max_new: int, temperature: float, top_p:
         tally["passes"] = tally.get("passes", 0) + 1 + step
         tally["row_passes"] = tally.get("row_passes", 0) + row_passes
     return [(tokens[r], ended[r]) for r in range(batch)]
-
-
-def pick(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
-    """Greedy at temperature 0, else a sample from the tempered (and top-p cut) distribution."""
-    if temperature <= 0:
-        return logits.argmax(-1)
-    probs = torch.softmax(logits.float() / temperature, dim=-1)
-    if top_p < 1.0:
-        sorted_p, order = probs.sort(dim=-1, descending=True)
-        drop = sorted_p.cumsum(-1) - sorted_p > top_p  # keep the smallest set whose mass reaches top_p
-        probs = probs.scatter(-1, order, sorted_p.masked_fill(drop, 0.0))
-    return torch.multinomial(probs, 1).squeeze(-1)
-
-
-def _closed(tokenizer, tokens: list[int]) -> bool:
-    return tokenizer.decode(tokens, skip_special_tokens=True).count(FENCE) >= 2
-
-
-def _grow(cache, size: int) -> None:
-    for layer in cache.layers:
-        if not getattr(layer, "is_initialized", True):
-            continue
-        old = layer.keys.shape[2]
-        pad = (0, 0, 0, size - old)
-        layer.keys = torch.nn.functional.pad(layer.keys, pad)
-        layer.values = torch.nn.functional.pad(layer.values, pad)
-        layer.max_cache_len = size
 
 
 def _cut_after_fence(text: str) -> str:

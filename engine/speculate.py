@@ -123,7 +123,7 @@ def grouped_attention(device: torch.device):
 
 
 def probabilities(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
-    """The distribution `rollout.pick` samples from: tempered, cut to the top-p mass (unnormalised)."""
+    """The distribution `nexttoken.pick` samples from: tempered, cut to the top-p mass (unnormalised)."""
     probs = torch.softmax(logits.float() / temperature, dim=-1)
     if top_p < 1.0:
         sorted_p, order = probs.sort(dim=-1, descending=True)
@@ -194,7 +194,7 @@ def decode(model, tokenizer, ids, *args, **kwargs) -> list[tuple[list[int], bool
 @torch.no_grad()
 def _decode(model, tokenizer, ids, mask, max_new: int, temperature: float, top_p: float, ends: list[int],
             min_new: int = 0, on_rows=None, tally: dict | None = None) -> list[tuple[list[int], bool]]:
-    from .rollout import GROW, _backtick_ids, _closed, pick
+    from .nexttoken import GROW, _backtick_ids, _closed, pick
 
     tally = tally if tally is not None else {}
     batch, width = ids.shape
