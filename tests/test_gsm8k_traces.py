@@ -150,7 +150,7 @@ def test_engine_eval_on_problem_files_with_k_samples(tmp_path):
     assert missing.returncode == 2 and "no such problem file" in missing.stderr and "Traceback" not in missing.stderr
 
 
-def test_heldout_gsm8k_is_problems_301_to_1319_under_its_own_name():
+def test_heldout_gsm8k_is_problems_301_to_1319_under_its_own_name(tmp_path):
     from engine import config as config_mod
     from engine.data.gsm8k import load_rows
     from engine.tasks.common import gsm8k_test
@@ -163,7 +163,7 @@ def test_heldout_gsm8k_is_problems_301_to_1319_under_its_own_name():
     assert held["gsm8k-301-1319"][0].question == rows[300]["question"] != dev["gsm8k"][-1].question
     assert {i.question for i in held["gsm8k-301-1319"]}.isdisjoint(i.question for i in dev["gsm8k"][:300])
     out = subprocess.run([sys.executable, "-m", "engine", "eval", "tiny", "--heldout", "--limit", "2", "--json"],
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)  # its ledger line stays there
     assert out.returncode == 0, out.stderr[-2000:]
     sets = json.loads(out.stdout)["sets"]
     assert list(sets) == ["gsm8k-301-302"] and sets["gsm8k-301-302"]["total"] == 2
