@@ -72,3 +72,15 @@ def test_a_model_in_the_local_hub_cache_loads_without_a_hub(tmp_path, monkeypatc
     monkeypatch.setattr(hc, "HF_HUB_CACHE", str(cache))
     with within(5, "a cached model found without asking the hub"):
         assert resolve("someone/small-model") == str(snap)
+
+
+def test_engine_models_at_80_columns_ends_no_line_in_padding():
+    """rich pads each cell to the width: 21 of the list's lines once ended in spaces up to column 80."""
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "engine", "models"], capture_output=True, text=True, check=True,
+                         env={**os.environ, "COLUMNS": "80"}).stdout
+    assert "smollm2-135m-instruct" in out
+    assert [line for line in out.splitlines() if line != line.rstrip()] == []

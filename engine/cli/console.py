@@ -16,7 +16,11 @@ from ..events import clean_text
 
 class SafeConsole(Console):
     def _render_buffer(self, buffer) -> str:  # rich's one exit for rendered text
-        return super()._render_buffer(seg if seg.control else Segment(clean_text(seg.text), seg.style) for seg in buffer)
+        text = super()._render_buffer(seg if seg.control else Segment(clean_text(seg.text), seg.style) for seg in buffer)
+        # rich pads a table's cells to the full width: a finished line needs none of that padding
+        # (`engine models` ended 21 lines in spaces); an unfinished one (a prompt) keeps its own
+        *lines, last = text.split("\n")
+        return "\n".join([line.rstrip(" ") for line in lines] + [last])
 
 
 def console(**kwargs) -> Console:
