@@ -892,6 +892,13 @@ def test_the_time_estimate_counts_a_cpu_that_is_already_busy():
     assert "1 run still training here (run-a)" in other
 
 
+def test_the_start_dialog_gives_a_small_checkpoint_in_mib_not_zero_gib():
+    from workbench.widgets.new_run import estimate
+
+    said = estimate(["model.name=tiny"], "tiny")
+    assert "0.0 GiB" not in said and re.search(r"Each checkpoint ~\d+\.\d MiB", said), said
+
+
 async def test_the_start_dialog_says_when_the_cpu_is_busy(tmp_path, monkeypatch):
     import workbench.widgets.new_run as new_run
 

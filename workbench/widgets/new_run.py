@@ -219,6 +219,14 @@ def _minutes(m: float) -> str:
     return f"about {m:.0f} minutes" if m >= 1.5 else "under a minute" if m < 1 else "about a minute"
 
 
+def _size(n: float) -> str:
+    """A tiny run's checkpoint is a few MiB: "~0.0 GiB" said nothing."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n / 2**10:.0f} KiB"
+
+
 def estimate(sets: list[str], model: str, load: float = 0.0, running: list[str] | tuple = ()) -> str:
     """About how long the run takes on a CPU like this project's, and its checkpoints' size. A CPU
     already busy (`load`: threads running now; `running`: local runs still training) shares its
@@ -240,5 +248,5 @@ def estimate(sets: list[str], model: str, load: float = 0.0, running: list[str] 
         who = (f"{len(running)} run{'s' if len(running) > 1 else ''} still training here ({', '.join(running[:3])})"
                if running else f"the CPU is already busy (load {load:.1f} on {cores} cores)")
         took += f"; {who}: {_minutes(minutes * (cores + busy) / cores)} while that lasts"
-    return (f"{took}. Each checkpoint ~{checkpoint_bytes(cfg, shape) / 2**30:.1f} GiB, "
+    return (f"{took}. Each checkpoint ~{_size(checkpoint_bytes(cfg, shape))}, "
             f"at most two kept besides the best.")
