@@ -1151,6 +1151,8 @@ async def test_the_stepper_tour_opens_on_its_samples_and_the_first_screen_points
         assert app.screen.query_one("#run-tabs").active == "tab-samples"  # not four empty charts
         header = str(app.screen.query_one("#run-header").render())
         assert "stepper-tour" in header and " on -" not in header and not header.rstrip().endswith("-")
+        log = "\n".join(app.screen.state.log)
+        assert "run started: hand-written outputs (not a run)" in log and " on -" not in log  # the log ran on nothing too
 
 
 async def test_the_report_tab_says_what_applies_to_the_runs_task(tmp_path):

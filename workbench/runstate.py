@@ -54,7 +54,9 @@ class RunState:
     def _run_started(self, e):
         self.started = e
         self.finished = None
-        self._note(f"run started: {e.get('model')} on {e.get('device')}" + (" (resumed)" if e.get("resumed") else ""))
+        device = e.get("device")
+        on = f" on {device}" if device and device != "-" else ""  # hand-written outputs ran on nothing
+        self._note(f"run started: {e.get('model')}{on}" + (" (resumed)" if e.get("resumed") else ""))
 
     def _metrics(self, e):
         phase = e.get("phase", "?")
