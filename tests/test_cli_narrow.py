@@ -53,6 +53,13 @@ def test_config_docs_describe_every_key_and_fit_80_columns_piped_or_not():
             assert lines[at + 1].startswith("    ") and lines[at + 1].strip(), key  # its description below it
 
 
+def test_an_option_given_to_a_group_points_at_the_subcommand_it_belongs_to():
+    out = engine("config", "--docs")  # the reviewer's first try: the option is `engine config show`'s
+    assert out.returncode == 2 and "engine config show --docs" in out.stderr and "Traceback" not in out.stderr
+    other = engine("config", "--nothing")
+    assert other.returncode == 2 and "unrecognized arguments: --nothing" in other.stderr and "belongs" not in other.stderr
+
+
 def test_bare_engine_lists_every_command_with_a_line_each():
     out = engine()
     assert out.returncode == 2 and "the following arguments are required" not in out.stderr

@@ -34,6 +34,19 @@ def _help_when_bare(command: argparse.ArgumentParser) -> None:
             command.set_defaults(func=lambda args, command=command: command.print_help() or 2)
 
 
+def _belongs_to(parser: argparse.ArgumentParser, args, extra: list[str]) -> str:
+    """`engine config --docs`: the option is one of `engine config show`'s, so say that, not only
+    that it is unknown. Only where the group's subcommand was left out."""
+    group = next((a.choices.get(args.cmd) for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    for action in group._actions if group else ():
+        if isinstance(action, argparse._SubParsersAction) and getattr(args, action.dest, None) is None:
+            option = extra[0].split("=", 1)[0]
+            owners = [name for name, p in action.choices.items() if option in p._option_string_actions]
+            if owners:
+                return f" (it belongs to a subcommand: engine {args.cmd} {owners[0]} {option})"
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     import warnings
 
@@ -49,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(stream, "reconfigure"):  # encoding lacks) is shown escaped, never a UnicodeEncodeError
             stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}{_belongs_to(parser, args, extra)}")
     if args.cmd is None:
         parser.print_help()
         return 2
