@@ -315,10 +315,30 @@ async def test_n_then_enter_starts_nothing_and_start_asks_first_with_the_estimat
             if type(app.screen).__name__ == "Confirm":
                 break
         question = str(app.screen.query_one("#confirm-question").render())
-        assert "about 39 minutes on a 2-core CPU" in question and "checkpoint ~0.9 GiB" in question, question
+        assert "about 39 minutes on a 2-core CPU" in question and re.search(r"checkpoint ~9\d\d\.\d MiB", question), question
         await pilot.press("n")
         await pilot.pause(0.3)
         assert type(app.screen).__name__ == "SessionsScreen"
+        assert app.focused.id == "f-layers"  # back where it was in the form, not on the list
+
+
+async def test_after_cancel_a_second_enter_asks_again_instead_of_opening_the_example(tmp_path):
+    root = tmp_path / "sessions"
+    app = sessions_app(root)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("n")
+        await pilot.pause(0.3)
+        app.screen.query_one("#start").focus()
+        for _ in range(2):
+            await pilot.press("enter")  # the Start button
+            for _ in range(20):
+                await pilot.pause(0.2)
+                if type(app.screen).__name__ == "Confirm":
+                    break
+            assert type(app.screen).__name__ == "Confirm"
+            await pilot.press("n")
+            await pilot.pause(0.3)
+            assert type(app.screen).__name__ == "SessionsScreen" and app.focused.id == "start"
     assert not root.exists()  # cancelled: no run, no session folder
 
 

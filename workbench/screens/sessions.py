@@ -129,8 +129,13 @@ class SessionsScreen(Screen):
 
     def on_screen_resume(self) -> None:
         """Back from a run: the list has the focus, not the form field it was started from
-        (where `c` would type a "c" instead of comparing)."""
-        self.query_one("#sessions", DataTable).focus()
+        (where `c` would type a "c" instead of comparing). Back from a cancelled start: where the
+        focus was in the form, so a second Enter is not taken by the list (opening the example)."""
+        back, self._cancelled_from = getattr(self, "_cancelled_from", None), None
+        if back is not None and back.is_attached and back.display and back.focusable:
+            back.focus()
+        else:
+            self.query_one("#sessions", DataTable).focus()
 
     def scan(self) -> list[dict]:
         rows = self.scanner.scan()
@@ -276,9 +281,13 @@ class SessionsScreen(Screen):
                                               "choose another name (or resume it: engine train --resume)")])
             return
 
+        focused = self.app.focused
+
         def done(yes: bool | None) -> None:
             if yes:
                 self._launch(message.sets, message.model, message.name)
+            else:
+                self._cancelled_from = focused  # on_screen_resume puts the focus back there
 
         running = [r["run"] for r in self.rows if r.get("status") == "running" and not r.get("example")]
         said = estimate(message.sets, message.model, load=cpu_load(), running=running)
