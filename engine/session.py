@@ -237,6 +237,20 @@ def summarize(path: Path) -> dict:
     return info
 
 
+UNITS = {"sft": "steps", "rl": "iters", "eval": "probs"}  # what each phase's counter counts
+
+
+def progress_text(r: dict) -> str:
+    """`sft 120/400 steps`, `done`: where a listed run is, with what the numbers count. One text
+    for `engine ls` and the workbench's list (which imports it: nothing here needs torch)."""
+    if r.get("status") == "completed":
+        return "done"  # every stage ran (its last counter would be an evaluation's problems)
+    phase = str(r.get("phase") or "")
+    if not r.get("total"):
+        return phase
+    return f"{phase} {r.get('step') or 0}/{r['total']} {UNITS.get(phase, '')}".strip()
+
+
 def _text(value, default: str) -> str:
     return clean_text(value[:200]) if isinstance(value, str) else default
 

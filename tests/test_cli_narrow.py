@@ -81,6 +81,24 @@ def test_ls_takes_the_sessions_folder_as_an_argument(tmp_path):
     assert "--root DIR" in engine("ls", "--help").stdout
 
 
+def test_ls_says_what_its_progress_counts_as_the_workbench_list_does(tmp_path):
+    """`sft 17/32` and `eval 4/4` said nothing of what was counted, nor that a run had finished."""
+    from workbench.screens.sessions import progress_cell
+
+    statuses = {"a-sft": {"status": "stopped", "phase": "sft", "step": 17, "total": 32},
+                "b-rl": {"status": "stopped", "phase": "rl", "step": 0, "total": 3},
+                "c-done": {"status": "completed", "phase": "eval", "step": 4, "total": 4}}
+    for name, st in statuses.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "status.json").write_text(json.dumps({**st, "model": "tiny"}))
+    out = engine("ls", str(tmp_path))
+    assert out.returncode == 0 and not wide(out.stdout), out.stdout
+    lines = {line.split()[0]: line for line in out.stdout.splitlines()[2:]}
+    for name, said in (("a-sft", "sft 17/32 steps"), ("b-rl", "rl 0/3 iters"), ("c-done", "done")):
+        assert said in lines[name] and said == progress_cell({**statuses[name], "run": name}), lines
+    assert "4/4" not in out.stdout
+
+
 def test_eval_of_a_session_without_a_checkpoint_says_it_scores_the_untrained_model(tmp_path):
     folder = tmp_path / "fresh"
     folder.mkdir()

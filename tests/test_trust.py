@@ -147,7 +147,7 @@ def test_nothing_from_a_session_or_a_file_drives_the_terminal(tmp_path):
     root = tmp_path / "sessions"
     nasty = "run" + ESCAPES[0] + ESCAPES[1]
     Session(root / nasty).create()
-    (root / nasty / "status.json").write_text(json.dumps({"status": "completed" + ESCAPES[2], "model": "tiny[/]" + ESCAPES[0],
+    (root / nasty / "status.json").write_text(json.dumps({"status": "stopped" + ESCAPES[2], "model": "tiny[/]" + ESCAPES[0],
                                                           "phase": "[bold]x" + ESCAPES[1], "started": time.time()}))
     out = engine("ls", "--root", str(root), env=colour)
     no_traceback(out)

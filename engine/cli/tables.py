@@ -85,15 +85,16 @@ def sessions_table(rows: list[dict], root: str) -> Text:
     """`engine ls`: one line per session, as session.list_sessions describes it, in plain aligned
     columns (10,000 sessions print in well under a second; a rich Table measures every cell). The
     run id, which a user types next, is never cut."""
-    cols = ("run", "status", "model", "phase", "progress", "best acc", "started")
+    from ..session import progress_text
+
+    cols = ("run", "status", "model", "progress", "best acc", "started")
     out = []
     for r in rows:
-        prog = f"{r['step']}/{r['total']}" if r.get("total") else ""
         best = f"{r['best_accuracy']:.1%}" if isinstance(r.get("best_accuracy"), (int, float)) else ""
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["started"])) if r.get("started") else ""
-        out.append((r["run"], r["status"], str(r["model"]), r.get("phase") or "", prog, best, started))
+        out.append((r["run"], r["status"], str(r["model"]), progress_text(r), best, started))  # the workbench's text
     widths = [max([len(c), *(len(row[i]) for row in out)]) for i, c in enumerate(cols)]
-    right = {4, 5}
+    right = {4}
     line = lambda cells: "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()  # noqa: E731
     text = Text(f"Sessions in {root}/ ({len(out)})\n", style="italic")
     text.append(line(cols) + "\n", style="bold")

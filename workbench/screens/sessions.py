@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static
 
-from engine.session import Scanner, new_folder
+from engine.session import Scanner, new_folder, progress_text
 
 from ..widgets.footer import KeysFooter
 from ..examples import example_sessions
@@ -34,7 +34,6 @@ def _pct(x) -> str:
 
 COLUMNS = ("run", "status", "model", "progress", "eta (ends)", "best acc", "started")
 NARROW = ("run", "status", "progress", "ends", "best")  # beside the form: the end's clock time only
-UNITS = {"sft": "steps", "rl": "iters", "eval": "probs"}  # what each phase's counter counts
 LIVE_READ = 16 << 20  # bytes of a running session's events folded per scan at most: a long file catches up over scans
 
 
@@ -44,15 +43,8 @@ def _short(text: str, width: int) -> str:
 
 
 def progress_cell(r: dict) -> str:
-    """`sft 120/400 steps`: where the run is, with what the numbers count."""
-    if r.get("example"):
-        return ""  # a recording: where it ended says nothing
-    if r.get("status") == "completed":
-        return "done"  # every stage ran (its last counter would be an evaluation's problems)
-    if not r.get("total"):
-        return str(r.get("phase") or "")
-    phase = str(r.get("phase") or "")
-    return f"{phase} {r['step']}/{r['total']} {UNITS.get(phase, '')}".strip()
+    """`sft 120/400 steps`: the engine's text (`engine ls` says the same); nothing for a recording."""
+    return "" if r.get("example") else progress_text(r)  # a recording: where it ended says nothing
 
 
 def eta_cell(left: float | None, short: bool = False) -> str:
