@@ -64,6 +64,20 @@ def test_the_engine_starts_itself_without_the_current_folder(tmp_path):
     assert env["PYTHONPATH"] == str(tmp_path) and "LD_LIBRARY_PATH" not in env and env["HOME"] == "/h"
 
 
+def test_the_torchrun_line_the_readme_gives_runs_nothing_from_the_current_folder(tmp_path):
+    """torchrun's default starts each rank as `python -m engine`, which imports the current folder's
+    engine.py; the README's line (`--no-python engine ...`) starts the installed command instead."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    lines = [line.split("#")[0] for line in readme.splitlines() if line.startswith("torchrun ")]
+    assert lines and all("--no-python engine " in line and "-m engine" not in line for line in lines)
+    folder, marks = planted(tmp_path)
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    out = run_in(folder, [torchrun, "--standalone", "--nproc_per_node", "1", "--no-python", ENGINE, "ls", "--root", str(tmp_path)],
+                 timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert not list(marks.iterdir())
+
+
 def test_tcmalloc_is_preloaded_by_absolute_path_from_the_system(tmp_path, monkeypatch):
     from engine import allocator
 
