@@ -114,10 +114,18 @@ def load_tokenizer(name: str):
         tok = AutoTokenizer.from_pretrained(path)
     except OSError as exc:
         raise ModelNotFound(_not_found(name, exc)) from None
+    except Exception as exc:  # a folder's files the loader chokes on: one line naming the folder, no traceback
+        raise ModelNotFound(_unloadable(path, "tokenizer", exc)) from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"  # generation continues from the right edge
     return tok
+
+
+def _unloadable(path: str, what: str, exc: Exception) -> str:
+    from .numbers import brief
+
+    return f"{path}: its {what} cannot be loaded ({type(exc).__name__}: {brief(str(exc).splitlines()[0] if str(exc) else '', 120)})"
 
 
 def _not_found(name: str, exc: Exception) -> str:
@@ -171,10 +179,13 @@ def load_model(cfg, tokenizer, device: torch.device):
 
             kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
             kwargs["device_map"] = {"": device.index if device.type == "cuda" else device.type}
+        path = resolve(mc.name)
         try:
-            model = AutoModelForCausalLM.from_pretrained(resolve(mc.name), **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
         except OSError as exc:
             raise ModelNotFound(_not_found(mc.name, exc)) from None
+        except Exception as exc:  # a folder's weights or config the loader chokes on: one line, no traceback
+            raise ModelNotFound(_unloadable(path, "model", exc)) from None
         if not mc.load_8bit:
             model.to(device)
     model.config.use_cache = True

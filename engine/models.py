@@ -173,10 +173,24 @@ def resolve(name: str) -> str:
     if path.exists():
         if not (path / "config.json").exists():
             raise ModelNotFound(f"{name} exists but is not a model folder (it has no config.json).")
+        check_folder(path)
         return str(path)
     if name.startswith((".", "/", "~")):
         raise ModelNotFound(f"There is no model folder at {name}.")
     return hub_model(name)
+
+
+def check_folder(path: Path) -> None:
+    """A local model folder's config.json checked with `engine plan`'s validator before transformers
+    reads it: 0 heads, "64", -5, 400 digits or 10,000 brackets are one line naming the file and key
+    (ModelNotFound), not a ZeroDivisionError or RecursionError from inside the loader."""
+    from .plan import BadModelConfig, known_shape
+
+    try:
+        if known_shape(str(path)) is None:
+            raise ModelNotFound(f"{path / 'config.json'}: cannot be read")
+    except BadModelConfig as exc:
+        raise ModelNotFound(str(exc)) from None
 
 
 def problem(name: str) -> str | None:

@@ -96,6 +96,9 @@ def shape_of_config(c: dict, where: str = "config.json") -> Shape:
             raise BadModelConfig(f"{where}: `{key}` is {brief(value, 40)}; a model's is 1 to {SHAPE_LIMITS[key]:,}")
         return value
 
+    kind = c.get("model_type", "")
+    if not isinstance(kind, str) or not kind.isprintable() or len(kind) > 100 or not kind.isascii():
+        raise BadModelConfig(f"{where}: `model_type` is {brief(kind, 40)}, not a model type's name")
     hidden, heads = size("hidden_size"), size("num_attention_heads")
     kv_heads = size("num_key_value_heads", text.get("num_key_value_heads") or heads)
     if hidden % heads or heads % kv_heads:

@@ -1,0 +1,54 @@
+"""A review of issue 38's fixes (items 2-9 of the review): each case as a user meets it, through the
+command they run. docs/reliability.md points here."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+GOOD = {"model_type": "llama", "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 4,
+        "num_hidden_layers": 2, "intermediate_size": 128, "vocab_size": 1000}
+
+
+def engine(*args, cwd=None, env=None):
+    return subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, **(env or {})}, timeout=300)
+
+
+def one_line(out) -> str:
+    """The error a command printed: exactly one line, no traceback."""
+    err = out.stderr.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err[-2000:]
+    return err
+
+
+# ------------------------------------------------------------------ 2: a model folder for eval and train
+@pytest.mark.parametrize("text, key", [
+    (json.dumps({**GOOD, "num_attention_heads": 0}), "num_attention_heads"),
+    (json.dumps({**GOOD, "hidden_size": "64"}), "hidden_size"),
+    (json.dumps({**GOOD, "vocab_size": -5}), "vocab_size"),
+    (json.dumps({**GOOD, "intermediate_size": int("9" * 400)}), "intermediate_size"),
+    (json.dumps(GOOD).replace('"llama"', '"\\udc80"'), "model_type"),
+    ("[" * 100_000, "not JSON"),
+])
+def test_eval_and_train_name_the_bad_key_of_a_model_folders_config_json(tmp_path, text, key):
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.json").write_text(text)
+    err = one_line(engine("eval", str(model), "--limit", "1"))
+    assert str(model / "config.json") in err and key in err
+    err = one_line(engine("train", "--model", str(model), "--session", str(tmp_path / "t")))
+    assert str(model / "config.json") in err and key in err
+    assert not (tmp_path / "t").exists()  # refused before the session folder is made
+
+
+def test_a_model_folder_the_loader_chokes_on_is_one_line_naming_it(tmp_path):
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps(GOOD))  # a valid shape, but no tokenizer or weights
+    err = one_line(engine("eval", str(model), "--limit", "1"))
+    assert str(model) in err
