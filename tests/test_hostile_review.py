@@ -52,3 +52,12 @@ def test_a_model_folder_the_loader_chokes_on_is_one_line_naming_it(tmp_path):
     (model / "config.json").write_text(json.dumps(GOOD))  # a valid shape, but no tokenizer or weights
     err = one_line(engine("eval", str(model), "--limit", "1"))
     assert str(model) in err
+
+
+# ------------------------------------------------------------------ 6: torchrun's variables
+@pytest.mark.parametrize("name, value", [("WORLD_SIZE", "1e999"), ("LOCAL_RANK", "abc"), ("RANK", "abc"),
+                                         ("RANK", "3"), ("WORLD_SIZE", "0")])
+def test_a_bad_launch_variable_is_one_line_before_a_session_folder_is_made(tmp_path, name, value):
+    out = engine("train", "--model", "tiny", "--session", str(tmp_path / "s"), env={name: value})
+    assert out.returncode != 0 and name in one_line(out)
+    assert not (tmp_path / "s").exists()

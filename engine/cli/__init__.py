@@ -68,7 +68,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd is None:
         parser.print_help()
         return 2
-    if argv is None and getattr(args, "runs_model", False):  # set by the commands that run a model
+    if getattr(args, "runs_model", False):  # set by the commands that run a model
+        from ..ranks import problem
+        from .common import fail
+
+        why = problem()
+        if why:
+            return fail(args.cmd, why)
+    if argv is None and getattr(args, "runs_model", False):
         from ..allocator import reexec_with_tcmalloc
 
         reexec_with_tcmalloc()  # returns where tcmalloc is in use already, unwanted or not installed
