@@ -61,3 +61,39 @@ def test_a_bad_launch_variable_is_one_line_before_a_session_folder_is_made(tmp_p
     out = engine("train", "--model", "tiny", "--session", str(tmp_path / "s"), env={name: value})
     assert out.returncode != 0 and name in one_line(out)
     assert not (tmp_path / "s").exists()
+
+
+# ------------------------------------------------------------------ 9: a run name that is a dangling link
+async def test_a_run_name_that_is_a_dangling_link_is_refused_in_the_form(tmp_path):
+    from workbench.app import sessions_app
+
+    root = tmp_path / "sessions"
+    root.mkdir()
+    (root / "gone").symlink_to(tmp_path / "nowhere")  # .exists() is False for it; mkdir would raise
+    app = sessions_app(root)
+    async with app.run_test(size=(100, 30)) as pilot:
+        q = app.screen.query_one
+        q("#f-model-name").value = "tiny"
+        q("#f-run-name").value = "gone"
+        await pilot.pause()
+        q("#form").start()
+        for _ in range(15):
+            await pilot.pause(0.2)
+        assert type(app.screen).__name__ == "SessionsScreen" and "-invalid" in q("#f-run-name").classes
+    assert not (tmp_path / "nowhere").exists()
+
+
+async def test_a_run_folder_that_cannot_be_made_is_a_message_not_a_crash(tmp_path):
+    from workbench.app import sessions_app
+
+    root = tmp_path / "sessions"
+    root.mkdir()
+    app = sessions_app(root)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        (root / "late").symlink_to(tmp_path / "nowhere")  # made after the form's check, before the launch
+        app.screen._launch(["model.name=tiny"], "tiny", "late")
+        await pilot.pause(0.3)
+        assert type(app.screen).__name__ == "SessionsScreen"
+        assert any("cannot start the run" in str(n.message) for n in app._notifications)
+    assert not (tmp_path / "nowhere").exists()

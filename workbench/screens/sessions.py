@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from pathlib import Path
@@ -268,7 +269,8 @@ class SessionsScreen(Screen):
         from ..widgets.new_run import cpu_load, estimate
         from .ask import Confirm
 
-        if message.name and (self.root / message.name).exists():  # a named run never lands in another's folder
+        # a named run never lands in another's folder; lexists: a dangling link is taken too
+        if message.name and os.path.lexists(self.root / message.name):
             self.query_one(NewRunForm).mark([("f-run-name", f"run name: {self.root / message.name} exists; "
                                               "choose another name (or resume it: engine train --resume)")])
             return
@@ -291,5 +293,9 @@ class SessionsScreen(Screen):
 
         # never a folder that holds a run: the engine would refuse it (a named one was checked before asking)
         folder = self.root / name if name else new_folder(self.root, model)
-        proc = start_engine(folder, sets)
+        try:
+            proc = start_engine(folder, sets)
+        except OSError as exc:  # the folder went or became a link since it was checked: a message, not a crash
+            self.notify(f"cannot start the run in {folder}: {exc.strerror or exc}", severity="error", timeout=10)
+            return
         self.app.push_screen(RunScreen(str(folder), process=proc))
