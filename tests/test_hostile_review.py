@@ -97,3 +97,41 @@ async def test_a_run_folder_that_cannot_be_made_is_a_message_not_a_crash(tmp_pat
         assert type(app.screen).__name__ == "SessionsScreen"
         assert any("cannot start the run" in str(n.message) for n in app._notifications)
     assert not (tmp_path / "nowhere").exists()
+
+
+# ------------------------------------------------------------------ 7: the workbench's settings file
+@pytest.mark.parametrize("make", ["brackets", "list", "fifo", "folder", "latin1"])
+def test_a_bad_settings_file_is_ignored_with_a_note(tmp_path, monkeypatch, make):
+    from workbench.themes import remember_theme, remembered_theme
+
+    monkeypatch.setenv("TRACEBENCH_CONFIG_DIR", str(tmp_path))
+    path = tmp_path / "workbench.json"
+    if make == "brackets":
+        path.write_text("[" * 100_000)
+    elif make == "list":
+        path.write_text('{"theme": [1]}')
+    elif make == "fifo":
+        os.mkfifo(path)  # never waited on
+    elif make == "folder":
+        path.mkdir()
+    else:
+        path.write_bytes(b'{"theme": "caf\xe9"}')
+    notes = []
+    assert remembered_theme(notes.append) is None
+    assert len(notes) == 1 and str(path) in notes[0] and "\n" not in notes[0]
+    remember_theme("paper")  # never raises; where the file can be replaced, it is
+    if make != "folder":
+        assert remembered_theme() == "paper"
+
+
+def test_remembering_a_theme_replaces_a_link_and_never_writes_through_it(tmp_path, monkeypatch):
+    from workbench.themes import remember_theme, remembered_theme
+
+    monkeypatch.setenv("TRACEBENCH_CONFIG_DIR", str(tmp_path / "cfg"))
+    (tmp_path / "cfg").mkdir()
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("mine")
+    (tmp_path / "cfg" / "workbench.json").symlink_to(target)
+    remember_theme("paper")
+    assert target.read_text() == "mine" and remembered_theme() == "paper"
+    assert not (tmp_path / "cfg" / "workbench.json").is_symlink()

@@ -28,7 +28,7 @@ class Workbench(App):
     def on_mount(self) -> None:
         for t in load_themes():
             self.register_theme(t)
-        wanted = self.wanted_theme or remembered_theme() or DEFAULT_THEME
+        wanted = self.wanted_theme or remembered_theme(lambda why: self.notify(why, severity="warning")) or DEFAULT_THEME
         known = wanted in self.available_themes
         if not known:  # the CLI refuses an unknown --theme; this is a remembered one whose file is gone
             self.notify(f"no theme {wanted!r}; themes: {', '.join(theme_names())}", severity="warning")

@@ -45,19 +45,49 @@ def settings_file() -> Path:
     return Path(root) / "workbench.json"
 
 
-def remembered_theme() -> str | None:
+def read_settings() -> tuple[dict, str | None]:
+    """The settings file's object, and why it was ignored (None when it was read or is not there).
+    Read through the engine's bounded reader: a FIFO is never waited on, a folder, bad UTF-8 or
+    100,000 brackets is a one-line reason, never an exception in the UI."""
+    from engine.safefile import read_bytes
+
+    path = settings_file()
     try:
-        return json.loads(settings_file().read_text()).get("theme")
-    except (FileNotFoundError, json.JSONDecodeError, AttributeError):
-        return None
+        raw = read_bytes(path, 64 << 10)
+    except FileNotFoundError:
+        return {}, None
+    except OSError as exc:
+        return {}, f"settings {path}: {exc.strerror or exc}; ignored"
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError):  # bad UTF-8, not JSON, nested too deeply
+        return {}, f"settings {path}: not JSON; ignored"
+    if not isinstance(data, dict):
+        return {}, f"settings {path}: not a JSON object; ignored"
+    return data, None
+
+
+def remembered_theme(note=lambda why: None) -> str | None:
+    """The remembered theme's name, or None; `note` is told, in one line, why the file was ignored."""
+    data, why = read_settings()
+    theme = data.get("theme")
+    if theme is not None and not (isinstance(theme, str) and theme.isprintable() and len(theme) <= 100):
+        why, theme = f"settings {settings_file()}: `theme` is not a theme's name; ignored", None
+    if why:
+        note(why)
+    return theme
 
 
 def remember_theme(name: str) -> None:
+    """Best effort: a settings file that cannot be written leaves the theme unremembered, not the UI
+    crashed. Written whole through engine.safefile: a link at its name is replaced, never followed."""
+    from engine.safefile import write
+
     path = settings_file()
-    try:
-        data = json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        data = {}
+    data, _ = read_settings()
     data["theme"] = name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(path.parent, path.name, json.dumps(data))
+    except OSError:
+        pass
