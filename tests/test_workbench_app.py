@@ -50,7 +50,7 @@ async def test_filter_and_help(tmp_path):
         await pilot.press("question_mark")
         assert type(app.screen).__name__ == "HelpScreen"
         keys = dict(app.screen.bindings)
-        assert keys["n"] == "New run" and keys["/"] == "Filter" and keys["?"] == "Help"
+        assert keys["n"].startswith("New run") and keys["/"] == "Filter" and keys["?"] == "Help"
 
 
 async def test_new_run_form_marks_invalid_fields(tmp_path):
@@ -617,7 +617,9 @@ async def test_every_action_is_in_the_command_palette_and_the_footer_shows_each_
     async with app.run_test(size=(160, 45)) as pilot:
         await pilot.pause(0.5)
         titles = [c.title for c in app.get_system_commands(app.screen)]
-        assert {"Stop (checkpoint)", "Checkpoint now", "Smoothing", "Help", "Back", "Samples tab"} <= set(titles)
+        assert {"Stop", "Checkpoint", "Smooth", "Help", "Back", "Samples tab"} <= set(titles)
+        helps = {c.title: c.help for c in app.get_system_commands(app.screen)}
+        assert "checkpoint first" in helps["Stop"] and helps["Stop"].startswith("key: s")  # the short word, said whole
         assert titles.count("Quit") == 1 and "Keys" not in titles  # Textual's generic keys panel: `?` is ours
         from textual.widgets._footer import FooterKey
 
@@ -1191,3 +1193,37 @@ async def test_the_report_tab_says_what_applies_to_the_runs_task(tmp_path):
             await pilot.pause(0.3)
             note = str(app.screen.query_one("#report-note").render())
             assert wanted in note and unwanted not in note, note
+
+
+async def test_every_key_bar_fits_100_columns_with_help_and_quit_beside_the_palette(tmp_path):
+    """At 100 columns the list's key bar ran under `^p palette` (`... t Stepper: pas▏^p paletteo`):
+    `o`, `?` and `q` were lost. Each screen's keys now end before the palette, `?` and `q` among them."""
+    from textual.widgets._footer import FooterKey
+
+    from workbench.app import stepper_app
+    from workbench.examples import ROOT
+
+    async def bar(app, pilot) -> tuple[list[str], int, int]:
+        await pilot.pause(0.5)
+        keys = [k for k in app.screen.query(FooterKey) if k.display]
+        palette = [k for k in keys if "-command-palette" in k.classes]
+        own = [k for k in keys if k not in palette]
+        return [k.key_display for k in own], max(k.region.right for k in own), palette[0].region.x
+
+    def start_focused(app):
+        app.screen.query_one("#start").focus()
+
+    cases = [("list", sessions_app(tmp_path / "s1"), (), None),
+             ("form", sessions_app(tmp_path / "s2"), ("n",), start_focused),
+             ("run", attach_app(str(ROOT / "default-run")), (), None),
+             ("stepper", stepper_app("x: 1\n"), (), None)]
+    for name, app, presses, then in cases:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause(0.3)
+            for key in presses:
+                await pilot.press(key)
+            if then:
+                then(app)
+            shown, right, palette = await bar(app, pilot)
+            assert right <= palette, (name, shown, right, palette)
+            assert "?" in shown and "q" in shown, (name, shown)

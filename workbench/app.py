@@ -17,7 +17,7 @@ class Workbench(App):
     TITLE = "tracebench"
     BINDINGS = [  # ctrl+p (the command palette) is Textual's own, shown once at the footer's right
         Binding("question_mark", "help", "Help"),
-        Binding("q", "quit", "Quit", show=False),
+        Binding("q", "quit", "Quit"),  # in every key bar: the way out is never a guess
     ]
 
     def __init__(self, start, theme: str | None = None):
@@ -52,7 +52,8 @@ class Workbench(App):
                 if node is screen and screen.check_action(action.split("(")[0], ()) is False:
                     continue  # not offered here now (stop on a finished run), as the footer and `?` say
                 seen.add(action)  # `app.help` on a screen and `help` on the app are one entry
-                yield SystemCommand(b.description, f"key: {key_label(b.key)}", partial(node.run_action, b.action))
+                said = f"key: {key_label(b.key)}" + (f"; {b.tooltip}" if b.tooltip else "")  # the key bar's word, whole
+                yield SystemCommand(b.description, said, partial(node.run_action, b.action))
 
     def leave(self) -> None:
         """Back to the screen below, or quit on the first one (the stack's bottom is Textual's

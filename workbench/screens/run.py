@@ -43,9 +43,10 @@ TABS = list(TAB_NAMES)  # keys 1-6, [ and ]
 
 class RunScreen(Screen):
     BINDINGS = [
-        Binding("s", "stop", "Stop (checkpoint)"),
-        Binding("k", "checkpoint", "Checkpoint now"),
-        Binding("m", "smooth", "Smoothing"),
+        # short words: every key, `?` and `q` included, fits the key bar at 100 columns (`?`: the tooltips)
+        Binding("s", "stop", "Stop", tooltip="Stop the run (it saves a checkpoint first)"),
+        Binding("k", "checkpoint", "Checkpoint", tooltip="Checkpoint now"),
+        Binding("m", "smooth", "Smooth", tooltip="Smoothing of the charts"),
         Binding("enter", "open_sample", "Open sample", show=False),
         *COMMON_KEYS,
         Binding("escape", "close", "Back"),

@@ -62,13 +62,15 @@ WIDE = 140  # terminal columns from which the list shows every column beside the
 class SessionsScreen(Screen):
     BINDINGS = [
         Binding("enter", "open", "Open"),
-        Binding("n", "new", "New run"),
-        Binding("c", "compare", "Compare with marked"),
-        Binding("space", "mark", "Mark for compare"),
+        # short words, so that every key, `?` and `q` included, fits the key bar at 100 columns;
+        # `?` lists them whole (the tooltip)
+        Binding("n", "new", "New", tooltip="New run: the form beside the list"),
+        Binding("c", "compare", "Compare", tooltip="Compare the highlighted run with the marked one"),
+        Binding("space", "mark", "Mark", tooltip="Mark the highlighted run for compare"),
         Binding("slash", "filter", "Filter"),
-        Binding("r", "refresh", "Refresh"),
-        Binding("t", "paste_trace", "Stepper: paste a trace"),
-        Binding("o", "open_trace", "Stepper: open a file"),
+        Binding("r", "refresh", "Refresh", tooltip="Read the sessions folder again"),
+        Binding("t", "paste_trace", "Paste trace", tooltip="Stepper: paste a trace"),
+        Binding("o", "open_trace", "Open trace", tooltip="Stepper: open a trace file"),
         *COMMON_KEYS,
         Binding("q", "app.quit", "Quit"),
     ]
@@ -119,6 +121,14 @@ class SessionsScreen(Screen):
             table.add_columns(*wanted)
             self._shown_key = None
             self.show_rows()
+
+    def check_action(self, action: str, parameters) -> bool | None:
+        """Compare and mark act on the list's highlighted row: from the form they leave the key bar
+        (it then fits 100 columns with its own esc) and do nothing."""
+        if action in ("compare", "mark"):
+            focused = self.app.focused
+            return not (focused is not None and any(isinstance(n, NewRunForm) for n in focused.ancestors_with_self))
+        return True
 
     def on_screen_resume(self) -> None:
         """Back from a run: the list has the focus, not the form field it was started from

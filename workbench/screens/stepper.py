@@ -30,12 +30,13 @@ VAR_STYLE = {"new": "bold green", "changed": "bold cyan", "overwritten": "bold w
 
 class StepperScreen(Screen):
     BINDINGS = [
-        # short words, so that every key fits the key bar at 100 columns; `?` lists them whole (the tooltip)
+        # short words, so that the keys fit the key bar at 100 columns beside `?`, esc and `q`; `?` lists
+        # them all, whole (the tooltip), End and Restart too
         Binding("n,right,j", "step", "Step", tooltip="Run the next step"),
         Binding("p,left,k", "back", "Back", tooltip="Go back one step"),
         Binding("c", "cont", "Continue", tooltip="Continue to the next diagnostic, or stop before a breakpoint's line"),
-        Binding("e", "end", "End", tooltip="Run to the end"),
-        Binding("r", "restart", "Restart", tooltip="Back to before the first step"),
+        Binding("e", "end", "End", tooltip="Run to the end", show=False),  # `?` lists it: the bar keeps room for esc and q
+        Binding("r", "restart", "Restart", tooltip="Back to before the first step", show=False),  # `?` lists it
         Binding("b", "breakpoint", "Break", tooltip="Toggle a breakpoint on the line that runs next (▶)"),
         Binding("B", "break_at", "Break at", tooltip="Toggle a breakpoint on a line you type (a line where a step starts)"),
         Binding("g", "goto", "Go to", tooltip="Go to a step by its number (1 = the first)"),

@@ -74,7 +74,7 @@ def validators(key: str) -> list:
 
 
 class NewRunForm(VerticalScroll):
-    BINDINGS = [Binding("escape", "leave", "Leave the form")]
+    BINDINGS = [Binding("escape", "leave", "Leave", tooltip="Leave the form: back to the list")]
     class StartRequested(Message):
         """The form is valid and the model can be had: start `engine train` with `sets`, in a
         session folder named `name` (empty: the date and the model)."""
