@@ -299,7 +299,36 @@ def _apply(obj, data: dict, prefix: str = "") -> None:
             setattr(obj, key, _coerce(name, value, hints[key], dict(fields[key].metadata)))
 
 
-def _check(cfg: Config) -> None:
+# inputs only training reads: a finished session is evaluated, reported and diffed without them
+TRAINING_ONLY = ("data.self_traces", "data.instruct_train")
+
+
+def absolute_paths(cfg: "Config") -> None:
+    """Every local path in `cfg` made absolute, in place, so that the session's config.yaml names
+    the files the run read wherever `engine eval` or `report` is run from later. A name that is
+    no local path (a hub id, `auto`, a known model) is left as it is."""
+    def absolute(value: str) -> str:
+        if not value:
+            return value
+        path = Path(value).expanduser()
+        return str(path.absolute()) if path.exists() else value
+
+    cfg.data.self_traces = absolute(cfg.data.self_traces)
+    cfg.data.instruct_train = absolute(cfg.data.instruct_train)
+    cfg.eval.problems = [absolute(f) for f in cfg.eval.problems]
+    cfg.model.init_from = absolute(cfg.model.init_from)
+    from .models import KNOWN, TINY
+
+    if cfg.model.name != TINY and cfg.model.name not in KNOWN:  # a folder called `tiny` is not the tiny model
+        cfg.model.name = absolute(cfg.model.name)
+    if cfg.data.gsm8k != "auto":
+        from .data.gsm8k import _named
+
+        path, split = _named(cfg.data.gsm8k)
+        cfg.data.gsm8k = absolute(path) + (f":{split}" if split else "")
+
+
+def _check(cfg: Config, training: bool = True) -> None:
     for p in cfg.run.phases:
         if p not in PHASES:
             raise ConfigError(f"run.phases: {p!r} is not a phase; choose from {', '.join(PHASES)}")
@@ -314,7 +343,7 @@ def _check(cfg: Config) -> None:
     if cfg.model.init_from and not (Path(cfg.model.init_from).expanduser() / "state.pt").is_file():
         raise ConfigError(f"model.init_from: {cfg.model.init_from} is not a checkpoint folder (one holding state.pt, "
                           f"as a session's checkpoints/best or checkpoints/step-N)")
-    if cfg.data.self_traces and not Path(cfg.data.self_traces).expanduser().is_file():
+    if training and cfg.data.self_traces and not Path(cfg.data.self_traces).expanduser().is_file():
         raise ConfigError(f"data.self_traces: {cfg.data.self_traces} is not a file (engine data self-traces writes one)")
     from .data.gsm8k import unnamed_file
 
@@ -323,7 +352,7 @@ def _check(cfg: Config) -> None:
         raise ConfigError(f"data.gsm8k: {why}")
     for key, value in (("data.gsm8k", cfg.data.gsm8k), ("data.instruct_train", cfg.data.instruct_train)):
         path = Path(value).expanduser()
-        if value and value != "auto" and path.exists() and not (path.is_file() or path.is_dir()):
+        if value and value != "auto" and path.exists() and not (path.is_file() or path.is_dir()) and (training or key != "data.instruct_train"):
             raise ConfigError(f"{key}: {value} is not a JSONL file or folder")  # /dev/zero, a FIFO: never read
     if cfg.run.parallel == "fsdp" and cfg.rl.kl_coef > 0 and "rl" in cfg.run.phases:
         raise ConfigError("rl.kl_coef: the KL reference model is not sharded under run.parallel=fsdp yet; use 0 or ddp")
@@ -370,7 +399,10 @@ def parse_sets(pairs: list[str]) -> dict:
     return out
 
 
-def load(path: str | Path | None = None, sets: list[str] | None = None, base: dict | None = None) -> Config:
+def load(path: str | Path | None = None, sets: list[str] | None = None, base: dict | None = None,
+         training: bool = True) -> Config:
+    """`training=False`: a session's config read to evaluate, report or diff it, whose TRAINING_ONLY
+    files may be gone since the run."""
     cfg = Config()
     if base:
         _apply(cfg, base)
@@ -393,7 +425,7 @@ def load(path: str | Path | None = None, sets: list[str] | None = None, base: di
         _apply(cfg, _yaml(text, f"config file {path}") or {})
     if sets:
         _apply(cfg, parse_sets(sets))
-    _check(cfg)
+    _check(cfg, training)
     if not cfg.rl.max_new_tokens:  # resolved here, so the session's config.yaml says the number RL used
         cfg.rl.max_new_tokens = cfg.eval.max_new_tokens
     return cfg

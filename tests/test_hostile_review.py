@@ -135,3 +135,28 @@ def test_remembering_a_theme_replaces_a_link_and_never_writes_through_it(tmp_pat
     remember_theme("paper")
     assert target.read_text() == "mine" and remembered_theme() == "paper"
     assert not (tmp_path / "cfg" / "workbench.json").is_symlink()
+
+
+# ------------------------------------------------------------------ 3: a session's paths, later
+TRACE = ("expert: arithmetic\ntrace:\n- {op: init, var: a, value: 3}\n- {op: init, var: b, value: 4}\n"
+         "- {op: compute, compute_op: add, args: [a, b], var: c}\n- {op: query, var: c}\n")
+FAST = ["--set", "data.train_size=8", "--set", "data.gsm8k_traces=0", "--set", "run.phases=sft", "--set", "sft.epochs=1",
+        "--set", "eval.synthetic=2", "--set", "eval.gsm8k=0", "--set", "eval.at=sft"]
+
+
+def test_a_session_is_evaluated_from_elsewhere_after_its_training_only_file_is_gone(tmp_path):
+    start, other = tmp_path / "start", tmp_path / "other"
+    start.mkdir()
+    other.mkdir()
+    (start / "own.jsonl").write_text(json.dumps({"question": "Ann has 3 pens and gets 4 more. How many pens?",
+                                                 "answer": 7, "trace": TRACE}) + "\n")
+    (start / "probs.jsonl").write_text(json.dumps({"question": "What is 2 plus 2?", "answer": 4}) + "\n")
+    out = engine("train", "--model", "tiny", "--session", "s", "--plain", *FAST, "--set", "data.self_traces=own.jsonl",
+                 "--set", "eval.problems=[probs.jsonl]", cwd=start)
+    assert out.returncode == 0, out.stderr[-2000:]
+    saved = (start / "s" / "config.yaml").read_text()
+    assert str(start / "own.jsonl") in saved and str(start / "probs.jsonl") in saved  # as the run read them
+    (start / "own.jsonl").unlink()  # training-only: evaluating the session does not need it
+    out = engine("eval", str(start / "s"), "--limit", "1", "--json", cwd=other)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "probs" in out.stdout  # the problem file found from another folder

@@ -28,7 +28,7 @@ def not_a_session(target) -> str | None:
     return f"{target}: no such session folder" if looks_local else None
 
 
-def session_config(folder, sets: list[str] | None = None):
+def session_config(folder, sets: list[str] | None = None, training: bool = False):
     """A session's config.yaml with `sets` applied. Where the run started from another checkpoint
     (model.init_from), the session's own copy of it (checkpoints/start) is used: the session stays
     evaluable and resumable when that checkpoint is gone or has changed since."""
@@ -38,7 +38,8 @@ def session_config(folder, sets: list[str] | None = None):
     from .. import config as config_mod
 
     copy = checkpoints.start_copy(Path(folder))
-    return config_mod.load(Path(folder) / "config.yaml", ([f"model.init_from={copy}"] if copy else []) + list(sets or []))
+    return config_mod.load(Path(folder) / "config.yaml", ([f"model.init_from={copy}"] if copy else []) + list(sets or []),
+                           training=training)  # to evaluate it, its training-only files need not be there
 
 
 def load_weights(model, ckpt) -> str | None:

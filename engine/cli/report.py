@@ -44,7 +44,7 @@ def run(args) -> int:
     if not (folder / "config.yaml").is_file():
         return fail("report", f"{folder}: {'not a session folder (it has no config.yaml)' if folder.is_dir() else 'no such session folder'}")
     try:
-        cfg = config_mod.load(folder / "config.yaml")
+        cfg = config_mod.load(folder / "config.yaml", training=False)
         sets = {Path(s).stem: read_instructions(s, args.limit or None) for s in args.sets}
         checkpoints.choose(folder, args.checkpoint)  # a missing checkpoint is said before any model loads
     except (config_mod.ConfigError, checkpoints.CheckpointError, ValueError, OSError) as exc:

@@ -77,6 +77,7 @@ def _train(args) -> int:
             cfg = resolve_config(args)
             folder = Path(args.session) if args.session else new_folder(Path(DEFAULT_ROOT), cfg.model.name)
             Session(folder).refuse_new_run()  # before anything loads; the recorder asks again under the lock
+        config_mod.absolute_paths(cfg)  # config.yaml names the files read, wherever eval is run from later
     except config_mod.ConfigError as exc:
         return fail("train", str(exc))
     except SessionExists as exc:
@@ -142,7 +143,7 @@ def resume_config(folder: Path, sets: list[str]) -> config_mod.Config:
 
     from .common import session_config
 
-    cfg = session_config(folder, sets)
+    cfg = session_config(folder, sets, training=True)
     given = {s.partition("=")[0].strip() for s in sets}
     default = config_mod.Config().run
     dropped = {}
