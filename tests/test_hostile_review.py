@@ -160,3 +160,15 @@ def test_a_session_is_evaluated_from_elsewhere_after_its_training_only_file_is_g
     out = engine("eval", str(start / "s"), "--limit", "1", "--json", cwd=other)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "probs" in out.stdout  # the problem file found from another folder
+
+
+# ------------------------------------------------------------------ 5: eval sets read before the run
+def test_a_bad_eval_set_is_said_before_the_session_folder_is_made(tmp_path):
+    bad = tmp_path / "probs.jsonl"
+    bad.write_text(json.dumps({"question": "What is 2 plus 2?", "answer": 4}) + "\n"
+                   + '{"question": "How many?", "answer": ' + "9" * 5000 + "}\n")
+    out = engine("train", "--model", "tiny", "--session", str(tmp_path / "s"), "--plain", *FAST,
+                 "--set", f"eval.problems=[{bad}]")
+    err = one_line(out)
+    assert out.returncode != 0 and f"{bad} line 2" in err
+    assert not (tmp_path / "s").exists()  # not found after SFT: before anything is made

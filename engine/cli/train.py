@@ -86,6 +86,7 @@ def _train(args) -> int:
 
     cfg, sized, why = size_for_gpu(cfg, args.set, resize=not args.resume)
     why = why or (None if args.resume else problem(cfg.model.name))  # before a session folder is made
+    why = why or input_problem(cfg)  # a bad line in an eval set: said before SFT, not after it
     if not why:
         from ..backends import vllm_problem
 
@@ -112,6 +113,26 @@ def _train(args) -> int:
         return fail("train", str(exc))
     print(f"session: {folder}")
     return 0 if status in ("completed", "stopped") else 1
+
+
+def input_problem(cfg) -> str | None:
+    """Why an eval set (eval.problems) or a training file (data.self_traces, data.instruct_train)
+    cannot be read, in one line naming the file and line; found before a session folder is made,
+    not when the run reaches the file after SFT. None when all read."""
+    from ..data import problems
+
+    try:
+        for f in cfg.eval.problems:
+            problems.load(f, cfg.eval.problems_limit or None)
+        if cfg.data.self_traces:
+            problems.load(cfg.data.self_traces)
+        if cfg.run.task == "instruct" and cfg.data.instruct_train:
+            from ..tasks.instruct import read_instructions
+
+            read_instructions(cfg.data.instruct_train, cfg.data.train_size)
+    except (ValueError, OSError) as exc:
+        return str(exc)
+    return None
 
 
 def start_problem(cfg) -> str | None:
