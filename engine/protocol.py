@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import re
 import time
@@ -172,6 +173,24 @@ def record(root: Path, entry: dict) -> None:
     Path(root).mkdir(parents=True, exist_ok=True)  # the sessions folder, as `engine train` makes it
     with open_append(Path(root), LEDGER) as f:
         f.write(json.dumps({"t": round(time.time(), 3), **entry}, default=str) + "\n")
+
+
+def ledger_problem(root: Path) -> str | None:
+    """Why the ledger in `root` cannot be appended to (a link, a FIFO, a folder at its name), found
+    without creating it; None when it can (or is not there yet). Asked before scoring, so a long
+    evaluation is not run only to lose its line."""
+    import stat
+
+    path = Path(root) / LEDGER
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"{path}: {exc.strerror or exc}"
+    if not stat.S_ISREG(mode):
+        return f"{path}: {'a link' if stat.S_ISLNK(mode) else 'a folder' if stat.S_ISDIR(mode) else 'not a regular file'}, not the ledger"
+    return None
 
 
 def heldout_scorings(root: Path, fam: str) -> int:

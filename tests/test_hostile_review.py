@@ -172,3 +172,23 @@ def test_a_bad_eval_set_is_said_before_the_session_folder_is_made(tmp_path):
     err = one_line(out)
     assert out.returncode != 0 and f"{bad} line 2" in err
     assert not (tmp_path / "s").exists()  # not found after SFT: before anything is made
+
+
+# ------------------------------------------------------------------ 4: a ledger that cannot be written
+@pytest.mark.parametrize("make", ["link", "folder", "fifo"])
+def test_evaluation_results_are_shown_when_the_ledger_cannot_be_written(tmp_path, make):
+    from tests.test_trust import tiny_session
+
+    session = tiny_session(tmp_path / "sessions" / "s")
+    ledger = tmp_path / "sessions" / ".heldout-ledger.jsonl"
+    if make == "link":
+        ledger.symlink_to(tmp_path / "elsewhere")
+    elif make == "folder":
+        ledger.mkdir()
+    else:
+        os.mkfifo(ledger)
+    out = engine("eval", str(session), "--limit", "1", "--json")
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "ledger cannot be written" in out.stderr.strip().splitlines()[-1]  # said once, in one line
+    assert json.loads(out.stdout)["sets"]["gsm8k"]["total"] == 1  # the results, not lost
+    assert not (tmp_path / "elsewhere").exists()

@@ -94,6 +94,12 @@ def _eval(args) -> int:
     elif not ckpt:  # said even with --json (on stderr): an untrained score must never pass for a trained one
         print(f"engine eval: {untrained_reason(args.target, args.checkpoint)}: scoring the untrained model "
               f"{cfg.model.name}", file=sys.stderr)
+    from .. import protocol
+
+    unledgered = protocol.ledger_problem(_ledger_root(args))  # said before scoring; the results are still shown
+    if unledgered:
+        print(f"engine eval: the held-out ledger cannot be written ({unledgered}): scorings of GSM8K test "
+              "problems are not recorded", file=sys.stderr)
     results, robust = {}, None
     asked = any(s.strip().startswith("eval.synthetic_unseen") for s in args.set)  # --set eval.synthetic_unseen=0 is kept
     if not (args.heldout or args.dev or args.problems or args.variants or asked) and not cfg.eval.synthetic_unseen:
@@ -107,11 +113,16 @@ def _eval(args) -> int:
     for name, items in named.items():
         fields, _ = ev.evaluate(model, tok, items, cfg)
         results[name] = fields
-    sealed = _ledger(args, cfg, ckpt, results)
+    try:
+        sealed = _ledger(args, cfg, ckpt, results) if not unledgered else {}
+    except OSError as exc:  # the ledger went bad during scoring: say so, never lose the results
+        unledgered = str(exc)
+        print(f"engine eval: the held-out ledger cannot be written ({exc}): this scoring is not recorded", file=sys.stderr)
+        sealed = {}
     if args.json:
         print(json.dumps({"checkpoint": str(ckpt) if ckpt else None, "untrained": ckpt is None, "sets": results}
                          | ({"robustness": robust} if robust else {}) | sealed, default=str))
-        return 0
+        return 1 if unledgered else 0
     if "heldout_scorings" in sealed:
         print(f"engine eval: the held-out problems have now been scored {sealed['heldout_scorings']} time(s) for this "
               f"recipe's family ({sealed['family']}; {sealed['ledger']}): report this figure, choose on --dev",
@@ -125,25 +136,21 @@ def _eval(args) -> int:
         console().print(f"robustness: {robust['all_right']} of {robust['problems']} problems answered right in all "
                         f"{robust['k']} variants ({robust['all_right'] / max(robust['problems'], 1):.1%}, 95% CI "
                         f"{lo:.1%}-{hi:.1%}); {robust['original_right']} right as first written", markup=False)
-    return 0
+    return 1 if unledgered else 0  # the results are shown; the ledger missing a scoring is still a failure
 
 
 def _ledger(args, cfg, ckpt, results: dict) -> dict:
     """Each scoring of GSM8K test problems, one line in the sessions folder's ledger; with --heldout,
     how many times this recipe's family has been scored on the sealed problems (this one included)."""
-    from pathlib import Path
-
     from .. import protocol
     from ..tasks.common import gsm8k_test_span
-    from .common import DEFAULT_ROOT, not_a_session
 
     span = gsm8k_test_span(cfg)
     tested = {n: f for n, f in results.items() if n == "gsm8k" or n.startswith("gsm8k-") and n != "gsm8k-dev"
               or n in ("originals", "variants")}
     if not tested:
         return {}
-    session = (Path(args.target) / "config.yaml").is_file() and not not_a_session(args.target)
-    root = Path(args.target).parent if session else Path(DEFAULT_ROOT)
+    root = _ledger_root(args)
     which = "untrained" if not ckpt else str(ckpt)
     fam = protocol.family(cfg, which)
     for name, f in tested.items():
@@ -153,6 +160,16 @@ def _ledger(args, cfg, ckpt, results: dict) -> dict:
                                "correct": f["correct"], "total": f["total"], "accuracy": f["accuracy"], "by": "engine eval"})
     out = {"family": fam, "ledger": str(root / protocol.LEDGER)}
     return out | ({"heldout_scorings": protocol.heldout_scorings(root, fam)} if args.heldout else {})
+
+
+def _ledger_root(args):
+    """The sessions folder whose ledger records this evaluation: the session's parent, else sessions/."""
+    from pathlib import Path
+
+    from .common import DEFAULT_ROOT, not_a_session
+
+    session = (Path(args.target) / "config.yaml").is_file() and not not_a_session(args.target)
+    return Path(args.target).parent if session else Path(DEFAULT_ROOT)
 
 
 def _robustness(model, tok, cfg, k: int, results: dict) -> dict:
