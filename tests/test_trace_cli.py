@@ -1,6 +1,7 @@
 """`engine trace check` and `engine trace run` as a user runs them."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -51,3 +52,47 @@ def test_run_prints_steps_with_old_and_new_values(tmp_path):
     assert "a: 2 → 5" in out.stdout and "overwrite" in out.stdout and "missing_query" in out.stdout
     ok = engine("trace", "run", "-", stdin=GOOD)
     assert ok.returncode == 0 and "r: — → 6" in ok.stdout and "answer = 6" in ok.stdout
+
+
+# docs/trace-language.md's composed example, its part 1 writing `sale` twice: line 10 is part 1's
+# second step, the sixth of the trace (the stepper's `step 6 of 8`)
+TWO_PARTS = """- expert: percentage
+  trace:
+  - {op: init, var: price, value: 250}
+  - {op: init, var: off, value: 12}
+  - {op: percent_off, base: price, rate: off, var: result}
+  - {op: query, var: result}
+- expert: arithmetic
+  trace:
+  - {op: init, var: sale, source: prev.result}
+  - {op: init, var: sale, value: 15}
+  - {op: compute, compute_op: add, args: [sale, sale], var: result}
+  - {op: query, var: result}
+"""
+
+
+def test_a_two_part_trace_names_a_step_by_the_steppers_count_and_json_keeps_the_contract(tmp_path):
+    from engine.trace import check
+
+    f = tmp_path / "two.yaml"
+    f.write_text(TWO_PARTS)
+    report = check(TWO_PARTS)
+    overwrite = next(d for d in report.diagnostics if d.code == "overwrite")
+    assert overwrite.render().startswith("error overwrite (line 10, step 6, part 1): ")  # was `part 1 step 2`
+    text = engine("trace", "check", str(f)).stdout
+    assert "(step 6, part 1)" in text and "step 2" not in text
+    table = engine("trace", "run", str(f)).stdout
+    assert re.search(r"│ 1 +│ 6 +│ 10 ", table), table  # `trace run`'s table: part 1, step 6, line 10
+    d = next(d for d in json.loads(engine("trace", "check", "--json", str(f)).stdout)["diagnostics"] if d["code"] == "overwrite")
+    assert (d["line"], d["part"], d["step"]) == (10, 1, 1)  # the JSON: within the part, from 0
+
+
+def test_a_loop_in_a_later_part_names_its_step_by_the_whole_traces_count(tmp_path):
+    from engine.trace import check
+
+    text = ("- expert: arithmetic\n  trace:\n  - {op: init, var: a, value: 3}\n  - {op: query, var: a}\n"
+            "- expert: arithmetic\n  trace:\n  - {op: init, var: x, source: prev.result}\n"
+            + "  - {op: compute, compute_op: add, args: [x, 1], var: x}\n" * 3 + "  - {op: query, var: x}\n")
+    loop = next(d for d in check(text).diagnostics if d.code == "template_loop")
+    assert loop.message.startswith("step 4 (a block of 1 step) repeats 3 times")  # part 1's 2nd step: 2 came before
+    assert loop.render().startswith("warning template_loop (line 8, step 4, part 1)") and (loop.part, loop.step) == (1, 1)

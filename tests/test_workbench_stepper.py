@@ -348,3 +348,19 @@ async def test_at_100_columns_every_key_the_header_and_the_message_column_fit():
         await pilot.press("escape")  # stops editing, back to stepping (the text is unchanged: nothing to ask)
         await pilot.pause()
         assert not s.query_one("#editor").display and app.is_running and type(app.screen).__name__ == "StepperScreen"
+
+
+async def test_a_two_part_traces_diagnostic_names_the_step_the_header_shows():
+    """The header said `step 6 of 8` while the diagnostic said `part 1 step 2`: one count now."""
+    from .test_trace_cli import TWO_PARTS
+
+    app = stepper_app(TWO_PARTS)
+    async with app.run_test(size=(100, 30)) as pilot:
+        s = app.screen
+        await pilot.press("g", "6", "enter")
+        await pilot.pause()
+        assert "step 6 of 8" in str(s.query_one("#stepper-header").render())
+        s.query_one("#diagnostics").focus()
+        await pilot.pause()
+        detail = str(s.query_one("#diagnostic-detail").render())
+        assert "overwrite (line 10, step 6, part 1)" in detail and "step 2" not in detail, detail

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 from .diagnostics import Diagnostic, sort_key
@@ -114,6 +114,14 @@ def check(
             report.answer = ends[-1].answer
     if len(text) <= MAX_CHARS:  # what the parser refused as too long is not searched either
         diags += text_loops(text)
+    number = {(r.part, r.step): i for i, r in enumerate(report.records, 1)}  # the stepper's count
+
+    def numbered(found: list[Diagnostic]) -> list[Diagnostic]:
+        return [replace(d, number=number.get((d.part, d.step))) if d.step is not None else d for d in found]
+
+    diags = numbered(diags)
+    for rec in report.records:  # a step's own list too: the stepper shows those
+        rec.diagnostics = numbered(rec.diagnostics)
     report.diagnostics = sorted(diags, key=sort_key)
     if expect_answer is not None:
         report.expected_answer = expected_number(expect_answer)

@@ -48,6 +48,9 @@ class Diagnostic:
     step: int | None = None  # 0-based step within its part
     part: int = 0
     end_line: int | None = None  # last line of a repeated block (loops only)
+    # the step counted across the whole trace from 1, as the stepper's `step 6 of 8` counts it
+    # (check() sets it; not in the JSON, whose `step` is within the part)
+    number: int | None = field(default=None, compare=False)
     severity: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -72,12 +75,17 @@ class Diagnostic:
 
     def location(self) -> str:
         where = [f"line {self.line}" if self.line else "no line"]
-        if self.step is not None:  # `step` is 0-based in JSON (the contract); a person counts from 1
-            where.append(f"part {self.part} step {self.step + 1}")
+        if self.step is not None:
+            where.append(self.step_label())
         return ", ".join(where)
 
+    def step_label(self) -> str:
+        """`step 6, part 1`: one count for a person, the stepper's (`step 6 of 8`) across all parts;
+        JSON's `step` is the contract's 0-based index within the part."""
+        return f"step {self.number or self.step + 1}, part {self.part}"
+
     def render(self) -> str:
-        """One plain line: `error overwrite (line 5, part 0 step 4): message`."""
+        """One plain line: `error overwrite (line 10, step 6, part 1): message`."""
         return f"{self.severity} {self.code} ({self.location()}): {self.message}"
 
 

@@ -45,8 +45,10 @@ def repeats(seq: Sequence[Hashable], min_copies: int = MIN_COPIES) -> list[tuple
     return out
 
 
-def _loop(unit: str, start: int, length: int, copies: int, line, end_line, **where) -> Diagnostic:
-    first = start + 1 if unit == "step" else start  # steps are counted from 1 for a person; parts from 0, as subN names them
+def _loop(unit: str, start: int, length: int, copies: int, line, end_line, before: int = 0, **where) -> Diagnostic:
+    # steps counted from 1 across the whole trace (`before`: the earlier parts' steps), as the stepper's
+    # `step 6 of 8`; parts from 0, as subN names them
+    first = before + start + 1 if unit == "step" else start
     what = f"{unit} {first}" if length == 1 else f"{unit}s {first}-{first + length - 1}"
     verb = "repeats" if length == 1 else "repeat"
     return Diagnostic("template_loop", f"{what} (a block of {length} {unit}{'s' if length > 1 else ''}) {verb} {copies} "
@@ -54,14 +56,16 @@ def _loop(unit: str, start: int, length: int, copies: int, line, end_line, **whe
 
 
 def template_loops(trace) -> list[Diagnostic]:
-    diags = []
+    diags, before = [], 0
     for part in trace.parts:
         sigs = [s.signature() for s in part.steps]
+        before, earlier = before + len(part.steps), before
         if len(set(sigs)) == len(sigs):
             continue  # no step appears twice: nothing can repeat
         for start, length, copies in repeats(sigs):
             last = part.steps[start + length * copies - 1]
-            diags.append(_loop("step", start, length, copies, part.steps[start].line, last.line, step=start, part=part.index))
+            diags.append(_loop("step", start, length, copies, part.steps[start].line, last.line, earlier,
+                               step=start, part=part.index))
     if trace.composed:
         sigs = [p.signature() for p in trace.parts]
         for start, length, copies in repeats(sigs):

@@ -55,7 +55,7 @@ def source_view(report: Report) -> Group:
 def _diag_line(d, width: int) -> Text:
     t = Text(" " * width + " └ ", style="dim")
     t.append(f"{d.severity} {d.code}", style=STYLE[d.severity])
-    where = f" (part {d.part} step {d.step + 1})" if d.step is not None else ""  # counted from 1, as people count
+    where = f" ({d.step_label()})" if d.step is not None else ""  # the stepper's count, across parts
     t.append(f"{where}: {d.message}")
     return t
 
@@ -64,7 +64,7 @@ def steps_table(report: Report) -> Table:
     table = Table(title=summary(report), title_justify="left", expand=False)
     for name in ("part", "step", "line", "op", "read", "wrote (old → new)", "diagnostics"):
         table.add_column(name, overflow="fold")
-    for r in report.records:
+    for number, r in enumerate(report.records, 1):  # `step`: the stepper's count across parts, from 1
         status_style = "dim" if r.status == SKIPPED else STYLE["error"] if r.status == FAILED else ""
         reads = ", ".join(f"{k}={fmt(v)}" for k, v in r.reads.items())
         writes = Text()
@@ -80,5 +80,5 @@ def steps_table(report: Report) -> Table:
                 diags.append("\n")
             diags.append(d.code, style=STYLE[d.severity])
         op = str(r.op) + (" (not run)" if r.status == SKIPPED else "")
-        table.add_row(str(r.part), str(r.step + 1), str(r.line), Text(op, style=status_style), reads, writes, diags)
+        table.add_row(str(r.part), str(number), str(r.line), Text(op, style=status_style), reads, writes, diags)
     return table
