@@ -1227,3 +1227,23 @@ async def test_every_key_bar_fits_100_columns_with_help_and_quit_beside_the_pale
             shown, right, palette = await bar(app, pilot)
             assert right <= palette, (name, shown, right, palette)
             assert "?" in shown and "q" in shown, (name, shown)
+
+
+def test_the_whole_run_eta_shows_during_setup_and_before_a_stages_first_step():
+    """The list's ETA was blank during `setup` and at `rl 0/3 iters`, and said `0:00` at `sft 20/32`
+    with RL to come: the stages not started count, at the plan's rates (engine.plan.stage_seconds)."""
+    from engine import config as config_mod
+    from engine.plan import known_shape, stage_seconds
+    from workbench.screens.sessions import eta_cell
+
+    plan = stage_seconds(config_mod.load(None, ["model.name=tiny"]), known_shape("tiny"))
+    s = RunState(name="r")
+    s.add([{"kind": "run_started", "t": 0.0, "model": "tiny", "stages": ["sft", "eval:sft", "rl", "eval:rl"], "config": {}},
+           {"kind": "heartbeat", "t": 1.0, "phase": "setup"}])
+    assert s.run_eta(now=2.0) == pytest.approx(plan["sft"] + plan["rl"] + 2 * plan["eval"])  # every stage to come
+    s.add([{"kind": "metrics", "t": 3.0, "phase": "sft", "step": 20, "total": 32, "step_time": 0.5, "loss": 1.0}])
+    mid_sft = s.run_eta(now=3.0)
+    assert mid_sft > 12 * 0.5 + plan["rl"] * 0.1  # SFT's 12 steps left, then the evaluations and RL
+    s.add([{"kind": "heartbeat", "t": 5.0, "phase": "rl", "step": 0, "total": 3, "stage": "rollouts", "done": 0, "of": 8}])
+    assert s.run_eta(now=5.0) is not None and s.run_eta(now=5.0) > 0  # `rl 0/3 iters`: no RL step timed yet
+    assert re.fullmatch(r"14s \(.+\)", eta_cell(14.2)) and eta_cell(600).startswith("0:10 (")  # never `0:00` with time left

@@ -137,24 +137,35 @@ class RunState:
     def run_eta(self, now: float | None = None) -> float | None:
         """Seconds left in the whole run: the current stage from its pace over all its steps so far
         (not the last few, which jump), an evaluation to come from one already done, an SFT or RL
-        stage not started yet from the plan's CPU rates (engine.plan) scaled by this run's own pace.
-        None while that cannot be told (no pace yet, a model of unknown size)."""
+        stage not started yet from the plan's CPU rates (engine.plan) scaled by this run's own pace
+        (the plan's own rates during setup and before a first step is timed). None while that cannot
+        be told (a model of unknown size)."""
         stages = self.started.get("stages") if isinstance(self.started.get("stages"), list) else []
         here = current_stage(self)
-        if self.finished or here not in stages:
+        if self.finished or not stages:
             return None
+        plan, pace = self._planned(), self._pace()
+        if here not in stages:  # setup (loading the model, the data): every stage still to come, at the plan's rates
+            kinds = ["eval" if str(st).startswith("eval") else st for st in stages]
+            return sum(plan[k] for k in kinds) if plan and all(k in plan for k in kinds) else None
         now = now or time.time()
         left = self._stage_left(here) if not here.startswith("eval") else self._eval_left(here, now)
+        done_evals = [b - a for st, (a, b) in self.spans.items() if st.startswith("eval") and st != here and b > a]
+        kind = "eval" if here.startswith("eval") else here
+        if left is None and kind == "eval" and done_evals:
+            left = done_evals[-1]  # an evaluation just begun: as long as the last one
+        elif left is None and plan and kind in plan:
+            # `rl 0/3`: nothing timed in the stage yet; its share of the plan, at the pace so far (the plan's without one)
+            _, step, total = self.progress()
+            left = plan[kind] * (pace or 1.0) * (1 - step / total if total and kind != "eval" else 1.0)
         if left is None:
             return None
-        done_evals = [b - a for st, (a, b) in self.spans.items() if st.startswith("eval") and st != here and b > a]
-        plan, pace = self._planned(), self._pace()
         for later in stages[stages.index(here) + 1:]:
             kind = "eval" if later.startswith("eval") else later
             if kind == "eval" and done_evals:
                 left += done_evals[-1]
-            elif plan and pace and kind in plan:
-                left += plan[kind] * pace
+            elif plan and kind in plan:
+                left += plan[kind] * (pace or 1.0)
             else:
                 return None  # no pace to go by
         return left

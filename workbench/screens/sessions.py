@@ -55,7 +55,10 @@ def eta_cell(left: float | None, short: bool = False) -> str:
     if left is None:
         return ""
     end = clock(time.time() + left)
-    return end if short else f"{duration(left)[:-3]} ({end})"  # h:mm: a list is read at a glance
+    if short:
+        return end
+    # h:mm: a list is read at a glance; under a minute in seconds (a tiny run's `0:00` read as "no time")
+    return f"{duration(left)[:-3] if left >= 60 else f'{max(1, round(left))}s'} ({end})"
 WIDE = 140  # terminal columns from which the list shows every column beside the form
 
 
