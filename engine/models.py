@@ -13,22 +13,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .modelshape import param_count  # noqa: F401 (models.param_count: the name callers know)
+
 DEFAULT_MODEL = "smollm2-135m-instruct"
 TINY = "tiny"
 
 
 class ModelNotFound(Exception):
     """A model that cannot be had; the message is one sentence saying how to get it."""
-
-
-def param_count(shape: tuple) -> int:
-    """Parameters of a Llama-style decoder of this shape (engine/plan.py's `Shape` asks here too):
-    embeddings (twice when the head is not tied), per layer the attention, the gated MLP and two
-    norms, and the final norm."""
-    hidden, layers, heads, kv_heads, intermediate, vocab, tied = shape
-    kv = kv_heads * (hidden // heads)
-    layer = 2 * hidden * hidden + 2 * hidden * kv + 3 * hidden * intermediate + 2 * hidden
-    return vocab * hidden * (1 if tied else 2) + layers * layer + hidden
 
 
 def params_label(n: float) -> str:
@@ -184,10 +176,10 @@ def check_folder(path: Path) -> None:
     """A local model folder's config.json checked with `engine plan`'s validator before transformers
     reads it: 0 heads, "64", -5, 400 digits or 10,000 brackets are one line naming the file and key
     (ModelNotFound), not a ZeroDivisionError or RecursionError from inside the loader."""
-    from .plan import BadModelConfig, known_shape
+    from .modelshape import BadModelConfig, folder_shape
 
     try:
-        if known_shape(str(path)) is None:
+        if folder_shape(path) is None:
             raise ModelNotFound(f"{path / 'config.json'}: cannot be read")
     except BadModelConfig as exc:
         raise ModelNotFound(str(exc)) from None

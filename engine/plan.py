@@ -34,78 +34,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .modelshape import SHAPE_LIMITS, BadModelConfig, Shape, folder_shape, shape_of_config  # noqa: F401 (plan.Shape ...: the names callers know)
+
 GIB = 1 << 30
 PROMPT_TOKENS = 192  # the longest default prompt (system prompt + a GSM8K question): 118 on average
 RUNTIME_GPU = 0.75 * GIB  # the CUDA context and PyTorch's own buffers
 RUNTIME_CPU = 0.55 * GIB  # Python with torch and transformers imported (measured here)
 # engine/rollout.py's threshold, repeated: this module stays free of torch (the workbench's form imports it)
 WHOLE_LOGITS_BYTES = 512 << 20  # RL log-probs keep logits whole below this
-
-
-@dataclass(frozen=True)
-class Shape:
-    hidden: int
-    layers: int
-    heads: int
-    kv_heads: int
-    intermediate: int
-    vocab: int
-    tied: bool
-
-    @property
-    def head_dim(self) -> int:
-        return self.hidden // self.heads
-
-    def layer_params(self) -> int:
-        kv = self.kv_heads * self.head_dim
-        return 2 * self.hidden * self.hidden + 2 * self.hidden * kv + 3 * self.hidden * self.intermediate + 2 * self.hidden
-
-    def linear_params(self) -> int:  # what 8-bit loading quantizes: the decoder layers' linear layers
-        return self.layers * (self.layer_params() - 2 * self.hidden)
-
-    def params(self) -> int:
-        from .models import param_count  # one formula for the plan, `engine models` and the new-run form
-
-        return param_count((self.hidden, self.layers, self.heads, self.kv_heads, self.intermediate, self.vocab, self.tied))
-
-
-class BadModelConfig(ValueError):
-    """A model folder's config.json that gives no shape a model can have; the message names the file and key."""
-
-
-# The largest size of each kind any released decoder has, with room: a config.json from elsewhere
-# with 0 heads, "576", -5 or 400 digits is refused here, not divided by or multiplied out below.
-SHAPE_LIMITS = {"hidden_size": 1 << 17, "num_hidden_layers": 4096, "num_attention_heads": 4096,
-                "num_key_value_heads": 4096, "intermediate_size": 1 << 20, "vocab_size": 1 << 24}
-
-
-def shape_of_config(c: dict, where: str = "config.json") -> Shape:
-    """From a transformers config.json, every size checked (BadModelConfig names the key)."""
-    from .numbers import brief
-
-    text = c.get("text_config") or c if isinstance(c, dict) else None
-    if not isinstance(text, dict):
-        raise BadModelConfig(f"{where}: not a model's config (a JSON object of sizes such as hidden_size)")
-
-    def size(key: str, default=None) -> int:
-        value = text.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            what = "missing" if value is None else f"{brief(value, 40)}, not a whole number"
-            raise BadModelConfig(f"{where}: `{key}` is {what}")
-        if not 1 <= value <= SHAPE_LIMITS[key]:
-            raise BadModelConfig(f"{where}: `{key}` is {brief(value, 40)}; a model's is 1 to {SHAPE_LIMITS[key]:,}")
-        return value
-
-    kind = c.get("model_type", "")
-    if not isinstance(kind, str) or not kind.isprintable() or len(kind) > 100 or not kind.isascii():
-        raise BadModelConfig(f"{where}: `model_type` is {brief(kind, 40)}, not a model type's name")
-    hidden, heads = size("hidden_size"), size("num_attention_heads")
-    kv_heads = size("num_key_value_heads", text.get("num_key_value_heads") or heads)
-    if hidden % heads or heads % kv_heads:
-        raise BadModelConfig(f"{where}: `num_attention_heads` {heads} must divide `hidden_size` {hidden}, "
-                             f"and `num_key_value_heads` {kv_heads} must divide it")
-    return Shape(hidden, size("num_hidden_layers"), heads, kv_heads, size("intermediate_size"), size("vocab_size"),
-                 bool(c.get("tie_word_embeddings", text.get("tie_word_embeddings", True))))
 
 
 @dataclass
@@ -319,23 +255,7 @@ def known_shape(name: str) -> Shape | None:
     known = KNOWN.get(name)
     if known and known.shape:
         return Shape(*known.shape)
-    import json
-
-    from .numbers import why_not_json
-    from .safefile import NotRegular, read_bytes
-
-    path = Path(name).expanduser() / "config.json"
-    try:
-        raw = read_bytes(path, 1 << 20)  # a regular file of at most 1 MiB: no FIFO, no /dev/zero
-    except NotRegular as exc:
-        raise BadModelConfig(f"{path}: {exc.why}") from None
-    except OSError:
-        return None
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (ValueError, RecursionError) as exc:  # bad UTF-8, 5,000 digits, 10,000 brackets
-        raise BadModelConfig(f"{path}: not JSON ({why_not_json(exc)})") from None
-    return shape_of_config(data, str(path))
+    return folder_shape(Path(name).expanduser())
 
 
 def render(plan: Plan) -> list[str]:

@@ -158,7 +158,8 @@ def test_grounded_vote_counts_only_clean_traces_that_read_the_question(monkeypat
     grounded, invented = trace(3, 4), trace(5, 4)  # 7 from the question's numbers; 9 from a 5 it never wrote
     outputs = {0.0: [invented], 0.8: [grounded, invented, invented]}  # greedy, then three samples
 
-    def fake_generate(model, tok, prompts, limit, temperature, batch_size=None, on_batch=None):
+    def fake_generate(model, tokenizer, prompts, max_new_tokens, temperature=0.0, top_p=1.0, batch_size=32,
+                      min_new_tokens=0, on_batch=None, on_rows=None, fast=False):  # rollout.generate's signature
         return [Completion(t, [1] * 5, False) for t in outputs[temperature]], {"tokens_per_s": 1.0}
 
     monkeypatch.setattr(ev, "generate", fake_generate)

@@ -180,6 +180,7 @@ class StepperScreen(Screen):
 
     def _fill_diagnostics(self) -> None:
         table = self.query_one("#diagnostics", DataTable)
+        keep = table.cursor_row if table.row_count else 0  # a refill (a resize) keeps the row the user is on
         table.clear()
         diags = self.model.report.diagnostics
         rows = []
@@ -196,6 +197,8 @@ class StepperScreen(Screen):
             if table.size.width and len(d.message) > room:
                 message.truncate(max(room, 2), overflow="ellipsis")
             table.add_row(*row, message, key=str(i))
+        if 0 < keep < table.row_count:
+            table.move_cursor(row=keep)
         self._show_detail(table.cursor_row if table.row_count else None)
 
     def on_resize(self, event) -> None:
