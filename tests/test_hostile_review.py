@@ -5,25 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
+from .test_hostile_input import engine, one_line  # one way to run a command and read its one-line error
+
 GOOD = {"model_type": "llama", "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 4,
         "num_hidden_layers": 2, "intermediate_size": 128, "vocab_size": 1000}
-
-
-def engine(*args, cwd=None, env=None):
-    return subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, **(env or {})}, timeout=300)
-
-
-def one_line(out) -> str:
-    """The error a command printed: exactly one line, no traceback."""
-    err = out.stderr.strip()
-    assert "Traceback" not in err and len(err.splitlines()) == 1, err[-2000:]
-    return err
 
 
 # ------------------------------------------------------------------ 2: a model folder for eval and train
