@@ -17,6 +17,7 @@ import yaml
 
 from .numbers import brief, shown, why_not_json
 from .trace.reward import RewardWeights
+from .train.algorithms import ALGORITHMS, NAMES
 
 
 class ConfigError(ValueError):
@@ -85,10 +86,10 @@ class SFTConfig:
 
 @dataclass
 class RLConfig:
-    algorithm: str = choice("grpo", "grpo", "reinforce", doc="grpo: advantages relative to each question's group of outputs; reinforce: relative to a running baseline (rl.baseline_momentum)")
+    algorithm: str = choice(NAMES[0], *NAMES, doc="; ".join(a.doc for a in ALGORITHMS.values()) + " (engine/train/algorithms.py)")
     iterations: int = bounded(6, 0, 1_000_000, doc="RL rounds, each: sample outputs for rl.questions questions, score them, update (0 = no RL)")
     questions: int = bounded(4, 1, 4096, doc="questions per iteration")
-    group_size: int = bounded(4, 1, 256, doc="samples per question (grpo); reinforce uses 1 per question")
+    group_size: int = bounded(4, 1, 256, doc="samples per question (grpo, gspo); reinforce uses 1 per question")
     lr: float = bounded(1e-5, 0.0, 1.0, doc="RL learning rate")
     temperature: float = bounded(0.8, 0.0, 5.0, doc="sampling temperature of rollouts (the GPU preset: 1.0, TRL's default; on the CPU's short RL phase 1.0 gave more cut-off and query-less outputs, docs/training.md)")
     top_p: float = bounded(1.0, 0.0, 1.0, doc="RL sampling: keep the smallest set of tokens whose probability reaches top_p (1 = all)")
@@ -102,8 +103,12 @@ class RLConfig:
     baseline_momentum: float = bounded(0.9, 0.0, 1.0, doc="rl.algorithm=reinforce: how much of the running reward baseline each round keeps")
     scale_rewards: str = choice("group", "group", "batch", "none", doc="grpo advantages: (reward - group mean) divided by the group's std (group), the batch's std (batch), or not divided (none: Dr. GRPO); TRL's scale_rewards")
     batch_reuse: int = bounded(1, 1, 16, doc="optimizer steps on each batch of rollouts (TRL's num_iterations); above 1 the update clips the importance ratio to the sampling policy's")
-    epsilon: float = bounded(0.2, 0.0, 10.0, doc="with rl.batch_reuse > 1: the ratio is clipped to [1 - epsilon, 1 + epsilon_high]")
+    epsilon: float = bounded(0.2, 0.0, 10.0, doc="grpo, reinforce with rl.batch_reuse > 1: each token's ratio is clipped to [1 - epsilon, 1 + epsilon_high]")
     epsilon_high: float = bounded(0.2, 0.0, 10.0, doc="upper clip of the importance ratio (DAPO raises it to 0.28)")
+    # GSPO's ratio is a geometric mean over a completion's tokens, so it strays from 1 far less than one token's:
+    # its own keys, at the paper's ranges, so that a switch of rl.algorithm never clips at GRPO's 0.2
+    gspo_epsilon: float = bounded(3e-4, 0.0, 10.0, doc="rl.algorithm=gspo with rl.batch_reuse > 1: the sequence ratio is clipped to [1 - gspo_epsilon, 1 + gspo_epsilon_high] (the GSPO paper's 3e-4)")
+    gspo_epsilon_high: float = bounded(4e-4, 0.0, 10.0, doc="upper clip of GSPO's sequence ratio (the paper's 4e-4)")
     dynamic_sampling: bool = field(default=False, metadata={"doc": "DAPO: questions whose groups tie carry nothing; keep drawing (up to rl.dynamic_draws more rounds) until the batch has rl.questions groups with a spread, preferring questions the model answers sometimes"})
     dynamic_draws: int = bounded(3, 0, 64, doc="extra rounds of questions rl.dynamic_sampling may draw per iteration")
     optimizer: str = choice("adamw", "adamw", "adamw8bit", doc="the RL optimizer: AdamW, or bitsandbytes' 8-bit AdamW (a CUDA GPU; less memory)")

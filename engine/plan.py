@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .modelshape import SHAPE_LIMITS, BadModelConfig, Shape, folder_shape, shape_of_config  # noqa: F401 (plan.Shape ...: the names callers know)
+from .train.algorithms import for_config
 
 GIB = 1 << 30
 PROMPT_TOKENS = 192  # the longest default prompt (system prompt + a GSM8K question): 118 on average
@@ -171,7 +172,7 @@ def estimate(cfg, shape: Shape, model: str, gpus: int = 1, memory: float | None 
 def rollout_rows(cfg) -> int:
     """The rows hf rollouts decode in one batch: an iteration's every sample (0 without them)."""
     rc = cfg.rl
-    return rc.questions * rc.group_size if "rl" in cfg.run.phases and rc.backend == "hf" else 0
+    return rc.questions * for_config(cfg).group_size if "rl" in cfg.run.phases and rc.backend == "hf" else 0
 
 
 def held_while_decoding(cfg, trained: int, shards: int, gpus: int, gpu: bool, memory: float | None) -> list[Part]:
@@ -330,8 +331,9 @@ def stage_seconds(cfg, shape: Shape) -> dict[str, float]:
     if "sft" in cfg.run.phases:
         out["sft"] = sft_examples(cfg) * cfg.sft.epochs * CPU_SFT_S_PER_EXAMPLE * scale
     if "rl" in cfg.run.phases:
-        group = cfg.rl.group_size if cfg.rl.algorithm == "grpo" else 1
-        draws = 1.4 if cfg.rl.dynamic_sampling and cfg.rl.algorithm == "grpo" else 1.0  # measured: 5.5 questions drawn per 4
+        algo = for_config(cfg)
+        group = algo.group_size
+        draws = 1.4 if cfg.rl.dynamic_sampling and algo.grouped else 1.0  # measured: 5.5 questions drawn per 4
         out["rl"] = cfg.rl.iterations * cfg.rl.questions * group * CPU_RL_S_PER_SAMPLE * scale * draws
     if "eval" in cfg.run.phases:
         out["eval"] = (cfg.eval.synthetic + cfg.eval.gsm8k) * CPU_EVAL_S_PER_PROBLEM * scale
