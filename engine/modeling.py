@@ -198,6 +198,16 @@ def load_model(cfg, tokenizer, device: torch.device):
     return model
 
 
+def fusable(model) -> torch.nn.Linear | None:
+    """The plain output layer the fused loss (train/loss.py) and the chunked log-prob
+    pass (rollout.py) can use, else None (a bias, a quantized or wrapped head)."""
+    get = getattr(model, "get_output_embeddings", None)
+    head = get() if get else None
+    if type(head) is torch.nn.Linear and head.bias is None and head.weight.dtype in (torch.float32, torch.bfloat16, torch.float16):
+        return head
+    return None
+
+
 def checkpoint_activations(model, adapters: bool = False) -> None:
     """Each decoder layer keeps only its input for backward and recomputes the rest
     (non-reentrant: frozen layers and inputs that need no grad are fine). A shared prompt

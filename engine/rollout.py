@@ -15,6 +15,7 @@ import torch.utils.checkpoint
 from transformers import StaticCache
 
 from . import speculate, threads
+from .chunks import LOGPROB_CHUNK, WHOLE_LOGITS_BYTES  # noqa: F401 (rollout.WHOLE_LOGITS_BYTES: the name callers know)
 from .nexttoken import FENCE, GROW, _backtick_ids, _closed, _grow, pick  # noqa: F401 (rollout.pick, rollout.FENCE: the names callers know)
 from .data.prompts import end_of_turn
 from .prefix import continue_inputs, move_first, shared_cache
@@ -199,12 +200,6 @@ def _cut_after_fence(text: str) -> str:
     return text if second < 0 else text[: second + 3]
 
 
-# completion positions per chunk of the log-prob pass: a chunk's logits (x vocabulary, fp32) are the
-# largest tensor alive; 1,024 x 49,152 = 200 MB, 1,024 x 151,936 (Qwen) = 620 MB
-LOGPROB_CHUNK = 1024
-# a micro-batch whose fp32 logits stay under this takes them whole: the CPU default's (8 x ~200 x
-# 49,152 x 4 = 315 MB) does, so its runs reproduce as before; the GPU preset's 64 x 400 does not
-WHOLE_LOGITS_BYTES = 512 << 20
 
 
 def completion_logprobs(model, tokenizer, prompts: list[str], completions: list[list[int]],
@@ -228,7 +223,7 @@ def completion_logprobs(model, tokenizer, prompts: list[str], completions: list[
     The prompt start the rows share runs once (`share_prefix=False`: every row whole,
     the same log-probs; benchmarks/rollout.py times both).
     """
-    from .train.loss import fusable
+    from .modeling import fusable
 
     device = next(model.parameters()).device
     p_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]

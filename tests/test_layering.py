@@ -104,3 +104,18 @@ def test_no_import_cycles_in_engine_or_workbench():
         if node not in state:
             visit(node)
     assert not cycles, "\n".join(" -> ".join(c) for c in cycles)
+
+
+# what may drive training: the recipe and the run around it, the command line, and train/ itself
+TRAIN_DRIVERS = ("engine.train", "engine.recipe", "engine.run", "engine.cli")
+
+
+def test_nothing_beneath_the_training_loops_imports_them():
+    """Imports run one way, down: a decoder, a task or an integration that imports engine.train
+    ties the lower layer to the loops (and, through them, to the recipe) and invites a cycle."""
+    graph = _import_graph(("engine",))
+    assert "engine.train.loss" in graph["engine.train.sft"]  # the graph sees imports of engine/train
+    upward = sorted(f"{module} imports {dep}" for module, deps in graph.items() for dep in deps
+                    if (dep == "engine.train" or dep.startswith("engine.train."))
+                    and not any(module == d or module.startswith(d + ".") for d in TRAIN_DRIVERS))
+    assert not upward, "\n".join(upward)

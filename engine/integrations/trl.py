@@ -35,9 +35,9 @@ from ..events import SCHEMA_VERSION
 from ..recorder import Recorder
 from ..rollout import Completion
 from ..tasks import Item
+from ..tasks.common import sample_record
 from ..tasks.trace import score_with
 from ..trace.reward import RewardWeights
-from ..train.evaluate import sample_record
 
 # TRL's log keys -> the engine's metric names (docs/events.md); other numeric keys keep their
 # own names with "/" as "_"

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from ..trace import as_number
+
 
 @dataclass
 class Item:
@@ -72,3 +74,24 @@ def problem_sets(cfg) -> dict[str, list[Item]]:
     names = problems.set_names(cfg.eval.problems)
     return {names[p]: [Item(q.question, q.answer, q.expert) for q in problems.load(p, cfg.eval.problems_limit or None)]
             for p in cfg.eval.problems}
+
+
+def sample_record(item: Item, completion, s: Score) -> dict:
+    """The fields of a `sample` event (docs/events.md) for one scored output: evaluations, RL
+    and the TRL integration write the same record. `completion` has `text` and `cut`."""
+    return {
+        "question": item.question,
+        "expected_answer": item.answer if isinstance(item.answer, str) else _num(item.answer),
+        "expected_expert": item.expert,
+        "text": completion.text,
+        "answer": s.answer,
+        "reward": s.reward,
+        "outcome": s.outcome,
+        "valid": s.valid,
+        "codes": s.codes,
+        "cut": completion.cut,
+    }
+
+
+def _num(x):
+    return as_number(Fraction(x)) if x is not None else None

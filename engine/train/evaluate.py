@@ -9,8 +9,9 @@ from ..data.prompts import prompt_text
 from ..health import health, top_codes
 from ..rollout import generate
 from ..tasks import Item, Score, score, system_prompt
+from ..tasks.common import sample_record
 from ..stats import majority, wilson
-from ..trace import OUTCOMES, answers_match, as_number
+from ..trace import OUTCOMES, answers_match
 
 
 def evaluate(model, tokenizer, items: list[Item], cfg, on_batch=None) -> tuple[dict, list[dict]]:
@@ -101,22 +102,3 @@ def grounded_answer(text: str, s: Score, question: str):
         return None
     body, _, _ = extract(text)
     return None if ungrounded(body, question) else Fraction(str(s.answer))
-
-
-def sample_record(item: Item, completion, s: Score) -> dict:
-    return {
-        "question": item.question,
-        "expected_answer": item.answer if isinstance(item.answer, str) else _num(item.answer),
-        "expected_expert": item.expert,
-        "text": completion.text,
-        "answer": s.answer,
-        "reward": s.reward,
-        "outcome": s.outcome,
-        "valid": s.valid,
-        "codes": s.codes,
-        "cut": completion.cut,
-    }
-
-
-def _num(x):
-    return as_number(Fraction(x)) if x is not None else None

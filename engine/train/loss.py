@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import torch
 
+from ..chunks import LOSS_CHUNK_CPU as CPU_CHUNK, LOSS_CHUNK_GPU as GPU_CHUNK  # tokens per chunk (why: engine/chunks.py)
 from ..data.prompts import IGNORE
+from ..modeling import fusable  # noqa: F401 (loss.fusable: the name the loops and tests know)
 from ..prefix import MIN_SHARED, continue_inputs
-
-# tokens per chunk: on a CPU 128 x 49,152 fp32 logits = 25 MB, under the 32 MB above which glibc
-# maps fresh pages for every allocation; a GPU wants fewer, larger products
-CPU_CHUNK, GPU_CHUNK = 128, 1024
 
 
 class LinearCrossEntropy(torch.autograd.Function):
@@ -60,15 +58,6 @@ class LinearCrossEntropy(torch.autograd.Function):
         grad_w = None if grad_w is None else grad_w.mul_(grad_out).to(ctx.weight_dtype)
         grad_h = None if grad_h is None else grad_h.mul_(grad_out)
         return grad_h, grad_w, None, None
-
-
-def fusable(model) -> torch.nn.Linear | None:
-    """The plain output layer the fused loss can use, else None (a bias, a quantized or wrapped head)."""
-    get = getattr(model, "get_output_embeddings", None)
-    head = get() if get else None
-    if type(head) is torch.nn.Linear and head.bias is None and head.weight.dtype in (torch.float32, torch.bfloat16, torch.float16):
-        return head
-    return None
 
 
 def shared_prefix(batch: dict) -> int:
