@@ -12,6 +12,7 @@ The interface, for a batch of rollouts in question order (a question's `group_si
     algo.row_loss(logps, old, adv)   one completion's policy loss (a scalar tensor) and its clipped share
                                      (None when nothing was clipped against); `old` is None when the batch is
                                      used once (rl.batch_reuse=1)
+    algo.tied(rewards)               the share of groups whose rewards all tie (None without groups)
     algo.row_weight(n_tokens, rows)  what rl.update multiplies each row_loss by before dividing the batch's sum
                                      by its token count: 1 for token-level losses (every token weighs the same);
                                      tokens/rows for a sequence-level one (every completion weighs the same)
@@ -54,6 +55,10 @@ class Algorithm:
 
     def row_weight(self, n_tokens: float, rows: int) -> float:
         return 1.0
+
+    def tied(self, rewards: list[float]) -> float | None:
+        """The share of questions whose group's rewards all tie (no learning signal); None without groups."""
+        return tied_share(rewards, self.group_size) if self.grouped else None
 
 
 class Reinforce(Algorithm):
@@ -118,6 +123,12 @@ class GSPO(GRPO):
 
     def row_weight(self, n_tokens: float, rows: int) -> float:
         return n_tokens / rows  # rl.update divides the sum by the tokens: this makes it the mean over completions
+
+
+def tied_share(rewards: list[float], group: int) -> float:
+    """The share of groups whose rewards all tie: they carry no learning signal."""
+    groups = [rewards[g : g + group] for g in range(0, len(rewards), group)]
+    return sum(1 for g in groups if max(g) == min(g)) / max(len(groups), 1)
 
 
 ALGORITHMS: dict[str, type[Algorithm]] = {cls.name: cls for cls in (GRPO, Reinforce, GSPO)}  # the first: the default

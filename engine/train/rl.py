@@ -1,6 +1,6 @@
-"""RL from the trace reward: REINFORCE with a running baseline, or GRPO-style
-group-relative advantages. Rollouts come from a generator; rewards are plain
-function calls into the checker."""
+"""RL from the trace reward: rollouts come from a generator, rewards are plain function calls
+into the checker, and the algorithm (REINFORCE, GRPO, GSPO: engine/train/algorithms.py) decides
+the group size, the advantages and each completion's loss."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import random
 import math
 import statistics
 import time
+import types
 from dataclasses import dataclass
 
 import torch
@@ -18,6 +19,7 @@ from ..data.prompts import prompt_text
 from ..health import health
 from ..rollout import Completion, completion_logprobs
 from ..tasks import Item, Score, rl_questions, score, system_prompt
+from .algorithms import ALGORITHMS, for_config, tied_share  # noqa: F401 (rl.tied_share: the name train and tests use)
 from .evaluate import sample_record
 
 RL_SEED_OFFSET = 20_011
@@ -80,7 +82,8 @@ def rollouts(backend, tokenizer, cfg, start: int, rank: int = 0, on_rows=None, r
     else:
         def ask(it: int, rank: int, draw: int = 0) -> list[Item]:
             return questions(cfg, it, rank, draw)
-    group = rc.group_size if rc.algorithm == "grpo" else 1
+    algo = for_config(cfg)
+    group = algo.group_size
     system = system_prompt(cfg)
     for it in range(start, rc.iterations):
         torch.manual_seed(cfg.run.seed * 7919 + it * 17 + rank)
@@ -92,7 +95,7 @@ def rollouts(backend, tokenizer, cfg, start: int, rank: int = 0, on_rows=None, r
                                           on_rows=on_rows)
             return items, prompts, comps, [score(cfg, q, c.text, c.cut) for q, c in zip(items, comps)], gen
 
-        if rc.dynamic_sampling and rc.algorithm == "grpo":
+        if rc.dynamic_sampling and algo.grouped:  # one sample per question never ties within a group
             items, prompts, comps, scores, gen = _dynamic(sample, cfg, it, rank, group, {} if record is None else record, ask)
         else:
             items, prompts, comps, scores, gen = sample(ask(it, rank))
@@ -139,26 +142,10 @@ def _dynamic(sample, cfg, it: int, rank: int, group: int, record: dict, ask=None
 
 
 def advantages(rewards: list[float], algorithm: str, group: int, baseline: float | None, scale: str = "group") -> list[float]:
-    """grpo: each reward against its group's mean, divided by the group's std (`group`), the
-    batch's (`batch`), or not at all (`none`: Dr. GRPO, which does not weight a question by how
-    sure the model is of it); reinforce: against the running baseline."""
-    if algorithm == "grpo":
-        out = []
-        batch_std = statistics.pstdev(rewards) if len(rewards) > 1 else 0.0
-        for g in range(0, len(rewards), group):
-            chunk = rewards[g : g + group]
-            if max(chunk) == min(chunk):  # tied: exactly zero (r - mean can be 1e-16, which 1e-4 would scale up)
-                out += [0.0] * len(chunk)
-                continue
-            mean = sum(chunk) / len(chunk)
-            if scale == "none":
-                out += [r - mean for r in chunk]
-                continue
-            std = batch_std if scale == "batch" else (statistics.pstdev(chunk) if len(chunk) > 1 else 0.0)
-            out += [(r - mean) / (std + 1e-4) for r in chunk]
-        return out
-    base = baseline if baseline is not None else sum(rewards) / len(rewards)
-    return [r - base for r in rewards]
+    """The advantages of `algorithm` by name (the classes' own: engine/train/algorithms.py). Kept for
+    callers that have no config at hand; with one, use `for_config(cfg).advantages`."""
+    rc = types.SimpleNamespace(group_size=group, scale_rewards=scale)
+    return ALGORITHMS[algorithm](rc).advantages(rewards, baseline)
 
 
 def old_logprobs(batch: Batch, adv: list[float], tokenizer, cfg, ctx) -> dict[int, torch.Tensor]:
@@ -196,6 +183,7 @@ def update(model, ref_model, tokenizer, batch: Batch, adv: list[float], optimize
     if ctx.agree(all(a == 0 for a in adv), all_of=True):  # skipped only when every rank's batch tied
         return {"loss": 0.0, "kl": None, "skipped": True}
     rc = cfg.rl
+    algo = for_config(cfg)
     tokens = [c.tokens for c in batch.completions]
     # the mean over every rank's tokens: DDP and FSDP average gradients over the ranks, so each rank
     # divides by the ranks' mean count (the global count / world), not by its own (batches differ in length)
@@ -206,6 +194,7 @@ def update(model, ref_model, tokenizer, batch: Batch, adv: list[float], optimize
     chunks = [rows[i : i + rc.micro_batch] for i in range(0, len(rows), rc.micro_batch)]
     own = len(chunks)
     chunks = _even(chunks, ctx)
+    weight = algo.row_weight(n_tokens, len(tokens))  # GSPO: every completion weighs the same, whatever its length
     total, kls, ents, clips = 0.0, [], [], []
     for n, chunk in enumerate(chunks):
         threads.adjust()
@@ -219,13 +208,11 @@ def update(model, ref_model, tokenizer, batch: Batch, adv: list[float], optimize
                     ref = completion_logprobs(ref_model, tokenizer, prompts, toks, rc.temperature)
             loss = 0.0
             for j, (lp, i) in enumerate(zip(logps, chunk)):
-                if old is None or adv[i] == 0:  # a row here for its KL term alone has no sampling log-probs
-                    loss = loss - adv[i] * lp.sum()
-                else:  # PPO's clipped surrogate against the sampling weights (a reused batch)
-                    ratio = torch.exp(lp - old[i])
-                    clipped = ratio.clamp(1 - rc.epsilon, 1 + rc.epsilon_high)
-                    loss = loss - torch.minimum(ratio * adv[i], clipped * adv[i]).sum()
-                    clips += [float((clipped * adv[i] < ratio * adv[i]).float().mean())] * (n < own)  # the clip bit
+                # a row here for its KL term alone has no sampling log-probs; with them (a reused batch) the
+                # algorithm clips its importance ratio against the sampling weights (PPO's surrogate)
+                term, bit = algo.row_loss(lp, None if old is None or adv[i] == 0 else old[i], adv[i])
+                loss = loss + (term if weight == 1.0 else term * weight)
+                clips += [bit] * (n < own and bit is not None)  # the clip bit
                 if ref is not None:
                     diff = ref[j] - lp
                     kl = torch.exp(diff) - diff - 1  # k3 estimator, always >= 0
@@ -252,12 +239,6 @@ def _even(chunks: list[list[int]], ctx) -> list[list[int]]:
     weights from all ranks, so a rank that ran fewer would leave the others waiting. The
     extra ones repeat this rank's first row; the update weighs them zero."""
     return chunks + [chunks[0][:1]] * (ctx.most(len(chunks)) - len(chunks))
-
-
-def tied_share(rewards: list[float], group: int) -> float:
-    """The share of groups whose rewards all tie: they carry no learning signal."""
-    groups = [rewards[g : g + group] for g in range(0, len(rewards), group)]
-    return sum(1 for g in groups if max(g) == min(g)) / max(len(groups), 1)
 
 
 def train(model, ref_model, tokenizer, optimizer, cfg, ctx, start: int = 0) -> int:
