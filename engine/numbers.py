@@ -71,7 +71,7 @@ def why_not_json(exc: BaseException) -> str:
         return "a number has thousands of digits"
     msg = getattr(exc, "msg", None)
     if msg and getattr(exc, "colno", None):
-        return f"{msg} at column {exc.colno}"
+        return f"{msg.removesuffix(' at')} at column {exc.colno}"  # json's own: "Unterminated string starting at"
     return text.splitlines()[0][:200] if text else type(exc).__name__
 
 

@@ -71,29 +71,32 @@ def parse_mix(text: str) -> dict[str, float] | None:
 
 def _generate(args) -> int:
     from ..data.synthetic import generate
+    from ..data.tracefile import write
 
     try:
         mix = parse_mix(args.mix)
     except ValueError as exc:
         return fail("data generate", str(exc))
     examples = generate(args.n, args.seed, mix, args.phrasings)
-    lines = "".join(json.dumps(e.to_json()) + "\n" for e in examples)
     if args.out == "-":
-        sys.stdout.write(lines)
-    else:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(lines)
-        print(f"wrote {len(examples)} examples to {args.out}", file=sys.stderr)
+        sys.stdout.write("".join(json.dumps(e.to_json()) + "\n" for e in examples))
+        return 0
+    try:
+        write(args.out, (e.to_json() for e in examples))
+    except (OSError, ValueError) as exc:
+        return fail("data generate", _unwritable(args.out, exc))
+    print(f"wrote {len(examples)} examples to {args.out}", file=sys.stderr)
     return 0
 
 
-def rejected_path(out: Path) -> Path:
-    return out.with_name(out.stem + ".rejected.jsonl")
+def _unwritable(out, exc: Exception) -> str:
+    return str(exc) if str(out) in str(exc) else f"{out}: cannot be written ({exc.strerror if isinstance(exc, OSError) and exc.strerror else exc})"
 
 
 def _gsm8k_traces(args) -> int:
     from ..data.gsm8k import load_rows
-    from ..data.gsm8k_traces import convert_all
+    from ..data.gsm8k_traces import convert_all, rejected_path
+    from ..data.tracefile import write
 
     try:
         rows = load_rows(args.source, args.split)
@@ -101,24 +104,22 @@ def _gsm8k_traces(args) -> int:
         return fail("data gsm8k-traces", str(exc))
     done = convert_all(rows)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    kept = [c for c in done if c.kept]
-    out.write_text("".join(json.dumps(c.to_json()) + "\n" for c in kept))
-    rejected_path(out).write_text("".join(
-        json.dumps({"gsm8k_index": c.index, "question": c.question, "reason": c.reason, "detail": c.detail}) + "\n"
-        for c in done if not c.kept))
-    print(f"{args.split}: {len(kept)} of {len(done)} problems kept ({len(kept) / max(len(done), 1):.1%}) in {out}; "
+    try:
+        kept = write(out, (c.to_json() for c in done if c.kept))
+        write(rejected_path(out), (c.rejected_json() for c in done if not c.kept))
+    except (OSError, ValueError) as exc:
+        return fail("data gsm8k-traces", _unwritable(out, exc))
+    print(f"{args.split}: {kept} of {len(done)} problems kept ({kept / max(len(done), 1):.1%}) in {out}; "
           f"the rest, with reasons, in {rejected_path(out)}", file=sys.stderr)
     return 0
 
 
 def _variants(args) -> int:
-    from ..data.gsm8k import load_rows
-    from ..data.variants import REASONS, for_rows, summary
-    from ..trace import as_number
-    from .console import console
-
     from ..config import bounds
+    from ..data.gsm8k import load_rows
+    from ..data.tracefile import write
+    from ..data.variants import REASONS, for_rows, records, summary
+    from .console import console
 
     most = bounds("data.gsm8k_variants")[2]  # the config's cap: each variant asked is up to ATTEMPTS checker runs
     if args.k < 1 or (args.limit is not None and args.limit < 1):
@@ -131,15 +132,10 @@ def _variants(args) -> int:
         return fail("data variants", str(exc))
     done = for_rows(rows[: args.limit] if args.limit else rows, args.k, args.seed)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    written = 0
-    with open(out, "w", encoding="utf-8") as f:
-        for v in done:
-            for n, x in enumerate(v.variants):
-                f.write(json.dumps({"question": x["question"], "answer": as_number(x["answer"]), "expert": "arithmetic",
-                                    "pattern": "gsm8k-variant", "trace": x["trace"], "gsm8k_index": v.index, "variant": n,
-                                    "numbers": x["numbers"]}) + "\n")
-                written += 1
+    try:
+        written = write(out, records(done))
+    except (OSError, ValueError) as exc:
+        return fail("data variants", _unwritable(out, exc))
     total = len(done)
     meaning = {"variants": f"up to {args.k} variants each, every one run clean", **REASONS}
     console().print(table(f"GSM8K {args.split}: {summary(done)[0][1]} of {total} problems give variants "
@@ -150,14 +146,9 @@ def _variants(args) -> int:
 
 
 def _self_traces(args) -> int:
-    from ..data.gsm8k import load_rows, parse_answer
-    from ..data.gsm8k_traces import convert
-    from ..data.prompts import prompt_text
+    from ..data import expert_iteration
     from ..data.self_traces import collect
-    from ..rollout import generate
-    from ..tasks import system_prompt
-    from ..tasks.common import gsm8k_source
-    from ..trace import as_number
+    from ..data.tracefile import write
     from .common import CannotLoad, session_model
 
     if args.k < 1 or (args.limit is not None and args.limit < 1):
@@ -167,48 +158,24 @@ def _self_traces(args) -> int:
     except CannotLoad as exc:
         return fail("data self-traces", str(exc), exc.code)
     try:
-        rows = load_rows(gsm8k_source(cfg), "train")
+        chosen = expert_iteration.problems(cfg, args.limit, args.without_gold)
     except (OSError, ValueError) as exc:
         return fail("data self-traces", str(exc))
-    gold = {i for i, r in enumerate(rows) if convert(i, r["question"], r["answer"]).kept}
-    from ..protocol import excluded_train
-
-    skip = excluded_train(gsm8k_source(cfg))  # the development split and test questions in disguise: never trained on
-    indices = [i for i in range(len(rows)) if i not in skip and not (args.without_gold and i in gold)]
-    indices = indices[: args.limit] if args.limit else indices
-    items, unreadable = [], 0
-    for i in indices:
-        try:
-            items.append((i, rows[i]["question"], parse_answer(rows[i]["answer"])))
-        except ValueError:  # no `#### N`, 5,000 digits: a problem without an answer to check against
-            unreadable += 1
-    if unreadable:
-        print(f"engine data self-traces: {unreadable} problem(s) left out: their answer is no number", file=sys.stderr)
-    system = system_prompt(cfg)
-    prompts = [prompt_text(tok, q, system) for _, q, _ in items]
+    items, gold = chosen.items, chosen.gold
+    if chosen.unreadable:
+        print(f"engine data self-traces: {chosen.unreadable} problem(s) left out: their answer is no number", file=sys.stderr)
     print(f"engine data self-traces: {len(items)} problems x {args.k} outputs from {ckpt or args.target}", file=sys.stderr)
     start = time.perf_counter()
 
-    def progress(what):  # a round takes tens of minutes on a CPU: a line per batch says where it is
-        return lambda done, total: print(f"  {what} {done}/{total} ({(time.perf_counter() - start) / 60:.1f} min)", file=sys.stderr, flush=True)
+    def progress(what, done, total):  # a round takes tens of minutes on a CPU: a line per batch says where it is
+        print(f"  {what} {done}/{total} ({(time.perf_counter() - start) / 60:.1f} min)", file=sys.stderr, flush=True)
 
-    greedy, speed = generate(model, tok, prompts, cfg.eval.max_new_tokens, 0.0, batch_size=cfg.eval.batch_size,
-                             on_batch=progress("greedy outputs"), fast=cfg.model.fast_decode)
-    outputs = [[c.text] for c in greedy]
-    if args.k > 1:
-        sampled, _ = generate(model, tok, [p for p in prompts for _ in range(args.k - 1)], cfg.eval.max_new_tokens,
-                              args.temperature, batch_size=cfg.eval.batch_size, on_batch=progress("sampled outputs"),
-                              fast=cfg.model.fast_decode)
-        for i in range(len(items)):
-            outputs[i] += [c.text for c in sampled[i * (args.k - 1) : (i + 1) * (args.k - 1)]]
-    found = collect(items, outputs)
+    found = collect(items, expert_iteration.outputs(model, tok, cfg, items, args.k, args.temperature, progress))
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", encoding="utf-8") as f:
-        for x in found:
-            for n, trace in enumerate(x.traces):
-                f.write(json.dumps({"question": x.question, "answer": as_number(x.answer), "expert": "arithmetic",
-                                    "pattern": "gsm8k-self", "trace": trace, "gsm8k_index": x.index, "sample": n}) + "\n")
+    try:
+        write(out, expert_iteration.records(found))
+    except (OSError, ValueError) as exc:
+        return fail("data self-traces", _unwritable(out, exc))
     solved = [x for x in found if x.traces]
     new = [x for x in solved if x.index not in gold]
     print(f"{len(solved)} of {len(found)} problems got a right, clean trace ({len(solved) / max(len(found), 1):.1%}; "
@@ -224,22 +191,12 @@ def _self_traces(args) -> int:
 def _stats(args) -> int:
     from rich.text import Text
 
-    from ..safefile import lines
+    from ..data.gsm8k_traces import rejected_path
+    from ..data.tracefile import read
     from .console import console
 
-    from ..numbers import why_not_json
-
-    rows = []
     try:
-        for n, line in lines(args.file):  # a regular file, lines bounded
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                except (ValueError, RecursionError) as exc:  # bad JSON, 5,000 digits, 10,000 brackets
-                    return fail("data stats", f"{args.file}: not JSONL ({why_not_json(exc)} at line {n})")
-                if not isinstance(row, dict):
-                    return fail("data stats", f"{args.file}: line {n} is not a JSON object")
-                rows.append(row)
+        rows = [row for _, row in read(args.file)]  # a regular file, lines bounded; a bad line named
     except FileNotFoundError:
         return fail("data stats", f"{args.file}: no such file")
     except (OSError, ValueError) as exc:
@@ -258,9 +215,9 @@ def _stats(args) -> int:
     rejected = rejected_path(Path(args.file))
     if any("gsm8k_index" in r for r in rows) and rejected.exists():
         try:
-            _conversion_table(len(rows), [json.loads(x) for _, x in lines(rejected) if x.strip()])
-        except (OSError, ValueError, RecursionError) as exc:
-            return fail("data stats", f"{rejected}: {exc}")
+            _conversion_table(len(rows), [row for _, row in read(rejected)])
+        except (OSError, ValueError) as exc:
+            return fail("data stats", str(exc) if str(rejected) in str(exc) else f"{rejected}: {exc}")
     return 0
 
 

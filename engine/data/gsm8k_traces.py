@@ -28,6 +28,7 @@ import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
+from pathlib import Path
 
 from ..numbers import BadNumber, decimal, of_value
 from ..trace import answers_match, check
@@ -122,6 +123,15 @@ class Converted:
 
         return {"question": self.question, "expert": "arithmetic", "pattern": PATTERN, "trace": self.trace,
                 "answer": as_number(self.answer), "gsm8k_index": self.index, "facts": self.facts}
+
+    def rejected_json(self) -> dict:
+        """A problem that did not convert, with why (REASONS): a line of the rejects file."""
+        return {"gsm8k_index": self.index, "question": self.question, "reason": self.reason, "detail": self.detail}
+
+
+def rejected_path(out: Path) -> Path:
+    """Where `engine data gsm8k-traces` puts the problems it did not keep (and `data stats` finds them)."""
+    return out.with_name(out.stem + ".rejected.jsonl")
 
 
 class _Reject(Exception):

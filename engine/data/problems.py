@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 from ..events import valid_text
-from ..numbers import of_value, why_not_json
+from ..numbers import of_value
 from .gsm8k import number, parse_answer
 
 
@@ -54,22 +53,16 @@ def set_names(paths: list[str]) -> dict[str, str]:
 def load(path: str | Path, limit: int | None = None) -> list[Problem]:
     """Every record of the file (up to `limit`, read no further); a bad line is an error naming
     the file and line; an empty file is an error, never a score of 0 out of 0."""
-    from ..safefile import lines
     from ..trace.language import COMPOSITION, EXPERTS
+    from .tracefile import read
 
     path = Path(path).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such problem file")
     out = []
-    for n, line in lines(path):  # regular files only, lines bounded
-        if not line.strip():
-            continue
+    for n, row in read(path):  # a line that is no JSON object: an error naming the file and line
         try:
-            try:
-                row = json.loads(line)
-            except (ValueError, RecursionError) as exc:  # 5,000 digits, 10,000 brackets: said in words
-                raise ValueError(f"not JSON ({why_not_json(exc)})") from None
-            if not isinstance(row, dict) or not isinstance(row.get("question"), str) or "answer" not in row:
+            if not isinstance(row.get("question"), str) or "answer" not in row:
                 raise ValueError("needs `question` (text) and `answer`")
             expert = row.get("expert")
             if expert is not None and expert not in (*EXPERTS, COMPOSITION):

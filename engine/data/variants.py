@@ -188,6 +188,18 @@ def of_gold(gold, k: int, seed: int = 0) -> list[dict]:
     return [v for c in gold for v in make(c, k, seed).variants]
 
 
+def records(done: list[Variants]):
+    """The lines of `engine data variants`' file: each variant with its problem's index, a problem
+    file for `engine eval` (question, answer) that also carries the trace."""
+    from ..trace import as_number
+
+    for v in done:
+        for n, x in enumerate(v.variants):
+            yield {"question": x["question"], "answer": as_number(x["answer"]), "expert": "arithmetic",
+                   "pattern": "gsm8k-variant", "trace": x["trace"], "gsm8k_index": v.index, "variant": n,
+                   "numbers": x["numbers"]}
+
+
 def summary(done: list[Variants]) -> list[tuple[str, int]]:
     """(outcome, problems) rows: how many gave variants, and why the rest did not."""
     from collections import Counter
