@@ -17,7 +17,7 @@ import yaml
 
 from .numbers import brief, shown, why_not_json
 from .trace.reward import RewardWeights
-from .train.algorithms import ALGORITHMS, NAMES
+from .algorithms import ALGORITHMS, NAMES
 
 
 class ConfigError(ValueError):
@@ -86,7 +86,7 @@ class SFTConfig:
 
 @dataclass
 class RLConfig:
-    algorithm: str = choice(NAMES[0], *NAMES, doc="; ".join(a.doc for a in ALGORITHMS.values()) + " (engine/train/algorithms.py)")
+    algorithm: str = choice(NAMES[0], *NAMES, doc="; ".join(a.doc for a in ALGORITHMS.values()) + " (engine/algorithms.py)")
     iterations: int = bounded(6, 0, 1_000_000, doc="RL rounds, each: sample outputs for rl.questions questions, score them, update (0 = no RL)")
     questions: int = bounded(4, 1, 4096, doc="questions per iteration")
     group_size: int = bounded(4, 1, 256, doc="samples per question (grpo, gspo); reinforce uses 1 per question")

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .modelshape import SHAPE_LIMITS, BadModelConfig, Shape, folder_shape, shape_of_config  # noqa: F401 (plan.Shape ...: the names callers know)
-from .train.algorithms import for_config
+from .algorithms import for_config
 
 GIB = 1 << 30
 PROMPT_TOKENS = 192  # the longest default prompt (system prompt + a GSM8K question): 118 on average

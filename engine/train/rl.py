@@ -1,5 +1,5 @@
 """RL from the trace reward: rollouts come from a generator, rewards are plain function calls
-into the checker, and the algorithm (REINFORCE, GRPO, GSPO: engine/train/algorithms.py) decides
+into the checker, and the algorithm (REINFORCE, GRPO, GSPO: engine/algorithms.py) decides
 the group size, the advantages and each completion's loss."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from ..data.prompts import prompt_text
 from ..health import health
 from ..rollout import Completion, completion_logprobs
 from ..tasks import Item, Score, rl_questions, score, system_prompt
-from .algorithms import ALGORITHMS, for_config, tied_share  # noqa: F401 (rl.tied_share: the name train and tests use)
+from ..algorithms import ALGORITHMS, for_config, tied_share  # noqa: F401 (rl.tied_share: the name train and tests use)
 from .evaluate import sample_record
 
 RL_SEED_OFFSET = 20_011
@@ -142,7 +142,7 @@ def _dynamic(sample, cfg, it: int, rank: int, group: int, record: dict, ask=None
 
 
 def advantages(rewards: list[float], algorithm: str, group: int, baseline: float | None, scale: str = "group") -> list[float]:
-    """The advantages of `algorithm` by name (the classes' own: engine/train/algorithms.py). Kept for
+    """The advantages of `algorithm` by name (the classes' own: engine/algorithms.py). Kept for
     callers that have no config at hand; with one, use `for_config(cfg).advantages`."""
     rc = types.SimpleNamespace(group_size=group, scale_rewards=scale)
     return ALGORITHMS[algorithm](rc).advantages(rewards, baseline)
