@@ -18,6 +18,7 @@ from textual.widgets import Button, Input, Label, Select, Static
 from engine import config as config_mod
 from engine.models import KNOWN, TINY, problem
 from engine.tasks import TASKS
+from engine.algorithms import ALGORITHMS  # the one table of RL algorithms (no torch)
 
 # (id, label, config key); defaults and limits come from the engine's config
 FIELDS = [
@@ -105,7 +106,7 @@ class NewRunForm(VerticalScroll):
         yield Select([("last layers + lm_head", "last_layers"), ("LoRA", "lora"), ("everything", "full")], value="last_layers",
                      id="f-train", allow_blank=False)
         yield Label("RL algorithm")
-        yield Select([("GRPO (group-relative)", "grpo"), ("REINFORCE + baseline", "reinforce")], value="grpo", id="f-rl-alg",
+        yield Select([(a.label, name) for name, a in ALGORITHMS.items()], value=default("rl.algorithm"), id="f-rl-alg",
                      allow_blank=False)
         yield Label("load in 8-bit (bitsandbytes)")
         # a Select, not a Switch: its state in words ("off"), never only a colour, and no label on a border
