@@ -1,5 +1,5 @@
 """A decoder's shape: read from a model folder's config.json with every size checked, and its
-parameter count. Apart from plan.py and models.py so that both ask it and neither asks the other."""
+parameter count and its linear layers. Apart from plan/ and models.py so that both ask it and neither asks the other."""
 
 from __future__ import annotations
 
@@ -8,13 +8,10 @@ from pathlib import Path
 
 
 def param_count(shape: tuple) -> int:
-    """Parameters of a Llama-style decoder of this shape (`Shape` below asks here too):
+    """Parameters of a Llama-style decoder of this shape (hidden, layers, heads, KV heads, intermediate, vocabulary, tied):
     embeddings (twice when the head is not tied), per layer the attention, the gated MLP and two
     norms, and the final norm."""
-    hidden, layers, heads, kv_heads, intermediate, vocab, tied = shape
-    kv = kv_heads * (hidden // heads)
-    layer = 2 * hidden * hidden + 2 * hidden * kv + 3 * hidden * intermediate + 2 * hidden
-    return vocab * hidden * (1 if tied else 2) + layers * layer + hidden
+    return Shape(*shape).params()
 
 
 @dataclass(frozen=True)
@@ -31,15 +28,21 @@ class Shape:
     def head_dim(self) -> int:
         return self.hidden // self.heads
 
-    def layer_params(self) -> int:
-        kv = self.kv_heads * self.head_dim
-        return 2 * self.hidden * self.hidden + 2 * self.hidden * kv + 3 * self.hidden * self.intermediate + 2 * self.hidden
+    def linears(self) -> dict[str, tuple[int, int]]:
+        """A decoder layer's linear layers by module name, (inputs, outputs): what model.lora_targets
+        names, what the parameter count and the plan's LoRA count multiply out."""
+        h, kv, i = self.hidden, self.kv_heads * self.head_dim, self.intermediate
+        return {"q_proj": (h, h), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (h, h),
+                "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}
+
+    def layer_params(self) -> int:  # its linear layers and two norms
+        return sum(a * b for a, b in self.linears().values()) + 2 * self.hidden
 
     def linear_params(self) -> int:  # what 8-bit loading quantizes: the decoder layers' linear layers
         return self.layers * (self.layer_params() - 2 * self.hidden)
 
     def params(self) -> int:
-        return param_count((self.hidden, self.layers, self.heads, self.kv_heads, self.intermediate, self.vocab, self.tied))
+        return self.vocab * self.hidden * (1 if self.tied else 2) + self.layers * self.layer_params() + self.hidden
 
 
 class BadModelConfig(ValueError):

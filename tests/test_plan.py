@@ -123,3 +123,48 @@ def test_when_hf_rollouts_set_the_decoding_batch_the_advice_is_fewer_questions()
     changes, plan = fit(cfg, known_shape(cfg.model.name), "m", 1, 36 * GIB)
     assert not plan.fits and plan.peak.name == "decode" and not any(c.startswith("eval.batch_size") for c in changes)
     assert any("--set rl.questions=16" in line for line in render(plan))
+
+
+def test_the_plans_evaluation_time_counts_the_sets_the_run_evaluates(tmp_path):
+    """The development split, the unseen wordings and a problem file take time too: the plan counts
+    the sets with the function run_started's `eval_sets` comes from, not eval.synthetic + eval.gsm8k."""
+    from engine.plan import CPU_EVAL_S_PER_PROBLEM, stage_seconds
+    from engine.tasks import eval_set_sizes, eval_sets
+
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text("".join('{"question": "q%d", "answer": %d}\n' % (i, i) for i in range(7)))
+    cfg = config.load(None, ["eval.synthetic=20", "eval.gsm8k=30", "eval.dev=40", "eval.synthetic_unseen=10",
+                             f"eval.problems=[{mine}]"])
+    sizes = eval_set_sizes(cfg)
+    assert sizes == {name: len(items) for name, items in eval_sets(cfg).items()}
+    assert sizes == {"gsm8k-dev": 40, "synthetic": 20, "synthetic-unseen": 10, "gsm8k": 30, "mine": 7}
+    shape = known_shape("smollm2-135m-instruct")
+    scale = shape.params() / 134.5e6
+    assert stage_seconds(cfg, shape)["eval"] == pytest.approx(107 * CPU_EVAL_S_PER_PROBLEM * scale)
+    # a run's own sets (its run_started event) when the caller has them: no file of its config is opened
+    assert stage_seconds(cfg, shape, eval_sets={"gsm8k": 5})["eval"] == pytest.approx(5 * CPU_EVAL_S_PER_PROBLEM * scale)
+    assert eval_set_sizes(config.load(None, ["run.phases=[sft]"])) == {}
+
+
+def test_the_gold_trace_count_the_plan_assumes_is_what_the_shipped_data_gives():
+    """Asking for more GSM8K gold traces than exist trains on all there are: the plan's cap is the
+    count a run really gets (protocol's exclusions applied), counted here from the shipped data."""
+    from engine.data.gsm8k import load_rows
+    from engine.data.gsm8k_traces import SHIPPED_GOLD, SHIPPED_TRAINABLE_GOLD, convert_all
+    from engine.tasks import gsm8k_gold
+
+    assert sum(c.kept for c in convert_all(load_rows(None, "train"))) == SHIPPED_GOLD
+    everything = config.load(None, ["data.gsm8k_traces=100000", "data.train_size=3"])
+    assert len(gsm8k_gold(everything)) == SHIPPED_TRAINABLE_GOLD
+    assert sft_examples(everything) == 3 + SHIPPED_TRAINABLE_GOLD
+
+
+@pytest.mark.parametrize("targets", ["[q_proj,k_proj,v_proj,o_proj]", "[q_proj,gate_proj,up_proj,down_proj]"])
+def test_the_plans_lora_count_is_what_peft_trains(default_tokenizer, targets):
+    """The LoRA count multiplies out Shape.linears (the one table of a layer's linear layers)."""
+    from engine.modeling import param_counts, select_trainable, tiny_model
+    from engine.plan import trained_params
+
+    cfg = config.load(None, ["model.train=lora", "model.lora_rank=4", f"model.lora_targets={targets}"])
+    trained = param_counts(select_trainable(tiny_model(default_tokenizer), cfg))[1]
+    assert trained_params(known_shape("tiny"), cfg) == trained > 0

@@ -193,9 +193,14 @@ class RunState:
                 from engine.plan import known_shape, stage_seconds
 
                 shape = known_shape(str(self.started.get("model")))
-                data = {**cfg_dict, "data": {**(cfg_dict.get("data") or {}), "self_traces": ""}}  # never opens a file it names
+                # never opens a file the config names: its own eval sets come from run_started; a session
+                # from before it said them gets the sets its config makes, from the shipped GSM8K
+                data = {**cfg_dict, "data": {**(cfg_dict.get("data") or {}), "self_traces": "", "gsm8k": "auto"},
+                        "eval": {**(cfg_dict.get("eval") or {}), "problems": [], "instruct_sets": []}}
+                sizes = self.started.get("eval_sets")
+                sizes = sizes if isinstance(sizes, dict) and sizes and all(type(v) is int for v in sizes.values()) else None
                 if shape is not None:
-                    self._plan = stage_seconds(config_mod.load(None, base=data), shape)
+                    self._plan = stage_seconds(config_mod.load(None, base=data), shape, eval_sets=sizes)
             except Exception:  # a session's config from elsewhere: no estimate, never an error on screen
                 self._plan = {}
         return self._plan or None

@@ -18,7 +18,7 @@ from .trace import EVAL_SEED_OFFSET, gsm8k_gold
 
 TASKS = {t.name: t for t in (trace, cot, instruct)}
 
-__all__ = ["EVAL_SEED_OFFSET", "INSTRUCT_SYSTEM", "Item", "Score", "TASKS", "eval_sets", "final_number", "get",
+__all__ = ["EVAL_SEED_OFFSET", "INSTRUCT_SYSTEM", "Item", "Score", "TASKS", "eval_set_sizes", "eval_sets", "final_number", "get",
            "gsm8k_gold", "instruction_prompt", "read_instructions", "rl_questions", "score", "system_prompt",
            "training_pairs"]
 
@@ -38,6 +38,15 @@ def training_pairs(cfg, drops=None) -> list[tuple[str, str]]:
 
 def eval_sets(cfg) -> dict[str, list[Item]]:
     return get(cfg).eval_sets(cfg)
+
+
+def eval_set_sizes(cfg) -> dict[str, int]:
+    """The evaluation sets, in order, and their problem counts: what run_started says (`eval_sets`)
+    and what the plan's time estimate counts, from the sets themselves (0.2-0.5 s: GSM8K read,
+    synthetic problems made). {} when the run evaluates nothing."""
+    if "eval" not in cfg.run.phases:
+        return {}
+    return {name: len(items) for name, items in eval_sets(cfg).items()}
 
 
 def rl_questions(cfg, seed: int) -> list[Item]:
