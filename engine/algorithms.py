@@ -115,7 +115,8 @@ class GSPO(GRPO):
 
         # batch used once: old = the same log-probs detached, so s = 1 with the gradient of the mean log p
         # (TRL does the same); a token-level sum would weigh long completions more
-        log_s = (logps - (logps.detach() if old is None else old)).mean()
+        # an empty completion (EOS first) has no tokens to average: s = 1 and no gradient (TRL clamps the count at 1)
+        log_s = (logps - (logps.detach() if old is None else old)).sum() / max(logps.numel(), 1)
         s = torch.exp(log_s)
         clipped = s.clamp(1 - self.rc.gspo_epsilon, 1 + self.rc.gspo_epsilon_high)
         bit = None if old is None else float(clipped * adv < s * adv)
