@@ -72,7 +72,7 @@ def test_gspo_on_a_batch_used_once_has_ratio_one_and_the_mean_token_gradient():
     assert loss == pytest.approx(-0.6) and grad == pytest.approx([-0.6 / 4] * 4) and bit is None
     loss, grad, bit = _row(algo("rl.algorithm=grpo"), logps, None, 0.6)
     assert loss == pytest.approx(0.6 * 3.75) and grad == pytest.approx([-0.6] * 4) and bit is None
-    # a completion with no tokens (EOS first) adds nothing, rather than a NaN that would skip the whole update
+    # a completion with no tokens (EOS first) adds no gradient, rather than a NaN that would skip the whole update
     loss, grad, bit = _row(algo("rl.algorithm=gspo"), [], None, 0.6)
     assert loss == pytest.approx(-0.6) and grad == []
     loss, grad, bit = _row(algo("rl.algorithm=gspo"), [], [], 0.6)
