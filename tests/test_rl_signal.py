@@ -24,13 +24,14 @@ def test_rl_output_limit_follows_evaluations_unless_set():
 def test_a_tied_group_has_exactly_zero_advantage():
     """[.7, .7, .7] minus its mean is 1.1e-16 in floating point; divided by std + 1e-4 that was a
     nonzero advantage, so the tied batch was not skipped and its rows cost a forward pass."""
-    from engine.train.rl import advantages
+    from engine.algorithms import for_config
 
     for scale in ("group", "batch", "none"):
-        adv = advantages([0.7, 0.7, 0.7, 1.0, 0.0, 0.0], "grpo", 3, None, scale)
+        grpo = for_config(config.load(sets=["rl.group_size=3", f"rl.scale_rewards={scale}"]))
+        adv = grpo.advantages([0.7, 0.7, 0.7, 1.0, 0.0, 0.0], None)
         assert adv[:3] == [0.0, 0.0, 0.0]
         assert adv[3] > 0 > adv[4]
-    assert not any(advantages([0.1] * 8, "grpo", 8, None, "group"))
+    assert not any(for_config(config.load(sets=["rl.group_size=8"])).advantages([0.1] * 8, None))
 
 
 def test_kl_with_a_reused_batch_updates_instead_of_a_key_error(default_tokenizer):

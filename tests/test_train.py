@@ -530,12 +530,11 @@ def test_activation_checkpointing_gives_the_same_gradients_and_is_on_in_the_gpu_
 
 
 def test_grpo_advantages_scaled_by_group_batch_or_not_at_all():
-    from engine.train.rl import advantages
+    from engine.algorithms import for_config
 
     rewards = [1.0, 0.0, 0.7, 0.5]
-    group = advantages(rewards, "grpo", 2, None, "group")
-    none = advantages(rewards, "grpo", 2, None, "none")
-    batch = advantages(rewards, "grpo", 2, None, "batch")
+    group, none, batch = (for_config(config.load(sets=["rl.group_size=2", f"rl.scale_rewards={scale}"])).advantages(rewards, None)
+                          for scale in ("group", "none", "batch"))
     assert none == pytest.approx([0.5, -0.5, 0.1, -0.1])  # Dr. GRPO: a sure question weighs what an unsure one does
     assert group == pytest.approx([1.0, -1.0, 1.0, -1.0], rel=1e-3)
     import statistics
