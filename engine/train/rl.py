@@ -9,6 +9,7 @@ import random
 import math
 import statistics
 import time
+import types
 from dataclasses import dataclass
 
 import torch
@@ -18,7 +19,7 @@ from ..data.prompts import prompt_text
 from ..health import health
 from ..rollout import Completion, completion_logprobs
 from ..tasks import Item, Score, rl_questions, score, system_prompt
-from ..algorithms import for_config, tied_share  # noqa: F401 (rl.tied_share: the name train and tests use)
+from ..algorithms import ALGORITHMS, for_config, tied_share  # noqa: F401 (rl.tied_share: the name train and tests use)
 from .evaluate import sample_record
 
 RL_SEED_OFFSET = 20_011
@@ -138,6 +139,13 @@ def _dynamic(sample, cfg, it: int, rank: int, group: int, record: dict, ask=None
     gen_all["tokens_per_s"] = gen_all["tokens"] / max(gen_all["seconds"], 1e-9)
     gen_all["drawn"] = drawn
     return tuple([x for rows in chosen for x in rows[k]] for k in range(4)) + (gen_all,)
+
+
+def advantages(rewards: list[float], algorithm: str, group: int, baseline: float | None, scale: str = "group") -> list[float]:
+    """The advantages of `algorithm` by name (the classes' own: engine/algorithms.py). Kept for
+    callers that have no config at hand; with one, use `for_config(cfg).advantages`."""
+    rc = types.SimpleNamespace(group_size=group, scale_rewards=scale)
+    return ALGORITHMS[algorithm](rc).advantages(rewards, baseline)
 
 
 def old_logprobs(batch: Batch, adv: list[float], tokenizer, cfg, ctx) -> dict[int, torch.Tensor]:
