@@ -43,6 +43,9 @@ def test_a_wheel_carries_the_themes_gsm8k_and_the_example(tmp_path):
                          capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[1])
     assert out.returncode == 0, out.stderr[-2000:]
     names = zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist()
+    # every package of the tree is in the wheel (pyproject lists them by hand: engine/plan/ was once left out)
+    packages = {str(p.parent.relative_to(ROOT)) for pkg in ("engine", "workbench") for p in (ROOT / pkg).rglob("__init__.py")}
+    assert not {p for p in packages if f"{p}/__init__.py" not in names}
     assert "workbench/theme_files/paper.yaml" in names and "workbench/theme_files/harbor.yaml" in names
     assert {"engine/data/files/gsm8k/train.jsonl", "engine/data/files/gsm8k/test.jsonl", "engine/data/files/gsm8k/LICENSE"} <= set(names)
     assert {"workbench/example/default-run/events.jsonl", "workbench/example/default-run/status.json",
