@@ -1,0 +1,68 @@
+"""The metric catalogue (engine/metrics.py) holds what runs emit, what the panes plot and what
+docs/events.md's metric table lists: a metric added in one place and not the others fails here."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.events import read_all
+from engine.metrics import CATALOGUE, METRICS, unknown
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "events.md"
+
+
+def test_a_tiny_run_emits_only_catalogued_metrics(tmp_path):
+    """SFT and RL with the switches that add metrics (the KL penalty and batch reuse's clipping
+    where an update is made, dynamic sampling): a metric the loops emit and the catalogue lacks
+    fails here by name."""
+    folder = tmp_path / "run"
+    out = subprocess.run([sys.executable, "-m", "engine", "train", "--model", "tiny", "--session", str(folder), "--plain",
+                          "--set", "eval.at=rl", "--set", "eval.gsm8k=0", "--set", "rl.kl_coef=0.01", "--set", "rl.batch_reuse=2",
+                          "--set", "rl.dynamic_sampling=true", "--set", "rl.dynamic_draws=1"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    metrics = [e for e in read_all(folder / "events.jsonl") if e["kind"] == "metrics"]
+    assert {e["phase"] for e in metrics} == {"sft", "rl"}
+    stray = sorted({(e["phase"], name) for e in metrics for name in unknown(e["phase"], e)})
+    assert not stray, f"metrics not in engine/metrics.py (add an entry and a row in docs/events.md): {stray}"
+    emitted = {name for e in metrics for name in e}
+    assert {"loss", "grad_norm", "threads", "reward", "tied_groups", "completion_length", "drawn"} <= emitted
+
+
+def test_unknown_names_a_metric_outside_the_catalogue_or_its_phase():
+    assert unknown("sft", {"kind": "metrics", "t": 1.0, "phase": "sft", "step": 1, "total": 2, "loss": 0.5, "lr": 1e-4}) == []
+    assert unknown("rl", ["reward", "rewrad", "threads"]) == ["rewrad", "threads"]  # a typo; an SFT-only metric
+
+
+def _doc_table() -> dict[str, tuple[str, str, set[str]]]:
+    """docs/events.md's metric table: {name: (label, unit, phases)}."""
+    text = DOCS.read_text()
+    section = text[text.index("### Metrics"):]
+    section = section[: section.index("\n#", 1)] if "\n#" in section[1:] else section
+    rows = {}
+    for line in section.splitlines():
+        m = re.match(r"\|\s*`([a-z_0-9]+)`\s*\|([^|]*)\|([^|]*)\|([^|]*)\|", line)
+        if m:
+            rows[m.group(1)] = (m.group(2).strip(), m.group(3).strip(), {p.strip() for p in m.group(4).split(",")})
+    return rows
+
+
+def test_the_docs_metric_table_is_the_catalogue():
+    table = _doc_table()
+    assert set(table) == set(METRICS), f"docs/events.md lacks {set(METRICS) - set(table)}, names uncatalogued {set(table) - set(METRICS)}"
+    for m in CATALOGUE:
+        assert table[m.name] == (m.label, m.unit, set(m.phases)), m.name
+
+
+def test_every_metric_a_pane_plots_is_catalogued_for_its_phase():
+    """A metric renamed in the engine and not in a pane would leave that plot empty for good."""
+    from workbench.widgets import charts, overview
+
+    named = [(phase, key) for _, _, phase, series, _ in overview.PLOTS for key, *_ in series]
+    named += [("sft", key) for _, series in overview.SFT_PLOTS.values() for key, *_ in series]
+    named += [pair for _, pairs, _ in charts.PLOTS for pair in pairs]
+    assert named and [(p, k) for p, k in named if unknown(p, [k])] == []
+
