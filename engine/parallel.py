@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import torch
@@ -89,14 +90,81 @@ def load_full_optimizer_state(model, optimizer, state: dict) -> None:
     set_optimizer_state_dict(model, optimizer, optim_state_dict=state, options=StateDictOptions(full_state_dict=True))
 
 
+class Collectives:
+    """What the ranks agree on: a stop, a skipped step, a pass count, a mean. One rank (the
+    default) agrees with itself without a process group. Every rank must call each method at
+    the same point: a rank that decided alone would leave the others waiting in a collective."""
+
+    def __init__(self, rank: int = 0, world: int = 1):
+        self.rank, self.world = rank, world
+        self.failed = False  # this rank's run failed: its peers may be anywhere, so its end waits for none
+
+    def _reduce(self, value: float, op: str) -> float:
+        if self.world == 1:
+            return value
+        import torch.distributed as dist
+
+        t = torch.tensor([float(value)])  # CPU: the group has a gloo side for it
+        dist.all_reduce(t, op=getattr(dist.ReduceOp, op))
+        return t.item()
+
+    def agree(self, flag: bool, all_of: bool = False) -> bool:
+        """Any rank's True (or, with all_of, every rank's) counts for all."""
+        if all_of:
+            return not self._reduce(not flag, "MAX")
+        return bool(self._reduce(flag, "MAX"))
+
+    def most(self, value: int) -> int:
+        """The largest of a number over the ranks: how many passes every rank must run when a
+        sharded model's every forward pass is a collective."""
+        return int(self._reduce(value, "MAX"))
+
+    def mean(self, value: float) -> float:
+        """A number's mean over the ranks (the step's loss over every rank's batch, not rank 0's alone)."""
+        return self._reduce(value, "SUM") / self.world if self.world > 1 else value
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+
+@contextlib.contextmanager
+def process_group(world: int, init):
+    """The process group for the run inside it: `init()` starts it (several ranks), and on the
+    way out, whatever happened, the group ends: barrier (only after a clean end: after a failure,
+    or where the body called `failed()`, the peers may never reach it), release (what held the
+    group - the DDP or FSDP model, a FullCopy - is gone with the body's frames; gc frees the
+    cycles among them), destroy. A group left to interpreter exit is destroyed with gloo's
+    threads still holding work, and the process aborts ("terminate called without an active
+    exception")."""
+    if world == 1:
+        yield Collectives()
+        return
+    import sys
+
+    import torch.distributed as dist
+
+    group, clean = None, False
+    try:
+        init()
+        group = Collectives(dist.get_rank(), world)
+        yield group
+        clean = not group.failed
+    finally:
+        try:
+            end_process_group(barrier=clean)
+        except Exception as exc:  # a peer gone after the run's end: that end stands, said in one line
+            rank = group.rank if group else "?"
+            print(f"engine: rank {rank}: the process group's end failed: {exc}", file=sys.stderr)
+
+
 def end_process_group(barrier: bool = True) -> None:
     """The process group's end, in the order that keeps every rank alive to the last line:
-    what still holds the group (a DDP or FSDP model, a FullCopy) must be unreachable by now;
-    gc.collect() frees the cycles among them while the interpreter is whole. A group left for
-    interpreter exit is destroyed with gloo's threads still holding work, and the process aborts
-    ("terminate called without an active exception"). Then a barrier, so that no rank destroys
-    the group while a peer still uses it (`barrier=False` after a failure: the peers may never
-    reach it), then destroy."""
+    what still holds the group must be unreachable by now; gc.collect() frees the cycles among
+    them while the interpreter is whole. Then a barrier, so that no rank destroys the group while
+    a peer still uses it (`barrier=False` after a failure), then destroy."""
     import gc
 
     import torch.distributed as dist

@@ -25,13 +25,10 @@ from . import parallel, system
 from .recipe import Recipe, Stopped
 from .recorder import Recorder
 from .session import SessionBusy
-from .train.context import Context
+from .train.context import Control, Events
 
 
-def _setup_distributed() -> tuple[int, int]:
-    world = int(os.environ.get("WORLD_SIZE", 1))
-    if world == 1:
-        return 0, 1
+def _init_process_group() -> None:
     import torch.distributed as dist
 
     if torch.cuda.is_available():
@@ -39,7 +36,6 @@ def _setup_distributed() -> tuple[int, int]:
     # rank 0 evaluates while the others wait at a barrier: the timeout must outlast an evaluation
     dist.init_process_group(**process_group_options(torch.cuda.is_available()),
                             timeout=timedelta(minutes=float(os.environ.get("TRACEBENCH_DIST_TIMEOUT_MIN", 120))))
-    return dist.get_rank(), world
 
 
 def process_group_options(cuda: bool) -> dict:
@@ -74,8 +70,8 @@ class Heartbeat:
 
     EVERY = 10.0
 
-    def __init__(self, ctx: Context):
-        self.ctx, self.gpu = ctx, own_gpu()
+    def __init__(self, events: Events, control: Control):
+        self.events, self.control, self.gpu = events, control, own_gpu()
         self.wake, self.lock = threading.Event(), threading.Lock()
         self.done = self.forced = False
         self.thread = threading.Thread(target=self._loop, name="heartbeat", daemon=True)
@@ -98,25 +94,25 @@ class Heartbeat:
         self.thread.join(timeout=30)
 
     def _loop(self) -> None:
-        ctx, noted = self.ctx, False
+        events, noted = self.events, False
         while True:
             self.wake.wait(self.EVERY)
             self.wake.clear()
             if self.forced and not self.done:
-                ctx.recorder.last_word(status="stopped", forced=True,
+                events.recorder.last_word(status="stopped", forced=True,
                                        error="a second signal while the run could not reach the end of its step; "
                                              "the last checkpoint is the one to resume from")
                 os._exit(130)
             if self.done:
                 return
-            if ctx.stop_signal and not noted:
+            if self.control.signalled and not noted:
                 noted = True
-                ctx.alert("info", "signal: stopping after this step, with a checkpoint (a second signal stops at once)")
+                events.alert("info", "signal: stopping after this step, with a checkpoint (a second signal stops at once)")
             snapshot = system.snapshot(self.gpu)  # outside the lock: it may take a while
             with self.lock:
                 if self.done:
                     return
-                ctx.emit("heartbeat", **ctx.progress, system=snapshot)
+                events.emit("heartbeat", **events.progress, system=snapshot)
 
 
 def run(cfg, session_dir: Path, resume: bool = False, sinks: tuple = ()) -> str:
@@ -130,22 +126,18 @@ def run(cfg, session_dir: Path, resume: bool = False, sinks: tuple = ()) -> str:
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
-    status, world = "failed", 1
     old = {s: signal.getsignal(s) for s in SIGNALS}
+    world = int(os.environ.get("WORLD_SIZE", 1))
     try:
-        rank, world = _setup_distributed()
-        status = _run(cfg, session_dir, resume, sinks, rank, world)
+        # the group ends on the way out of this block, after _run's frames (the recipe and the wrapped
+        # model that hold the group) are gone: barrier after a clean end, release, destroy
+        with parallel.process_group(world, _init_process_group) as dist:
+            status = _run(cfg, session_dir, resume, sinks, dist)
+            dist.failed = status == "failed"
+            return status
     finally:
-        # _run's frame is gone here, and with it the recipe, the context and the wrapped model
-        # (DDP, FSDP, FullCopy) that hold the process group: gc.collect() frees the cycles among them
-        if world > 1:  # no barrier after a failure: the peers may never reach it; a rank gone makes theirs fail instead
-            try:
-                parallel.end_process_group(barrier=status != "failed")
-            except Exception as exc:  # a peer gone after run_finished: the run's end stands, said in one line
-                print(f"engine: rank {os.environ.get('RANK', '?')}: the process group's end failed: {exc}", file=sys.stderr)
         for s, h in old.items():
             signal.signal(s, h)
-    return status
 
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -158,19 +150,21 @@ def _exit_now(signum, frame):
     os._exit(128 + signum)
 
 
-def _run(cfg, session_dir: Path, resume: bool, sinks: tuple, rank: int, world: int) -> str:
-    recorder = _open_recorder(session_dir if rank == 0 else None, rank, world, cfg, resume)
+def _run(cfg, session_dir: Path, resume: bool, sinks: tuple, dist: parallel.Collectives) -> str:
+    rank = dist.rank
+    recorder = _open_recorder(session_dir if rank == 0 else None, rank, dist.world, cfg, resume)
     if rank == 0:
         recorder.add(*sinks)
-    recipe = Recipe(cfg, session_dir, dict(recorder=recorder, rank=rank, world=world))
-    ctx = recipe.ctx
-    heartbeat = Heartbeat(ctx)
+    control = Control(recorder)
+    recipe = Recipe(cfg, session_dir, recorder, dist, control)
+    events = recipe.events
+    heartbeat = Heartbeat(events, control)
 
     def on_signal(signum, frame):
         # only flags: a handler that prints or imports can fail halfway through an import
-        if ctx.stop_signal:
+        if control.signalled:
             heartbeat.force()
-        ctx.stop_signal = True
+        control.signal()
 
     for s in SIGNALS:
         signal.signal(s, on_signal)
@@ -192,12 +186,12 @@ def _run(cfg, session_dir: Path, resume: bool, sinks: tuple, rank: int, world: i
                      f"free some space, then `engine train --resume {session_dir}` continues from the last checkpoint")
         else:
             error = f"{type(exc).__name__}: {exc}"[:20_000]  # a 1 MB message would be an events line no reader takes
-        ctx.emit("alert", level="error", message=error, traceback=traceback.format_exc()[-4000:])
+        events.emit("alert", level="error", message=error, traceback=traceback.format_exc()[-4000:])
         if not full:
             recipe.save_after_failure()
     finally:
         heartbeat.stop()  # joined: no heartbeat after run_finished
-        ctx.emit("run_finished", status=status, **({"error": error} if error else {}))  # status.json follows it
+        events.emit("run_finished", status=status, **({"error": error} if error else {}))  # status.json follows it
         recorder.close()
         for s in SIGNALS:  # only now: a signal must not interrupt the final event
             signal.signal(s, _exit_now)

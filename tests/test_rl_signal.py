@@ -41,7 +41,7 @@ def test_kl_with_a_reused_batch_updates_instead_of_a_key_error(default_tokenizer
 
     from engine.modeling import make_optimizer, tiny_model
     from engine.rollout import Completion
-    from engine.train.context import Context
+    from engine.train.context import Handles
     from engine.train.rl import Batch, old_logprobs, update
 
     tok = default_tokenizer
@@ -51,12 +51,12 @@ def test_kl_with_a_reused_batch_updates_instead_of_a_key_error(default_tokenizer
     cfg = config.load(sets=["rl.kl_coef=0.1", "rl.batch_reuse=2", "rl.lr=1e-3"])
     torch.manual_seed(0)
     model, ref = tiny_model(tok), tiny_model(tok)
-    ctx = Context(cfg, forward_model=model)
+    ctx = Handles(model)
     old = old_logprobs(batch, adv, tok, cfg, ctx)
     assert 2 not in old
     opt = make_optimizer(model, "adamw", cfg.rl.lr)
     for _ in range(cfg.rl.batch_reuse):
-        stats = update(model, ref, tok, batch, adv, opt, cfg, ctx, old)
+        stats = update(model, ref, tok, batch, adv, opt, cfg, ctx, old=old)
         assert stats["kl"] is not None and stats["kl"] >= 0 and not stats.get("skipped")
 
 

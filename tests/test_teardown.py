@@ -9,7 +9,7 @@ import threading
 from engine import config, run as run_mod
 from engine.recorder import Recorder
 from engine.session import Session
-from engine.train.context import Context
+from engine.train.context import Control, Events as RunEvents
 
 from .waiting import wait_for
 
@@ -40,7 +40,7 @@ def test_no_heartbeat_follows_run_finished_even_when_a_snapshot_is_slow(monkeypa
     events = Events()
     recorder = Recorder()
     recorder.add(events)
-    heartbeat = run_mod.Heartbeat(Context(config.load(), recorder=recorder)).start()
+    heartbeat = run_mod.Heartbeat(RunEvents(recorder), Control(recorder)).start()
     wait_for(entered.is_set, "the heartbeat to start a snapshot")
     stopper = threading.Thread(target=heartbeat.stop)
     stopper.start()
@@ -54,7 +54,7 @@ def test_no_heartbeat_follows_run_finished_even_when_a_snapshot_is_slow(monkeypa
 
 def test_stop_wakes_the_heartbeat_at_once_and_joins_it():
     recorder = Recorder()
-    heartbeat = run_mod.Heartbeat(Context(config.load(), recorder=recorder)).start()  # 10 s between beats
+    heartbeat = run_mod.Heartbeat(RunEvents(recorder), Control(recorder)).start()  # 10 s between beats
     heartbeat.stop()  # woken by its event, not at the end of its 10 s wait
     assert not heartbeat.thread.is_alive()
 
@@ -80,9 +80,9 @@ def test_a_busy_session_ends_every_torchrun_rank_and_each_says_why(tmp_path):
 
 
 def test_ending_the_group_frees_the_wrapped_model_that_holds_it_first(tmp_path, default_tokenizer):
-    """A run's recipe and context refer to each other, so the DDP model they hold outlived the
-    group until interpreter exit, where gloo's threads can abort the process. end_process_group
-    collects such cycles before it destroys the group."""
+    """A cycle that holds the DDP model (the recipe and context of old referred to each other)
+    kept it alive past the group until interpreter exit, where gloo's threads can abort the
+    process. end_process_group collects such cycles before it destroys the group."""
     import gc
     import weakref
 
@@ -94,7 +94,7 @@ def test_ending_the_group_frees_the_wrapped_model_that_holds_it_first(tmp_path, 
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
     gc.disable()  # the collection must be end_process_group's own, not one that happens to run
     try:
-        class Recipe:  # the Recipe <-> Context cycle, in small
+        class Recipe:  # a cycle, in small
             pass
 
         recipe = Recipe()

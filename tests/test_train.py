@@ -149,16 +149,18 @@ def test_a_rank_whose_batch_tied_still_joins_the_update(default_tokenizer):
     takes a zero-weight pass instead of returning early and leaving the others waiting."""
     from engine.modeling import make_optimizer, tiny_model
     from engine.rollout import Completion
-    from engine.train.context import Context
+    from engine.parallel import Collectives
+    from engine.train.context import Handles
     from engine.train.rl import Batch, update
 
     model = tiny_model(default_tokenizer)
     calls = []
-    ctx = Context(config.load(), forward_model=model)
-    ctx.agree = lambda flag, all_of=False: calls.append(flag) or (flag and len(calls) > 1)  # another rank did not tie
+    dist = Collectives()
+    dist.agree = lambda flag, all_of=False: calls.append(flag) or (flag and len(calls) > 1)  # another rank did not tie
     ids = default_tokenizer("expert: a")["input_ids"]
     batch = Batch(0, [], ["q", "q"], [Completion("", ids, False)] * 2, [1.0, 1.0], [], {})
-    stats = update(model, None, default_tokenizer, batch, [0.0, 0.0], make_optimizer(model, "adamw", 1e-3), config.load(), ctx)
+    stats = update(model, None, default_tokenizer, batch, [0.0, 0.0], make_optimizer(model, "adamw", 1e-3), config.load(),
+                   Handles(model), dist)
     assert not stats.get("skipped") and calls == [True, True]  # tied here, asked the others; then the finite check
     assert stats["loss"] == 0.0 and stats["entropy"] > 0  # the full pass ran, at zero weight
     assert all(p.grad is None for p in model.parameters())  # the step ran and cleared gradients
@@ -182,14 +184,14 @@ def test_rl_update_weights_every_token_alike_and_skips_a_batch_without_signal():
     from engine import config
     from engine.modeling import load_tokenizer, make_optimizer, tiny_model
     from engine.rollout import Completion, completion_logprobs
-    from engine.train.context import Context
+    from engine.train.context import Handles
     from engine.train.rl import Batch, update
 
     default_tokenizer = load_tokenizer("smollm2-135m-instruct")
     cfg = config.load(sets=["rl.lr=1e-2"])
     model = tiny_model(default_tokenizer)
     opt = make_optimizer(model, "adamw", cfg.rl.lr)
-    ctx = Context(cfg, forward_model=model)
+    ctx = Handles(model)
     short, long = default_tokenizer("expert: a")["input_ids"], default_tokenizer("- expert: a\n  trace: [b, c, d]")["input_ids"]
     batch = Batch(0, [], ["q", "q"], [Completion("", short, False), Completion("", long, False)], [1.0, 0.3], [], {})
     before = [p.detach().clone() for p in model.parameters()]
@@ -214,7 +216,7 @@ def test_rl_update_in_micro_batches_equals_one_pass_and_scales_logits_by_tempera
     from engine import config
     from engine.modeling import load_tokenizer, make_optimizer, tiny_model
     from engine.rollout import Completion, completion_logprobs
-    from engine.train.context import Context
+    from engine.train.context import Handles
     from engine.train.rl import Batch, tied_share, update
 
     tok = load_tokenizer("smollm2-135m-instruct")
@@ -224,7 +226,7 @@ def test_rl_update_in_micro_batches_equals_one_pass_and_scales_logits_by_tempera
         torch.manual_seed(0)
         model = tiny_model(tok)
         cfg = config.load(sets=[f"rl.micro_batch={micro}", "rl.lr=0", "rl.max_grad_norm=1e6"])
-        ctx = Context(cfg, forward_model=model)
+        ctx = Handles(model)
         batch = Batch(0, [], ["q"] * 5, [Completion("", i, False) for i in ids], [1, 0, 0.5, 0.7, 0.3], [], {})
         opt = make_optimizer(model, "adamw", 0.0)
         opt.zero_grad()
@@ -550,7 +552,7 @@ def test_a_reused_batch_clips_the_ratio_and_its_first_step_is_the_plain_gradient
 
     from engine.modeling import make_optimizer, tiny_model
     from engine.rollout import Completion
-    from engine.train.context import Context
+    from engine.train.context import Handles
     from engine.train.rl import Batch, old_logprobs, update
 
     tok = default_tokenizer
@@ -562,14 +564,14 @@ def test_a_reused_batch_clips_the_ratio_and_its_first_step_is_the_plain_gradient
         torch.manual_seed(0)
         model = tiny_model(tok)
         cfg = config.load(sets=["rl.lr=0", "rl.max_grad_norm=1e6", "rl.batch_reuse=2"])
-        ctx = Context(cfg, forward_model=model)
+        ctx = Handles(model)
         old = None if name == "plain" else old_logprobs(batch, adv, tok, cfg, ctx)
         if name == "ratio 1.5":  # as if the weights had moved: every token 1.5x likelier than when sampled
             old = {i: lp - math.log(1.5) for i, lp in old.items()}
         opt = make_optimizer(model, "adamw", 0.0)
         seen = {}
         opt.register_step_pre_hook(lambda o, a, k: seen.update(g=[p.grad.clone() for p in model.parameters() if p.grad is not None]))
-        stats = update(model, None, tok, batch, adv, opt, cfg, ctx, old)
+        stats = update(model, None, tok, batch, adv, opt, cfg, ctx, old=old)
         grads[name] = seen["g"]
         if name != "plain":
             assert stats["clip_ratio"] == (0.0 if name == "ratio 1" else pytest.approx(0.5, abs=0.01))

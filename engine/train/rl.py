@@ -9,17 +9,19 @@ import random
 import math
 import statistics
 import time
-import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Iterator
 
 import torch
 
 from .. import threads
 from ..data.prompts import prompt_text
 from ..health import health
+from ..parallel import Collectives
 from ..rollout import Completion, completion_logprobs
 from ..tasks import Item, Score, rl_questions, score, system_prompt
-from ..algorithms import ALGORITHMS, for_config, tied_share  # noqa: F401 (rl.tied_share: the name train and tests use)
+from ..algorithms import for_config, tied_share  # noqa: F401 (rl.tied_share: the name train and tests use)
+from .context import Events
 from .evaluate import sample_record
 
 RL_SEED_OFFSET = 20_011
@@ -141,35 +143,29 @@ def _dynamic(sample, cfg, it: int, rank: int, group: int, record: dict, ask=None
     return tuple([x for rows in chosen for x in rows[k]] for k in range(4)) + (gen_all,)
 
 
-def advantages(rewards: list[float], algorithm: str, group: int, baseline: float | None, scale: str = "group") -> list[float]:
-    """The advantages of `algorithm` by name (the classes' own: engine/algorithms.py). Kept for
-    callers that have no config at hand; with one, use `for_config(cfg).advantages`."""
-    rc = types.SimpleNamespace(group_size=group, scale_rewards=scale)
-    return ALGORITHMS[algorithm](rc).advantages(rewards, baseline)
-
-
-def old_logprobs(batch: Batch, adv: list[float], tokenizer, cfg, ctx) -> dict[int, torch.Tensor]:
+def old_logprobs(batch: Batch, adv: list[float], tokenizer, cfg, handles, dist=None) -> dict[int, torch.Tensor]:
     """Each completion's log-probs under the weights that sampled it (before any step on the
     batch): what the importance ratio of a reused batch is taken against."""
+    dist = dist or Collectives()
     rows = [i for i, a in enumerate(adv) if a != 0] or [0]
-    chunks = _even([rows[i : i + cfg.rl.micro_batch] for i in range(0, len(rows), cfg.rl.micro_batch)], ctx)
+    chunks = _even([rows[i : i + cfg.rl.micro_batch] for i in range(0, len(rows), cfg.rl.micro_batch)], dist)
     out = {}
     # under FSDP every forward pass is a collective, and a shared prompt prefix is one pass more
     # for a chunk of several rows than for _even's one-row padding: ranks would gather different
     # numbers of times and hang. Every row runs whole there (the same log-probs).
     from ..prefix import fsdp
 
-    share = not fsdp(ctx.forward_model)
-    with torch.no_grad(), ctx.autocast():
+    share = not fsdp(handles.forward)
+    with torch.no_grad(), handles.autocast():
         for chunk in chunks:
-            lps = completion_logprobs(ctx.forward_model, tokenizer, [batch.prompts[j] for j in chunk],
+            lps = completion_logprobs(handles.forward, tokenizer, [batch.prompts[j] for j in chunk],
                                       [batch.completions[j].tokens for j in chunk], cfg.rl.temperature, share_prefix=share)
             out.update({j: lp.detach() for j, lp in zip(chunk, lps)})
     return out
 
 
-def update(model, ref_model, tokenizer, batch: Batch, adv: list[float], optimizer, cfg, ctx,
-           old: dict | None = None) -> dict:
+def update(model, ref_model, tokenizer, batch: Batch, adv: list[float], optimizer, cfg, handles, dist=None,
+           events=None, old: dict | None = None) -> dict:
     """One policy-gradient step: -A * log p(token) averaged over every token of
     the batch (not per sample first, which favours short answers: the
     one-part trace over the composition it should have been); optional KL to the start.
@@ -180,28 +176,29 @@ def update(model, ref_model, tokenizer, batch: Batch, adv: list[float], optimize
     zero (every group tied) carries no signal and takes no step: Adam's momentum
     alone would still move the weights.
     """
-    if ctx.agree(all(a == 0 for a in adv), all_of=True):  # skipped only when every rank's batch tied
+    dist, events = dist or Collectives(), events or Events()
+    if dist.agree(all(a == 0 for a in adv), all_of=True):  # skipped only when every rank's batch tied
         return {"loss": 0.0, "kl": None, "skipped": True}
     rc = cfg.rl
     algo = for_config(cfg)
     tokens = [c.tokens for c in batch.completions]
     # the mean over every rank's tokens: DDP and FSDP average gradients over the ranks, so each rank
     # divides by the ranks' mean count (the global count / world), not by its own (batches differ in length)
-    n_tokens = ctx.mean(sum(max(len(t), 1) for t in tokens))
+    n_tokens = dist.mean(sum(max(len(t), 1) for t in tokens))
     # only completions with an advantage (or a KL term) contribute; tied groups cost no forward pass
     rows = [i for i, a in enumerate(adv) if a != 0 or (ref_model is not None and rc.kl_coef > 0)]
     rows = rows or [0]  # tied here but not on another rank: a zero-weight pass still joins the gradient all-reduce
     chunks = [rows[i : i + rc.micro_batch] for i in range(0, len(rows), rc.micro_batch)]
     own = len(chunks)
-    chunks = _even(chunks, ctx)
+    chunks = _even(chunks, dist)
     weight = algo.row_weight(n_tokens, len(tokens))  # GSPO: every completion weighs the same, whatever its length
     total, kls, ents, clips = 0.0, [], [], []
     for n, chunk in enumerate(chunks):
         threads.adjust()
         prompts, toks = [batch.prompts[i] for i in chunk], [tokens[i] for i in chunk]
-        sync = n == len(chunks) - 1 or not hasattr(ctx.forward_model, "no_sync")
-        with (contextlib.nullcontext() if sync else ctx.forward_model.no_sync()), ctx.autocast():
-            logps, ent = completion_logprobs(ctx.forward_model, tokenizer, prompts, toks, rc.temperature, entropy=True)
+        sync = n == len(chunks) - 1 or not hasattr(handles.forward, "no_sync")
+        with (contextlib.nullcontext() if sync else handles.forward.no_sync()), handles.autocast():
+            logps, ent = completion_logprobs(handles.forward, tokenizer, prompts, toks, rc.temperature, entropy=True)
             ref = None
             if ref_model is not None and rc.kl_coef > 0:
                 with torch.no_grad():
@@ -223,9 +220,9 @@ def update(model, ref_model, tokenizer, batch: Batch, adv: list[float], optimize
         total += loss.item()
         if n < own:
             ents += [e.mean().item() for e in ent]
-    if not ctx.agree(math.isfinite(total), all_of=True):
+    if not dist.agree(math.isfinite(total), all_of=True):
         optimizer.zero_grad(set_to_none=True)
-        ctx.alert("error", f"RL loss is {total} at iteration {batch.iteration}; the update was skipped", phase="rl")
+        events.alert("error", f"RL loss is {total} at iteration {batch.iteration}; the update was skipped", phase="rl")
         return {"loss": total}
     torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], rc.max_grad_norm)
     optimizer.step()
@@ -234,73 +231,96 @@ def update(model, ref_model, tokenizer, batch: Batch, adv: list[float], optimize
             "clip_ratio": sum(clips) / len(clips) if clips else None}
 
 
-def _even(chunks: list[list[int]], ctx) -> list[list[int]]:
+def _even(chunks: list[list[int]], dist) -> list[list[int]]:
     """As many micro-batches as the rank with the most: under FSDP every forward pass gathers
     weights from all ranks, so a rank that ran fewer would leave the others waiting. The
     extra ones repeat this rank's first row; the update weighs them zero."""
-    return chunks + [chunks[0][:1]] * (ctx.most(len(chunks)) - len(chunks))
+    return chunks + [chunks[0][:1]] * (dist.most(len(chunks)) - len(chunks))
 
 
-def train(model, ref_model, tokenizer, optimizer, cfg, ctx, start: int = 0) -> int:
-    """RL iterations from `start`; the running baseline (`ctx.baseline`) and dynamic sampling's
-    running success per question (`ctx.rl_success`) live in the context, and checkpoints save them."""
+@dataclass
+class State:
+    """What RL carries from one iteration to the next, saved with every checkpoint: the running
+    reward baseline, and each question's running success (right, tries) on this rank, for
+    dynamic sampling and rl.screen (rank 0's, on every rank, after a resume)."""
+
+    baseline: float | None = None
+    success: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one iteration left: where the stage stands, the batch's health (the recipe watches
+    it for collapse) and the state to checkpoint."""
+
+    step: int
+    total: int
+    health: dict
+    state: State
+
+
+def train(model, ref_model, tokenizer, optimizer, cfg, handles, backend, dist=None, events=None,
+          state: State | None = None, start: int = 0) -> Iterator[Step]:
+    """RL iterations from `start`: rollouts from `backend`, an update, the weights pushed back to
+    the backend; yields after each iteration, whose metrics and samples it has reported. The loop
+    owns `state` (a copy of the one given) and yields it with every step."""
+    dist, events = dist or Collectives(), events or Events()
+    state = State(state.baseline, dict(state.success)) if state else State()
     rc = cfg.rl
-    group = rc.group_size if rc.algorithm == "grpo" else 1
+    algo = for_config(cfg)
+    group = algo.group_size
 
     def at(step: int, stage: str) -> None:  # what heartbeats report between metrics
-        ctx.progress = {"phase": "rl", "step": step, "total": rc.iterations, "stage": stage}
+        events.progress = {"phase": "rl", "step": step, "total": rc.iterations, "stage": stage}
 
     def rows(done: int, total: int) -> None:  # heartbeats say `rollouts 8/16`
-        ctx.progress = {**ctx.progress, "done": done, "of": total}
+        events.progress = {**events.progress, "done": done, "of": total}
 
     medium = None
     if rc.screen:
         at(start, "screening")
-        medium, screened_n = screened(ctx.backend, tokenizer, cfg, ctx.rl_success, on_rows=rows)
-        ctx.alert("info" if medium else "warning", f"rl.screen: {len(medium)} of {screened_n} candidate questions were answered "
-                  f"right in some but not all of {rc.screen} samples; RL asks " + ("only those" if medium else
-                  "the usual fresh questions (none was of medium difficulty)"), phase="rl")
+        medium, screened_n = screened(backend, tokenizer, cfg, state.success, on_rows=rows)
+        events.alert("info" if medium else "warning", f"rl.screen: {len(medium)} of {screened_n} candidate questions were "
+                     f"answered right in some but not all of {rc.screen} samples; RL asks " + ("only those" if medium else
+                     "the usual fresh questions (none was of medium difficulty)"), phase="rl")
     at(start, "rollouts")
-    for batch in rollouts(ctx.backend, tokenizer, cfg, start, ctx.rank, on_rows=rows, record=ctx.rl_success, medium=medium):
+    for batch in rollouts(backend, tokenizer, cfg, start, dist.rank, on_rows=rows, record=state.success, medium=medium):
         t0 = time.perf_counter()
         at(batch.iteration, "update")
-        adv = advantages(batch.rewards, rc.algorithm, group, ctx.baseline, rc.scale_rewards)
+        adv = algo.advantages(batch.rewards, state.baseline)
         # decided by every rank together: old_logprobs runs collectives (agreeing on the pass count, FSDP's
         # gathers), and a rank whose batch tied would skip them while the others wait in them
-        reuse = rc.batch_reuse > 1 and ctx.agree(any(a != 0 for a in adv))
-        old = old_logprobs(batch, adv, tokenizer, cfg, ctx) if reuse else None
-        stats = update(model, ref_model, tokenizer, batch, adv, optimizer, cfg, ctx, old)
+        reuse = rc.batch_reuse > 1 and dist.agree(any(a != 0 for a in adv))
+        old = old_logprobs(batch, adv, tokenizer, cfg, handles, dist) if reuse else None
+        stats = update(model, ref_model, tokenizer, batch, adv, optimizer, cfg, handles, dist, events, old)
         for _ in range(rc.batch_reuse - 1):
             if stats.get("skipped"):
                 break
-            stats = update(model, ref_model, tokenizer, batch, adv, optimizer, cfg, ctx, old)
+            stats = update(model, ref_model, tokenizer, batch, adv, optimizer, cfg, handles, dist, events, old)
         if not stats.get("skipped"):
-            ctx.backend.sync_weights(model)  # the next rollouts sample from the weights just trained
+            backend.sync_weights(model)  # the next rollouts sample from the weights just trained
         mean = sum(batch.rewards) / len(batch.rewards)
-        baseline = mean if ctx.baseline is None else rc.baseline_momentum * ctx.baseline + (1 - rc.baseline_momentum) * mean
-        ctx.baseline = baseline
+        m = rc.baseline_momentum
+        state.baseline = mean if state.baseline is None else m * state.baseline + (1 - m) * mean
         step = batch.iteration + 1
         parsed = sum(1 for s in batch.scores if s.outcome != "parse_fail")
         h = health([c.text for c in batch.completions], [c.cut for c in batch.completions], batch.prompts,
                    [len(c.tokens) for c in batch.completions])
         lengths = [len(c.tokens) for c in batch.completions]
-        ctx.metrics("rl", step, rc.iterations, loss=stats["loss"], kl=stats.get("kl"), lr=rc.lr, reward=mean,
-                    skipped=stats.get("skipped", False), entropy=stats.get("entropy"),
-                    tied_groups=tied_share(batch.rewards, group) if rc.algorithm == "grpo" else None,
-                    completion_length=sum(lengths) / len(lengths), completion_length_max=max(lengths),
-                    reward_std=statistics.pstdev(batch.rewards) if len(batch.rewards) > 1 else 0.0,
-                    baseline=baseline, parse_rate=parsed / len(batch.scores),
-                    accuracy=sum(1 for s in batch.scores if s.outcome == "correct") / len(batch.scores),
-                    tokens_per_s=batch.gen["tokens_per_s"], step_time=batch.gen["seconds"] + time.perf_counter() - t0,
-                    clip_ratio=stats.get("clip_ratio"), drawn=batch.gen.get("drawn"), health=h)
-        ctx.health_check("rl", step, h)
+        events.metrics("rl", step, rc.iterations, loss=stats["loss"], kl=stats.get("kl"), lr=rc.lr, reward=mean,
+                       skipped=stats.get("skipped", False), entropy=stats.get("entropy"),
+                       tied_groups=algo.tied(batch.rewards),
+                       completion_length=sum(lengths) / len(lengths), completion_length_max=max(lengths),
+                       reward_std=statistics.pstdev(batch.rewards) if len(batch.rewards) > 1 else 0.0,
+                       baseline=state.baseline, parse_rate=parsed / len(batch.scores),
+                       accuracy=sum(1 for s in batch.scores if s.outcome == "correct") / len(batch.scores),
+                       tokens_per_s=batch.gen["tokens_per_s"], step_time=batch.gen["seconds"] + time.perf_counter() - t0,
+                       clip_ratio=stats.get("clip_ratio"), drawn=batch.gen.get("drawn"), health=h)
         errors = [s.error for s in batch.scores if s.error]
         if errors:
-            ctx.alert("error", f"{len(errors)} sample(s) could not be scored and count as 0: {errors[0]}", phase="rl", step=step)
+            events.alert("error", f"{len(errors)} sample(s) could not be scored and count as 0: {errors[0]}", phase="rl", step=step)
         if batch.iteration % cfg.run.sample_every == 0:
             for g in range(0, min(len(batch.items), 2 * group), group):
-                ctx.sample("rl", step, sample_record(batch.items[g], batch.completions[g], batch.scores[g]))
-        if ctx.after_step("rl", step, rc.iterations):
-            return step
+                events.sample("rl", step, sample_record(batch.items[g], batch.completions[g], batch.scores[g]))
+        yield Step(step, rc.iterations, h, state)
         at(step, "rollouts")
-    return rc.iterations

@@ -5,13 +5,16 @@ from __future__ import annotations
 import math
 import random
 import time
+from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 from transformers import get_scheduler
 
 from .. import threads
 from ..data.prompts import IGNORE
-from ..parallel import whole
+from ..parallel import Collectives, whole
+from .context import Events
 from .loss import answer_loss, fusable
 
 
@@ -58,16 +61,16 @@ def rank_share(batches: list, rank: int, world: int, count: int) -> list:
     return mine[:count]
 
 
-def token_weights(group: list[dict], ctx) -> list[float]:
+def token_weights(group: list[dict], dist) -> list[float]:
     """What each micro-batch's mean loss is multiplied by so that the step's loss is the mean over
     every answer token of the step, on every rank: its share of the step's tokens. DDP and FSDP
     average gradients over the ranks, so the share is of the ranks' mean count (the global count /
     world); a rank dividing by its own count would weigh a short batch like a long one.
     One micro-batch on one process: 1, as before."""
-    if len(group) == 1 and ctx.world == 1:
+    if len(group) == 1 and dist.world == 1:
         return [1.0]
     counts = [int((batch["labels"][:, 1:] != IGNORE).sum()) for batch in group]
-    mean = ctx.mean(sum(counts))
+    mean = dist.mean(sum(counts))
     return [c / mean for c in counts]
 
 
@@ -76,14 +79,26 @@ def schedule(optimizer, cfg, total: int):
     return get_scheduler(name, optimizer, num_warmup_steps=int(cfg.sft.warmup * total), num_training_steps=total)
 
 
-def train(model, tokenizer, rows, optimizer, scheduler, cfg, ctx, start_step: int = 0):
-    """Run SFT from `start_step`; `ctx` reports, checkpoints and says when to stop.
+@dataclass(frozen=True)
+class Step:
+    """What one optimizer step left: where the stage stands (the recipe checkpoints at `step`)."""
+
+    step: int
+    total: int
+
+
+def train(model, tokenizer, rows, optimizer, scheduler, cfg, handles, dist=None, events=None,
+          start_step: int = 0) -> Iterator[Step]:
+    """SFT from `start_step`: yields after every optimizer step, whose metrics it has reported.
+    The caller decides checkpoints, evaluations and stops between steps; closing the generator
+    ends the stage there.
 
     The batch order is a pure function of the seed and the epoch, so a resumed
     run sees exactly the batches it would have seen.
     """
+    dist, events = dist or Collectives(), events or Events()
     sc = cfg.sft
-    per_epoch, total = plan(len(rows), cfg, ctx.world)
+    per_epoch, total = plan(len(rows), cfg, dist.world)
     device = next(model.parameters()).device
     step = start_step
     head = fusable(model)  # the output layer the loss runs fused with (None: logits, the plain way)
@@ -91,7 +106,7 @@ def train(model, tokenizer, rows, optimizer, scheduler, cfg, ctx, start_step: in
     while step < total:
         epoch = step // per_epoch
         batches = rank_share(length_grouped_batches([len(r[0]) for r in rows], sc.batch_size, cfg.run.seed * 1000 + epoch),
-                             ctx.rank, ctx.world, per_epoch * sc.grad_accum)
+                             dist.rank, dist.world, per_epoch * sc.grad_accum)
         first = (step - epoch * per_epoch) * sc.grad_accum
         for b in range(first, len(batches), sc.grad_accum):
             if step >= total:
@@ -100,16 +115,16 @@ def train(model, tokenizer, rows, optimizer, scheduler, cfg, ctx, start_step: in
             cpu_threads = threads.adjust()
             tokens, loss_sum = 0, 0.0
             group = [collate([rows[i] for i in idx], tokenizer.pad_token_id, device) for idx in batches[b : b + sc.grad_accum]]
-            weights = token_weights(group, ctx)
+            weights = token_weights(group, dist)
             for batch, weight in zip(group, weights):
-                with ctx.autocast():
-                    loss = answer_loss(ctx.forward_model, batch, head) * weight
+                with handles.autocast():
+                    loss = answer_loss(handles.forward, batch, head) * weight
                 loss.backward()
                 loss_sum += loss.item()
                 tokens += int(batch["attention_mask"].sum())
-            if not ctx.agree(math.isfinite(loss_sum), all_of=True):  # one rank's NaN is every rank's (DDP averaged it)
+            if not dist.agree(math.isfinite(loss_sum), all_of=True):  # one rank's NaN is every rank's (DDP averaged it)
                 optimizer.zero_grad(set_to_none=True)
-                ctx.alert("error", f"SFT loss is {loss_sum} at step {step}; the update was skipped", phase="sft")
+                events.alert("error", f"SFT loss is {loss_sum} at step {step}; the update was skipped", phase="sft")
             else:
                 grad_norm = torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], sc.max_grad_norm)
                 optimizer.step()
@@ -117,9 +132,7 @@ def train(model, tokenizer, rows, optimizer, scheduler, cfg, ctx, start_step: in
                 optimizer.zero_grad(set_to_none=True)
             step += 1
             dt = time.perf_counter() - t0
-            ctx.metrics("sft", step, total, loss=ctx.mean(loss_sum), lr=scheduler.get_last_lr()[0], tokens_per_s=tokens * ctx.world / dt,
-                        step_time=dt, epoch=epoch, grad_norm=float(whole(grad_norm)) if math.isfinite(loss_sum) else None,
-                        threads=cpu_threads)
-            if ctx.after_step("sft", step, total):
-                return step
-    return step
+            events.metrics("sft", step, total, loss=dist.mean(loss_sum), lr=scheduler.get_last_lr()[0],
+                           tokens_per_s=tokens * dist.world / dt, step_time=dt, epoch=epoch,
+                           grad_norm=float(whole(grad_norm)) if math.isfinite(loss_sum) else None, threads=cpu_threads)
+            yield Step(step, total)

@@ -10,9 +10,9 @@ import torch.distributed as dist
 
 from engine import config
 from engine.modeling import load_tokenizer, select_trainable, tiny_model
-from engine.parallel import end_process_group, wrap
+from engine.parallel import Collectives, end_process_group, wrap
 from engine.rollout import Completion
-from engine.train.context import Context
+from engine.train.context import Handles
 from engine.data.prompts import training_ids
 from engine.train.loss import answer_loss, fusable
 from engine.train.rl import Batch, update
@@ -46,9 +46,9 @@ def batch(rs):
 
 
 shared = Grab(model)
-update(model, None, tok, *batch(rows[rank]), shared, cfg, Context(cfg, forward_model=wrap(model, 2, "ddp"), rank=rank, world=2))
+update(model, None, tok, *batch(rows[rank]), shared, cfg, Handles(wrap(model, 2, "ddp")), Collectives(rank, 2))
 whole = Grab(alone)
-update(alone, None, tok, *batch(rows[0] + rows[1]), whole, cfg, Context(cfg, forward_model=alone))
+update(alone, None, tok, *batch(rows[0] + rows[1]), whole, cfg, Handles(alone))
 same = shared.grads.keys() == whole.grads.keys() and all(
     torch.allclose(shared.grads[n], whole.grads[n], rtol=1e-4, atol=1e-7) for n in whole.grads)
 print(f"rank {rank} RL gradient is the global token mean: {same}", flush=True)
@@ -58,9 +58,9 @@ model.zero_grad(set_to_none=True)
 alone.zero_grad(set_to_none=True)
 answers = ["[1]", "[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]"]
 examples = [training_ids(tok, "What is 1?", a) for a in answers]
-ctx = Context(cfg, forward_model=wrap(model, 2, "ddp"), rank=rank, world=2)
+ctx = Handles(wrap(model, 2, "ddp"))
 mine = collate([examples[rank]], tok.pad_token_id, "cpu")
-(answer_loss(ctx.forward_model, mine, fusable(model)) * token_weights([mine], ctx)[0]).backward()
+(answer_loss(ctx.forward, mine, fusable(model)) * token_weights([mine], Collectives(rank, 2))[0]).backward()
 answer_loss(alone, collate(examples, tok.pad_token_id, "cpu"), fusable(alone)).backward()
 grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
 same = all(torch.allclose(grads[n], p.grad, rtol=1e-4, atol=1e-7) for n, p in alone.named_parameters() if p.grad is not None)

@@ -7,11 +7,11 @@ import torch.distributed as dist
 
 from engine import config
 from engine.modeling import load_tokenizer, make_optimizer, select_trainable, tiny_model
-from engine.parallel import end_process_group, wrap
+from engine.parallel import Collectives, end_process_group, wrap
 from engine.rollout import Completion
 from engine.tasks import Score
 from engine.train import rl
-from engine.train.context import Context
+from engine.train.context import Handles
 
 dist.init_process_group("gloo")
 rank = dist.get_rank()
@@ -37,8 +37,8 @@ class Backend:
 
 rewards = iter(range(10_000))
 rl.score = lambda cfg, item, text, cut: Score("wrong", float(next(rewards) % 2) if rank == 0 else 0.0, True)
-ctx = Context(cfg, forward_model=model, rank=rank, world=2, backend=Backend())
-steps = rl.train(model, None, tok, make_optimizer(model, "adamw", 1e-2), cfg, ctx)
-print(f"rank {rank} finished {steps} iterations", flush=True)
+ctx = Handles(model)
+steps = [s.step for s in rl.train(model, None, tok, make_optimizer(model, "adamw", 1e-2), cfg, ctx, Backend(), Collectives(rank, 2))]
+print(f"rank {rank} finished {steps[-1]} iterations", flush=True)
 del ctx, model  # the sharded model holds the group: freed before it ends
 end_process_group()
