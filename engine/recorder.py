@@ -3,7 +3,7 @@
 A `Recorder` owns the session folder (create, lock, config, the stop and
 checkpoint requests) and takes every event of a run, handing each to its sinks
 with one interface (`on_event`, `close`): the events file, `status.json`
-(derived from the events, as workbench/runstate.py derives a run's state), the
+(folded from the events by engine/status.py, the fold workbench/runstate.py reads too), the
 terminal reporter of engine/cli, TensorBoard and W&B. The engine's runs
 (engine/run.py) and the TRL integration both record through it. On ranks other
 than 0 it holds no session, and writes and asks nothing.
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Protocol
 
-from . import safefile
+from . import safefile, status
 from .events import EventLog
 from .session import CONFIG, STATUS, STOP, Session
 
@@ -41,21 +41,7 @@ class StatusFile:
         self._write()
 
     def on_event(self, e: dict) -> None:
-        kind = e.get("kind")
-        if kind == "run_started":
-            change = {"status": "running", "model": e.get("model")}
-        elif kind in ("metrics", "heartbeat"):
-            change = {k: e[k] for k in ("phase", "step", "total") if k in e}
-        elif kind == "eval":  # a finished set: all its problems done (its `step` is the training step it follows)
-            change = {"phase": "eval", "step": e.get("total"), "total": e.get("total")}
-        elif kind == "checkpoint" and e.get("best"):
-            change = {"best_accuracy": e.get("accuracy")}
-        elif kind == "run_finished":
-            change = {"status": e.get("status"), "error": e.get("error"), "finished": e.get("t")}
-        else:
-            return
-        if any(self.fields.get(k) != v for k, v in change.items()):
-            self.fields.update(change)
+        if status.fold(self.fields, e):  # the fold the workbench's run screen reads too (engine/status.py)
             self._write()
 
     def _write(self) -> None:

@@ -6,6 +6,11 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import PurePath
+
+from engine import status as run_status
+from engine.events import count
+from engine.metrics import label
 
 MAX_SAMPLES = 500
 MAX_LOG = 2000
@@ -24,6 +29,9 @@ class RunState:
     log: deque = field(default_factory=lambda: deque(maxlen=MAX_LOG))
     checkpoints: list[dict] = field(default_factory=list)
     heartbeat: dict = field(default_factory=dict)
+    # status and where the run is (phase, set, stage, step/total, rollouts done/of): status.json's
+    # fields, folded by the engine's own fold (engine/status.py), never a second one here
+    summary: dict = field(default_factory=dict)
     events: int = 0
     log_count: int = 0  # lines ever logged (the deque keeps the last MAX_LOG): the log pane writes the new ones
     samples_seen: int = 0  # every sample gets its number (`seq`): the table keys rows by it, past any cap
@@ -42,6 +50,7 @@ class RunState:
                 self.first_t = t if self.first_t is None else self.first_t
             # a fixed table: an event's `kind` never names a method
             HANDLERS.get(e.get("kind"), RunState._other)(self, e)
+            run_status.fold(self.summary, e)
             stage = current_stage(self) if e.get("kind") in ("metrics", "heartbeat", "eval") else None
             if stage and isinstance(t, (int, float)):
                 self.spans.setdefault(stage, [t, t])[1] = t
@@ -100,30 +109,26 @@ class RunState:
     # ---------------------------------------------------------------- views
     @property
     def status(self) -> str:
-        if self.finished:
-            return self.finished.get("status", "finished")
-        return "running" if self.started else "waiting"
+        return str(self.summary.get("status") or ("finished" if self.finished else "waiting"))
 
     def position(self) -> dict:
-        """The newer of the last metrics and the last heartbeat: during an evaluation or RL
-        rollouts only heartbeats say where the run is (`eval gsm8k`, `rl rollouts 8/16`)."""
-        m, h = self.last_metrics, self.heartbeat
-        return h if h and (not m or (h.get("t") or 0) >= (m.get("t") or 0)) else m
+        """Where the run is, from its latest metrics, heartbeat or finished evaluation: during an
+        evaluation or RL rollouts only heartbeats say it (`eval gsm8k`, `rl rollouts 8/16`)."""
+        return self.summary
 
     def progress(self) -> tuple[str, int, int]:
         """(what, step, total) of where the run is."""
-        newer = self.position()
-        step, total = newer.get("step"), newer.get("total")
-        what = " ".join(str(newer[k]) for k in ("phase", "set", "stage") if isinstance(newer.get(k), str))
+        where = self.summary
+        step, total = where.get("step"), where.get("total")
+        what = " ".join(str(where[k]) for k in ("phase", "set", "stage") if isinstance(where.get(k), str))
         return what, step if isinstance(step, int) else 0, total if isinstance(total, int) else 0
 
     def rows_progress(self) -> str:
         """`rollouts 8/16` while RL samples: how many of the iteration's outputs are finished."""
-        h = self.position()
-        if h is not self.heartbeat or h.get("stage") != "rollouts":
-            return ""
-        done, of = h.get("done"), h.get("of")
-        return f"rollouts {done}/{of}" if isinstance(done, int) and isinstance(of, int) else ""
+        where = self.summary
+        done, of = where.get("done"), where.get("of")
+        ok = where.get("stage") == "rollouts" and isinstance(done, int) and isinstance(of, int)
+        return f"rollouts {done}/{of}" if ok else ""
 
     def eta(self, now: float | None = None) -> float | None:
         """Seconds left in the current phase, from its pace so far."""
@@ -227,16 +232,32 @@ class RunState:
                     pace = (sum(v for _, v in points) / len(points)) * total / plan[kind]
         return pace
 
-    def _eval_left(self, here: str, now: float) -> float | None:
-        """An evaluation's time left: its sets so far, and the set under way by its problem count."""
+    def eval_sets(self) -> dict[str, int | None]:
+        """The sets an evaluation decodes, in order, with their problem counts: `run_started`'s
+        `eval_sets`; a session written before it carried them (the recorded example) has its sets
+        read off the config, their sizes unknown."""
+        named = self.started.get("eval_sets")
+        if isinstance(named, dict) and named and all(count(n) is not None for n in named.values()):
+            return {str(k): v for k, v in named.items()}
         cfg = self.started.get("config") if isinstance(self.started.get("config"), dict) else {}
         ev = cfg.get("eval") if isinstance(cfg.get("eval"), dict) else {}
-        n_sets = sum(1 for k in ("synthetic", "gsm8k") if (ev.get(k) or 0) > 0) + len(ev.get("problems") or [])
+        sets = [k for k in ("synthetic", "gsm8k") if isinstance(ev.get(k), int) and ev[k] > 0]
+        problems = ev.get("problems") if isinstance(ev.get("problems"), list) else []
+        return dict.fromkeys(sets + [PurePath(str(p)).stem for p in problems])
+
+    def _eval_left(self, here: str, now: float) -> float | None:
+        """An evaluation's time left: the share of its problems decoded so far (its finished sets,
+        and the set under way by its heartbeat's count), or of its sets where sizes are unknown."""
+        sets = self.eval_sets()
         at = here.split(":", 1)[1]
-        finished_sets = sum(1 for e in self.evals if e.get("at") == at)
+        finished = [e for e in self.evals if e.get("at") == at]
         h = self.heartbeat
         part = (h.get("step") or 0) / h["total"] if isinstance(h.get("total"), int) and h["total"] else 0.0
-        share = (finished_sets + part) / max(n_sets, 1)
+        if sets and None not in sets.values() and sum(sets.values()):
+            done = sum(sets.get(str(e.get("set"))) or 0 for e in finished) + ((h.get("step") or 0) if part else 0)
+            share = done / sum(sets.values())
+        else:
+            share = (len(finished) + part) / max(len(sets), 1)
         span = self.spans.get(here)
         if not span or share <= 0.02:
             return None
@@ -260,6 +281,16 @@ class RunState:
         codes = sorted({c for e in evals for c in e.get("diagnostic_counts", {})})
         cells = {(lab, c): e.get("diagnostic_counts", {}).get(c, 0) for lab, e in zip(labels, evals) for c in codes}
         return labels, codes, cells
+
+
+@dataclass
+class RunView:
+    """What a pane of the run screen draws from (`show(view)`, widgets/pane.py): the run's state,
+    the run compared with it, the screen's smoothing switch and the session it follows."""
+    state: RunState
+    other: RunState | None = None
+    smoothing: bool = False
+    target: str = ""  # a folder, or host:folder over ssh
 
 
 HANDLERS = {
@@ -297,14 +328,14 @@ def rl_reading(state: RunState) -> str:
     if not rl.get("reward"):
         return ""
     last = {k: pts[-1][1] for k, pts in rl.items() if pts}
-    parts = [f"rl {int(rl['reward'][-1][0])}: reward {last['reward']:.2f}"]
+    parts = [f"rl {int(rl['reward'][-1][0])}: {label('reward')} {last['reward']:.2f}"]
     if "tied_groups" in last:
-        parts.append(f"tied groups {last['tied_groups']:.0%}")
-    if "completion_length" in last:
+        parts.append(f"{label('tied_groups')} {last['tied_groups']:.0%}")
+    if "completion_length" in last:  # mean/longest, in tokens
         parts.append(f"length {last['completion_length']:.0f}" + (f"/{last['completion_length_max']:.0f}" if "completion_length_max" in last else ""))
     for key in ("entropy", "kl"):
         if key in last:
-            parts.append(f"{key} {last[key]:.3f}")
+            parts.append(f"{label(key)} {last[key]:.3f}")
     questions = ((state.started.get("config") or {}).get("rl") or {}).get("questions")
     tied = last.get("tied_groups")
     rewards = [v for _, v in rl["reward"][-5:]]

@@ -2,8 +2,8 @@
 by expert, diagnostic codes per evaluation, samples, alerts and the log.
 
 A follower thread posts batches of events (messages.py); the screen folds them
-into a `RunState` and asks each pane (widgets/) to redraw from it, at most four
-times a second.
+into a `RunState` and asks each pane (widgets/, one tab each, listed in `PANES`)
+to redraw from its `RunView`, at most four times a second.
 """
 
 from __future__ import annotations
@@ -25,20 +25,22 @@ from ..examples import is_example
 from ..follow import Follower, LogTail, remote_request, split_target
 from ..launch import log_tail
 from ..messages import EngineExited, EngineOutput, EventsArrived, FollowStatus, Inbox
-from ..runstate import RunState
+from ..runstate import RunState, RunView
 from ..widgets.charts import Charts
 from ..widgets.evals import Evaluations
 from ..widgets.header import RunHeader
 from ..widgets.log import LogPane
 from ..widgets.overview import Overview
+from ..widgets.pane import Pane
 from ..widgets.report import ReportPane
 from ..widgets.samples import SamplesPane, SamplesTable
 from .help import COMMON_KEYS
 
 REDRAW_S = 0.25
-TAB_NAMES = {"tab-overview": "Overview", "tab-charts": "Charts", "tab-evals": "Evaluations", "tab-samples": "Samples",
-             "tab-log": "Alerts & log", "tab-report": "Report"}
-TABS = list(TAB_NAMES)  # keys 1-6, [ and ]
+# the panes, one tab each, in order (keys 1-6, [ and ]): the tabs, compose and the redraw read this list
+PANES: list[type[Pane]] = [Overview, Charts, Evaluations, SamplesPane, LogPane, ReportPane]
+TAB_NAMES = {pane.TAB: pane.TITLE for pane in PANES}
+TABS = list(TAB_NAMES)
 
 
 class RunScreen(Screen):
@@ -64,32 +66,21 @@ class RunScreen(Screen):
             self.state.first_t = time.time()
         self.other = RunState(name=clean_text(Path(compare).name)) if compare else None
         self.compare = compare
-        self.smoothing = False
+        self.view = RunView(self.state, self.other, target=target)  # what every pane draws from
         self.dirty = True
         self.follow_status = ""
         self.engine_error: str | None = None
         self.stop_pending = False
         self.followers: list[Follower] = []
         self.inboxes = {key: Inbox(key, self.post_message) for key in ("main", "other")}
-        self._plotted: dict[str, tuple] = {}  # tab -> what its plots were drawn from
         self._opened = False  # the first events decided which tab it opens on
-        self.run_task: str | None = None  # the run's task (run_started's config): what the Report tab offers
 
     def compose(self) -> ComposeResult:
         yield RunHeader(id="run-header")
         with TabbedContent(id="run-tabs"):
-            with TabPane(TAB_NAMES["tab-overview"], id="tab-overview"):
-                yield Overview(id="overview")
-            with TabPane("Charts", id="tab-charts"):
-                yield Charts()
-            with TabPane("Evaluations", id="tab-evals"):
-                yield Evaluations()
-            with TabPane("Samples", id="tab-samples"):
-                yield SamplesPane(id="samples-pane")
-            with TabPane("Alerts & log", id="tab-log"):
-                yield LogPane(id="log")
-            with TabPane("Report", id="tab-report"):
-                yield ReportPane()
+            for pane in PANES:
+                with TabPane(pane.TITLE, id=pane.TAB):
+                    yield pane(id=pane.ID)
         yield KeysFooter()
 
     def on_mount(self) -> None:
@@ -106,7 +97,6 @@ class RunScreen(Screen):
         self.set_interval(1.0, self._tick)
         if self.local:
             self.set_interval(2.0, self._check_alive)
-        self.query_one(ReportPane).load(Path(self.target) / "report.json")
 
     def _tick(self) -> None:
         """The clock in the header moves every second, between events too."""
@@ -156,10 +146,6 @@ class RunScreen(Screen):
     def on_events_arrived(self, message: EventsArrived) -> None:
         finished = self.state.finished
         (self.state if message.key == "main" else self.other).add(message.events or self.inboxes[message.key].take())
-        if self.state.started and self.run_task is None:
-            run = (self.state.started.get("config") or {}).get("run")
-            self.run_task = clean_text(str(run.get("task") or "trace")[:40]) if isinstance(run, dict) else "trace"
-            self.query_one(ReportPane).for_task(self.run_task)
         if not self._opened and self.state.started and (self.state.samples or self.state.series):
             self._opened = True
             if self.state.started.get("stages") == [] and not self.state.series and self.state.samples:
@@ -194,22 +180,12 @@ class RunScreen(Screen):
             return
         self.dirty = False
         self._show_header()
-        # only the tab on screen: the others catch up when they are shown (TabActivated marks dirty)
+        # the tab on screen (and the panes that keep up while hidden): the others catch up when
+        # they are shown (TabActivated marks dirty)
         tab = self.query_one("#run-tabs", TabbedContent).active
-        seen = (self.state.events, self.other.events if self.other else 0, self.smoothing)
-        if tab in ("tab-overview", "tab-charts") and self._plotted.get(tab) == seen:
-            pass  # nothing new since its plots were drawn: coming back to the tab costs no re-plotting
-        elif tab == "tab-overview":
-            self.query_one(Overview).show(self.state, self.smoothing)
-        elif tab == "tab-charts":
-            self.query_one(Charts).show(self.state, self.other, self.smoothing)
-        if tab in ("tab-overview", "tab-charts"):
-            self._plotted[tab] = seen
-        elif tab == "tab-evals":
-            self.query_one(Evaluations).show(self.state, self.other)
-        elif tab == "tab-samples":
-            self.query_one(SamplesPane).show(self.state)
-        self.query_one(LogPane).show(self.state)
+        for pane in PANES:
+            if pane.TAB == tab or pane.ALWAYS:
+                self.query_one(f"#{pane.ID}", pane).show(self.view)
 
     # --------------------------------------------------------------- actions
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
@@ -232,7 +208,7 @@ class RunScreen(Screen):
                                            title=f"sample {e.get('phase')}@{e.get('step')}", raw=e.get("text", "")))
 
     def action_smooth(self) -> None:
-        self.smoothing = not self.smoothing
+        self.view.smoothing = not self.view.smoothing
         self.dirty = True
         self.redraw()  # at once, not at the next tick
 

@@ -10,12 +10,16 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
-from ..runstate import RunState, downsample, rl_reading, smooth
+from engine.metrics import label
+
+from ..runstate import RunState, RunView, downsample, rl_reading, smooth
+from .pane import Pane
 from .text import interval
 
+# (plot id, [(phase, metric)], title): the legend names each series `phase metric`, as the events do
 PLOTS = (
-    ("loss-plot", [("sft", "loss"), ("rl", "loss")], "loss"),
-    ("reward-plot", [("rl", "reward"), ("rl", "parse_rate")], "reward"),
+    ("loss-plot", [("sft", "loss"), ("rl", "loss")], label("loss")),
+    ("reward-plot", [("rl", "reward"), ("rl", "parse_rate")], label("reward")),
 )
 
 
@@ -85,9 +89,12 @@ def recent_range(points: list[tuple[float, float]], keep: float = 0.75, least: i
 COLOURS = [("cyan", "cyan"), ("orange", "dark_orange"), ("green", "green"), ("magenta", "magenta")]
 
 
-class Charts(Vertical):
+class Charts(Pane, Vertical):
     """Both runs of a comparison on the same axes; the legend is a line under each plot
     (plotext's own box sits on the data)."""
+
+    TITLE, TAB, ID = "Charts", "tab-charts", "charts"
+    drawn: tuple = ()  # what its plots were drawn from: coming back to the tab costs no re-plotting
 
     def compose(self) -> ComposeResult:
         with Horizontal():
@@ -97,7 +104,12 @@ class Charts(Vertical):
                     yield Static(id=f"{plot_id}-legend", classes="ov-legend")
         yield Static(id="rates")
 
-    def show(self, state: RunState, other: RunState | None, smoothing: bool) -> None:
+    def show(self, view: RunView) -> None:
+        state, other, smoothing = view.state, view.other, view.smoothing
+        seen = (state.events, other.events if other else 0, smoothing)
+        if seen == self.drawn:
+            return
+        self.drawn = seen
         for plot_id, pairs, title in PLOTS:
             plot = self.query_one(f"#{plot_id}", PlotextPlot)
             plt = plot.plt
@@ -131,10 +143,11 @@ class Charts(Vertical):
             self.query_one(f"#{plot_id}-legend", Static).update(legend)
             plot.refresh()
         lines = []
-        last = [e for e in state.evals if e.get("set") == "synthetic"]
+        first = next(iter(state.eval_sets()), "synthetic")  # the set an evaluation decodes first
+        last = [e for e in state.evals if e.get("set") == first]
         if last:
             e = last[-1]
-            lines.append(f"last synthetic eval ({e.get('at')}): accuracy {interval(e)}  parse {e.get('parse_rate') or 0:.1%}  "
+            lines.append(f"last {first} eval ({e.get('at')}): accuracy {interval(e)}  parse {e.get('parse_rate') or 0:.1%}  "
                          f"valid {e.get('valid_rate') or 0:.1%}")
         reading = rl_reading(state)
         if reading:

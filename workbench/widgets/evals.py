@@ -7,11 +7,14 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
-from ..runstate import RunState
+from ..runstate import RunView
+from .pane import Pane
 from .text import bar, interval
 
 
-class Evaluations(Vertical):
+class Evaluations(Pane, Vertical):
+    TITLE, TAB, ID = "Evaluations", "tab-evals", "evaluations"
+
     def compose(self) -> ComposeResult:
         yield DataTable(id="evals", zebra_stripes=True)
         yield Static("Diagnostics per evaluation (outputs carrying each code)", classes="caption")
@@ -19,7 +22,8 @@ class Evaluations(Vertical):
 
     shown: tuple = ()
 
-    def show(self, state: RunState, other: RunState | None) -> None:
+    def show(self, view: RunView) -> None:
+        state, other = view.state, view.other
         # rebuilt only when an evaluation arrives: a heartbeat must not move the cursor or the scroll
         seen = (len(state.evals), len(other.evals) if other else 0)
         if seen == self.shown:

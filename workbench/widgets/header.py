@@ -7,6 +7,7 @@ import time
 from rich.text import Text
 from textual.widgets import Static
 
+from engine.metrics import unit
 from engine.models import params_label  # the same figure `engine models` and the new-run form show
 
 from ..runstate import RunState
@@ -48,7 +49,7 @@ class RunHeader(Static):
                           else f"  stage eta {duration(s.eta())}", "", 1))
             tps = s.last_metrics.get("tokens_per_s")
             if isinstance(tps, (int, float)):
-                parts.append((f"  {tps:,.0f} tok/s", "", 4))
+                parts.append((f"  {tps:,.0f} {unit('tokens_per_s')}", "", 4))
         if not s.finished:
             if stop_pending:
                 parts.append((f"  stopping after this {'evaluation' if phase.startswith('eval') else 'step'}...", "bold yellow", 0))

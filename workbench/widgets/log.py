@@ -5,7 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import RichLog
 
-from ..runstate import RunState
+from ..runstate import RunView
+from .pane import Pane
 
 
 # the lines `engine train --plain` prints for events (engine/cli/reporter.py): the log has them already.
@@ -13,7 +14,10 @@ from ..runstate import RunState
 ECHOED = ("alert (", "eval ", "checkpoint ", "run finished: ")
 
 
-class LogPane(RichLog):
+class LogPane(Pane, RichLog):
+    TITLE, TAB, ID = "Alerts & log", "tab-log", "log"
+    ALWAYS = True  # lines are written as they come: a tab opened late never writes thousands at once
+
     def __init__(self, **kwargs):
         super().__init__(wrap=True, markup=False, **kwargs)
         self.logged = 0  # log lines of the state written so far (RunState.log_count)
@@ -26,7 +30,8 @@ class LogPane(RichLog):
             if not line.startswith(ECHOED):
                 self.write(Text("engine │ " + line, style="dim"))
 
-    def show(self, state: RunState) -> None:
+    def show(self, view: RunView) -> None:
+        state = view.state
         fresh = state.log_count - self.logged
         for line in list(state.log)[-fresh:] if fresh > 0 else []:  # past the kept lines too: counted, not measured
             self.write(Text(line, style="bold red" if line.startswith("ALERT") else ""))

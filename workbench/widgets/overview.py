@@ -16,30 +16,34 @@ from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
-from ..runstate import RunState, current_stage, downsample, rl_reading
-from .charts import nice_ticks, plot_series, recent_range, set_axes, tick_label  # noqa: F401 (tests import them here)
+from engine.metrics import METRICS, label
 
-# (plot id, title, phase, [(metric, legend name, colour)], y range or None)
+from ..runstate import RunState, RunView, current_stage, downsample, rl_reading
+from .charts import nice_ticks, plot_series, recent_range, set_axes, tick_label  # noqa: F401 (tests import them here)
+from .pane import Pane
+
+# (plot id, title, phase, [(metric, colour)], y range or None); the legend names a metric by its
+# catalogue word (engine/metrics.py)
 PLOTS = [
-    ("ov-sft", "SFT loss", "sft", [("loss", "loss", "cyan")], None),
-    ("ov-reward", "RL reward", "rl", [("reward", "reward", "green"), ("accuracy", "acc", "blue"),
-                                       ("parse_rate", "parse", "orange")], (0.0, 1.0)),
-    ("ov-signals", "RL signals", "rl", [("tied_groups", "tied", "red"), ("entropy", "entropy", "blue"),
-                                         ("kl", "KL", "cyan")], None),
-    ("ov-length", "completion length", "rl", [("completion_length", "mean", "green"),
-                                               ("completion_length_max", "max", "gray")], None),
+    ("ov-sft", f"SFT {label('loss')}", "sft", [("loss", "cyan")], None),
+    ("ov-reward", f"RL {label('reward')}", "rl", [("reward", "green"), ("accuracy", "blue"), ("parse_rate", "orange")], (0.0, 1.0)),
+    ("ov-signals", "RL signals", "rl", [("tied_groups", "red"), ("entropy", "blue"), ("kl", "cyan")], None),
+    ("ov-length", label("completion_length"), "rl", [("completion_length", "green"), ("completion_length_max", "gray")], None),
 ]
-# the RL slots during SFT: (title, [(metric, legend name, colour)]) from SFT's own metrics (docs/events.md)
+# the RL slots during SFT: (title, [(metric, colour)]) from SFT's own metrics
 SFT_PLOTS = {
-    "ov-reward": ("SFT tokens/s", [("tokens_per_s", "tok/s", "green")]),
-    "ov-signals": ("SFT gradient norm", [("grad_norm", "grad norm", "red")]),
-    "ov-length": ("SFT learning rate", [("lr", "lr", "blue")]),
+    "ov-reward": (f"SFT {label('tokens_per_s')}", [("tokens_per_s", "green")]),
+    "ov-signals": (f"SFT {label('grad_norm')}", [("grad_norm", "red")]),
+    "ov-length": (f"SFT {label('lr')}", [("lr", "blue")]),
 }
 LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 RICH = {"cyan": "cyan", "green": "green", "blue": "blue", "orange": "dark_orange", "red": "red", "gray": "grey50"}
 
 
-class Overview(Horizontal):
+class Overview(Pane, Horizontal):
+    TITLE, TAB, ID = "Overview", "tab-overview", "overview"
+    drawn: tuple = ()  # what its plots were drawn from: coming back to the tab costs no re-plotting
+
     def compose(self) -> ComposeResult:
         with Grid(id="ov-plots"):
             for plot_id, *_ in PLOTS:
@@ -50,14 +54,19 @@ class Overview(Horizontal):
             for part in ("stages", "evals", "reading", "sample", "alerts", "system"):
                 yield Static(id=f"ov-{part}", classes="ov-part")
 
-    def show(self, state: RunState, smoothing: bool) -> None:
+    def show(self, view: RunView) -> None:
+        state, smoothing = view.state, view.smoothing
+        seen = (state.events, smoothing)
+        if seen == self.drawn:
+            return
+        self.drawn = seen
         for plot_id, title, phase, series, yrange in PLOTS:
             metrics = state.series.get(phase, {})
-            if plot_id in SFT_PLOTS and not any(metrics.get(k) for k, _, _ in series):
+            if plot_id in SFT_PLOTS and not any(metrics.get(k) for k, _ in series):
                 # no RL yet (SFT is the longest phase): the slot shows what SFT's metrics carry
                 sft_title, sft_series = SFT_PLOTS[plot_id]
                 sft = state.series.get("sft", {})
-                if any(sft.get(k) for k, _, _ in sft_series):
+                if any(sft.get(k) for k, _ in sft_series):
                     title, metrics, series, yrange = sft_title, sft, sft_series, None
             self._plot(plot_id, title, metrics, series, yrange, smoothing)
         q = self.query_one
@@ -74,7 +83,7 @@ class Overview(Horizontal):
         plt = plot.plt
         plt.clear_data()
         plt.clear_figure()
-        present = [(key, name, colour) for key, name, colour in series if metrics.get(key)]
+        present = [(key, METRICS[key].legend, colour) for key, colour in series if metrics.get(key)]
         plt.title(title + (" (smoothed)" if smoothing else ""))
         # the legend is a line under the plot: plotext's own legend box sits on the data
         legend = Text()

@@ -17,6 +17,9 @@ from textual.widgets import DataTable, Static
 from engine.events import clean_text, finite_number
 from engine.safefile import read_bytes
 
+from ..runstate import RunView
+from .pane import Pane
+
 MAX_BYTES = 4 << 20
 MAX_ROWS = 2000
 
@@ -71,10 +74,22 @@ def no_report_note(task: str | None) -> str:
     return NO_REPORT["instruct"] if task in (None, "instruct") else NO_REPORT["other"].format(task=task)
 
 
-class ReportPane(Vertical):
+class ReportPane(Pane, Vertical):
+    TITLE, TAB, ID = "Report", "tab-report", "report-pane"
+    ALWAYS = True  # cheap: report.json is read once, and the note follows the run's task as soon as it is known
+
     def compose(self) -> ComposeResult:
         yield Static(no_report_note(None), id="report-note")
         yield DataTable(id="report", zebra_stripes=True)
+
+    def show(self, view: RunView) -> None:
+        if not self.loading and view.target:
+            self.loading = True
+            self.load(Path(view.target) / "report.json")
+        if self.run_task is None and view.state.started:  # run_started's config names the task
+            cfg = view.state.started.get("config")
+            run = cfg.get("run") if isinstance(cfg, dict) else None
+            self.for_task(clean_text(str(run.get("task") or "trace")[:40]) if isinstance(run, dict) else "trace")
 
     def for_task(self, task: str | None) -> None:
         """The run's task is known (run_started): say what applies to it, unless a report is shown."""
@@ -88,6 +103,7 @@ class ReportPane(Vertical):
 
     said = False  # a report or its problem is shown: the task's note no longer replaces it
     run_task: str | None = None
+    loading = False  # report.json asked for (once, at the first redraw)
 
     def _show(self, report: dict | None, why: str) -> None:
         self.said = self.said or report is not None or bool(why)

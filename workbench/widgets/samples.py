@@ -11,8 +11,9 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Input, Static
 
-from ..runstate import RunState, sample_matches
+from ..runstate import RunState, RunView, sample_matches
 from .filter import FilterBox
+from .pane import Pane
 
 
 class SamplesTable(DataTable):
@@ -127,7 +128,8 @@ def preview_text(e: dict) -> Text:
     return t
 
 
-class SamplesPane(Vertical):
+class SamplesPane(Pane, Vertical):
+    TITLE, TAB, ID = "Samples", "tab-samples", "samples-pane"
     BINDINGS = [
         Binding("slash", "filter", "Filter samples"),
         Binding("f", "follow", "Follow newest"),
@@ -147,7 +149,10 @@ class SamplesPane(Vertical):
             yield SamplesTable(id="samples")
             yield VerticalScroll(Static(id="sample-preview"), id="sample-preview-box")
 
-    def show(self, state: RunState, force: bool = False) -> None:
+    def show(self, view: RunView) -> None:
+        self._fill(view.state)
+
+    def _fill(self, state: RunState, force: bool = False) -> None:
         self.state = state
         wanted = [e for e in reversed(state.samples) if sample_matches(e, self.query_text)]
         keys = [e["seq"] for e in wanted]
@@ -186,7 +191,7 @@ class SamplesPane(Vertical):
 
     def _redraw(self) -> None:
         if self.state is not None:
-            self.show(self.state, force=True)
+            self._fill(self.state, force=True)
 
     def preview(self, seq: int | None) -> None:
         """The sample under the cursor, whole: its question, what it wrote, its diagnostics."""
