@@ -8,28 +8,43 @@ from pathlib import Path
 
 import pytest
 
-from engine.events import read_all
+from engine.events import read_all, sanitize
 from engine.metrics import CATALOGUE, METRICS, unknown
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "events.md"
 
 
-def test_a_tiny_run_emits_only_catalogued_metrics(tmp_path):
-    """SFT and RL with the switches that add metrics (the KL penalty and batch reuse's clipping
-    where an update is made, dynamic sampling): a metric the loops emit and the catalogue lacks
-    fails here by name."""
-    folder = tmp_path / "run"
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("metrics") / "run"
     out = subprocess.run([sys.executable, "-m", "engine", "train", "--model", "tiny", "--session", str(folder), "--plain",
                           "--set", "eval.at=rl", "--set", "eval.gsm8k=0", "--set", "rl.kl_coef=0.01", "--set", "rl.batch_reuse=2",
                           "--set", "rl.dynamic_sampling=true", "--set", "rl.dynamic_draws=1"],
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
-    metrics = [e for e in read_all(folder / "events.jsonl") if e["kind"] == "metrics"]
+    return read_all(folder / "events.jsonl")
+
+
+def test_a_tiny_run_emits_only_catalogued_metrics(tiny_run):
+    """SFT and RL with the switches that add metrics (the KL penalty and batch reuse's clipping
+    where an update is made, dynamic sampling): a metric the loops emit and the catalogue lacks
+    fails here by name."""
+    metrics = [e for e in tiny_run if e["kind"] == "metrics"]
     assert {e["phase"] for e in metrics} == {"sft", "rl"}
     stray = sorted({(e["phase"], name) for e in metrics for name in unknown(e["phase"], e)})
     assert not stray, f"metrics not in engine/metrics.py (add an entry and a row in docs/events.md): {stray}"
     emitted = {name for e in metrics for name in e}
     assert {"loss", "grad_norm", "threads", "reward", "tied_groups", "completion_length", "drawn"} <= emitted
+
+
+def test_the_run_screen_reads_a_runs_eval_sets_from_run_started(tiny_run):
+    """The engine names its sets and sizes in run_started (the same run: no second tiny run);
+    the run screen takes them from there, not from the config."""
+    from workbench.runstate import RunState
+
+    state = RunState(name="run")
+    state.add([sanitize(e) for e in tiny_run])
+    assert state.eval_sets() == {"synthetic": 8} == tiny_run[0]["eval_sets"]
 
 
 def test_unknown_names_a_metric_outside_the_catalogue_or_its_phase():
