@@ -111,13 +111,10 @@ class RunState:
     def status(self) -> str:
         return str(self.summary.get("status") or ("finished" if self.finished else "waiting"))
 
-    def position(self) -> dict:
-        """Where the run is, from its latest metrics, heartbeat or finished evaluation: during an
-        evaluation or RL rollouts only heartbeats say it (`eval gsm8k`, `rl rollouts 8/16`)."""
-        return self.summary
-
     def progress(self) -> tuple[str, int, int]:
-        """(what, step, total) of where the run is."""
+        """(what, step, total) of where the run is: from its latest metrics, heartbeat or finished
+        evaluation (during an evaluation or RL rollouts only heartbeats say it: `eval gsm8k`,
+        `rl rollouts`)."""
         where = self.summary
         step, total = where.get("step"), where.get("total")
         what = " ".join(str(where[k]) for k in ("phase", "set", "stage") if isinstance(where.get(k), str))
@@ -354,7 +351,7 @@ def current_stage(state: RunState) -> str | None:
     a periodic evaluation inside SFT (`sft@50`) belongs to `sft`."""
     if state.finished:
         return None
-    newer = state.position()
+    newer = state.summary
     phase = newer.get("phase")
     if phase == "eval":
         at = str(newer.get("at") or "")
