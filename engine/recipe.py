@@ -151,7 +151,7 @@ class Recipe:
     def train(self) -> None:
         """Every stage from where the run starts; raises Stopped when a stop ends it early."""
         cfg, events, dist, control = self.cfg, self.events, self.dist, self.control
-        if control.poll(dist).stop:  # asked for while the engine was starting: nothing to save yet
+        if dist.agree(control.asked()):  # asked for while the engine was starting: nothing to save yet
             events.alert("info", "stopped before the first step: a stop was asked for while the engine was starting")
             raise Stopped()
         for index, (kind, which) in enumerate(self.plan):
