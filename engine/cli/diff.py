@@ -56,6 +56,14 @@ def compare(right_a: list[bool], right_b: list[bool]) -> dict:
             "change": change, "change_ci": list(ci)}
 
 
+def flip(a: dict, b: dict) -> dict:
+    """One flipped problem as `--json` gives it: what was asked and each side's whole output, so
+    that both traces can be stepped through side by side (the workbench's compare view)."""
+    side = ("text", "answer", "outcome", "codes", "cut")
+    return {"question": a["question"], "expected_answer": a["expected_answer"], "expected_expert": a["expected_expert"],
+            "a": {k: a.get(k) for k in side}, "b": {k: b.get(k) for k in side}}
+
+
 def _diff(args) -> int:
     from ..tasks import eval_sets
     from ..train import evaluate as ev
@@ -90,7 +98,7 @@ def _diff(args) -> int:
         side, results = {}, {}
         for name, items in named.items():
             fields, samples = ev.evaluate(model, tok, items, cfg)
-            side[name] = [s["outcome"] == "correct" for s in samples]
+            side[name] = samples
             results[name] = fields
         ckpts.append(str(ckpt) if ckpt else f"{target} (untrained)")
         args.target = target
@@ -99,11 +107,13 @@ def _diff(args) -> int:
         del model
     report = {"a": ckpts[0], "b": ckpts[1], "sets": {}}
     for name, items in named.items():
-        c = compare(outcomes[0][name], outcomes[1][name])
+        a, b = outcomes[0][name], outcomes[1][name]
+        c = compare([s["outcome"] == "correct" for s in a], [s["outcome"] == "correct" for s in b])
         c["questions"] = {str(i): items[i].question for i in c["gained"] + c["lost"]}
+        c["flips"] = {str(i): flip(a[i], b[i]) for i in c["gained"] + c["lost"]}
         report["sets"][name] = c
     if args.json:
-        print(json.dumps(report))
+        print(json.dumps(report, default=str))  # an answer the executor gave as a fraction: its text
         return 0
     _print(report)
     return 0

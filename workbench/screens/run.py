@@ -49,6 +49,8 @@ class RunScreen(Screen):
         Binding("s", "stop", "Stop", tooltip="Stop the run (it saves a checkpoint first)"),
         Binding("k", "checkpoint", "Checkpoint", tooltip="Checkpoint now"),
         Binding("m", "smooth", "Smooth", tooltip="Smoothing of the charts"),
+        # on a compare only (check_action): engine diff of the two runs, their flipped problems
+        Binding("d", "flips", "Flips", tooltip="Paired comparison: score both runs on the same problems, list the flips"),
         Binding("enter", "open_sample", "Open sample", show=False),
         *COMMON_KEYS,
         Binding("escape", "close", "Back"),
@@ -256,7 +258,16 @@ class RunScreen(Screen):
         the footer (Textual asks again after refresh_bindings, called when the final event arrives)."""
         if action in ("stop", "checkpoint"):
             return not (self.state.finished or is_example(self.target))
+        if action == "flips":
+            return bool(self.compare)
         return True
+
+    def action_flips(self) -> None:
+        """A is the run marked first (the one compared against), B the one on this screen."""
+        from .flips import FlipsScreen
+
+        if self.compare:
+            self.app.push_screen(FlipsScreen(self.compare, self.target))
 
     def action_tab(self, n: int) -> None:
         self._show_tab(TABS[n - 1])

@@ -28,6 +28,57 @@ EDITING = "editing: ctrl+s checks and saves; esc stops editing and steps through
 VAR_STYLE = {"new": "bold green", "changed": "bold cyan", "overwritten": "bold white on red", "same": ""}
 
 
+def source_text(m: Stepper, room: int, console, raw: str | None = None, show_raw: bool = False) -> Text:
+    """The trace's lines with the gutter: breakpoint ◆, diagnostic ● / ▲ on its lines, the line
+    number, ▶ on the line that runs next; the current step reversed. The stepper and the paired
+    view's panes (screens/pair.py) draw with it."""
+    text = raw if (show_raw and raw) else m.text  # a file's raw text is the text itself
+    by_line: dict[int, str] = {}
+    for d in m.report.diagnostics:
+        if d.line is not None:
+            for ln in range(d.line, (d.end_line or d.line) + 1):
+                if by_line.get(ln) != "error":
+                    by_line[ln] = d.severity
+    cur, nxt = m.current, m.next
+    part_starts = {p.line: p.index for p in m.report.trace.parts} if (m.report.trace and m.report.trace.composed) else {}
+    lines = text.splitlines() or [""]
+    width = len(str(len(lines)))
+    first, last = m.report.parsed.first_line, m.report.parsed.last_line
+    out = Text()
+    if show_raw:
+        out.append("raw model output, exactly as written (tabs →, trailing spaces ·); w: the parsed view\n", style="italic dim")
+    for number, line in enumerate(lines, 1):
+        sev = by_line.get(number)
+        mark = "●" if sev == "error" else "▲" if sev == "warning" else " "
+        bp = "◆" if number in m.breakpoints else " "
+        arrow = "▶" if nxt is not None and number == nxt.line and not show_raw else " "  # runs on the next n
+        gutter = Text(f"{bp}{mark}{number:>{width}} {arrow}│ ", style=STYLE.get(sev, "dim"))
+        if number in part_starts and not show_raw:
+            out.append(f"{'':>{width + 2}} ┄ part {part_starts[number]} ┄\n", style="dim italic")
+        if show_raw:
+            stripped = line.rstrip(" ")
+            body = Text(stripped.replace("\t", "→"))
+            body.append("·" * (len(line) - len(stripped)), style="dim")
+        else:
+            body = Text(line, style="dim" if not first <= number <= last else "")  # chatter around the YAML
+        if cur is not None and number == cur.line and not show_raw:
+            body.stylize("bold reverse")
+        elif sev:
+            body.stylize(STYLE[sev])
+        for i, piece in enumerate(_wrap(body, room - gutter.cell_len, console)):
+            # a long line goes on under its own text, the gutter kept clear, never back at column 0
+            out.append_text(gutter if i == 0 else Text(" " * (gutter.cell_len - 2) + "│ ", style="dim"))
+            out.append_text(piece)
+            out.append("\n")
+    return out
+
+
+def _wrap(body: Text, width: int, console) -> list[Text]:
+    if width < 8 or body.cell_len <= width:
+        return [body]
+    return list(body.wrap(console, width, overflow="fold"))
+
+
 class StepperScreen(Screen):
     BINDINGS = [
         # short words, so that the keys fit the key bar at 100 columns beside `?`, esc and `q`; `?` lists
@@ -121,52 +172,8 @@ class StepperScreen(Screen):
         widget.update(header)
 
     def source_text(self) -> Text:
-        m = self.model
-        text = self.raw if (self.show_raw and self.raw) else m.text  # a file's raw text is the text itself
-        by_line: dict[int, str] = {}
-        for d in m.report.diagnostics:
-            if d.line is not None:
-                for ln in range(d.line, (d.end_line or d.line) + 1):
-                    if by_line.get(ln) != "error":
-                        by_line[ln] = d.severity
-        cur, nxt = m.current, m.next
-        part_starts = {p.line: p.index for p in m.report.trace.parts} if (m.report.trace and m.report.trace.composed) else {}
-        lines = text.splitlines() or [""]
-        width = len(str(len(lines)))
         room = self.query_one("#source", Static).size.width  # 0 before the first layout: nothing wrapped by hand
-        first, last = m.report.parsed.first_line, m.report.parsed.last_line
-        out = Text()
-        if self.show_raw:
-            out.append("raw model output, exactly as written (tabs →, trailing spaces ·); w: the parsed view\n", style="italic dim")
-        for number, line in enumerate(lines, 1):
-            sev = by_line.get(number)
-            mark = "●" if sev == "error" else "▲" if sev == "warning" else " "
-            bp = "◆" if number in m.breakpoints else " "
-            arrow = "▶" if nxt is not None and number == nxt.line and not self.show_raw else " "  # runs on the next n
-            gutter = Text(f"{bp}{mark}{number:>{width}} {arrow}│ ", style=STYLE.get(sev, "dim"))
-            if number in part_starts and not self.show_raw:
-                out.append(f"{'':>{width + 2}} ┄ part {part_starts[number]} ┄\n", style="dim italic")
-            if self.show_raw:
-                stripped = line.rstrip(" ")
-                body = Text(stripped.replace("\t", "→"))
-                body.append("·" * (len(line) - len(stripped)), style="dim")
-            else:
-                body = Text(line, style="dim" if not first <= number <= last else "")  # chatter around the YAML
-            if cur is not None and number == cur.line and not self.show_raw:
-                body.stylize("bold reverse")
-            elif sev:
-                body.stylize(STYLE[sev])
-            for i, piece in enumerate(self._wrap(body, room - gutter.cell_len)):
-                # a long line goes on under its own text, the gutter kept clear, never back at column 0
-                out.append_text(gutter if i == 0 else Text(" " * (gutter.cell_len - 2) + "│ ", style="dim"))
-                out.append_text(piece)
-                out.append("\n")
-        return out
-
-    def _wrap(self, body: Text, width: int) -> list[Text]:
-        if width < 8 or body.cell_len <= width:
-            return [body]
-        return list(body.wrap(self.app.console, width, overflow="fold"))
+        return source_text(self.model, room, self.app.console, self.raw, self.show_raw)
 
     def _fill_variables(self) -> None:
         table = self.query_one("#variables", DataTable)
