@@ -125,7 +125,7 @@ class DiffJob:
         if self.proc.returncode != 0:
             lines = [ln for ln in err.decode("utf-8", "replace").splitlines() if ln.strip()]
             said = next((ln for ln in reversed(lines) if ln.startswith("engine diff")), lines[-1] if lines else "")
-            raise DiffError(said.strip() or f"engine diff exited with code {self.proc.returncode}")
+            raise DiffError(said.strip().removeprefix("engine diff: ") or f"engine diff exited with code {self.proc.returncode}")
         try:
             report = check(json.loads(out))
         except ValueError as exc:
