@@ -48,6 +48,7 @@ class ModelConfig:
     autocast: str = choice("auto", "auto", "on", "off", doc="bf16 autocast for training passes; auto = on where the CPU or GPU does bf16 fast and weights are fp32")
     activation_checkpointing: bool = field(default=False, metadata={"doc": "recompute each decoder layer's activations in backward instead of keeping them: far less memory for ~1/3 more compute (on in the GPU preset)"})
     generate_dtype: str = choice("auto", "auto", "float32", "bfloat16", doc="weights that rollouts and evals decode with; auto = a bf16 copy on a GPU that does bf16 fast, the fp32 weights on a CPU (faster there)")
+    compile: bool = field(default=False, metadata={"doc": "torch.compile the training forward pass (dynamic shapes); setup compiles it on one warm-up step and says how long that took (minutes on a CPU); decoding stays eager"})
     fast_decode: bool = field(default=False, metadata={"doc": "evaluation, RL rollouts and engine data self-traces decode with drafts (text the trace forces, n-grams of the question and the output so far) checked by the model in the same pass: the same greedy tokens (up to near-ties), the same sampled distribution, fewer passes (engine/speculate.py, benchmarks/decode.py --compare)"})
     init_from: str = field(default="", metadata={"doc": "a checkpoint of an earlier session (its folder, holding state.pt) whose weights this run starts from, as expert iteration's next round does; model.name must be the model that session trained; empty = model.name as it is"})
 

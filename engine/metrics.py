@@ -36,6 +36,10 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric("tokens_per_s", "tokens/s", "tok/s", BOTH,
            "SFT: tokens trained per second, all ranks; RL: tokens sampled per second in the rollouts", short="tok/s"),
     Metric("step_time", "step time", "s", BOTH, "wall-clock seconds of the step (RL: rollouts and update)"),
+    Metric("rollout_time", "rollout time", "s", RL, "seconds of the iteration spent generating and scoring its rollouts",
+           short="rollouts"),
+    Metric("update_time", "update time", "s", RL, "seconds of the iteration spent in the update and pushing the weights to "
+           "the rollout backend", short="update"),
     Metric("grad_norm", "gradient norm", "", BOTH, "the gradient's norm before clipping (RL: TRL runs only)", short="grad norm"),
     Metric("epoch", "epoch", "", SFT, "the pass over the training set this step belongs to, from 0"),
     Metric("threads", "CPU threads", "", SFT, "CPU threads in use (fewer while other processes keep cores busy, run.cpu_threads)"),

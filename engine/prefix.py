@@ -58,7 +58,7 @@ def fsdp(model) -> bool:
     a shared prefix would read freed weights. The rows run whole instead."""
     from torch.distributed.fsdp import FSDPModule
 
-    return isinstance(model, FSDPModule)
+    return isinstance(getattr(model, "_orig_mod", model), FSDPModule)  # _orig_mod: the module torch.compile wrapped
 
 
 def continue_inputs(forward, ids: torch.Tensor, mask: torch.Tensor, n: int) -> tuple[int, dict]:

@@ -132,8 +132,12 @@ class Recipe:
         # decoding needs whole weights: under FSDP a copy, made before sharding
         sampler = (parallel.FullCopy(model, decode_dtype(model, cfg.model.generate_dtype)) if self.sharded
                    else Sampler(model, cfg.model.generate_dtype))
-        self.handles = Handles(forward=parallel.wrap(model, dist.world, cfg.run.parallel),
-                               autocast=lambda: autocast(model, cfg.model.autocast), sampler=sampler)
+        forward = parallel.wrap(model, dist.world, cfg.run.parallel)
+        if cfg.model.compile:
+            forward, seconds = compile_forward(forward, model, self.tokenizer, lambda: autocast(model, cfg.model.autocast))
+            events.alert("info", f"model.compile: the training forward pass compiled in {seconds:.1f} s (one warm-up step)",
+                         phase="setup", compile_seconds=round(seconds, 2))
+        self.handles = Handles(forward=forward, autocast=lambda: autocast(model, cfg.model.autocast), sampler=sampler)
 
     def _resume_state(self) -> dict:
         folder, state, skipped = checkpoints.for_resume(self.session_dir)
@@ -356,6 +360,31 @@ class Recipe:
             "rl_success": self.rl_state.success if self.rl_state else {}, "best_accuracy": self.best_accuracy,
             "config": self.cfg.to_dict(),
         })
+
+
+def compile_forward(forward, model, tokenizer, autocast_context) -> tuple[object, float]:
+    """`forward` compiled with torch.compile (dynamic shapes: SFT batches differ in length, and a
+    recompile per length would cost more than it saves), and the seconds one warm-up forward and
+    backward took on a small batch: the compile time, paid in setup instead of inside the first
+    step, where a failure to compile also shows first. Its gradients are cleared: no weight changes."""
+    import time
+
+    import torch
+
+    from .data.prompts import training_ids
+    from .modeling import fusable
+    from .train.loss import answer_loss
+    from .train.sft import collate
+
+    compiled = torch.compile(forward, dynamic=True)
+    device = next(model.parameters()).device
+    rows = [training_ids(tokenizer, "What is 2 + 3?", "5"), training_ids(tokenizer, "What is 10 - 4?", "6 6 6")]
+    t = time.perf_counter()
+    with autocast_context():
+        loss = answer_loss(compiled, collate(rows, tokenizer.pad_token_id, device), fusable(model))
+    loss.backward()
+    model.zero_grad(set_to_none=True)
+    return compiled, time.perf_counter() - t
 
 
 def due(every: int, step: int, total: int) -> bool:

@@ -55,8 +55,26 @@ def check_run(tmp: Path) -> None:
     evals = {(e["at"], e["set"]): e["accuracy"] for e in events if e["kind"] == "eval"}
     tps = sum(e["tokens_per_s"] for e in sft) / max(len(sft), 1)
     ok = out.returncode == 0 and events and events[-1].get("status") == "completed"
-    row("default run, GPU preset (trimmed)", f"{time.time() - t:.0f} s, SFT {tps:,.0f} tokens/s, evals {evals}"
-        if ok else out.stderr[-300:], ok, sft_tokens_per_s=tps, seconds=time.time() - t, evals={f"{a}/{s}": v for (a, s), v in evals.items()})
+    params = next((e.get("params_total") for e in events if e["kind"] == "run_started"), None)
+    mfu = model_flop_utilisation(tps, params)
+    rl = [e for e in events if e["kind"] == "metrics" and e["phase"] == "rl" and "rollout_time" in e]
+    rollout = sum(e["rollout_time"] for e in rl) / max(len(rl), 1)
+    update = sum(e["update_time"] for e in rl) / max(len(rl), 1)
+    row("default run, GPU preset (trimmed)", f"{time.time() - t:.0f} s, SFT {tps:,.0f} tokens/s"
+        + (f" (MFU {mfu:.1%})" if mfu else "") + f", RL iteration {rollout:.1f} s rollouts + {update:.1f} s update, evals {evals}"
+        if ok else out.stderr[-300:], ok, sft_tokens_per_s=tps, mfu=mfu, rl_rollout_seconds=rollout, rl_update_seconds=update,
+        seconds=time.time() - t, evals={f"{a}/{s}": v for (a, s), v in evals.items()})
+
+
+PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12}  # dense bf16 FLOP/s, the vendors' figures
+
+
+def model_flop_utilisation(tokens_per_s: float, params: int | None) -> float | None:
+    """SFT's model FLOPs (6 per parameter per token: forward and backward, as nanoGPT and PaLM count them,
+    whether or not a layer is trained) against the chip's dense bf16 peak; None for a chip not in the table."""
+    name = torch.cuda.get_device_name() if torch.cuda.is_available() else ""
+    peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
+    return 6 * params * tokens_per_s / peak if peak and params and tokens_per_s else None
 
 
 def check_vllm() -> None:

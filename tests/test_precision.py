@@ -143,3 +143,22 @@ def test_with_checkpointing_backward_stops_at_the_first_trained_layer(default_to
     embeddings, frozen_backward, trained = _frozen_layer_backward(
         config.load(sets=sets + ["model.train=lora", "model.lora_targets=[q_proj]"]), default_tokenizer)
     assert embeddings is True and frozen_backward >= 1 and trained > 0
+
+
+def test_on_cuda_adamw_is_fused_and_the_cpu_keeps_the_default_step(default_tokenizer):
+    """One kernel for the whole AdamW step on a GPU (a small model's step is bound by kernel
+    launches); on the CPU the default, so CPU runs reproduce as measured."""
+    from types import SimpleNamespace
+
+    from engine.modeling import adamw_options
+
+    on_gpu = [SimpleNamespace(device=torch.device("cuda", 0), is_floating_point=lambda: True)] * 2
+    assert adamw_options(on_gpu) == {"fused": True}
+    model = tiny_model(default_tokenizer)
+    assert adamw_options(list(model.parameters())) == {}
+    assert make_optimizer(model, "adamw", 1e-3).defaults.get("fused") in (None, False)
+    # the real torch takes the option the GPU gets (it runs fused on the CPU too): no fake argument
+    opt = torch.optim.AdamW(list(model.parameters()), lr=1e-3, fused=True)
+    ids = torch.randint(0, 100, (2, 8))
+    model(input_ids=ids, labels=ids).loss.backward()
+    opt.step()

@@ -697,3 +697,60 @@ def test_a_new_run_starts_from_an_earlier_sessions_checkpoint(smoke, tmp_path):
     said = " ".join(lora.stderr.split())  # said before a session folder is made (checked on the model's skeleton)
     assert lora.returncode != 0 and "model.init_from" in said and "does not fit" in said and "Traceback" not in said
     assert not (tmp_path / "lora").exists()
+
+
+def test_model_compile_compiles_the_training_forward_in_setup_and_says_how_long(tmp_path, monkeypatch):
+    """model.compile: torch.compile (with torch's own signature) is asked for dynamic shapes; setup
+    runs one warm-up forward and backward through it, clears its gradients and reports the time."""
+    import inspect
+
+    import torch
+
+    from engine.recipe import Recipe
+    from engine.recorder import Recorder
+
+    calls = []
+    real = torch.compile
+
+    def fake_compile(model=None, *, fullgraph=False, dynamic=None, backend=None, mode=None, options=None, name=None,
+                     disable=False, recompile_limit=None, isolate_recompiles=False, shapes_spec=None):
+        calls.append({"dynamic": dynamic, "backend": backend, "mode": mode})
+
+        return Compiled(model)
+
+    class Compiled(torch.nn.Module):  # as torch's OptimizedModule: the module in `_orig_mod`, its attributes read through
+        def __init__(self, module):
+            super().__init__()
+            self._orig_mod = module
+
+        def __getattr__(self, name):
+            try:
+                return super().__getattr__(name)
+            except AttributeError:
+                return getattr(self._orig_mod, name)
+
+        def forward(self, *args, **kwargs):
+            calls.append("forward")
+            return self._orig_mod(*args, **kwargs)
+
+    assert list(inspect.signature(fake_compile).parameters) == list(inspect.signature(real).parameters)
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    seen = []
+
+    class Sink:
+        def on_event(self, e):
+            seen.append(e)
+
+        def close(self):
+            pass
+
+    recorder = Recorder()
+    recorder.add(Sink())
+    cfg = config.load(sets=["model.name=tiny", "model.compile=true", "run.phases=sft"])
+    recipe = Recipe(cfg, tmp_path / "s", recorder)
+    recipe.setup(resume=False)
+    assert {"dynamic": True, "backend": None, "mode": None} in calls and "forward" in calls
+    assert all(p.grad is None for p in recipe.model.parameters())  # the warm-up changed nothing
+    said = [e for e in seen if e["kind"] == "alert" and "model.compile" in e["message"]]
+    assert said and said[0]["compile_seconds"] >= 0
+    assert isinstance(recipe.handles.forward, Compiled)  # the compiled forward is what the loops call

@@ -445,6 +445,9 @@ def test_the_rl_line_reads_ties_and_flat_rewards_in_plain_words():
     s.add([{"kind": "metrics", "t": 2.0 + i, "phase": "rl", "step": i, "total": 6, "reward": 0.6, "tied_groups": 0.25}
            for i in range(2, 7)])
     assert "reward flat for 5 iterations" in rl_reading(s)
+    s.add([{"kind": "metrics", "t": 9.0, "phase": "rl", "step": 7, "total": 8, "reward": 0.7, "rollout_time": 30.0,
+            "update_time": 10.0}])
+    assert "time 75% rollouts, 25% update" in rl_reading(s)  # where the iteration's time went
 
 
 async def test_the_cursor_stays_on_its_run_when_a_new_session_appears(tmp_path):

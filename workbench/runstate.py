@@ -333,6 +333,9 @@ def rl_reading(state: RunState) -> str:
     for key in ("entropy", "kl"):
         if key in last:
             parts.append(f"{label(key)} {last[key]:.3f}")
+    spent = [last.get("rollout_time"), last.get("update_time")]
+    if all(isinstance(t, (int, float)) and t >= 0 for t in spent) and sum(spent) > 0:  # where the iteration's time went
+        parts.append(f"time {spent[0] / sum(spent):.0%} rollouts, {spent[1] / sum(spent):.0%} update")
     questions = ((state.started.get("config") or {}).get("rl") or {}).get("questions")
     tied = last.get("tied_groups")
     rewards = [v for _, v in rl["reward"][-5:]]

@@ -284,8 +284,10 @@ def train(model, ref_model, tokenizer, optimizer, cfg, handles, backend, dist=No
                      f"answered right in some but not all of {rc.screen} samples; RL asks " + ("only those" if medium else
                      "the usual fresh questions (none was of medium difficulty)"), phase="rl")
     at(start, "rollouts")
+    asked = time.perf_counter()
     for batch in rollouts(backend, tokenizer, cfg, start, dist.rank, on_rows=rows, record=state.success, medium=medium):
         t0 = time.perf_counter()
+        rollout_time = t0 - asked  # generating and scoring the batch (and dynamic sampling's further draws)
         at(batch.iteration, "update")
         adv = algo.advantages(batch.rewards, state.baseline)
         # decided by every rank together: old_logprobs runs collectives (agreeing on the pass count, FSDP's
@@ -299,6 +301,7 @@ def train(model, ref_model, tokenizer, optimizer, cfg, handles, backend, dist=No
             stats = update(model, ref_model, tokenizer, batch, adv, optimizer, cfg, handles, dist, events, old)
         if not stats.get("skipped"):
             backend.sync_weights(model)  # the next rollouts sample from the weights just trained
+        update_time = time.perf_counter() - t0  # the update passes and the push of the weights to the backend
         mean = sum(batch.rewards) / len(batch.rewards)
         m = rc.baseline_momentum
         state.baseline = mean if state.baseline is None else m * state.baseline + (1 - m) * mean
@@ -314,7 +317,8 @@ def train(model, ref_model, tokenizer, optimizer, cfg, handles, backend, dist=No
                        reward_std=statistics.pstdev(batch.rewards) if len(batch.rewards) > 1 else 0.0,
                        baseline=state.baseline, parse_rate=parsed / len(batch.scores),
                        accuracy=sum(1 for s in batch.scores if s.outcome == "correct") / len(batch.scores),
-                       tokens_per_s=batch.gen["tokens_per_s"], step_time=batch.gen["seconds"] + time.perf_counter() - t0,
+                       tokens_per_s=batch.gen["tokens_per_s"], step_time=rollout_time + update_time,
+                       rollout_time=rollout_time, update_time=update_time,
                        clip_ratio=stats.get("clip_ratio"), drawn=batch.gen.get("drawn"), health=h)
         errors = [s.error for s in batch.scores if s.error]
         if errors:
@@ -324,3 +328,4 @@ def train(model, ref_model, tokenizer, optimizer, cfg, handles, backend, dist=No
                 events.sample("rl", step, sample_record(batch.items[g], batch.completions[g], batch.scores[g]))
         yield Step(step, rc.iterations, h, state)
         at(step, "rollouts")
+        asked = time.perf_counter()

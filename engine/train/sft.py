@@ -61,15 +61,16 @@ def rank_share(batches: list, rank: int, world: int, count: int) -> list:
     return mine[:count]
 
 
-def token_weights(group: list[dict], dist) -> list[float]:
+def token_weights(group: list[list[tuple[list[int], list[int]]]], dist) -> list[float]:
     """What each micro-batch's mean loss is multiplied by so that the step's loss is the mean over
     every answer token of the step, on every rank: its share of the step's tokens. DDP and FSDP
     average gradients over the ranks, so the share is of the ranks' mean count (the global count /
     world); a rank dividing by its own count would weigh a short batch like a long one.
-    One micro-batch on one process: 1, as before."""
+    One micro-batch on one process: 1, as before. Counted from the rows on the host (the loss's
+    targets are the labels after the first position): no device synchronisation."""
     if len(group) == 1 and dist.world == 1:
         return [1.0]
-    counts = [int((batch["labels"][:, 1:] != IGNORE).sum()) for batch in group]
+    counts = [sum(sum(t != IGNORE for t in labels[1:]) for _, labels in rows) for rows in group]
     mean = dist.mean(sum(counts))
     return [c / mean for c in counts]
 
@@ -113,15 +114,19 @@ def train(model, tokenizer, rows, optimizer, scheduler, cfg, handles, dist=None,
                 break
             t0 = time.perf_counter()
             cpu_threads = threads.adjust()
-            tokens, loss_sum = 0, 0.0
-            group = [collate([rows[i] for i in idx], tokenizer.pad_token_id, device) for idx in batches[b : b + sc.grad_accum]]
-            weights = token_weights(group, dist)
-            for batch, weight in zip(group, weights):
+            chosen = [[rows[i] for i in idx] for idx in batches[b : b + sc.grad_accum]]
+            tokens = sum(len(ids) for part in chosen for ids, _ in part)
+            weights = token_weights(chosen, dist)
+            # the step's loss summed on the device (fp64: the same sum, in the same order, as adding each
+            # micro-batch's value on the host) and read once: a GPU is never stopped between micro-batches
+            loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+            for part, weight in zip(chosen, weights):
+                batch = collate(part, tokenizer.pad_token_id, device)
                 with handles.autocast():
                     loss = answer_loss(handles.forward, batch, head) * weight
                 loss.backward()
-                loss_sum += loss.item()
-                tokens += int(batch["attention_mask"].sum())
+                loss_sum += loss.detach()
+            loss_sum = loss_sum.item()  # the step's one synchronisation: the NaN check and the log need it
             if not dist.agree(math.isfinite(loss_sum), all_of=True):  # one rank's NaN is every rank's (DDP averaged it)
                 optimizer.zero_grad(set_to_none=True)
                 events.alert("error", f"SFT loss is {loss_sum} at step {step}; the update was skipped", phase="sft")

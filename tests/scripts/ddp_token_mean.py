@@ -60,7 +60,7 @@ answers = ["[1]", "[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]"]
 examples = [training_ids(tok, "What is 1?", a) for a in answers]
 ctx = Handles(wrap(model, 2, "ddp"))
 mine = collate([examples[rank]], tok.pad_token_id, "cpu")
-(answer_loss(ctx.forward, mine, fusable(model)) * token_weights([mine], Collectives(rank, 2))[0]).backward()
+(answer_loss(ctx.forward, mine, fusable(model)) * token_weights([[examples[rank]]], Collectives(rank, 2))[0]).backward()
 answer_loss(alone, collate(examples, tok.pad_token_id, "cpu"), fusable(alone)).backward()
 grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
 same = all(torch.allclose(grads[n], p.grad, rtol=1e-4, atol=1e-7) for n, p in alone.named_parameters() if p.grad is not None)
