@@ -180,11 +180,11 @@ class Recipe:
                 if kind == "rl":
                     self.rl_state = done.state
                     self.check_health("rl", step, done.health)
-                asked = control.poll(dist)
+                if "eval" in cfg.run.phases and due(cfg.eval.every, step, done.total):
+                    self.evaluate(f"{kind}@{step}", self.global_step + step, at_step=step)
+                asked = control.poll(dist)  # after the evaluation: a collapse it saw stops the run at this step
                 if asked.checkpoint or due(cfg.run.checkpoint_every, step, done.total):
                     self.save(step)
-                if "eval" in cfg.run.phases and due(cfg.eval.every, step, done.total):
-                    self.evaluate(f"{kind}@{step}", self.global_step + step)
                 if asked.stop:
                     self.save(step)
                     if self.collapsed and (self.folder / checkpoints.BEST).exists():
@@ -252,8 +252,9 @@ class Recipe:
 
     # -- evaluate --
 
-    def evaluate(self, which: str, step: int) -> None:
-        """Every evaluation set of the task; keeps the best checkpoint by accuracy on the first set."""
+    def evaluate(self, which: str, step: int, at_step: int = 0) -> None:
+        """Every evaluation set of the task; keeps the best checkpoint by accuracy on the first set.
+        `at_step`: the stage's step a periodic evaluation runs after (where a stop during it resumes)."""
         from .train import evaluate as ev
 
         cfg, events = self.cfg, self.events
@@ -264,7 +265,7 @@ class Recipe:
             def progress(done: int, total: int, name=name) -> None:
                 events.progress = {"phase": "eval", "set": name, "at": which, "step": done, "total": total}  # heartbeats say it
                 if self.dist.world == 1 and self.control.asked():  # with ranks waiting at a barrier, stop after it instead
-                    self.save(0)  # resume redoes this evaluation
+                    self.save(at_step)  # resume redoes a stage's evaluation; a periodic one's stage goes on from its step
                     raise Stopped()
 
             progress(0, len(items))
