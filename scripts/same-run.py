@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Do two sessions hold the same run, to the digit? Compares what the training computed, event by
-event: every metrics event (loss, learning rate, gradient norm, reward, ...), every evaluation
+"""Do two sessions hold the same run, to the digit? Compares what the training computed, kind by
+kind, each in its order: every metrics event (loss, learning rate, gradient norm, reward, ...), every evaluation
 (accuracy, counts, health) and every sample's text, leaving out what depends on the machine
 (times, speeds, threads, system snapshots, paths). The proof that a change to the code left a run
 as it was (docs/training.md, "Reproducing the default run").
@@ -63,8 +63,14 @@ def main(argv: list[str]) -> int:
         print(exc, file=sys.stderr)
         return 2
     differences, compared = [], 0
-    if len(a) != len(b):
-        differences.append(f"{len(a)} events against {len(b)}")
+    # each kind in its own order: how events of different kinds interleave (a checkpoint before or
+    # after the evaluation of the same step) is not what the run computed
+    a = sorted(a, key=lambda r: COMPARED.index(r[0].split()[0]))  # stable: each kind keeps its order
+    b = sorted(b, key=lambda r: COMPARED.index(r[0].split()[0]))
+    for kind in COMPARED:
+        na, nb = (sum(1 for w, _ in x if w.split()[0] == kind) for x in (a, b))
+        if na != nb:
+            differences.append(f"{na} {kind} events against {nb}")
     for (where_a, ea), (where_b, eb) in zip(a, b):
         if where_a != where_b:
             differences.append(f"{where_a} against {where_b}")
