@@ -9,9 +9,14 @@ The interface, for a batch of rollouts in question order (a question's `group_si
     algo.grouped                     advantages are taken within each question's group (so tied groups,
                                      DAPO's dynamic sampling and rl.screen's medium questions mean something)
     algo.advantages(rewards, baseline) -> one advantage per sample
-    algo.row_loss(logps, old, adv)   one completion's policy loss (a scalar tensor) and its clipped share
+    algo.row_loss(logps, old, adv, weights=None)
+                                     one completion's policy loss (a scalar tensor) and its clipped share
                                      (None when nothing was clipped against); `old` is None when the batch is
-                                     used once (rl.batch_reuse=1)
+                                     used once (rl.batch_reuse=1); `weights`: sampler_weights' correction, or None
+    algo.sampler_weights(trainer, sampler, cap)
+                                     truncated importance sampling of the sampler/trainer mismatch (rl.vllm_is_cap):
+                                     min(exp(trainer - sampler), cap), detached, per token (grpo, reinforce) or one
+                                     per completion (gspo), as row_loss applies it
     algo.tied(rewards)               the share of groups whose rewards all tie (None without groups)
     algo.row_weight(n_tokens, rows)  what rl.update multiplies each row_loss by before dividing the batch's sum
                                      by its token count: 1 for token-level losses (every token weighs the same);
@@ -41,17 +46,29 @@ class Algorithm:
     def advantages(self, rewards: list[float], baseline: float | None) -> list[float]:
         raise NotImplementedError
 
-    def row_loss(self, logps, old, adv: float):
+    def row_loss(self, logps, old, adv: float, weights=None):
         """The token-level policy gradient -A * sum(log p), or PPO's clipped surrogate summed over the
-        completion's tokens when `old` (the sampling weights' log-probs of a reused batch) is given."""
+        completion's tokens when `old` (the sampling weights' log-probs of a reused batch) is given;
+        each token's term times its `weights` (sampler_weights) where given, as TRL multiplies its
+        per-token loss by the vLLM importance ratio. Without weights the arithmetic is the old one."""
         if old is None:
-            return -(adv * logps.sum()), None
+            return -(adv * (logps.sum() if weights is None else (weights * logps).sum())), None
         import torch
 
         ratio = torch.exp(logps - old)
         clipped = ratio.clamp(1 - self.rc.epsilon, 1 + self.rc.epsilon_high)
         bit = float((clipped * adv < ratio * adv).float().mean())  # the share of tokens the clip held back
-        return -torch.minimum(ratio * adv, clipped * adv).sum(), bit
+        surrogate = torch.minimum(ratio * adv, clipped * adv)
+        return -(surrogate if weights is None else surrogate * weights).sum(), bit
+
+    def sampler_weights(self, trainer, sampler, cap: float):
+        """Truncated importance sampling (Yao et al. 2025; TRL's token-level vllm_importance_sampling):
+        the tokens were drawn by vLLM (other kernels, bf16), not by the trainer's forward pass, so each
+        token's loss is weighed by p_trainer / p_vLLM, capped above at `cap` so that a token vLLM found
+        unlikely cannot dominate the step. Detached: a weight, not a path for the gradient."""
+        import torch
+
+        return torch.exp(trainer - sampler).clamp(max=cap).detach()
 
     def row_weight(self, n_tokens: float, rows: int) -> float:
         return 1.0
@@ -110,7 +127,7 @@ class GSPO(GRPO):
     doc = ("gspo: GRPO's groups and advantages with one importance ratio per completion (the geometric mean "
            "of its tokens' ratios) clipped to rl.gspo_epsilon/rl.gspo_epsilon_high; each completion weighs the same")
 
-    def row_loss(self, logps, old, adv: float):
+    def row_loss(self, logps, old, adv: float, weights=None):
         import torch
 
         # batch used once: old = the same log-probs detached, so s = 1 with the gradient of the mean log p
@@ -120,10 +137,44 @@ class GSPO(GRPO):
         s = torch.exp(log_s)
         clipped = s.clamp(1 - self.rc.gspo_epsilon, 1 + self.rc.gspo_epsilon_high)
         bit = None if old is None else float(clipped * adv < s * adv)
-        return -torch.minimum(s * adv, clipped * adv), bit
+        loss = -torch.minimum(s * adv, clipped * adv)
+        return (loss if weights is None else loss * weights), bit
+
+    def sampler_weights(self, trainer, sampler, cap: float):
+        """One weight per completion, as TRL's sequence-level modes (`sequence_truncate`): the
+        completion's probability ratio exp(sum over its tokens of log p_trainer - log p_vLLM), capped
+        at `cap`. A sequence loss takes a sequence's correction; per-token weights would break the
+        single ratio GSPO keeps or clips as a whole."""
+        import torch
+
+        return torch.exp((trainer - sampler).sum()).clamp(max=cap).detach()
 
     def row_weight(self, n_tokens: float, rows: int) -> float:
         return n_tokens / rows  # rl.update divides the sum by the tokens: this makes it the mean over completions
+
+
+def sampler_mismatch(algo: Algorithm, trainer: dict, completions: list, cap: float) -> tuple[dict, dict]:
+    """The sampler/trainer correction of a batch: ({row: algo.sampler_weights}, metrics). `trainer`:
+    rl.old_logprobs' {row: log-probs} under the weights that sampled; `completions` carry the
+    sampler's (Completion.logprobs). A row without them, or of another length (an empty output,
+    which the trainer scores as one EOS), keeps weight 1. Metrics: vllm_logprob_gap, the mean
+    |trainer - sampler| over the compared tokens; vllm_is_capped, the share of weights at the cap."""
+    import torch
+
+    weights, gaps, capped, count = {}, [], 0, 0
+    for i, lp in trainer.items():
+        theirs = completions[i].logprobs
+        if theirs is None or len(theirs) != len(lp):
+            continue
+        sampled = torch.tensor(theirs, dtype=lp.dtype, device=lp.device)
+        w = algo.sampler_weights(lp, sampled, cap)
+        weights[i] = w
+        gaps.append((lp - sampled).abs())
+        capped += int((w >= cap).sum())
+        count += w.numel()
+    if not gaps:
+        return weights, {}
+    return weights, {"vllm_logprob_gap": float(torch.cat(gaps).mean()), "vllm_is_capped": capped / count}
 
 
 def tied_share(rewards: list[float], group: int) -> float:

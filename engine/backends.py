@@ -26,6 +26,11 @@
     later, for a lower peak, as TRL does) and whatever still sleeps before `generate`.
     An update that takes no step (every group tied) pushes nothing: the next rollouts
     wake the weights themselves.
+  - `rl.vllm_is_cap` > 0: vLLM returns the sampled tokens' log-probs (`SamplingParams(logprobs=0)`:
+    per position a dict {token id: Logprob} holding the sampled token), taken after temperature
+    (`logprobs_mode="processed_logprobs"`, as TRL passes it: vLLM's default reports the raw logits'),
+    so they compare with the trainer's tempered ones; each Completion carries them, cut with its
+    tokens, and the update weighs each token by the mismatch (algorithms.sampler_mismatch).
   - the completion is cut where the transformers path stops: after the fence that
     closes the ```yaml block (the second fence), or at the end of the turn. vLLM has no
     stop rule for "the second fence" (a stop string "```\n" ended an output whose opening
@@ -62,6 +67,8 @@ class Backend(Protocol):
 
 class HFBackend:
     """transformers' generation; the sampler copies trained weights itself before each use."""
+
+    logprobs = False  # the sampler is the trained model: no mismatch to correct, no extra pass
 
     def __init__(self, sampler: Sampler, fast: bool = False):
         self.sampler = sampler  # shared with evaluation: one copy of the weights
@@ -109,12 +116,13 @@ class VLLMBackend:
     """vLLM in this process (TRL's colocate mode), started from `folder` (see start_folder)."""
 
     def __init__(self, model, tokenizer, folder, memory: float = 0.3, sleep: bool = False, seed: int = 0,
-                 max_model_len: int | None = None):
+                 max_model_len: int | None = None, logprobs: bool = False):
         try:
             import vllm
         except ImportError:
             raise RuntimeError(VLLM_MISSING) from None
         self.tokenizer, self.sleep = tokenizer, sleep
+        self.logprobs = logprobs  # rl.vllm_is_cap > 0: completions carry vLLM's log-probs of their tokens
         self.sleeping: set[str] = set()  # memory tags vLLM released and has not mapped back
         launcher_env()
         empty_cache()  # vLLM sizes its KV cache from the free memory it sees: give back what torch cached
@@ -122,7 +130,7 @@ class VLLMBackend:
         # into finding no room for the KV cache beside a training process
         self.llm = vllm.LLM(model=str(folder), dtype="bfloat16", seed=seed, gpu_memory_utilization=memory,
                             distributed_executor_backend="external_launcher", enable_prefix_caching=True,
-                            enable_sleep_mode=sleep, max_model_len=max_model_len,
+                            enable_sleep_mode=sleep, max_model_len=max_model_len, logprobs_mode="processed_logprobs",
                             max_num_batched_tokens=max(4096, max_model_len or 0))
         self.sync_weights(model)
 
@@ -156,17 +164,26 @@ class VLLMBackend:
         self._wake("weights", "kv_cache")  # every tag, before any use: an update without a push woke none
         ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]  # as rollout.generate does
         params = SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_new_tokens,
-                                stop_token_ids=stop_ids(tokenizer))
+                                stop_token_ids=stop_ids(tokenizer), logprobs=0 if self.logprobs else None)
         outs = self.llm.generate([{"prompt_token_ids": p} for p in ids], sampling_params=params, use_tqdm=False)
         if self.sleep:
             self.llm.sleep(level=1)  # weights to CPU memory, KV cache dropped: room for the update
             self.sleeping = {"weights", "kv_cache"}
         comps = [fenced(tokenizer, list(o.outputs[0].token_ids), o.outputs[0].finish_reason == "length") for o in outs]
+        if self.logprobs:
+            for c, o in zip(comps, outs):
+                c.logprobs = sampled_logprobs(o.outputs[0])[: len(c.tokens)]  # cut where fenced cut the tokens
         if on_rows:
             on_rows(len(comps), len(comps))
         seconds = time.perf_counter() - start
         tokens = sum(len(c.tokens) for c in comps)
         return comps, {"tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / max(seconds, 1e-9)}
+
+
+def sampled_logprobs(output) -> list[float]:
+    """The log-prob vLLM gave each sampled token: CompletionOutput.logprobs holds one {token id: Logprob}
+    per position (the top `logprobs` and the sampled token; a FlatLogprobs reads the same)."""
+    return [float(position[token].logprob) for position, token in zip(output.logprobs, output.token_ids)]
 
 
 VLLM_MISSING = "rl.backend=vllm needs vLLM: pip install 'tracebench[vllm]' -c constraints/vllm.txt on a GPU machine"
@@ -256,5 +273,5 @@ def make_backend(cfg, model, tokenizer, sampler: Sampler) -> Backend:
         # the longest sequence a rollout makes: the longest prompt (the training length bounds it) and the output
         return VLLMBackend(model, tokenizer, start_folder(model, tokenizer), memory=rc.vllm_memory, sleep=rc.vllm_sleep,
                            seed=cfg.run.seed + int(os.environ.get("RANK", 0)),
-                           max_model_len=cfg.data.max_len + rc.max_new_tokens)
+                           max_model_len=cfg.data.max_len + rc.max_new_tokens, logprobs=rc.vllm_is_cap > 0)
     return HFBackend(sampler, fast=cfg.model.fast_decode)

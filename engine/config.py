@@ -100,6 +100,7 @@ class RLConfig:
     backend: str = choice("hf", "hf", "vllm", doc="what generates rollouts: transformers (hf), or vLLM in the same process (a GPU, the vllm extra)")
     vllm_memory: float = bounded(0.3, 0.05, 0.95, doc="rl.backend=vllm: the share of the GPU's memory vLLM takes (weights and KV cache); the rest is training's")
     vllm_sleep: bool = field(default=False, metadata={"doc": "rl.backend=vllm: free vLLM's memory during each update (weights to CPU, KV cache dropped), as TRL's vllm_enable_sleep_mode"})
+    vllm_is_cap: float = bounded(2.0, 0.0, 1e6, doc="rl.backend=vllm: truncated importance sampling of the sampler/trainer mismatch (TRL's vllm_importance_sampling_cap): each token's policy loss (gspo: each completion's) is weighed by min(exp(log p_trainer - log p_vLLM), cap); 0 = off (no log-probs asked, no extra pass); below 1 is refused")
     max_grad_norm: float = bounded(1.0, 0.0, 1e6, doc="gradient clipping of the RL update")
     baseline_momentum: float = bounded(0.9, 0.0, 1.0, doc="rl.algorithm=reinforce: how much of the running reward baseline each round keeps")
     scale_rewards: str = choice("group", "group", "batch", "none", doc="grpo advantages: (reward - group mean) divided by the group's std (group), the batch's std (batch), or not divided (none: Dr. GRPO); TRL's scale_rewards")
@@ -368,6 +369,9 @@ def _check(cfg: Config, training: bool = True) -> None:
         # said before SFT runs, not when RL starts after it
         raise ConfigError("rl.backend: vllm is pushed full trained weights after each step; with "
                           f"{'model.load_8bit' if cfg.model.load_8bit else 'model.train=lora'} use rl.backend=hf")
+    if 0 < cfg.rl.vllm_is_cap < 1:  # it would shrink even a token both agree on: a smaller learning rate, no correction
+        raise ConfigError(f"rl.vllm_is_cap: {cfg.rl.vllm_is_cap} would weigh down tokens the sampler and trainer agree on "
+                          "(weight 1); use 0 (off) or a cap of at least 1 (TRL: 2 to 3)")
     from .trace.language import COMPOSITION, EXPERTS
 
     for key, mix in (("data.mix", cfg.data.mix), ("eval.mix", cfg.eval.mix)):

@@ -55,6 +55,11 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric("completion_length", "completion length", "tokens", RL, "mean tokens per completion", short="mean"),
     Metric("completion_length_max", "longest completion", "tokens", RL, "tokens of the longest completion", short="max"),
     Metric("clip_ratio", "clip ratio", "share", RL, "share of tokens (gspo: of completions) whose importance ratio was clipped (rl.batch_reuse > 1)"),
+    Metric("vllm_logprob_gap", "vLLM log-prob gap", "nats", RL, "mean absolute difference of the trainer's and vLLM's log-probs over the sampled tokens of "
+           "the completions the update learns from (rl.backend=vllm, rl.vllm_is_cap > 0): the sampler/trainer mismatch",
+           short="gap"),
+    Metric("vllm_is_capped", "IS weights capped", "share", RL, "share of tokens (gspo: of completions) whose mismatch weight "
+           "exp(trainer - vLLM) reached rl.vllm_is_cap", short="capped"),
     Metric("drawn", "questions drawn", "", RL, "questions sampled to fill the batch (dynamic sampling draws more)"),
     Metric("cut_rate", "cut rate", "share", RL, "share of completions cut at the length limit (TRL runs)"),
     Metric("skipped", "skipped", "flag", RL, "true when every group tied and no update was made"),

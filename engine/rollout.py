@@ -27,6 +27,9 @@ class Completion:
     text: str
     tokens: list[int]
     cut: bool  # stopped by the length limit, not by the model
+    # the sampler's own log-probs of `tokens` (rl.backend=vllm with rl.vllm_is_cap > 0: what vLLM returned,
+    # to weigh the update by the sampler/trainer mismatch); None where the sampler is the trained model (hf)
+    logprobs: list[float] | None = None
 
 
 def decode_dtype(model, mode: str = "auto") -> torch.dtype:

@@ -18,6 +18,13 @@ engine refuses or cannot survive:
   check it: it samples from, or writes into, memory it released. So here `generate` while any tag
   sleeps, and `load_weights` while "weights" sleeps, raise; `sleep` without enable_sleep_mode too;
 - `load_weights` of a name the model lacks fails;
+- sample log-probs as vLLM returns them (`SamplingParams(logprobs=N)`: each output position a
+  dict {token id: Logprob(logprob, rank, decoded_token)} holding the sampled token and the top N),
+  of the raw logits by default and after temperature with `logprobs_mode="processed_logprobs"`;
+  `logprobs` below -1 is refused (SamplingParams' check), above the engine's `max_logprobs` (20)
+  at generate (vLLM's processor), and an unknown `logprobs_mode` at start. `logprob_shift` (a
+  number, or a function of the position) is added to what it reports: a test's known mismatch
+  between the sampler's kernels and the trainer's;
 - `external_launcher` without torch.distributed's variables (RANK, WORLD_SIZE, MASTER_ADDR, ...) fails;
 - every call is logged in `calls`, so tests can check the prefix cache is reset after a push.
 """
@@ -35,7 +42,9 @@ import torch
 # fields of vllm.EngineArgs that LLM(**kwargs) hands on and that this project or TRL's colocate mode pass;
 # any other keyword is refused, as EngineArgs refuses a field it lacks
 ENGINE_ARGS = {"enable_prefix_caching", "enable_sleep_mode", "distributed_executor_backend", "max_model_len",
-               "max_num_seqs", "max_num_batched_tokens", "logprobs_mode", "model_impl", "disable_log_stats"}
+               "max_num_seqs", "max_num_batched_tokens", "logprobs_mode", "model_impl", "disable_log_stats",
+               "max_logprobs"}
+LOGPROBS_MODES = ("raw_logits", "raw_logprobs", "processed_logits", "processed_logprobs")  # vllm.config.model.LogprobsMode
 TAGS = ("weights", "kv_cache")  # the memory tags of sleep mode (CuMemAllocator)
 
 
@@ -61,9 +70,20 @@ class SamplingParams:
     include_stop_str_in_output: bool = False
 
     def __post_init__(self):
+        if self.logprobs is not None and self.logprobs != -1 and self.logprobs < 0:
+            raise ValueError(f"logprobs must be non-negative or -1, got {self.logprobs}.")  # VLLMValidationError(ValueError)
         if self.temperature < 0 or not 0 < self.top_p <= 1 or (self.max_tokens is not None and self.max_tokens < 1):
             raise ValueError(f"invalid sampling parameters: temperature={self.temperature}, top_p={self.top_p}, "
                              f"max_tokens={self.max_tokens}")  # vLLM's _verify_args refuses these too
+
+
+@dataclass
+class Logprob:
+    """vllm.logprobs.Logprob: one token's log-prob, its rank in the vocabulary (1 = most likely)."""
+
+    logprob: float
+    rank: int | None = None
+    decoded_token: str | None = None
 
 
 @dataclass
@@ -127,6 +147,8 @@ class LLM:
         config = {**json.loads((folder / "config.json").read_text()), **(hf_overrides or {})}
         with safe_open(str(folder / "model.safetensors"), "pt") as f:
             names = set(f.keys())
+        if kwargs.get("logprobs_mode", "raw_logprobs") not in LOGPROBS_MODES:  # a Literal EngineArgs' config validates
+            raise ValueError(f"logprobs_mode: {kwargs['logprobs_mode']!r} is not one of {LOGPROBS_MODES}")
         if not config.get("tie_word_embeddings", True) and "lm_head.weight" not in names:
             raise ValueError(f"There is no module or parameter named 'lm_head' in {folder}")  # what vLLM says
         self.kwargs = {"model": model, "dtype": dtype, "seed": seed, "gpu_memory_utilization": gpu_memory_utilization,
@@ -135,6 +157,7 @@ class LLM:
         hf = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype).eval()
         self.tokenizer = AutoTokenizer.from_pretrained(tokenizer or folder)
         self.calls: list[str] = []
+        self.logprob_shift = 0.0  # for tests: added to every reported log-prob (a number, or position -> number)
         self.sleeping: set[str] = set()  # the memory tags released by sleep and not yet woken
         self.model = _Model(hf, self)
         self.llm_engine = types.SimpleNamespace()
@@ -149,20 +172,25 @@ class LLM:
             raise RuntimeError(f"generate while {sorted(self.sleeping)} sleep: vLLM would sample from memory it "
                                "released (wake_up with every tag, or None, first)")
         sp = sampling_params or SamplingParams()
+        most = self.kwargs.get("max_logprobs", 20)
+        if sp.logprobs is not None and (self.tokenizer.vocab_size if sp.logprobs == -1 else sp.logprobs) > most:
+            raise ValueError(f"Requested sample logprobs of {sp.logprobs}, which is greater than max allowed: {most}")
         self.calls.append("generate")
         out = []
         for i, prompt in enumerate(prompts):
             ids = prompt["prompt_token_ids"] if isinstance(prompt, dict) else self.tokenizer(prompt)["input_ids"]
-            tokens, text, reason = self._sample(ids, sp)
-            out.append(RequestOutput(str(i), None, list(ids), None, [CompletionOutput(0, text, tokens, None, None, reason)]))
+            tokens, text, reason, lps = self._sample(ids, sp)
+            total = None if lps is None else sum(d[t].logprob for d, t in zip(lps, tokens))
+            out.append(RequestOutput(str(i), None, list(ids), None, [CompletionOutput(0, text, tokens, total, lps, reason)]))
         return out
 
     @torch.no_grad()
-    def _sample(self, ids: list[int], sp: SamplingParams) -> tuple[list[int], str, str]:
+    def _sample(self, ids: list[int], sp: SamplingParams) -> tuple[list[int], str, str, list | None]:
         """As vLLM's engine: the EOS token (unless ignore_eos) and stop_token_ids end an output with
         the token kept; a stop string ends it as soon as the text holds it, the text cut before it
-        (or after it, include_stop_str_in_output)."""
+        (or after it, include_stop_str_in_output). With sp.logprobs, each position's log-probs too."""
         hf, tokens = self.model.hf, []
+        lps = None if sp.logprobs is None else []
         ends = set(sp.stop_token_ids or []) | ({self.tokenizer.eos_token_id} if not sp.ignore_eos else set())
         stops = [sp.stop] if isinstance(sp.stop, str) else list(sp.stop or [])
         for _ in range(sp.max_tokens or 16):
@@ -172,14 +200,27 @@ class LLM:
             else:
                 token = int(logits.argmax())
             tokens.append(token)
+            if lps is not None:
+                lps.append(self._position(logits, token, sp, len(tokens) - 1))
             text = self.tokenizer.decode(tokens, skip_special_tokens=sp.skip_special_tokens)
             if token in ends:
-                return tokens, text, "stop"
+                return tokens, text, "stop", lps
             for stop in stops:
                 at = text.find(stop)
                 if at >= 0:
-                    return tokens, text[: at + (len(stop) if sp.include_stop_str_in_output else 0)], "stop"
-        return tokens, self.tokenizer.decode(tokens, skip_special_tokens=sp.skip_special_tokens), "length"
+                    return tokens, text[: at + (len(stop) if sp.include_stop_str_in_output else 0)], "stop", lps
+        return tokens, self.tokenizer.decode(tokens, skip_special_tokens=sp.skip_special_tokens), "length", lps
+
+    def _position(self, logits, token: int, sp: SamplingParams, at: int) -> dict:
+        """One position's {token id: Logprob}: the top sp.logprobs and the sampled token (vLLM's shape)."""
+        mode = self.kwargs.get("logprobs_mode", "raw_logprobs")
+        scaled = logits / sp.temperature if mode.startswith("processed") and sp.temperature > 0 else logits
+        values = torch.log_softmax(scaled, -1) if mode.endswith("logprobs") else scaled
+        shift = self.logprob_shift(at) if callable(self.logprob_shift) else self.logprob_shift
+        n = self.tokenizer.vocab_size if sp.logprobs == -1 else sp.logprobs
+        chosen = [token] + [int(t) for t in torch.topk(values, n).indices if int(t) != token][:n]
+        return {t: Logprob(float(values[t]) + shift, int((values > values[t]).sum()) + 1, self.tokenizer.decode([t]))
+                for t in chosen}
 
     def reset_prefix_cache(self, reset_running_requests: bool = False, reset_connector: bool = False) -> bool:
         self.calls.append("reset_prefix_cache")
@@ -214,7 +255,7 @@ class LLM:
 def install(monkeypatch) -> types.ModuleType:
     """Put this module in place of `vllm` for one test."""
     module = types.ModuleType("vllm")
-    for name in ("LLM", "SamplingParams", "RequestOutput", "CompletionOutput"):
+    for name in ("LLM", "SamplingParams", "RequestOutput", "CompletionOutput"):  # Logprob lives in vllm.logprobs
         setattr(module, name, globals()[name])
     monkeypatch.setitem(sys.modules, "vllm", module)
     return module

@@ -20,7 +20,7 @@ from ..health import health
 from ..parallel import Collectives
 from ..rollout import Completion, completion_logprobs
 from ..tasks import Item, Score, rl_questions, score, system_prompt
-from ..algorithms import for_config, tied_share  # noqa: F401 (rl.tied_share: the name train and tests use)
+from ..algorithms import for_config, sampler_mismatch, tied_share  # noqa: F401 (rl.tied_share: the name train and tests use)
 from .context import Events
 from .evaluate import sample_record
 
@@ -165,7 +165,7 @@ def old_logprobs(batch: Batch, adv: list[float], tokenizer, cfg, handles, dist=N
 
 
 def update(model, ref_model, tokenizer, batch: Batch, adv: list[float], optimizer, cfg, handles, dist=None,
-           events=None, old: dict | None = None) -> dict:
+           events=None, old: dict | None = None, weights: dict | None = None) -> dict:
     """One policy-gradient step: -A * log p(token) averaged over every token of
     the batch (not per sample first, which favours short answers: the
     one-part trace over the composition it should have been); optional KL to the start.
@@ -175,6 +175,9 @@ def update(model, ref_model, tokenizer, batch: Batch, adv: list[float], optimize
     DDP only the last one all-reduces gradients. A batch whose advantages are all
     zero (every group tied) carries no signal and takes no step: Adam's momentum
     alone would still move the weights.
+
+    `weights` (rl.vllm_is_cap, algorithms.sampler_mismatch): each row's correction of the
+    sampler/trainer mismatch, applied by the algorithm's row_loss; the KL term stays unweighted, as TRL's.
     """
     dist, events = dist or Collectives(), events or Events()
     if dist.agree(all(a == 0 for a in adv), all_of=True):  # skipped only when every rank's batch tied
@@ -207,7 +210,8 @@ def update(model, ref_model, tokenizer, batch: Batch, adv: list[float], optimize
             for j, (lp, i) in enumerate(zip(logps, chunk)):
                 # a row here for its KL term alone has no sampling log-probs; with them (a reused batch) the
                 # algorithm clips its importance ratio against the sampling weights (PPO's surrogate)
-                term, bit = algo.row_loss(lp, None if old is None or adv[i] == 0 else old[i], adv[i])
+                term, bit = algo.row_loss(lp, None if old is None or adv[i] == 0 else old[i], adv[i],
+                                          None if weights is None or adv[i] == 0 else weights.get(i))
                 loss = loss + (term if weight == 1.0 else term * weight)
                 clips += [bit] * (n < own and bit is not None)  # the clip bit
                 if ref is not None:
@@ -292,13 +296,18 @@ def train(model, ref_model, tokenizer, optimizer, cfg, handles, backend, dist=No
         adv = algo.advantages(batch.rewards, state.baseline)
         # decided by every rank together: old_logprobs runs collectives (agreeing on the pass count, FSDP's
         # gathers), and a rank whose batch tied would skip them while the others wait in them
-        reuse = rc.batch_reuse > 1 and dist.agree(any(a != 0 for a in adv))
-        old = old_logprobs(batch, adv, tokenizer, cfg, handles, dist) if reuse else None
-        stats = update(model, ref_model, tokenizer, batch, adv, optimizer, cfg, handles, dist, events, old)
+        # rl.vllm_is_cap: the same pass gives the trainer's side of the sampler/trainer mismatch. Whether the
+        # backend returns the sampler's log-probs is the run's config (rl.backend, rl.vllm_is_cap): alike on every rank
+        correct = bool(getattr(backend, "logprobs", False))
+        signal = (rc.batch_reuse > 1 or correct) and dist.agree(any(a != 0 for a in adv))
+        before = old_logprobs(batch, adv, tokenizer, cfg, handles, dist) if signal else None
+        old = before if rc.batch_reuse > 1 else None  # the clipped ratio only where the batch is reused
+        weights, gap = sampler_mismatch(algo, before, batch.completions, rc.vllm_is_cap) if correct and signal else (None, {})
+        stats = update(model, ref_model, tokenizer, batch, adv, optimizer, cfg, handles, dist, events, old, weights)
         for _ in range(rc.batch_reuse - 1):
             if stats.get("skipped"):
                 break
-            stats = update(model, ref_model, tokenizer, batch, adv, optimizer, cfg, handles, dist, events, old)
+            stats = update(model, ref_model, tokenizer, batch, adv, optimizer, cfg, handles, dist, events, old, weights)
         if not stats.get("skipped"):
             backend.sync_weights(model)  # the next rollouts sample from the weights just trained
         update_time = time.perf_counter() - t0  # the update passes and the push of the weights to the backend
@@ -319,7 +328,7 @@ def train(model, ref_model, tokenizer, optimizer, cfg, handles, backend, dist=No
                        accuracy=sum(1 for s in batch.scores if s.outcome == "correct") / len(batch.scores),
                        tokens_per_s=batch.gen["tokens_per_s"], step_time=rollout_time + update_time,
                        rollout_time=rollout_time, update_time=update_time,
-                       clip_ratio=stats.get("clip_ratio"), drawn=batch.gen.get("drawn"), health=h)
+                       clip_ratio=stats.get("clip_ratio"), drawn=batch.gen.get("drawn"), health=h, **gap)
         errors = [s.error for s in batch.scores if s.error]
         if errors:
             events.alert("error", f"{len(errors)} sample(s) could not be scored and count as 0: {errors[0]}", phase="rl", step=step)
