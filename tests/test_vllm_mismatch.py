@@ -12,7 +12,7 @@ from engine import config
 from engine.algorithms import for_config, sampler_mismatch
 from engine.backends import HFBackend, make_backend
 from engine.modeling import make_optimizer, tiny_model
-from engine.rollout import Completion, Sampler, completion_logprobs
+from engine.rollout import Sampler, completion_logprobs
 from engine.tasks.common import Score
 from engine.train.context import Events, Handles
 from engine.train import rl
