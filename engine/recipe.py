@@ -1,8 +1,9 @@
 """The training recipe: setup, then the stages in order (evaluate, SFT, evaluate,
 RL, evaluate), saving as it goes. In the shape of a torchtune recipe: the
-run's state is named attributes, the loops (engine/train/) read a declared
-`Context`, and engine/run.py wraps the recipe with the session, signals and
-the final event.
+run's state is named attributes; the loops (engine/train/) are generators that
+yield after each step, and `Recipe.train` alone decides, between steps, what to
+checkpoint, evaluate and whether to stop. engine/run.py wraps the recipe with
+the session, signals, the process group and the final event.
 """
 
 from __future__ import annotations
@@ -17,11 +18,15 @@ from .modeling import (autocast, load_model, load_tokenizer, load_trainable_stat
                        setup_notes, trainable_state)
 from .parallel import Collectives
 from .recorder import Recorder
-from .train.context import Control, Events, Handles
+from .train.context import Asked, Control, Events, Handles
 
 
 class Stopped(Exception):
     pass
+
+
+class _Interrupted(Exception):
+    """A stop seen between an evaluation's batches: leaves the decoder for the recipe to stop."""
 
 
 def long_answers(lengths: list[int], cfg) -> str:
@@ -83,6 +88,7 @@ class Recipe:
         self.rl_state = None  # train.rl.State: RL's baseline and running success, as the RL loop last yielded them
         self.backend = None  # where RL's rollouts come from: made at RL's start (vLLM starts from SFT's weights)
         self.collapsed = False
+        self.step_in_stage = 0  # the current stage's last finished step: where a stop or a crash checkpoint resumes
         self.resume = {"stage": 0, "step": 0}  # where a resumed run starts
 
     # -- setup --
@@ -163,6 +169,7 @@ class Recipe:
                 continue
             self.stage = index
             start = self.resume["step"] if index == self.resume["stage"] else 0
+            self.step_in_stage = start
             events.progress = {"phase": kind, "step": start, "total": 0}  # the loops say more as they go
             if kind == "eval":
                 self.evaluate(which, self.global_step)
@@ -176,20 +183,19 @@ class Recipe:
                 continue
             step = start
             for done in (self.sft(start) if kind == "sft" else self.rl(start)):
-                step = done.step
+                step = self.step_in_stage = done.step
                 if kind == "rl":
                     self.rl_state = done.state
                     self.check_health("rl", step, done.health)
-                if "eval" in cfg.run.phases and due(cfg.eval.every, step, done.total):
-                    self.evaluate(f"{kind}@{step}", self.global_step + step, at_step=step)
-                asked = control.poll(dist)  # after the evaluation: a collapse it saw stops the run at this step
+                asked = control.poll(dist)
+                if not asked.stop and "eval" in cfg.run.phases and due(cfg.eval.every, step, done.total):
+                    self.evaluate(f"{kind}@{step}", self.global_step + step)
+                    again = control.poll(dist)  # a collapse the evaluation saw stops the run at this step, on every rank
+                    asked = Asked(again.stop, asked.checkpoint or again.checkpoint)
+                if asked.stop:
+                    self.stop_here(step)
                 if asked.checkpoint or due(cfg.run.checkpoint_every, step, done.total):
                     self.save(step)
-                if asked.stop:
-                    self.save(step)
-                    if self.collapsed and (self.folder / checkpoints.BEST).exists():
-                        events.alert("warning", f"stopped early: the model collapsed; the best checkpoint is {self.folder / checkpoints.BEST}")
-                    raise Stopped()
             self.global_step += step
             self.save(0, next_stage=True)
             dist.barrier()
@@ -241,6 +247,13 @@ class Recipe:
         return rl.train(self.model, ref, self.tokenizer, self.optimizer, cfg, self.handles, self.backend, self.dist,
                         self.events, self.rl_state, start)
 
+    def stop_here(self, step: int) -> None:
+        """The run stops: a checkpoint at `step` of this stage (where a resume goes on), and why."""
+        self.save(step)
+        if self.collapsed and (self.folder / checkpoints.BEST).exists():
+            self.events.alert("warning", f"stopped early: the model collapsed; the best checkpoint is {self.folder / checkpoints.BEST}")
+        raise Stopped()
+
     def check_health(self, phase: str, step: int, h: dict) -> None:
         """A collapsing model (engine/health.py) is said, and stops the run under run.stop_on_collapse."""
         why = collapsed(h)
@@ -252,9 +265,11 @@ class Recipe:
 
     # -- evaluate --
 
-    def evaluate(self, which: str, step: int, at_step: int = 0) -> None:
+    def evaluate(self, which: str, step: int) -> None:
         """Every evaluation set of the task; keeps the best checkpoint by accuracy on the first set.
-        `at_step`: the stage's step a periodic evaluation runs after (where a stop during it resumes)."""
+        A stop asked for during it (one process: no rank waits at a barrier) ends it between batches
+        and stops the run at the stage's step: a stage's evaluation is redone on resume, a periodic
+        one's stage goes on from the step it followed."""
         from .train import evaluate as ev
 
         cfg, events = self.cfg, self.events
@@ -265,11 +280,13 @@ class Recipe:
             def progress(done: int, total: int, name=name) -> None:
                 events.progress = {"phase": "eval", "set": name, "at": which, "step": done, "total": total}  # heartbeats say it
                 if self.dist.world == 1 and self.control.asked():  # with ranks waiting at a barrier, stop after it instead
-                    self.save(at_step)  # resume redoes a stage's evaluation; a periodic one's stage goes on from its step
-                    raise Stopped()
+                    raise _Interrupted()
 
-            progress(0, len(items))
-            fields, samples = ev.evaluate(self.handles.sampler(), self.tokenizer, items, cfg, on_batch=progress)
+            try:
+                progress(0, len(items))
+                fields, samples = ev.evaluate(self.handles.sampler(), self.tokenizer, items, cfg, on_batch=progress)
+            except _Interrupted:
+                self.stop_here(self.step_in_stage)
             events.emit("eval", phase="eval", step=step, at=which, set=name, **fields)
             self.ledger(name, fields)
             for s in samples[:8]:
@@ -342,8 +359,7 @@ class Recipe:
         if self.model is None or self.handles is None or self.sharded:
             return
         try:
-            progress = self.events.progress
-            self.save(0 if progress.get("phase") == "eval" else progress.get("step", 0))
+            self.save(self.step_in_stage)
         except Exception:
             pass
 

@@ -49,8 +49,8 @@ class Events:
         new = [name for name in unknown(phase, values) if name not in self.uncatalogued]
         if new:
             self.uncatalogued.update(new)
-            self.alert("warning", f"metric(s) {', '.join(new)} of {phase} are not in engine/metrics.py's catalogue: "
-                       "the panes show them without a label or unit", phase=phase)
+            self.alert("info", f"metric(s) {', '.join(new)} of {phase} are not in engine/metrics.py's catalogue: they "
+                       "are in events.jsonl and the TensorBoard/W&B mirrors, on no pane", phase=phase)
 
     def alert(self, level: str, message: str, **fields) -> None:
         self.emit("alert", level=level, message=message, **fields)
