@@ -159,9 +159,15 @@ def family(cfg, checkpoint: str | None) -> str:
     if checkpoint is None or checkpoint == "untrained":
         what = {"untrained": d["model"]["name"]}
     else:
-        skip = {"model": {"device", "dtype", "autocast", "generate_dtype", "activation_checkpointing"},
-                "data": {"seed"}, "rl": {"backend", "vllm_memory", "vllm_sleep", "micro_batch"}}
-        what = {k: {f: v for f, v in d[k].items() if f not in skip.get(k, ())} for k in ("model", "data", "sft", "rl", "reward")}
+        skip = {"model": {"device", "dtype", "autocast", "generate_dtype", "activation_checkpointing", "compile", "fast_decode"},
+                "data": {"seed"}, "rl": {"backend", "vllm_memory", "vllm_sleep", "vllm_is_cap", "micro_batch"}}
+        # only what differs from the defaults: a key added to the config later (at its default) leaves
+        # every earlier family as it was, and the ledger's counts with it
+        from .config import Config
+
+        defaults = Config().to_dict()
+        what = {k: {f: v for f, v in d[k].items() if f not in skip.get(k, ()) and v != defaults[k].get(f, object())}
+                for k in ("model", "data", "sft", "rl", "reward")}
         what["run"] = {"task": d["run"]["task"], "phases": d["run"]["phases"]}
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:12]
 

@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-MACHINE = {"t", "tokens_per_s", "step_time", "threads", "system", "path", "seconds"}  # differ by machine and load
+MACHINE = {"t", "tokens_per_s", "step_time", "rollout_time", "update_time", "threads", "system", "path", "seconds"}  # differ by machine and load
 COMPARED = ("metrics", "eval", "sample", "checkpoint", "run_finished")
 
 
@@ -39,6 +39,16 @@ def records(folder: Path) -> list[tuple[str, dict]]:
             where = f"{event['kind']} {event.get('phase', '')} step {event.get('step', '')} {event.get('set', '')}".strip()
             out.append((where, {k: v for k, v in event.items() if k not in MACHINE}))
     return out
+
+
+def order(record: tuple[str, dict]):
+    """Kinds apart, each in its order (a stable sort); a step's checkpoints by what they are (the
+    step's own and `best` may be written in either order)."""
+    where, event = record
+    kind = where.split()[0]
+    if kind == "checkpoint":
+        return COMPARED.index(kind), event.get("global_step", event.get("step", 0)), json.dumps(event, sort_keys=True)
+    return COMPARED.index(kind), 0, ""
 
 
 def leaves(value, prefix: str = ""):
@@ -65,8 +75,7 @@ def main(argv: list[str]) -> int:
     differences, compared = [], 0
     # each kind in its own order: how events of different kinds interleave (a checkpoint before or
     # after the evaluation of the same step) is not what the run computed
-    a = sorted(a, key=lambda r: COMPARED.index(r[0].split()[0]))  # stable: each kind keeps its order
-    b = sorted(b, key=lambda r: COMPARED.index(r[0].split()[0]))
+    a, b = (sorted(x, key=order) for x in (a, b))
     for kind in COMPARED:
         na, nb = (sum(1 for w, _ in x if w.split()[0] == kind) for x in (a, b))
         if na != nb:

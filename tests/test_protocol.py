@@ -210,3 +210,18 @@ def test_diff_command_compares_two_checkpoints_on_the_same_problems(tmp_path):
     assert len((tmp_path / "sessions" / protocol.LEDGER).read_text().splitlines()) == 2  # both looked at test problems
     run = engine("diff", "tiny", str(tmp_path / "nope"), cwd=tmp_path)
     assert run.returncode != 0 and "nope" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_key_added_to_the_config_at_its_default_leaves_every_family_as_it_was():
+    """The ledger counts a family's looks at the sealed problems; a config key added later (at its
+    default) must not make every earlier recipe a new family whose count starts again at 0."""
+    cfg = config.load(sets=["sft.lr=1e-4", "rl.algorithm=gspo"])
+
+    class Older:  # the same recipe as a config from before rl.gspo_epsilon existed writes it
+        def to_dict(self):
+            d = cfg.to_dict()
+            del d["rl"]["gspo_epsilon"]
+            return d
+
+    assert protocol.family(Older(), "best") == protocol.family(cfg, "best")
+    assert protocol.family(config.load(sets=["sft.lr=2e-4", "rl.algorithm=gspo"]), "best") != protocol.family(cfg, "best")
