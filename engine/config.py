@@ -336,6 +336,9 @@ def absolute_paths(cfg: "Config") -> None:
 
 
 def _check(cfg: Config, training: bool = True) -> None:
+    if ALGORITHMS[cfg.rl.algorithm].grouped and cfg.rl.group_size < 2 and "rl" in cfg.run.phases:
+        raise ConfigError(f"rl.group_size: {cfg.rl.group_size} sample per question gives {cfg.rl.algorithm} no signal "
+                          "(each advantage is taken against the question's own group); use 2 or more, or rl.algorithm=reinforce")
     for p in cfg.run.phases:
         if p not in PHASES:
             raise ConfigError(f"run.phases: {p!r} is not a phase; choose from {', '.join(PHASES)}")

@@ -14,6 +14,8 @@ some do, 2 when a session cannot be read.
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
 from pathlib import Path
 
@@ -24,6 +26,8 @@ COMPARED = ("metrics", "eval", "sample", "checkpoint", "run_finished")
 def records(folder: Path) -> list[tuple[str, dict]]:
     path = folder / "events.jsonl"
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or a device would wait or never end
+            raise SystemExit(f"same-run: {path} is not a regular file")
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError as exc:
         raise SystemExit(f"same-run: cannot read {path}: {exc.strerror or exc}") from None
@@ -31,7 +35,7 @@ def records(folder: Path) -> list[tuple[str, dict]]:
     for n, line in enumerate(lines, 1):
         try:
             event = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             if n == len(lines):  # a torn last line: a run still writing, or killed mid-line
                 break
             raise SystemExit(f"same-run: {path} line {n} is not JSON") from None
@@ -47,8 +51,8 @@ def order(record: tuple[str, dict]):
     where, event = record
     kind = where.split()[0]
     if kind == "checkpoint":
-        return COMPARED.index(kind), event.get("global_step", event.get("step", 0)), json.dumps(event, sort_keys=True)
-    return COMPARED.index(kind), 0, ""
+        return COMPARED.index(kind), str(event.get("global_step", event.get("step", ""))).zfill(20), json.dumps(event, sort_keys=True, default=str)
+    return COMPARED.index(kind), "", ""
 
 
 def leaves(value, prefix: str = ""):
@@ -89,6 +93,9 @@ def main(argv: list[str]) -> int:
             compared += 1
             if la.get(key) != lb.get(key):
                 differences.append(f"{where_a}: {key} {la.get(key)!r} against {lb.get(key)!r}")
+    if not a and not b:
+        print("no metrics, evaluations or samples in either session: nothing to compare", file=sys.stderr)
+        return 1
     kinds = {k: sum(1 for w, _ in a if w.startswith(k)) for k in COMPARED}
     print(f"{compared} values compared in {len(a)} events ({', '.join(f'{n} {k}' for k, n in kinds.items() if n)})")
     if differences:

@@ -186,3 +186,14 @@ async def test_the_new_run_form_offers_every_algorithm_of_the_table(tmp_path, mo
             sets, errors = form.settings()
             assert f"rl.algorithm={name}" in sets and not errors
         assert [label for label, _ in select._options if _ is not Select.BLANK] == [a.label for a in ALGORITHMS.values()]
+
+
+def test_a_grouped_algorithm_with_one_sample_per_question_is_refused_naming_the_key():
+    """One sample a question: every group ties, every advantage is 0, and the run would learn nothing."""
+    from engine import config
+
+    for name in ("grpo", "gspo"):
+        with pytest.raises(config.ConfigError, match=r"rl\.group_size: 1 sample per question"):
+            config.load(sets=[f"rl.algorithm={name}", "rl.group_size=1"])
+    assert config.load(sets=["rl.algorithm=reinforce", "rl.group_size=1"]).rl.group_size == 1
+    assert config.load(sets=["rl.group_size=1", "run.phases=sft,eval"])  # no RL: nothing to refuse

@@ -200,3 +200,51 @@ async def test_enter_on_a_flip_opens_both_traces_side_by_side(tmp_path):
         assert "step 1 of" in str(pb.query_one(".pane-head").render())
         await pilot.press("escape")
         assert isinstance(app.screen, FlipsScreen)
+
+
+@pytest.mark.parametrize("damage", ["p is text", "flips a list", "questions a list", "problems text", "ci of one",
+                                    "a flip a list", "deep", "fifo", "link outside"])
+def test_a_damaged_kept_result_is_scored_again_never_shown_or_waited_on(tmp_path, damage):
+    """A kept file that passes for a report but holds the wrong types (or nests 200,000 deep, or is a
+    FIFO that would block the screen's thread) is not read as a result: the view scores again."""
+    import copy
+    import os
+
+    from workbench.diffjob import load_cached
+
+    a, b = sessions_with(tmp_path)
+    report = copy.deepcopy(stored_report())
+    c = report["sets"]["gsm8k"]
+    target = cache_file(str(a), str(b))
+    if damage == "p is text":
+        c["mcnemar_p"] = "x"
+    elif damage == "flips a list":
+        c["flips"] = []
+    elif damage == "questions a list":
+        c["questions"] = ["q"]
+    elif damage == "problems text":
+        c["problems"] = "8"
+    elif damage == "ci of one":
+        c["change_ci"] = [0.1]
+    elif damage == "a flip a list":
+        c["flips"] = {"1": ["a", "b"]}
+    keep_stored(a, b, report)
+    assert damage in ("deep", "fifo", "link outside") or load_cached(str(a), str(b)) is None
+    if damage == "deep":
+        target.write_text("[" * 200_000)
+    elif damage == "fifo":
+        target.unlink()
+        os.mkfifo(target)  # read_text() here blocked until someone wrote into it
+    elif damage == "link outside":
+        keep_stored(a, b, stored_report())
+        outside = tmp_path / "elsewhere.json"
+        outside.write_text(target.read_text())
+        target.unlink()
+        target.symlink_to(outside)
+    got = load_cached(str(a), str(b))
+    assert got is None or damage == "link outside"
+    if damage == "link outside":  # a new result replaces the link, never writes through it
+        from workbench.diffjob import keep
+
+        assert keep(str(a), str(b), stored_report(), [checkpoint_stamp(a), checkpoint_stamp(b)]) is None
+        assert not target.is_symlink() and json.loads(outside.read_text())["report"] == stored_report()

@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import subprocess
-import tempfile
 from pathlib import Path
 
 from engine.selfexec import child_env, engine_argv
@@ -58,8 +57,16 @@ def cache_file(a: str, b: str) -> Path:
     return Path(a) / CACHE_DIR / f"{Path(b).name}.json"
 
 
+KEPT_LIMIT = 64 << 20  # bytes: a kept report of 1,319 problems with both outputs of every flip is a few MB
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and x == x and abs(x) != float("inf")
+
+
 def check(report) -> dict:
-    """The report of `engine diff --json`, or DiffError naming what is wrong with it."""
+    """The report of `engine diff --json`, or DiffError naming what is wrong with it: every field the
+    view reads, of the type it reads it as (a kept file may have been edited or damaged)."""
     if not isinstance(report, dict) or not isinstance(report.get("sets"), dict) or not report["sets"]:
         raise DiffError("engine diff gave no per-set result")
     need = ("problems", "a_correct", "b_correct", "gained", "lost", "mcnemar_p", "change", "change_ci")
@@ -67,31 +74,41 @@ def check(report) -> dict:
         missing = [k for k in need if not isinstance(c, dict) or k not in c]
         if missing:
             raise DiffError(f"engine diff's set {name!r} lacks {', '.join(missing)}")
-        if not all(isinstance(i, int) for i in c["gained"] + c["lost"]):
+        counts = all(isinstance(c[k], int) and not isinstance(c[k], bool) and c[k] >= 0 for k in ("problems", "a_correct", "b_correct"))
+        lists = isinstance(c["gained"], list) and isinstance(c["lost"], list)
+        ci = isinstance(c["change_ci"], list) and len(c["change_ci"]) == 2 and all(map(_number, c["change_ci"]))
+        extra = all(isinstance(c.get(k, {}), dict) and all(isinstance(v, dict) for v in c.get(k, {}).values())
+                    for k in ("flips",)) and isinstance(c.get("questions", {}), dict)
+        if not (counts and lists and ci and _number(c["mcnemar_p"]) and _number(c["change"]) and extra):
+            raise DiffError(f"engine diff's set {name!r} has a field of the wrong type")
+        if not all(isinstance(i, int) and not isinstance(i, bool) for i in c["gained"] + c["lost"]):
             raise DiffError(f"engine diff's set {name!r} names a flipped problem that is not a number")
     return report
 
 
 def load_cached(a: str, b: str) -> dict | None:
-    """The kept result when it was scored on the weights both sessions hold now; else None."""
+    """The kept result when it was scored on the weights both sessions hold now; else None. Read
+    only from a regular file of bounded size (a FIFO or a device would block the screen)."""
+    from engine import safefile
+
     try:
-        kept = json.loads(cache_file(a, b).read_text(encoding="utf-8"))
+        kept = json.loads(safefile.read_bytes(cache_file(a, b), KEPT_LIMIT).decode("utf-8", "replace"))
         if kept.get("stamp") != [checkpoint_stamp(Path(a)), checkpoint_stamp(Path(b))] or kept.get("b_path") != str(Path(b).resolve()):
             return None
         return check(kept["report"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, DiffError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError, DiffError):
         return None  # no result kept, or one this view cannot read: score again
 
 
 def keep(a: str, b: str, report: dict, stamp: list) -> str | None:
-    """Write the result beside session A, whole or not at all; the reason it was not kept, or None."""
+    """Write the result beside session A, whole or not at all, through no link; the reason it was
+    not kept, or None."""
+    from engine import safefile
+
     target = cache_file(a, b)
     try:
-        target.parent.mkdir(exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"stamp": stamp, "b_path": str(Path(b).resolve()), "report": report}, f)
-        os.replace(tmp, target)
+        safefile.write(Path(a), Path(CACHE_DIR) / target.name,
+                       json.dumps({"stamp": stamp, "b_path": str(Path(b).resolve()), "report": report}))
     except OSError as exc:
         return f"the result is not kept ({target}: {exc.strerror or exc})"
     return None
@@ -128,7 +145,7 @@ class DiffJob:
             raise DiffError(said.strip().removeprefix("engine diff: ") or f"engine diff exited with code {self.proc.returncode}")
         try:
             report = check(json.loads(out))
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise DiffError(f"engine diff's output is not JSON ({exc})") from None
         why = keep(self.a, self.b, report, stamp)
         if why:

@@ -48,7 +48,7 @@ def summary_line(name: str, c: dict) -> Text:
 
 
 def _side(side: dict | None) -> Text:
-    if not side:
+    if not isinstance(side, dict) or not side:
         return Text("?", style="dim")
     answer = side.get("answer")
     outcome = str(side.get("outcome") or "")
