@@ -71,6 +71,7 @@ class FlipsScreen(Screen):
         self.rows: list[tuple[str, int]] = []  # (set, problem index) per table row
         self.job: DiffJob | None = None
         self.started = 0.0
+        self.refused: str | None = None  # why this pair cannot be scored here (said at mount)
 
     def compose(self) -> ComposeResult:
         yield Static(id="flips-title", classes="title")
@@ -85,15 +86,22 @@ class FlipsScreen(Screen):
         self.query_one("#flips-title", Static).update(title)
         self.query_one("#flips", DataTable).add_columns("set", "#", "flip", "question", "A", "B")
         self.set_interval(1.0, self._tick)
-        why = refusal(self.a) or refusal(self.b)
+        why = self.refused = refusal(self.a) or refusal(self.b)
         if why:
             self._say(why, error=True)
+            self.refresh_bindings()
             return
         kept = load_cached(self.a, self.b)
         if kept is not None:
             self._show(kept, f"kept from an earlier scoring in {cache_file(self.a, self.b)}; r scores again")
         else:
             self.action_rescore()
+
+    def check_action(self, action: str, parameters) -> bool | None:
+        """`r` (score again) is offered only where scoring can run: not for a pair the view refused."""
+        if action == "rescore" and self.refused:
+            return None  # hidden from the key bar, does nothing
+        return True
 
     def _say(self, text: str, error: bool = False) -> None:
         self.query_one("#flips-status", Static).update(Text(text, style="bold red" if error else ""))
