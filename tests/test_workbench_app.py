@@ -626,6 +626,9 @@ async def test_every_action_is_in_the_command_palette_and_the_footer_shows_each_
         assert titles.count("Quit") == 1 and "Keys" not in titles  # Textual's generic keys panel: `?` is ours
         from textual.widgets._footer import FooterKey
 
+        deadline = time.monotonic() + 60  # the footer draws after the screen mounts: later on a busy machine
+        while not list(app.screen.query(FooterKey)) and time.monotonic() < deadline:
+            await pilot.pause(0.1)
         keys = [k.key for k in app.screen.query(FooterKey)]
         assert keys.count("ctrl+p") == 1 and len(keys) == len(set(keys)), keys  # each key once
         await pilot.press("ctrl+p")
