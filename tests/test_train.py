@@ -217,7 +217,8 @@ def test_rl_update_in_micro_batches_equals_one_pass_and_scales_logits_by_tempera
     from engine.modeling import load_tokenizer, make_optimizer, tiny_model
     from engine.rollout import Completion, completion_logprobs
     from engine.train.context import Handles
-    from engine.train.rl import Batch, tied_share, update
+    from engine.algorithms import tied_share
+    from engine.train.rl import Batch, update
 
     tok = load_tokenizer("smollm2-135m-instruct")
     ids = [tok(t)["input_ids"] for t in ("expert: a", "- expert: b\n  trace: [c]", "x: 1", "y: [2, 3]", "z")]

@@ -20,9 +20,9 @@ from ..health import health
 from ..parallel import Collectives
 from ..rollout import Completion, completion_logprobs
 from ..tasks import Item, Score, rl_questions, score, system_prompt
-from ..algorithms import for_config, sampler_mismatch, tied_share  # noqa: F401 (rl.tied_share: the name train and tests use)
+from ..tasks.common import sample_record
+from ..algorithms import for_config, sampler_mismatch
 from .context import Events
-from .evaluate import sample_record
 
 RL_SEED_OFFSET = 20_011
 

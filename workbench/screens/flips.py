@@ -100,7 +100,7 @@ class FlipsScreen(Screen):
     def check_action(self, action: str, parameters) -> bool | None:
         """`r` (score again) is offered only where scoring can run: not for a pair the view refused."""
         if action == "rescore" and self.refused:
-            return None  # hidden from the key bar, does nothing
+            return False  # hidden from the key bar, does nothing (None would show it dimmed)
         return True
 
     def _say(self, text: str, error: bool = False) -> None:
