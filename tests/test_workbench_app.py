@@ -307,7 +307,9 @@ async def test_n_then_enter_starts_nothing_and_start_asks_first_with_the_estimat
         await pilot.press("n")
         assert app.focused.id == "f-model-name"
         await pilot.press("enter")
-        await pilot.pause(0.5)
+        deadline = time.monotonic() + 60  # focus moves after the key is handled: later on a busy machine
+        while app.focused.id != "f-layers" and time.monotonic() < deadline:
+            await pilot.pause(0.1)
         assert app.focused.id == "f-layers" and type(app.screen).__name__ == "SessionsScreen"
         app.screen.query_one("#form").start()
         for _ in range(20):
