@@ -219,6 +219,8 @@ def _coerce(key: str, value, kind, meta: dict):
         elif kind is float or origin is float:
             if isinstance(value, bool):
                 raise ValueError
+            if isinstance(value, str) and (lost := _float_lost(value)):
+                raise ConfigError(f"{key}: {shown(value)} is {lost}")
             value = float(value)
             if not math.isfinite(value):  # NaN slips past every bound (nan < lo is false)
                 raise ConfigError(f"{key}: {value!r} is not a finite number")
@@ -253,6 +255,24 @@ def _coerce(key: str, value, kind, meta: dict):
 
 MAX_CONFIG_BYTES = 1 << 20
 _LONG_NUMBER = re.compile(r"^[-+]?[0-9][0-9_]{40,}(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?$")
+_FLOAT_TEXT = re.compile(r"^[-+]?[0-9_]*\.?[0-9_]*(?:[eE][-+]?[0-9]+)?$")
+
+
+def _float_lost(text: str) -> str | None:
+    """Why a number written as text would not survive float(): 1e-400 silently becomes 0 (a
+    cap of 0 means off), 1e400 becomes inf; None when it survives or is not a number."""
+    text = text.strip()
+    if not _FLOAT_TEXT.match(text) or not any(c.isdigit() for c in text):
+        return None
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        return None
+    if math.isinf(value):
+        return "too large a number (it overflows a float)"
+    if value == 0 and any(c in "123456789" for c in re.split("[eE]", text)[0]):
+        return "too small a number (it rounds to 0)"
+    return None
 
 
 def _yaml(text: str, where: str):
@@ -266,6 +286,8 @@ def _yaml(text: str, where: str):
                 # YAML would hand 5,000 digits to int(), which refuses in words about the interpreter
                 raise ConfigError(f"{where} line {event.start_mark.line + 1}: {shown(event.value)} is not a "
                                   f"number a setting takes (more than 40 digits)")
+            if isinstance(event, yaml.ScalarEvent) and not event.style and (lost := _float_lost(event.value)):
+                raise ConfigError(f"{where} line {event.start_mark.line + 1}: {shown(event.value)} is {lost}")
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{where}: not valid YAML ({str(exc).splitlines()[0]})") from None

@@ -21,6 +21,23 @@ def test_bad_values_name_their_key(pair, needle):
         config.load(sets=[pair])
 
 
+@pytest.mark.parametrize("text,lost", [("1e-400", "rounds to 0"), ("1.0e-400", "rounds to 0"), ("1e400", "overflows")])
+def test_a_number_a_float_cannot_hold_is_refused_not_turned_into_zero_or_inf(tmp_path, text, lost):
+    # rl.vllm_is_cap=0 means off: a tiny cap that silently became 0 would turn the correction off
+    with pytest.raises(config.ConfigError, match=f"rl.vllm_is_cap: .* is too .*{lost}"):
+        config.load(sets=[f"rl.vllm_is_cap={text}"])
+    f = tmp_path / "c.yaml"
+    f.write_text(f"rl:\n  vllm_is_cap: {text}\n")
+    with pytest.raises(config.ConfigError, match=f"line 2: .* is too .*{lost}"):
+        config.load(f)
+    assert config.load(sets=["rl.vllm_is_cap=0", "sft.lr=1e-300"]).sft.lr == 1e-300  # 0 and small numbers are kept
+
+
+def test_five_thousand_digits_are_too_large_not_inf():
+    with pytest.raises(config.ConfigError, match=r"rl.vllm_is_cap: '9{24}\.\.\.' \(5,000 characters\) is too large"):
+        config.load(sets=["rl.vllm_is_cap=" + "9" * 5000])
+
+
 def test_yaml_file_and_cli_errors_are_one_line(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text("sft:\n  lr: 0.001\nrl:\n  iterations: 3\n")
