@@ -208,8 +208,26 @@ def test_diff_command_compares_two_checkpoints_on_the_same_problems(tmp_path):
     for c in out["sets"].values():  # the same weights twice: nothing flips
         assert c["problems"] == 2 and c["gained"] == c["lost"] == [] and c["mcnemar_p"] == 1.0 and c["change"] == 0
     assert len((tmp_path / "sessions" / protocol.LEDGER).read_text().splitlines()) == 2  # both looked at test problems
+    assert out["same_weights"] and "A and B are the same weights (tiny (untrained))" in run.stderr  # said, not silent
     run = engine("diff", "tiny", str(tmp_path / "nope"), cwd=tmp_path)
     assert run.returncode != 0 and "nope" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_diff_says_when_a_and_b_are_the_same_weights(tmp_path):
+    from engine.cli.diff import same_weights
+
+    s = tmp_path / "s"
+    for name, data in (("step-000004", b"four" * 100), ("step-000008", b"eight" * 80), ("best", b"eight" * 80)):
+        (s / "checkpoints" / name).mkdir(parents=True)
+        (s / "checkpoints" / name / "state.pt").write_bytes(data)
+    (s / "config.yaml").write_text("{}\n")
+    step8 = str(s / "checkpoints" / "step-000008")
+    assert same_weights((str(s), "best"), (str(s), step8)) == str(s / "checkpoints" / "best")  # best is step 8's copy
+    assert same_weights((str(s), "last"), (str(s), "best"))
+    assert same_weights((str(s), "best"), (str(s), str(s / "checkpoints" / "step-000004"))) is None  # same size, other bytes
+    assert same_weights((str(s), "best"), (str(s), "untrained")) is None and same_weights(("tiny", "best"), (str(s), "best")) is None
+    assert same_weights((str(s), "untrained"), (str(s), "untrained")).endswith("(untrained)")
+    assert same_weights((str(s), "nope"), (str(s), "nope")) is None  # the loader refuses it, with its reason
 
 
 def test_a_key_added_to_the_config_at_its_default_leaves_every_family_as_it_was():

@@ -40,6 +40,38 @@ def split_target(text: str) -> tuple[str, str]:
     return text, "best"
 
 
+def same_weights(a: tuple[str, str], b: tuple[str, str]) -> str | None:
+    """What A and B both are when they name the same weights (one checkpoint twice, `best` and
+    the step it was copied from, one model untrained twice); None when they differ or cannot be
+    told apart cheaply. Different checkpoints differ in their first bytes, so comparing stops early."""
+    import filecmp
+
+    from .. import checkpoints
+
+    def weights(target: str, which: str):
+        if not (Path(target) / "config.yaml").is_file():
+            return None, target  # a model name: untrained
+        try:
+            ckpt = checkpoints.choose(Path(target), which)
+        except checkpoints.CheckpointError:
+            return None, None  # the loader says why
+        if ckpt is None:
+            return None, str(Path(target).resolve())  # the session's model untrained
+        state = ckpt / checkpoints.STATE if ckpt.is_dir() else ckpt
+        return state, str(ckpt)
+
+    (state_a, label), (state_b, label_b) = weights(*a), weights(*b)
+    if label is None or label_b is None or (state_a is None) != (state_b is None):
+        return None
+    if state_a is None:
+        return f"{label} (untrained)" if label == label_b else None
+    try:
+        same = state_a.stat().st_size == state_b.stat().st_size and filecmp.cmp(state_a, state_b, shallow=False)
+    except OSError:
+        return None
+    return label if same else None
+
+
 def compare(right_a: list[bool], right_b: list[bool]) -> dict:
     """The paired comparison of two lists of outcomes on the same problems."""
     from ..stats import mcnemar_exact, paired_difference, wilson
@@ -74,6 +106,9 @@ def _diff(args) -> int:
     except BadArgs as exc:
         return fail("diff", str(exc))
     (ta, ca), (tb, cb) = split_target(args.a), split_target(args.b)
+    same = same_weights((ta, ca), (tb, cb))
+    if same:  # allowed (a check that scoring is deterministic), but never by accident
+        print(f"engine diff: A and B are the same weights ({same}): nothing can flip", file=sys.stderr)
     named, outcomes, cfg_a, ckpts = None, [], None, []
     for label, (target, which) in zip("AB", ((ta, ca), (tb, cb))):
         try:
@@ -105,7 +140,7 @@ def _diff(args) -> int:
         _ledger(args, cfg, ckpt, results)  # a look at test problems is a look, whoever asks
         outcomes.append(side)
         del model
-    report = {"a": ckpts[0], "b": ckpts[1], "sets": {}}
+    report = {"a": ckpts[0], "b": ckpts[1], "same_weights": bool(same), "sets": {}}
     for name, items in named.items():
         a, b = outcomes[0][name], outcomes[1][name]
         c = compare([s["outcome"] == "correct" for s in a], [s["outcome"] == "correct" for s in b])
