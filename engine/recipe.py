@@ -199,7 +199,11 @@ class Recipe:
             self.global_step += step
             self.save(0, next_stage=True)
             dist.barrier()
-            if control.poll(dist).stop:  # a stop asked for at a stage's very end
+            asked = control.poll(dist)
+            if asked.checkpoint:  # asked for while the stage's own checkpoint was being written: it is the answer
+                events.alert("info", f"a checkpoint was asked for as {kind} ended: the one saved at its end answers it",
+                             phase=kind)
+            if asked.stop:  # a stop asked for at a stage's very end
                 raise Stopped()
 
     def sft(self, start: int):

@@ -52,3 +52,22 @@ def test_a_stop_keeps_the_stages_steps_and_the_resume_goes_on_after_them(tmp_pat
     assert sets == ([] if "due" in where else ["synthetic"])  # stopped before it, or between its sets
     assert run_mod.run(config.load(folder / "config.yaml"), folder, resume=True) == "completed"
     assert first_step_after_resume(folder) == 5
+
+
+def test_a_checkpoint_asked_for_as_a_stage_ends_is_answered_in_words(tmp_path):
+    """`engine stop --checkpoint` that lands while SFT's end-of-stage checkpoint is written: that
+    checkpoint answers it, and an event says so (it was answered silently before)."""
+
+    class CheckpointAt(StopAt):
+        def on_event(self, e):
+            if not self.done and e["kind"] == "checkpoint":
+                self.done = True
+                Session(self.folder).request_checkpoint()
+
+    folder = tmp_path / "run"
+    cfg = config.load(sets=[*SETS, "eval.every=0"])
+    assert run_mod.run(cfg, folder, sinks=(CheckpointAt(folder, None),)) == "completed"
+    events = read_all(folder / "events.jsonl")
+    said = [e for e in events if e["kind"] == "alert" and "asked for as sft ended" in e["message"]]
+    assert len(said) == 1 and said[0]["phase"] == "sft"
+    assert not (folder / "checkpoint-now").exists()  # taken, not left for a later stage to find
