@@ -121,6 +121,7 @@ def test_the_self_traces_command_samples_scores_and_reports_new_problems(tmp_pat
     assert "of 3 problems got a right, clean trace" in run.stdout and "0 of the 3 without a gold trace gained one" in run.stdout
     assert out.exists()  # the random tiny model writes nothing right: an empty file, said so
     assert "greedy outputs 3/3" in run.stderr and "sampled outputs 3/3" in run.stderr  # where a long round is, as it goes
+    assert "outputs from the untrained model tiny (tiny is a model name, not a session)" in run.stderr  # never passes for trained
 
 
 def test_a_self_trace_right_by_luck_is_not_kept():

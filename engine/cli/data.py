@@ -164,7 +164,13 @@ def _self_traces(args) -> int:
     items, gold = chosen.items, chosen.gold
     if chosen.unreadable:
         print(f"engine data self-traces: {chosen.unreadable} problem(s) left out: their answer is no number", file=sys.stderr)
-    print(f"engine data self-traces: {len(items)} problems x {args.k} outputs from {ckpt or args.target}", file=sys.stderr)
+    if ckpt:
+        source = str(ckpt)
+    else:  # an untrained model's traces must never pass for a trained one's
+        from .evaluate import untrained_reason
+
+        source = f"the untrained model {cfg.model.name} ({untrained_reason(args.target, args.checkpoint)})"
+    print(f"engine data self-traces: {len(items)} problems x {args.k} outputs from {source}", file=sys.stderr)
     start = time.perf_counter()
 
     def progress(what, done, total):  # a round takes tens of minutes on a CPU: a line per batch says where it is
