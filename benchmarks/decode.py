@@ -18,10 +18,12 @@ prose that runs to the limit, which is not what an evaluation decodes.
 
     python benchmarks/decode.py --compare 1219 --session sessions/NAME [--checkpoint best] [--batch 128]
 
-`--compare N` decodes N held-out problems greedily (half synthetic as `--real`, then
-GSM8K test problems from the session's eval.gsm8k_from) with the plain decoder and with model.fast_decode (engine/speculate.py), side by side
-in one process: tokens/s, forward passes per kept token, the share of draft tokens
-kept by source (forced, question, history), and each output that differs, with the
+`--compare N` decodes the first N problems the session's evaluation scores (its sets in
+order: the verified recipe's 200 synthetic, then GSM8K test problems 301-1319) greedily
+with the plain decoder and with model.fast_decode (engine/speculate.py), side by side
+in one process: tokens/s, forward passes per kept token, each decoder's score per set
+(a scoring of test problems is recorded in the ledger, as engine eval's), the share of
+draft tokens kept by source (forced, question, history), and each output that differs, with the
 gap between the top two logits where they part (a near-tie is the only acceptable
 cause). `--session` is a session folder or a model name (default: the base model;
 its acceptance rates say little about a trained trace writer's).
@@ -126,15 +128,24 @@ def real(model, tok, cfg, n: int, batch: int) -> None:
     print(f"speed-up {ref / mine:.2f}x; identical outputs {same}/{len(prompts)}")
 
 
-def held_out(tok, cfg, n: int) -> list[str]:
-    """The first n problems an evaluation of this config decodes (synthetic, then GSM8K)."""
-    from engine.data.gsm8k import load as gsm8k
-    from engine.tasks import system_prompt
+def held_out(cfg, n: int) -> list[tuple[str, object]]:
+    """(set name, item) for the first n problems an evaluation of this config scores, its sets in
+    its order (the verified recipe: 200 synthetic, then GSM8K test problems 301-1319)."""
+    from engine.tasks import eval_sets
 
-    synth = min(n // 2, cfg.eval.synthetic) if cfg.eval.synthetic else 0
-    qs = [e.question for e in synthesize(synth, 7)]
-    qs += [p.question for p in gsm8k(None, "test", cfg.eval.gsm8k_from - 1 + n - synth)][cfg.eval.gsm8k_from - 1 :]
-    return [prompt_text(tok, q, system_prompt(cfg)) for q in qs]
+    return [(name, it) for name, items in eval_sets(cfg).items() for it in items][:n]
+
+
+def record_look(target: str, cfg, ckpt, right: dict[str, list[bool]]) -> None:
+    """Scoring GSM8K test problems is a look at them, whoever scores: one ledger line per set,
+    written by engine eval's own writer (engine/cli/evaluate.py), once per run of this script
+    (its two decoders score the same weights)."""
+    from types import SimpleNamespace
+
+    from engine.cli.evaluate import _ledger
+
+    results = {k: {"correct": sum(v), "total": len(v), "accuracy": sum(v) / max(len(v), 1)} for k, v in right.items()}
+    _ledger(SimpleNamespace(target=target, heldout=False), cfg, ckpt, results, by="benchmarks/decode.py")
 
 
 @torch.no_grad()
@@ -146,8 +157,19 @@ def top_gap(model, tok, prompt: str, tokens: list[int]) -> tuple[float, list[int
     return float(top.values[0] - top.values[1]), top.indices.tolist()
 
 
-def compare(model, tok, cfg, n: int, batch: int, max_new: int) -> None:
-    prompts = held_out(tok, cfg, n)
+def compare(model, tok, cfg, n: int, batch: int, max_new: int, target: str, ckpt=None) -> None:
+    from types import SimpleNamespace
+
+    from engine import protocol
+    from engine.cli.evaluate import _ledger_root
+    from engine.tasks import score, system_prompt
+
+    unledgered = protocol.ledger_problem(_ledger_root(SimpleNamespace(target=target)))
+    if unledgered:  # said before an hour of decoding, as engine eval says it
+        print(f"decode.py: {unledgered}", flush=True)
+
+    chosen = held_out(cfg, n)
+    prompts = [prompt_text(tok, it.question, system_prompt(cfg)) for _, it in chosen]
     generate(model, tok, prompts[:2], 8, 0.0, batch_size=2, fast=True)  # warm up (and build the forced-text table)
     runs = {}
     for name, fast in (("plain", False), ("fast", True)):
@@ -155,9 +177,16 @@ def compare(model, tok, cfg, n: int, batch: int, max_new: int) -> None:
         comps, stats = generate(model, tok, prompts, max_new, 0.0, batch_size=batch, fast=fast)
         cpu = time.process_time() - cpu  # on a machine others use too, the work done is the fairer comparison
         runs[name] = comps
+        right: dict[str, list[bool]] = {}
+        for (set_name, it), c in zip(chosen, comps):
+            right.setdefault(set_name, []).append(score(cfg, it, c.text, c.cut).outcome == "correct")
+        runs[f"{name}_right"] = right
+        if not fast:
+            record_look(target, cfg, ckpt, right)
         print(f"{name:5s}: {stats['tokens']:7d} tokens in {stats['seconds']:7.1f} s = {stats['tokens_per_s']:6.0f} tokens/s "
               f"(CPU time {cpu:.1f} s); "
-              f"{stats['passes']} passes, {stats['row_passes'] / max(stats['tokens'], 1):.3f} row-passes per kept token", flush=True)
+              f"{stats['passes']} passes, {stats['row_passes'] / max(stats['tokens'], 1):.3f} row-passes per kept token; "
+              + ", ".join(f"{k} {sum(v)}/{len(v)} right" for k, v in right.items()), flush=True)
         if fast:
             for s in ("forced", "question", "history"):
                 made, kept = stats.get(f"drafted_{s}", 0), stats.get(f"accepted_{s}", 0)
@@ -167,6 +196,8 @@ def compare(model, tok, cfg, n: int, batch: int, max_new: int) -> None:
         else:
             runs["plain_speed"] = stats["tokens_per_s"]
     print(f"speed-up {runs['speed'] / runs['plain_speed']:.2f}x")
+    flipped = sum(a != b for k in runs["plain_right"] for a, b in zip(runs["plain_right"][k], runs["fast_right"][k]))
+    print(f"problems scored differently: {flipped} of {len(prompts)}")
     differ = [i for i, (a, b) in enumerate(zip(runs["plain"], runs["fast"])) if a.tokens != b.tokens]
     print(f"outputs that differ: {len(differ)} of {len(prompts)}")
     for i in differ:
@@ -202,7 +233,8 @@ def main() -> None:
             raise SystemExit(f"decode.py: {exc}") from None
         print(f"{ckpt or args.session or args.model}: {args.compare} problems, batch {args.batch or cfg.eval.batch_size}, "
               f"threads {torch.get_num_threads()}", flush=True)
-        compare(model.eval(), tok, cfg, args.compare, args.batch or cfg.eval.batch_size, args.max_new or cfg.eval.max_new_tokens)
+        compare(model.eval(), tok, cfg, args.compare, args.batch or cfg.eval.batch_size, args.max_new or cfg.eval.max_new_tokens,
+                args.session or args.model, ckpt)
         return
     cfg = config.load(sets=[f"model.name={args.model}"])
     if args.real:
