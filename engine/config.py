@@ -10,6 +10,7 @@ import dataclasses
 import math
 import re
 import typing
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,7 +50,7 @@ class ModelConfig:
     activation_checkpointing: bool = field(default=False, metadata={"doc": "recompute each decoder layer's activations in backward instead of keeping them: far less memory for ~1/3 more compute (on in the GPU preset)"})
     generate_dtype: str = choice("auto", "auto", "float32", "bfloat16", doc="weights that rollouts and evals decode with; auto = a bf16 copy on a GPU that does bf16 fast, the fp32 weights on a CPU (faster there)")
     compile: bool = field(default=False, metadata={"doc": "torch.compile the training forward pass (dynamic shapes); setup compiles it on one warm-up step and says how long that took (minutes on a CPU); decoding stays eager"})
-    fast_decode: bool = field(default=False, metadata={"doc": "evaluation, RL rollouts and engine data self-traces decode with drafts (text the trace forces, n-grams of the question and the output so far) checked by the model in the same pass: the same greedy tokens (up to near-ties), the same sampled distribution, fewer passes (engine/speculate.py, benchmarks/decode.py --compare)"})
+    fast_decode: bool = field(default=False, metadata={"doc": "evaluation, RL rollouts and engine data self-traces decode with drafts (text the trace forces, n-grams of the question and the output so far) checked by the model in the same pass: the same greedy tokens (up to near-ties), the same sampled distribution, half the passes; on a 2-core CPU no faster (each pass costs the steps it saves; docs/benchmarks.md), meant for a GPU (engine/speculate.py, benchmarks/decode.py --compare)"})
     init_from: str = field(default="", metadata={"doc": "a checkpoint of an earlier session (its folder, holding state.pt) whose weights this run starts from, as expert iteration's next round does; model.name must be the model that session trained; empty = model.name as it is"})
 
 
@@ -133,7 +134,7 @@ class EvalConfig:
     samples: int = bounded(1, 1, 1024, doc="outputs per problem; above 1 the eval also reports pass@k and majority-vote@k")
     vote: str = choice("majority", "majority", "grounded", doc="with eval.samples > 1: grounded also reports grounded-majority@k, where only outputs whose trace runs clean and reads every input from the question (none invented) vote (trace task)")
     temperature: float = bounded(0.8, 0.0, 5.0, doc="sampling temperature when eval.samples > 1 (the first sample is always greedy)")
-    at: list = field(default_factory=lambda: ["sft", "rl"], metadata={"doc": "evaluate before training (start), after sft, after rl"})
+    at: list = field(default_factory=lambda: ["sft", "rl"], metadata={"doc": "evaluate before training (start), after sft, after rl; empty with eval in run.phases = once, after the last trained stage"})
     every: int = bounded(0, 0, 1_000_000, doc="also evaluate every N training steps (0 = only at the points in `at`)")
     instruct_sets: list = field(default_factory=list, metadata={"doc": "instruct task: JSONL files to evaluate on"})
 
@@ -255,22 +256,22 @@ def _coerce(key: str, value, kind, meta: dict):
 
 MAX_CONFIG_BYTES = 1 << 20
 _LONG_NUMBER = re.compile(r"^[-+]?[0-9][0-9_]{40,}(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?$")
-_FLOAT_TEXT = re.compile(r"^[-+]?[0-9_]*\.?[0-9_]*(?:[eE][-+]?[0-9]+)?$")
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_RESOLVER = yaml.resolver.Resolver()
 
 
 def _float_lost(text: str) -> str | None:
     """Why a number written as text would not survive float(): 1e-400 silently becomes 0 (a
-    cap of 0 means off), 1e400 becomes inf; None when it survives or is not a number."""
+    cap of 0 means off), 1e400 becomes inf; None when it survives or is not a number. float()
+    itself decides what is a number (underscores, any script's digits), so nothing slips past."""
     text = text.strip()
-    if not _FLOAT_TEXT.match(text) or not any(c.isdigit() for c in text):
-        return None
     try:
-        value = float(text.replace("_", ""))
+        value = float(text)
     except ValueError:
         return None
-    if math.isinf(value):
+    if math.isinf(value) and text.lstrip("+-").lower() not in ("inf", "infinity"):
         return "too large a number (it overflows a float)"
-    if value == 0 and any(c in "123456789" for c in re.split("[eE]", text)[0]):
+    if value == 0 and any(unicodedata.digit(c, 0) for c in re.split("[eE]", text)[0]):
         return "too small a number (it rounds to 0)"
     return None
 
@@ -286,7 +287,11 @@ def _yaml(text: str, where: str):
                 # YAML would hand 5,000 digits to int(), which refuses in words about the interpreter
                 raise ConfigError(f"{where} line {event.start_mark.line + 1}: {shown(event.value)} is not a "
                                   f"number a setting takes (more than 40 digits)")
-            if isinstance(event, yaml.ScalarEvent) and not event.style and (lost := _float_lost(event.value)):
+            # only what YAML itself makes a float (1.0e-400 -> 0.0 before any check sees it); text such
+            # as 1e-400 stays text for its key's own check, and a text key keeps a value like 1.0e999
+            if (isinstance(event, yaml.ScalarEvent) and not event.style and event.implicit[0]
+                    and _RESOLVER.resolve(yaml.ScalarNode, event.value, (True, False)) == _FLOAT_TAG
+                    and (lost := _float_lost(event.value))):
                 raise ConfigError(f"{where} line {event.start_mark.line + 1}: {shown(event.value)} is {lost}")
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -28,9 +28,23 @@ def test_a_number_a_float_cannot_hold_is_refused_not_turned_into_zero_or_inf(tmp
         config.load(sets=[f"rl.vllm_is_cap={text}"])
     f = tmp_path / "c.yaml"
     f.write_text(f"rl:\n  vllm_is_cap: {text}\n")
-    with pytest.raises(config.ConfigError, match=f"line 2: .* is too .*{lost}"):
-        config.load(f)
+    with pytest.raises(config.ConfigError, match=f"(line 2|rl.vllm_is_cap): .* is too .*{lost}"):
+        config.load(f)  # YAML reads 1.0e-400 as a float (caught on its line), 1e-400 as text (caught at its key)
     assert config.load(sets=["rl.vllm_is_cap=0", "sft.lr=1e-300"]).sft.lr == 1e-300  # 0 and small numbers are kept
+
+
+@pytest.mark.parametrize("text", ["1e-40_0", "\uff11e-400", "\u0661e-400"])
+def test_underscores_and_other_scripts_digits_do_not_slip_past_the_float_check(text):
+    with pytest.raises(config.ConfigError, match="rounds to 0"):
+        config.load(sets=[f"rl.vllm_is_cap={text}"])
+
+
+def test_a_text_key_keeps_a_value_that_looks_like_a_huge_number(tmp_path):
+    """A W&B project named 1.0e999 is text; the session's config must load again after the run."""
+    cfg = config.load(sets=["run.wandb=1.0e999"])
+    f = tmp_path / "config.yaml"
+    f.write_text(cfg.to_yaml())
+    assert config.load(f).run.wandb == "1.0e999"
 
 
 def test_five_thousand_digits_are_too_large_not_inf():
