@@ -214,17 +214,22 @@ def test_diff_command_compares_two_checkpoints_on_the_same_problems(tmp_path):
 
 
 def test_diff_says_when_a_and_b_are_the_same_weights(tmp_path):
+    """`best` is a copy of a step's weights with another stage and step beside them: the same
+    weights, told from the checkpoints' tensor storages, not their bytes."""
+    import torch
+
     from engine.cli.diff import same_weights
 
     s = tmp_path / "s"
-    for name, data in (("step-000004", b"four" * 100), ("step-000008", b"eight" * 80), ("best", b"eight" * 80)):
+    four, eight = {"w": torch.arange(6.0)}, {"w": torch.arange(6.0) * 2}
+    for name, weights, stage in (("step-000004", four, 1), ("step-000008", eight, 1), ("best", eight, -1)):
         (s / "checkpoints" / name).mkdir(parents=True)
-        (s / "checkpoints" / name / "state.pt").write_bytes(data)
+        torch.save({"stage": stage, "step": 8, "trainable": weights}, s / "checkpoints" / name / "state.pt")
     (s / "config.yaml").write_text("{}\n")
     step8 = str(s / "checkpoints" / "step-000008")
     assert same_weights((str(s), "best"), (str(s), step8)) == str(s / "checkpoints" / "best")  # best is step 8's copy
     assert same_weights((str(s), "last"), (str(s), "best"))
-    assert same_weights((str(s), "best"), (str(s), str(s / "checkpoints" / "step-000004"))) is None  # same size, other bytes
+    assert same_weights((str(s), "best"), (str(s), str(s / "checkpoints" / "step-000004"))) is None  # same shapes, other values
     assert same_weights((str(s), "best"), (str(s), "untrained")) is None and same_weights(("tiny", "best"), (str(s), "best")) is None
     assert same_weights((str(s), "untrained"), (str(s), "untrained")).endswith("(untrained)")
     assert same_weights((str(s), "nope"), (str(s), "nope")) is None  # the loader refuses it, with its reason
