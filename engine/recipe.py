@@ -59,8 +59,9 @@ def stages(cfg) -> list[tuple[str, str]]:
             out.append((phase, ""))
             if evals and phase in cfg.eval.at:
                 out.append(("eval", phase))
-    if evals and not any(s[0] == "eval" for s in out):
-        out.append(("eval", "start"))
+    if evals and not any(s[0] == "eval" for s in out):  # the eval phase with no point named: once, at the end
+        trained = [s[0] for s in out]
+        out.append(("eval", trained[-1] if trained else "start"))  # named for what it follows (it said "start")
     return out
 
 

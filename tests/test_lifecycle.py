@@ -71,3 +71,15 @@ def test_a_checkpoint_asked_for_as_a_stage_ends_is_answered_in_words(tmp_path):
     said = [e for e in events if e["kind"] == "alert" and "asked for as sft ended" in e["message"]]
     assert len(said) == 1 and said[0]["phase"] == "sft"
     assert not (folder / "checkpoint-now").exists()  # taken, not left for a later stage to find
+
+
+def test_the_eval_phase_with_no_point_named_evaluates_once_at_the_end_named_for_what_it_follows():
+    """`eval.at=[]` with eval among the phases: one evaluation after the last trained stage. It was
+    labelled "start" while it scored the trained weights, so it read as the untrained model's score."""
+    from engine.recipe import stages
+
+    assert stages(config.load(sets=["eval.at=[]"])) == [("sft", ""), ("rl", ""), ("eval", "rl")]
+    assert stages(config.load(sets=["eval.at=[]", "run.phases=sft,eval"])) == [("sft", ""), ("eval", "sft")]
+    assert stages(config.load(sets=["eval.at=[]", "run.phases=eval"])) == [("eval", "start")]
+    assert stages(config.load(sets=["eval.at=[start,rl]"])) == [("eval", "start"), ("sft", ""), ("rl", ""), ("eval", "rl")]
+    assert stages(config.load(sets=["eval.at=[]", "run.phases=sft,rl"])) == [("sft", ""), ("rl", "")]
