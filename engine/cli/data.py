@@ -167,9 +167,9 @@ def _self_traces(args) -> int:
     if ckpt:
         source = str(ckpt)
     else:  # an untrained model's traces must never pass for a trained one's
-        from .evaluate import untrained_reason
+        from .evaluate import no_checkpoint_model, untrained_reason
 
-        source = f"the untrained model {cfg.model.name} ({untrained_reason(args.target, args.checkpoint)})"
+        source = f"{no_checkpoint_model(cfg)} ({untrained_reason(args.target, args.checkpoint)})"
     print(f"engine data self-traces: {len(items)} problems x {args.k} outputs from {source}", file=sys.stderr)
     start = time.perf_counter()
 

@@ -92,8 +92,8 @@ def _eval(args) -> int:
     if ckpt and not args.json:
         print(f"engine eval: scoring {ckpt}", file=sys.stderr)
     elif not ckpt:  # said even with --json (on stderr): an untrained score must never pass for a trained one
-        print(f"engine eval: {untrained_reason(args.target, args.checkpoint)}: scoring the untrained model "
-              f"{cfg.model.name}", file=sys.stderr)
+        print(f"engine eval: {untrained_reason(args.target, args.checkpoint)}: scoring {no_checkpoint_model(cfg)}",
+              file=sys.stderr)
     from .. import protocol
 
     unledgered = protocol.ledger_problem(_ledger_root(args))  # said before scoring; the results are still shown
@@ -139,7 +139,7 @@ def _eval(args) -> int:
     return 1 if unledgered else 0  # the results are shown; the ledger missing a scoring is still a failure
 
 
-def _ledger(args, cfg, ckpt, results: dict) -> dict:
+def _ledger(args, cfg, ckpt, results: dict, by: str = "engine eval") -> dict:
     """Each scoring of GSM8K test problems, one line in the sessions folder's ledger; with --heldout,
     how many times this recipe's family has been scored on the sealed problems (this one included)."""
     from .. import protocol
@@ -157,7 +157,7 @@ def _ledger(args, cfg, ckpt, results: dict) -> dict:
         protocol.record(root, {"family": fam, "target": str(args.target), "checkpoint": which, "set": name,
                                "first": span.start + 1, "last": span.start + f["total"] if name.startswith("gsm8k")
                                else (span.stop if cfg.eval.gsm8k else 1319),  # robustness: problems of the span
-                               "correct": f["correct"], "total": f["total"], "accuracy": f["accuracy"], "by": "engine eval"})
+                               "correct": f["correct"], "total": f["total"], "accuracy": f["accuracy"], "by": by})
     out = {"family": fam, "ledger": str(root / protocol.LEDGER)}
     return out | ({"heldout_scorings": protocol.heldout_scorings(root, fam)} if args.heldout else {})
 
@@ -197,6 +197,13 @@ def _robustness(model, tok, cfg, k: int, results: dict) -> dict:
     return {"problems": len(done), "k": k, "variants": at, "all_right": all_right,
             "all_right_ci": list(wilson(all_right, len(done))),
             "original_right": sum(s["outcome"] == "correct" for s in first)}
+
+
+def no_checkpoint_model(cfg) -> str:
+    """What is scored where no checkpoint is: the model untrained, or as model.init_from left it."""
+    if cfg.model.init_from:
+        return f"{cfg.model.name} as model.init_from left it ({cfg.model.init_from})"
+    return f"the untrained model {cfg.model.name}"
 
 
 def untrained_reason(target: str, which: str) -> str:
