@@ -62,8 +62,9 @@ def screened(backend, tokenizer, cfg, record: dict, on_rows=None) -> tuple[list[
         torch.manual_seed(cfg.run.seed * 7919 - 1)  # the same screening on a rerun
         system = system_prompt(cfg)
         prompts = [prompt_text(tokenizer, q.question, system) for q in todo for _ in range(rc.screen)]
-        comps, _ = backend.generate(tokenizer, prompts, rc.max_new_tokens, rc.temperature, rc.top_p, len(prompts),
-                                    on_rows=on_rows)
+        # in evaluation-sized batches (the plan's decoding peak): a pool of 2,000 x 4 in one batch is 8,000 rows
+        comps, _ = backend.generate(tokenizer, prompts, rc.max_new_tokens, rc.temperature, rc.top_p,
+                                    min(len(prompts), cfg.eval.batch_size), on_rows=on_rows)
         for n, q in enumerate(todo):
             right = sum(score(cfg, q, c.text, c.cut).outcome == "correct" for c in comps[n * rc.screen : (n + 1) * rc.screen])
             record[SCREEN + q.question] = (right, rc.screen)
