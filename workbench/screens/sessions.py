@@ -288,13 +288,14 @@ class SessionsScreen(Screen):
                                               "choose another name (or resume it: engine train --resume)")])
             return
 
-        focused = self.app.focused
+        # set before asking, not in the answer's callback: the screen's resume (which puts the focus
+        # back there) may be handled before the callback runs, and then the focus fell to the list
+        self._cancelled_from = self.app.focused
 
         def done(yes: bool | None) -> None:
             if yes:
+                self._cancelled_from = None  # back from the run: the list
                 self._launch(message.sets, message.model, message.name)
-            else:
-                self._cancelled_from = focused  # on_screen_resume puts the focus back there
 
         running = [r["run"] for r in self.rows if r.get("status") == "running" and not r.get("example")]
         said = estimate(message.sets, message.model, load=cpu_load(), running=running)
