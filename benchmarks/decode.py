@@ -27,6 +27,15 @@ draft tokens kept by source (forced, question, history), and each output that di
 gap between the top two logits where they part (a near-tie is the only acceptable
 cause). `--session` is a session folder or a model name (default: the base model;
 its acceptance rates say little about a trained trace writer's).
+
+    python benchmarks/decode.py --compare 500 --dev --against bf16 --session sessions/NAME
+
+`--against bf16` decodes the second time from a bf16 copy of the weights (what
+model.generate_dtype=bfloat16 does), `bf16-fast` from that copy with fast decoding: other
+weights give other outputs, so each set's flips are tested (McNemar's exact p-value and the
+paired change in accuracy with its interval). `--dev` takes the development split (500
+GSM8K training problems no run trains on) instead of the evaluation's sets: choices such
+as the decoding precision are made there, and the test problems are not looked at.
 """
 
 from __future__ import annotations
@@ -157,11 +166,16 @@ def top_gap(model, tok, prompt: str, tokens: list[int]) -> tuple[float, list[int
     return float(top.values[0] - top.values[1]), top.indices.tolist()
 
 
-def compare(model, tok, cfg, n: int, batch: int, max_new: int, target: str, ckpt=None) -> None:
+def compare(model, tok, cfg, n: int, batch: int, max_new: int, target: str, ckpt=None, against: str = "fast") -> None:
+    """The plain decoder against `against` on the same problems: "fast" (model.fast_decode, the
+    same weights: outputs must agree but for near-ties), "bf16" (a bf16 copy of the weights, as
+    model.generate_dtype=bfloat16 decodes: outputs may differ, so the flips and McNemar's
+    p-value say whether accuracy moved) or "bf16-fast" (both)."""
     from types import SimpleNamespace
 
     from engine import protocol
     from engine.cli.evaluate import _ledger_root
+    from engine.stats import paired
     from engine.tasks import score, system_prompt
 
     unledgered = protocol.ledger_problem(_ledger_root(SimpleNamespace(target=target)))
@@ -170,18 +184,20 @@ def compare(model, tok, cfg, n: int, batch: int, max_new: int, target: str, ckpt
 
     chosen = held_out(cfg, n)
     prompts = [prompt_text(tok, it.question, system_prompt(cfg)) for _, it in chosen]
+    other = Sampler(model, "bfloat16")() if against.startswith("bf16") else model
     generate(model, tok, prompts[:2], 8, 0.0, batch_size=2, fast=True)  # warm up (and build the forced-text table)
+    generate(other, tok, prompts[:2], 8, 0.0, batch_size=2, fast=True)
     runs = {}
-    for name, fast in (("plain", False), ("fast", True)):
+    for name, m, fast in (("plain", model, False), (against, other, against.endswith("fast"))):
         cpu = time.process_time()
-        comps, stats = generate(model, tok, prompts, max_new, 0.0, batch_size=batch, fast=fast)
+        comps, stats = generate(m, tok, prompts, max_new, 0.0, batch_size=batch, fast=fast)
         cpu = time.process_time() - cpu  # on a machine others use too, the work done is the fairer comparison
         runs[name] = comps
         right: dict[str, list[bool]] = {}
         for (set_name, it), c in zip(chosen, comps):
             right.setdefault(set_name, []).append(score(cfg, it, c.text, c.cut).outcome == "correct")
         runs[f"{name}_right"] = right
-        if not fast:
+        if name == "plain":
             record_look(target, cfg, ckpt, right)
         print(f"{name:5s}: {stats['tokens']:7d} tokens in {stats['seconds']:7.1f} s = {stats['tokens_per_s']:6.0f} tokens/s "
               f"(CPU time {cpu:.1f} s); "
@@ -192,16 +208,19 @@ def compare(model, tok, cfg, n: int, batch: int, max_new: int, target: str, ckpt
                 made, kept = stats.get(f"drafted_{s}", 0), stats.get(f"accepted_{s}", 0)
                 print(f"       {s:8s} drafted {made:7d}, kept {kept:7d} ({kept / max(made, 1):.1%}); "
                       f"{kept / max(stats['tokens'], 1):.1%} of the kept tokens")
-            runs["speed"] = stats["tokens_per_s"]
-        else:
-            runs["plain_speed"] = stats["tokens_per_s"]
-    print(f"speed-up {runs['speed'] / runs['plain_speed']:.2f}x")
-    flipped = sum(a != b for k in runs["plain_right"] for a, b in zip(runs["plain_right"][k], runs["fast_right"][k]))
-    print(f"problems scored differently: {flipped} of {len(prompts)}")
-    differ = [i for i, (a, b) in enumerate(zip(runs["plain"], runs["fast"])) if a.tokens != b.tokens]
+        runs[f"{name}_speed"] = stats["tokens_per_s"]
+    print(f"speed-up {runs[f'{against}_speed'] / runs['plain_speed']:.2f}x")
+    for k, mine in runs["plain_right"].items():
+        c = paired(mine, runs[f"{against}_right"][k])
+        print(f"{k}: {against} right where plain was wrong {len(c['gained'])}, wrong where plain was right "
+              f"{len(c['lost'])}; McNemar p {c['mcnemar_p']:.3f}; change {c['change']:+.1%} "
+              f"[{c['change_ci'][0]:+.1%}, {c['change_ci'][1]:+.1%}]")
+    differ = [i for i, (a, b) in enumerate(zip(runs["plain"], runs[against])) if a.tokens != b.tokens]
     print(f"outputs that differ: {len(differ)} of {len(prompts)}")
+    if against != "fast":
+        return  # other weights: outputs part where the rounding moves an argmax, not only at near-ties
     for i in differ:
-        a, b = runs["plain"][i].tokens, runs["fast"][i].tokens
+        a, b = runs["plain"][i].tokens, runs[against][i].tokens
         k = next(j for j in range(min(len(a), len(b)) + 1) if j == min(len(a), len(b)) or a[j] != b[j])
         gap, top = top_gap(model, tok, prompts[i], a[:k])
         tie = gap < 1e-3 * max(1.0, abs(gap)) or gap < 1e-3
@@ -223,18 +242,23 @@ def main() -> None:
     p.add_argument("--session", help="--compare: a session folder (its config and checkpoint) or a model name")
     p.add_argument("--batch", type=int, default=0, help="--compare: rows decoded together (default eval.batch_size)")
     p.add_argument("--max-new", type=int, default=0, help="--compare: new tokens at most (default eval.max_new_tokens)")
+    p.add_argument("--against", choices=("fast", "bf16", "bf16-fast"), default="fast",
+                   help="--compare: the plain decoder against fast decoding, a bf16 copy of the weights, or both")
+    p.add_argument("--dev", action="store_true", help="--compare: the development split (500 GSM8K training problems no "
+                   "run trains on) instead of the evaluation's sets: where a choice is made")
     args = p.parse_args()
     if args.compare:
         from engine.cli.common import CannotLoad, session_model
 
         try:
-            cfg, tok, model, ckpt = session_model(args.session or args.model, args.checkpoint or "best")
+            dev = ["eval.synthetic=0", "eval.gsm8k=0", "eval.dev=500", "eval.problems=[]"] if args.dev else None
+            cfg, tok, model, ckpt = session_model(args.session or args.model, args.checkpoint or "best", dev)
         except CannotLoad as exc:
             raise SystemExit(f"decode.py: {exc}") from None
         print(f"{ckpt or args.session or args.model}: {args.compare} problems, batch {args.batch or cfg.eval.batch_size}, "
               f"threads {torch.get_num_threads()}", flush=True)
         compare(model.eval(), tok, cfg, args.compare, args.batch or cfg.eval.batch_size, args.max_new or cfg.eval.max_new_tokens,
-                args.session or args.model, ckpt)
+                args.session or args.model, ckpt, args.against)
         return
     cfg = config.load(sets=[f"model.name={args.model}"])
     if args.real:

@@ -44,11 +44,14 @@ def decode_dtype(model, mode: str = "auto") -> torch.dtype:
 class Sampler:
     """The model that generates: the trained model itself, or a bf16 copy of it.
 
-    On a GPU, bf16 weights decode faster (half the bytes read per token). On
-    this project's CPU, fp32 decodes faster than bf16 at evaluation batch
-    sizes (220 against 138 tokens/s at batch 64, benchmarks/rollout.py), so
-    `auto` keeps fp32 there. The copy's trainable parameters are refreshed
-    from the fp32 master weights before each use.
+    On a GPU, bf16 weights decode faster (half the bytes read per token). On a
+    CPU `auto` keeps the fp32 weights: there a bf16 copy gives other outputs
+    (182 of 500 development problems differ), and every figure this project
+    records was decoded in fp32. Where it is faster depends on the CPU: 1.46x on
+    one with AMX tiles (329 against 225 tokens/s, batch 128), slower on one
+    with AVX512-BF16 alone (138 against 220 at batch 64); docs/benchmarks.md.
+    The copy's trainable parameters are refreshed from the fp32 master weights
+    before each use.
     """
 
     def __init__(self, model, mode: str = "auto"):

@@ -62,3 +62,19 @@ def paired_difference(both: int, only_a: int, only_b: int, neither: int) -> tupl
     lower = math.sqrt(max(0.0, (pb - lb) ** 2 - 2 * phi * (pb - lb) * (ua - pa) + (ua - pa) ** 2))
     upper = math.sqrt(max(0.0, (ub - pb) ** 2 - 2 * phi * (ub - pb) * (pa - la) + (pa - la) ** 2))
     return d, (max(-1.0, d - lower), min(1.0, d + upper))
+
+
+def paired(right_a: list[bool], right_b: list[bool]) -> dict:
+    """The paired comparison of two lists of outcomes on the same problems (two checkpoints in
+    `engine diff`, greedy against a vote in an evaluation): each accuracy, the problems B gained
+    and lost (indices), McNemar's exact p-value and B's change with its paired interval."""
+    n = len(right_a)
+    gained = [i for i in range(n) if right_b[i] and not right_a[i]]
+    lost = [i for i in range(n) if right_a[i] and not right_b[i]]
+    both = sum(1 for i in range(n) if right_a[i] and right_b[i])
+    change, ci = paired_difference(both, len(lost), len(gained), n - both - len(gained) - len(lost))
+    a, b = sum(right_a), sum(right_b)
+    return {"problems": n, "a_correct": a, "b_correct": b, "a_accuracy": a / max(n, 1), "b_accuracy": b / max(n, 1),
+            "a_ci": list(wilson(a, n)), "b_ci": list(wilson(b, n)), "both_right": both,
+            "gained": gained, "lost": lost, "mcnemar_p": mcnemar_exact(len(gained), len(lost)),
+            "change": change, "change_ci": list(ci)}

@@ -168,6 +168,10 @@ def test_grounded_vote_counts_only_clean_traces_that_read_the_question(monkeypat
     fields, _ = ev.evaluate(None, None, [Item("Tom has 3 apples and buys 4 more. How many apples does he have?", Fraction(7))], cfg)
     assert fields["accuracy"] == 0 and fields["maj_at_k"] == 0  # greedy wrong; the invented 9 wins the plain vote
     assert fields["grounded_maj_at_k"] == 1 and fields["pass_at_k"] == 1  # only the grounded trace may vote
+    # each vote against greedy, paired on the same problems: the grounded one gained the problem
+    g = fields["grounded_vs_greedy"]
+    assert (g["gained"], g["lost"], g["mcnemar_p"], g["change"], g["a_correct"], g["b_correct"]) == ([0], [], 1.0, 1.0, 0, 1)
+    assert fields["maj_vs_greedy"]["gained"] == fields["maj_vs_greedy"]["lost"] == []
     plain, _ = ev.evaluate(None, None, [Item("Tom has 3 apples and buys 4 more. How many apples does he have?", Fraction(7))],
                            config.load(sets=["eval.samples=4"]))
     assert "grounded_maj_at_k" not in plain
@@ -179,7 +183,11 @@ def test_vote_needs_samples_and_reports_beside_majority(tmp_path):
     run = engine("eval", "tiny", "--dev", "--limit", "2", "--samples", "2", "--vote", "grounded", "--json", cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     dev = json.loads(run.stdout)["sets"]["gsm8k-dev"]
-    assert {"accuracy", "maj_at_k", "pass_at_k", "grounded_maj_at_k", "sample_seconds"} <= set(dev) and dev["samples"] == 2
+    assert {"accuracy", "maj_at_k", "pass_at_k", "grounded_maj_at_k", "sample_seconds", "grounded_vs_greedy"} <= set(dev)
+    assert dev["samples"] == 2
+    run = engine("eval", "tiny", "--dev", "--limit", "2", "--samples", "2", "--vote", "grounded", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "grounded vote of 2 against greedy (paired)" in run.stdout and "McNemar p" in run.stdout
 
 
 def test_diff_pairs_outcomes_and_tests_the_flips():

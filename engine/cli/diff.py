@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..stats import paired as compare
 from .common import CannotLoad, fail, session_model
 
 CHECKPOINTS = ("best", "last", "untrained")
@@ -81,22 +82,6 @@ def _storages(state: Path) -> list[tuple[int, int]]:
             return [(i.CRC, i.file_size) for i in z.infolist() if "/data/" in i.filename]
     except (OSError, zipfile.BadZipFile, ValueError):
         return []
-
-
-def compare(right_a: list[bool], right_b: list[bool]) -> dict:
-    """The paired comparison of two lists of outcomes on the same problems."""
-    from ..stats import mcnemar_exact, paired_difference, wilson
-
-    n = len(right_a)
-    gained = [i for i in range(n) if right_b[i] and not right_a[i]]
-    lost = [i for i in range(n) if right_a[i] and not right_b[i]]
-    both = sum(1 for i in range(n) if right_a[i] and right_b[i])
-    change, ci = paired_difference(both, len(lost), len(gained), n - both - len(gained) - len(lost))
-    a, b = sum(right_a), sum(right_b)
-    return {"problems": n, "a_correct": a, "b_correct": b, "a_accuracy": a / max(n, 1), "b_accuracy": b / max(n, 1),
-            "a_ci": list(wilson(a, n)), "b_ci": list(wilson(b, n)), "both_right": both,
-            "gained": gained, "lost": lost, "mcnemar_p": mcnemar_exact(len(gained), len(lost)),
-            "change": change, "change_ci": list(ci)}
 
 
 def flip(a: dict, b: dict) -> dict:

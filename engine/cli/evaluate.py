@@ -131,6 +131,14 @@ def _eval(args) -> int:
     from .tables import eval_table
 
     console().print(eval_table([{"at": str(ckpt.name) if ckpt else "untrained", "set": k, **v} for k, v in results.items()]))
+    for name, f in results.items():
+        for key, label in (("maj_vs_greedy", "majority vote"), ("grounded_vs_greedy", "grounded vote")):
+            if key in f:
+                v, (lo, hi) = f[key], f[key]["change_ci"]
+                console().print(f"{name}: {label} of {f['samples']} against greedy (paired): {v['change']:+.1%} "
+                                f"[{lo:+.1%}, {hi:+.1%}], gained {len(v['gained'])}, lost {len(v['lost'])}, "
+                                f"McNemar p {v['mcnemar_p']:.3g}; samples took {f['sample_seconds'] / 60:.1f} min",
+                                markup=False, soft_wrap=True)
     if robust:
         lo, hi = robust["all_right_ci"]
         console().print(f"robustness: {robust['all_right']} of {robust['problems']} problems answered right in all "

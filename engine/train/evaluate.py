@@ -10,7 +10,7 @@ from ..health import health, top_codes
 from ..rollout import generate
 from ..tasks import Item, Score, score, system_prompt
 from ..tasks.common import sample_record
-from ..stats import majority, wilson
+from ..stats import majority, paired, wilson
 from ..trace import OUTCOMES, answers_match
 
 
@@ -71,23 +71,25 @@ def _k_samples(model, tokenizer, items, prompts, greedy: list[Score], cfg, greed
     comps, _ = generate(model, tokenizer, many, cfg.eval.max_new_tokens, cfg.eval.temperature,
                         batch_size=cfg.eval.batch_size, fast=cfg.model.fast_decode)
     seconds = time.perf_counter() - t0
-    passed = voted = grounded = 0
+    passed, voted, grounded = 0, [], []
     for i, it in enumerate(items):
         mine = comps[i * (k - 1) : (i + 1) * (k - 1)]
         outs = [greedy[i]] + [score(cfg, it, c.text, c.cut) for c in mine]
         passed += any(s.outcome == "correct" for s in outs)
         vote = majority([Fraction(str(s.answer)) if s.valid and s.answer is not None else None for s in outs])
-        voted += vote is not None and answers_match(vote, it.answer)
+        voted.append(vote is not None and answers_match(vote, it.answer))
         if cfg.eval.vote == "grounded":
             texts = [greedy_texts[i]] + [c.text for c in mine]
             vote = majority([grounded_answer(t, s, it.question) for t, s in zip(texts, outs)])
-            grounded += vote is not None and answers_match(vote, it.answer)
-    n = len(items)
+            grounded.append(vote is not None and answers_match(vote, it.answer))
+    n, right = len(items), [s.outcome == "correct" for s in greedy]
     out = {"samples": k, "temperature": cfg.eval.temperature, "sample_seconds": round(seconds, 1),
            "pass_at_k": passed / n, "pass_at_k_ci": list(wilson(passed, n)),
-           "maj_at_k": voted / n, "maj_at_k_ci": list(wilson(voted, n))}
+           "maj_at_k": sum(voted) / n, "maj_at_k_ci": list(wilson(sum(voted), n)),
+           "maj_vs_greedy": paired(right, voted)}  # the vote as B, greedy as A: same problems, paired
     if cfg.eval.vote == "grounded":
-        out |= {"grounded_maj_at_k": grounded / n, "grounded_maj_at_k_ci": list(wilson(grounded, n))}
+        out |= {"grounded_maj_at_k": sum(grounded) / n, "grounded_maj_at_k_ci": list(wilson(sum(grounded), n)),
+                "grounded_vs_greedy": paired(right, grounded)}
     return out
 
 
