@@ -148,7 +148,7 @@ def held_out(cfg, n: int) -> list[tuple[str, object]]:
 def record_look(target: str, cfg, ckpt, right: dict[str, list[bool]]) -> None:
     """Scoring GSM8K test problems is a look at them, whoever scores: one ledger line per set,
     written by engine eval's own writer (engine/cli/evaluate.py), once per run of this script
-    (its two decoders score the same weights)."""
+    (the plain decoder's scoring; the other one decodes the same checkpoint)."""
     from types import SimpleNamespace
 
     from engine.cli.evaluate import _ledger
@@ -185,6 +185,9 @@ def compare(model, tok, cfg, n: int, batch: int, max_new: int, target: str, ckpt
     chosen = held_out(cfg, n)
     prompts = [prompt_text(tok, it.question, system_prompt(cfg)) for _, it in chosen]
     other = Sampler(model, "bfloat16")() if against.startswith("bf16") else model
+    if against.startswith("bf16") and next(other.parameters()).dtype == next(model.parameters()).dtype:
+        raise SystemExit(f"decode.py: the weights already decode in {next(model.parameters()).dtype} here "
+                         "(model.generate_dtype, a GPU's bf16 or 8-bit weights): --against bf16 would compare them with themselves")
     generate(model, tok, prompts[:2], 8, 0.0, batch_size=2, fast=True)  # warm up (and build the forced-text table)
     generate(other, tok, prompts[:2], 8, 0.0, batch_size=2, fast=True)
     runs = {}
@@ -199,7 +202,7 @@ def compare(model, tok, cfg, n: int, batch: int, max_new: int, target: str, ckpt
         runs[f"{name}_right"] = right
         if name == "plain":
             record_look(target, cfg, ckpt, right)
-        print(f"{name:5s}: {stats['tokens']:7d} tokens in {stats['seconds']:7.1f} s = {stats['tokens_per_s']:6.0f} tokens/s "
+        print(f"{name:9s}: {stats['tokens']:7d} tokens in {stats['seconds']:7.1f} s = {stats['tokens_per_s']:6.0f} tokens/s "
               f"(CPU time {cpu:.1f} s); "
               f"{stats['passes']} passes, {stats['row_passes'] / max(stats['tokens'], 1):.3f} row-passes per kept token; "
               + ", ".join(f"{k} {sum(v)}/{len(v)} right" for k, v in right.items()), flush=True)
@@ -247,14 +250,18 @@ def main() -> None:
     p.add_argument("--dev", action="store_true", help="--compare: the development split (500 GSM8K training problems no "
                    "run trains on) instead of the evaluation's sets: where a choice is made")
     args = p.parse_args()
+    if (args.dev or args.against != "fast") and not args.compare:
+        p.error("--dev and --against choose what --compare N compares")
     if args.compare:
         from engine.cli.common import CannotLoad, session_model
 
         try:
-            dev = ["eval.synthetic=0", "eval.gsm8k=0", "eval.dev=500", "eval.problems=[]"] if args.dev else None
+            dev = ["eval.synthetic=0", "eval.synthetic_unseen=0", "eval.gsm8k=0", "eval.dev=500", "eval.problems=[]"] if args.dev else None
             cfg, tok, model, ckpt = session_model(args.session or args.model, args.checkpoint or "best", dev)
         except CannotLoad as exc:
             raise SystemExit(f"decode.py: {exc}") from None
+        if args.dev and cfg.run.task == "instruct":
+            raise SystemExit("decode.py: --dev is GSM8K's development split; an instruct session evaluates on its own sets")
         print(f"{ckpt or args.session or args.model}: {args.compare} problems, batch {args.batch or cfg.eval.batch_size}, "
               f"threads {torch.get_num_threads()}", flush=True)
         compare(model.eval(), tok, cfg, args.compare, args.batch or cfg.eval.batch_size, args.max_new or cfg.eval.max_new_tokens,

@@ -46,8 +46,8 @@ class Sampler:
 
     On a GPU, bf16 weights decode faster (half the bytes read per token). On a
     CPU `auto` keeps the fp32 weights: there a bf16 copy gives other outputs
-    (182 of 500 development problems differ), and every figure this project
-    records was decoded in fp32. Where it is faster depends on the CPU: 1.46x on
+    (182 of 500 development problems differ), and every CPU figure this
+    project records was decoded in fp32. Where it is faster depends on the CPU: 1.46x on
     one with AMX tiles (329 against 225 tokens/s, batch 128), slower on one
     with AVX512-BF16 alone (138 against 220 at batch 64); docs/benchmarks.md.
     The copy's trainable parameters are refreshed from the fp32 master weights

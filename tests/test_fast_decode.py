@@ -137,3 +137,23 @@ def test_the_real_model_decodes_the_same_greedy_tokens_fast(default_tokenizer):
     fast, stats = generate(model, tok, prompts, 64, 0.0, fast=True)
     assert [c.tokens for c in fast] == [c.tokens for c in plain]
     assert stats["passes"] < 64
+
+
+def test_the_benchmark_compares_bf16_on_the_development_split_without_looking_at_test_problems(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    run = subprocess.run([sys.executable, str(root / "benchmarks/decode.py"), "--compare", "4", "--dev", "--against", "bf16",
+                          "--model", "tiny", "--max-new", "6", "--batch", "2"],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "gsm8k-dev 0/4 right" in run.stdout and "gsm8k-dev: bf16 right where plain was wrong 0" in run.stdout
+    assert "McNemar p" in run.stdout and "outputs that differ:" in run.stdout
+    assert not list(tmp_path.rglob("*ledger*"))  # the development split is no look at the test problems
+    wrong = subprocess.run([sys.executable, str(root / "benchmarks/decode.py"), "--dev"], capture_output=True, text=True,
+                           timeout=120, cwd=tmp_path, env=env)
+    assert wrong.returncode == 2 and "--compare" in wrong.stderr

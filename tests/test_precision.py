@@ -162,3 +162,15 @@ def test_on_cuda_adamw_is_fused_and_the_cpu_keeps_the_default_step(default_token
     ids = torch.randint(0, 100, (2, 8))
     model(input_ids=ids, labels=ids).loss.backward()
     opt.step()
+
+
+def test_engine_eval_and_its_siblings_decode_with_the_runs_generate_dtype():
+    """engine eval, diff, report and self-traces load through session_model: they must score the
+    weights as the run's own evaluations decode them (a bf16 copy where model.generate_dtype asks),
+    not the fp32 weights whatever the key says."""
+    from engine.cli.common import session_model
+
+    _, _, plain, _ = session_model("tiny", "best")
+    _, _, low, _ = session_model("tiny", "best", ["model.generate_dtype=bfloat16"])
+    assert {p.dtype for p in plain.parameters()} == {torch.float32}  # auto on a CPU: the fp32 weights
+    assert {p.dtype for p in low.parameters()} == {torch.bfloat16} and not low.training

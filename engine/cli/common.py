@@ -103,4 +103,8 @@ def session_model(target: str, which: str = "best", sets: list[str] | None = Non
         why = load_weights(model, ckpt)
         if why:
             raise CannotLoad(why, 1)
-    return cfg, tok, model, ckpt
+    from ..rollout import Sampler
+
+    # the weights as a run's own evaluations decode them (model.generate_dtype: a bf16 copy on a
+    # GPU by default, or where asked), so that engine eval scores what the run scored
+    return cfg, tok, Sampler(model, cfg.model.generate_dtype)(), ckpt
