@@ -184,14 +184,15 @@ def compare(model, tok, cfg, n: int, batch: int, max_new: int, target: str, ckpt
 
     chosen = held_out(cfg, n)
     prompts = [prompt_text(tok, it.question, system_prompt(cfg)) for _, it in chosen]
+    drafts = against.endswith("fast")
     other = Sampler(model, "bfloat16")() if against.startswith("bf16") else model
-    if against.startswith("bf16") and next(other.parameters()).dtype == next(model.parameters()).dtype:
+    if against.startswith("bf16") and other is model:  # the Sampler made no copy: nothing to compare
         raise SystemExit(f"decode.py: the weights already decode in {next(model.parameters()).dtype} here "
                          "(model.generate_dtype, a GPU's bf16 or 8-bit weights): --against bf16 would compare them with themselves")
-    generate(model, tok, prompts[:2], 8, 0.0, batch_size=2, fast=True)  # warm up (and build the forced-text table)
-    generate(other, tok, prompts[:2], 8, 0.0, batch_size=2, fast=True)
+    generate(model, tok, prompts[:2], 8, 0.0, batch_size=2)  # warm up both
+    generate(other, tok, prompts[:2], 8, 0.0, batch_size=2, fast=drafts)  # (fast: builds the forced-text table)
     runs = {}
-    for name, m, fast in (("plain", model, False), (against, other, against.endswith("fast"))):
+    for name, m, fast in (("plain", model, False), (against, other, drafts)):
         cpu = time.process_time()
         comps, stats = generate(m, tok, prompts, max_new, 0.0, batch_size=batch, fast=fast)
         cpu = time.process_time() - cpu  # on a machine others use too, the work done is the fairer comparison
@@ -254,9 +255,10 @@ def main() -> None:
         p.error("--dev and --against choose what --compare N compares")
     if args.compare:
         from engine.cli.common import CannotLoad, session_model
+        from engine.cli.evaluate import DEV_SETS
 
         try:
-            dev = ["eval.synthetic=0", "eval.synthetic_unseen=0", "eval.gsm8k=0", "eval.dev=500", "eval.problems=[]"] if args.dev else None
+            dev = [*DEV_SETS, "eval.synthetic_unseen=0", "eval.problems=[]"] if args.dev else None
             cfg, tok, model, ckpt = session_model(args.session or args.model, args.checkpoint or "best", dev)
         except CannotLoad as exc:
             raise SystemExit(f"decode.py: {exc}") from None

@@ -191,7 +191,7 @@ def test_vote_needs_samples_and_reports_beside_majority(tmp_path):
 
 
 def test_diff_pairs_outcomes_and_tests_the_flips():
-    from engine.cli.diff import compare
+    from engine.stats import paired as compare
 
     a = [True] * 10 + [False] * 10 + [True] * 2 + [False] * 8
     b = [True] * 10 + [False] * 10 + [False] * 2 + [True] * 8

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli.diff import compare, flip
+from engine.cli.diff import flip
+from engine.stats import paired as compare
 from workbench.app import Workbench
 from workbench.diffjob import DiffError, DiffJob, cache_file, checkpoint_stamp, check
 from workbench.screens.flips import FlipsScreen

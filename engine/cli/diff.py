@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..stats import paired as compare
+from ..stats import paired
 from .common import CannotLoad, fail, session_model
 
 CHECKPOINTS = ("best", "last", "untrained")
@@ -139,7 +139,7 @@ def _diff(args) -> int:
     report = {"a": ckpts[0], "b": ckpts[1], "same_weights": bool(same), "sets": {}}
     for name, items in named.items():
         a, b = outcomes[0][name], outcomes[1][name]
-        c = compare([s["outcome"] == "correct" for s in a], [s["outcome"] == "correct" for s in b])
+        c = paired([s["outcome"] == "correct" for s in a], [s["outcome"] == "correct" for s in b])
         c["questions"] = {str(i): items[i].question for i in c["gained"] + c["lost"]}
         c["flips"] = {str(i): flip(a[i], b[i]) for i in c["gained"] + c["lost"]}
         report["sets"][name] = c

@@ -39,6 +39,9 @@ class BadArgs(ValueError):
     """Flags that do not go together; the message is the command's one line."""
 
 
+DEV_SETS = ("eval.synthetic=0", "eval.gsm8k=0", "eval.dev=500")  # --dev: the development split alone
+
+
 def set_overrides(args) -> list[str]:
     """The config overrides of the set flags (--problems, --heldout, --dev, --limit, --samples,
     --vote, --temperature) and --set: shared by `engine eval` and `engine diff`."""
@@ -57,7 +60,7 @@ def set_overrides(args) -> list[str]:
     if heldout:
         sets += ["eval.synthetic=0", "eval.gsm8k_from=301", "eval.gsm8k=1019", "eval.dev=0"]
     if dev:
-        sets += ["eval.synthetic=0", "eval.gsm8k=0", "eval.dev=500"]
+        sets += DEV_SETS
     if args.limit is not None:
         if args.limit < 1:
             raise BadArgs("--limit must be 1 or more")
