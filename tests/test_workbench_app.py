@@ -1216,6 +1216,10 @@ async def test_every_key_bar_fits_100_columns_with_help_and_quit_beside_the_pale
 
     async def bar(app, pilot) -> tuple[list[str], int, int]:
         await pilot.pause(0.5)
+        deadline = time.monotonic() + 60  # the footer recomposes after a focus change: later on a busy machine
+        while not [k for k in app.screen.query(FooterKey) if k.display and "-command-palette" not in k.classes] \
+                and time.monotonic() < deadline:
+            await pilot.pause(0.1)
         keys = [k for k in app.screen.query(FooterKey) if k.display]
         palette = [k for k in keys if "-command-palette" in k.classes]
         own = [k for k in keys if k not in palette]
