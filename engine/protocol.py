@@ -42,6 +42,7 @@ def words(question: str) -> list[str]:
     return _WORDS.findall(_NUM.sub(" # ", question.lower()))
 
 
+@lru_cache(maxsize=8)
 def dev_indices(n_rows: int) -> frozenset[int]:
     """The development split's rows of a train split of n_rows: DEV_SIZE of them (a tenth of a
     small file), the same for every run."""
@@ -85,13 +86,14 @@ def excluded_train(source: str | None) -> dict[int, str]:
     from .data.gsm8k import load_rows
 
     rows = load_rows(source, "train")
-    out = {i: "dev" for i in dev_indices(len(rows))}
-    for i, r in enumerate(rows):
-        if i not in out:
-            why = leak(r["question"], source)
-            if why:
-                out[i] = why
-    return out
+    reasons = ((i, excluded_row(i, r["question"], len(rows), source)) for i, r in enumerate(rows))
+    return {i: why for i, why in reasons if why}
+
+
+def excluded_row(index: int, question: str, n_rows: int, source: str | None) -> str | None:
+    """Why row `index` of a train split of n_rows is never trained on (a key of REASONS), or None:
+    excluded_train's answer for one row, without checking the other thousands (a second a run)."""
+    return "dev" if index in dev_indices(n_rows) else leak(question, source)
 
 
 def dev_problems(source: str | None, limit: int | None = None) -> list:

@@ -755,3 +755,30 @@ def test_model_compile_compiles_the_training_forward_in_setup_and_says_how_long(
     said = [e for e in seen if e["kind"] == "alert" and "model.compile" in e["message"]]
     assert said and said[0]["compile_seconds"] >= 0
     assert isinstance(recipe.handles.forward, Compiled)  # the compiled forward is what the loops call
+
+
+@pytest.mark.parametrize("name, theirs", [("cosine", "cosine"), ("linear", "linear"), ("constant", "constant_with_warmup")])
+@pytest.mark.parametrize("warmup, total", [(0, 1), (0, 7), (3, 40), (10, 10), (5, 123)])
+def test_the_learning_rate_schedule_is_transformers_own_to_the_bit(name, theirs, warmup, total):
+    """sft.lr_factor is written out (importing transformers' get_scheduler costs every rank 2.5 s);
+    a run's learning rates, and so its losses, must not move by one bit for it."""
+    import torch
+    from transformers import get_scheduler
+
+    from engine.train.sft import schedule
+
+    def rates(make):
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=4e-4)
+        sched, seen = make(opt), []
+        for _ in range(total + 2):  # past the end too: a resumed run may step once more
+            seen.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        return seen
+
+    cfg = config.Config()
+    cfg.sft.schedule, cfg.sft.warmup = name, warmup / total
+    mine = rates(lambda opt: schedule(opt, cfg, total))
+    ref = rates(lambda opt: get_scheduler(theirs, opt, num_warmup_steps=int(cfg.sft.warmup * total), num_training_steps=total))
+    assert mine == ref
+    assert len(set(mine)) > 1 or name == "constant" and warmup == 0

@@ -28,6 +28,8 @@ import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
+from itertools import islice
+from typing import Iterator
 from pathlib import Path
 
 from ..numbers import BadNumber, decimal, of_value
@@ -445,6 +447,17 @@ def convert_all(rows: list[dict]) -> list[Converted]:
     return [convert(i, r["question"], r["answer"]) for i, r in enumerate(rows)]
 
 
+def kept(rows: list[dict], seed: int) -> Iterator[Converted]:
+    """The kept training traces of `rows` (the train split's records) in an order fixed by the
+    seed, each converted only when asked for: a run that wants a few pays for a few."""
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    for i in order:
+        c = convert(i, rows[i]["question"], rows[i]["answer"])
+        if c.kept:
+            yield c
+
+
 @lru_cache(maxsize=8)
 def sample(n: int, seed: int, source: str | None = None) -> tuple[Converted, ...]:
     """n kept training traces (all there are, if fewer), in an order fixed by the seed.
@@ -454,14 +467,4 @@ def sample(n: int, seed: int, source: str | None = None) -> tuple[Converted, ...
     """
     from .gsm8k import load_rows
 
-    rows = load_rows(source, "train")
-    order = list(range(len(rows)))
-    random.Random(seed).shuffle(order)
-    out = []
-    for i in order:
-        if len(out) >= n:
-            break
-        c = convert(i, rows[i]["question"], rows[i]["answer"])
-        if c.kept:
-            out.append(c)
-    return tuple(out)
+    return tuple(islice(kept(load_rows(source, "train"), seed), n))

@@ -7,6 +7,7 @@ files; RL draws fresh questions in the proportions of the SFT mix."""
 from __future__ import annotations
 
 import random
+from functools import lru_cache
 
 from ..data import gsm8k
 from ..data.prompts import SYSTEM, trace_answer
@@ -26,20 +27,32 @@ def gsm8k_gold(cfg, drops=None) -> list:
     the development split, none that matches a test question (engine/protocol.py; `drops` counts them)."""
     if not cfg.data.gsm8k_traces:
         return []
-    from .. import protocol
-    from ..data import gsm8k_traces
-
-    source = gsm8k_source(cfg)
-    skip = protocol.excluded_train(source)
     out = []  # the first data.gsm8k_traces kept traces, in the seed's order, of the problems not skipped
-    for c in gsm8k_traces.sample(cfg.data.gsm8k_traces + len(skip), cfg.data.seed, source):
-        if len(out) >= cfg.data.gsm8k_traces:
-            break
+    for c, why in _gold(cfg.data.gsm8k_traces, cfg.data.seed, gsm8k_source(cfg)):
         if drops is not None:
-            drops.add("GSM8K gold traces", skip.get(c.index))
-        if c.index not in skip:
+            drops.add("GSM8K gold traces", why)
+        if not why:
             out.append(c)
     return out
+
+
+@lru_cache(maxsize=8)
+def _gold(n: int, seed: int, source: str | None) -> tuple:
+    """(trace, why it is skipped or None) in the seed's order, up to the n-th not skipped; a run
+    asks three times. Rows are checked as they come, not all 7,473 first."""
+    from .. import protocol
+    from ..data import gsm8k_traces
+    from ..data.gsm8k import load_rows
+
+    rows = load_rows(source, "train")
+    out, wanted = [], 0
+    for c in gsm8k_traces.kept(rows, seed):
+        if wanted >= n:
+            break
+        why = protocol.excluded_row(c.index, rows[c.index]["question"], len(rows), source)
+        out.append((c, why))
+        wanted += why is None
+    return tuple(out)
 
 
 def training_pairs(cfg, drops=None) -> list[tuple[str, str]]:
