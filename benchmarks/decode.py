@@ -258,7 +258,7 @@ def main() -> None:
         from engine.cli.evaluate import DEV_SETS
 
         try:
-            dev = [*DEV_SETS, "eval.synthetic_unseen=0", "eval.problems=[]"] if args.dev else None
+            dev = list(DEV_SETS) if args.dev else None
             cfg, tok, model, ckpt = session_model(args.session or args.model, args.checkpoint or "best", dev)
         except CannotLoad as exc:
             raise SystemExit(f"decode.py: {exc}") from None

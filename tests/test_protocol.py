@@ -188,6 +188,28 @@ def test_vote_needs_samples_and_reports_beside_majority(tmp_path):
     run = engine("eval", "tiny", "--dev", "--limit", "2", "--samples", "2", "--vote", "grounded", cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "grounded vote of 2 against greedy (paired)" in run.stdout and "McNemar p" in run.stdout
+    assert run.stdout.count("min") == 1 and "1 sampled output a problem beside greedy took" in run.stdout  # once, not per vote
+
+
+def test_dev_and_heldout_score_their_split_alone_whatever_sets_the_session_carries(tmp_path):
+    """A session that evaluated its own problem file and unseen wordings: --dev must be the
+    development split alone (every choice is made there), --heldout the sealed problems alone."""
+    extra = tmp_path / "mine.jsonl"
+    extra.write_text(json.dumps({"question": "Ann has 2 apples and buys 3. How many?", "answer": "5"}) + "\n")
+    session = tmp_path / "s"
+    run = engine("train", "--model", "tiny", "--session", str(session), "--plain", "--set", "run.phases=sft,eval",
+                 "--set", "data.train_size=4", "--set", "data.gsm8k_traces=0", "--set", "sft.batch_size=4",
+                 "--set", f"eval.problems=[{json.dumps(str(extra))}]", "--set", "eval.synthetic_unseen=2",
+                 "--set", "eval.synthetic=2", "--set", "eval.gsm8k=2", "--set", "eval.at=[]")
+    assert run.returncode == 0, run.stderr[-2000:]
+    finished = [json.loads(line) for line in (session / "events.jsonl").read_text().splitlines()]
+    assert {"mine", "synthetic-unseen", "synthetic"} <= {e["set"] for e in finished if e["kind"] == "eval"}
+    for flag, only in (("--dev", "gsm8k-dev"), ("--heldout", "gsm8k-301-302")):
+        run = engine("eval", str(session), flag, "--limit", "2", "--json", cwd=tmp_path)
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert list(json.loads(run.stdout)["sets"]) == [only], flag
+    run = engine("eval", str(session), "--limit", "2", "--json", cwd=tmp_path)  # without a flag: the session's own sets
+    assert {"mine", "synthetic-unseen"} <= set(json.loads(run.stdout)["sets"])
 
 
 def test_diff_pairs_outcomes_and_tests_the_flips():

@@ -39,7 +39,9 @@ class BadArgs(ValueError):
     """Flags that do not go together; the message is the command's one line."""
 
 
-DEV_SETS = ("eval.synthetic=0", "eval.gsm8k=0", "eval.dev=500")  # --dev: the development split alone
+ONLY = ("eval.synthetic=0", "eval.synthetic_unseen=0", "eval.problems=[]")  # none of the session's other sets
+DEV_SETS = (*ONLY, "eval.gsm8k=0", "eval.dev=500")  # --dev: the development split alone
+HELDOUT_SETS = (*ONLY, "eval.gsm8k_from=301", "eval.gsm8k=1019", "eval.dev=0")  # --heldout: the sealed problems alone
 
 
 def set_overrides(args) -> list[str]:
@@ -58,7 +60,7 @@ def set_overrides(args) -> list[str]:
     if (heldout or dev) and problems:
         raise BadArgs(f"--{'heldout' if heldout else 'dev'} is a GSM8K set; --problems names other files")
     if heldout:
-        sets += ["eval.synthetic=0", "eval.gsm8k_from=301", "eval.gsm8k=1019", "eval.dev=0"]
+        sets += HELDOUT_SETS
     if dev:
         sets += DEV_SETS
     if args.limit is not None:
@@ -140,8 +142,11 @@ def _eval(args) -> int:
                 v, (lo, hi) = f[key], f[key]["change_ci"]
                 console().print(f"{name}: {label} of {f['samples']} against greedy (paired): {v['change']:+.1%} "
                                 f"[{lo:+.1%}, {hi:+.1%}], gained {len(v['gained'])}, lost {len(v['lost'])}, "
-                                f"McNemar p {v['mcnemar_p']:.3g}; samples took {f['sample_seconds'] / 60:.1f} min",
-                                markup=False, soft_wrap=True)
+                                f"McNemar p {v['mcnemar_p']:.3g}", markup=False, soft_wrap=True)
+        if "sample_seconds" in f:  # once a set: both votes count the same samples
+            more = f['samples'] - 1
+            console().print(f"{name}: {more} sampled output{'s' if more > 1 else ''} a problem beside greedy took "
+                            f"{f['sample_seconds'] / 60:.1f} min", markup=False, soft_wrap=True)
     if robust:
         lo, hi = robust["all_right_ci"]
         console().print(f"robustness: {robust['all_right']} of {robust['problems']} problems answered right in all "
