@@ -347,6 +347,24 @@ async def test_after_cancel_a_second_enter_asks_again_instead_of_opening_the_exa
     assert not root.exists()  # cancelled: no run, no session folder
 
 
+async def test_ctrl_s_starts_from_any_field_of_the_form_and_asks_first(tmp_path):
+    """The Start button is the form's last widget: ctrl+s reaches it from the field being typed in."""
+    root = tmp_path / "sessions"
+    app = sessions_app(root)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("n")
+        deadline = time.monotonic() + 60
+        while (app.focused is None or app.focused.id != "f-model-name") and time.monotonic() < deadline:
+            await pilot.pause(0.1)
+        await pilot.press("ctrl+s")
+        deadline = time.monotonic() + 60  # the model check runs in a worker first
+        while type(app.screen).__name__ != "Confirm" and time.monotonic() < deadline:
+            await pilot.pause(0.1)
+        assert type(app.screen).__name__ == "Confirm"
+        await pilot.press("n")
+    assert not root.exists()  # asked, and cancelled: nothing started
+
+
 async def test_a_newcomer_sees_the_recorded_example_and_cannot_send_it_requests(tmp_path):
     from workbench.examples import ROOT
 

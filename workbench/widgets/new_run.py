@@ -75,7 +75,10 @@ def validators(key: str) -> list:
 
 
 class NewRunForm(VerticalScroll):
-    BINDINGS = [Binding("escape", "leave", "Leave", tooltip="Leave the form: back to the list")]
+    BINDINGS = [Binding("escape", "leave", "Leave", tooltip="Leave the form: back to the list"),
+                # from any field: the Start button is the form's last widget, a dozen Tabs away
+                Binding("ctrl+s", "start", "Start run", tooltip="Check the form and start the run (asks first)")]
+
     class StartRequested(Message):
         """The form is valid and the model can be had: start `engine train` with `sets`, in a
         session folder named `name` (empty: the date and the model)."""
@@ -124,6 +127,9 @@ class NewRunForm(VerticalScroll):
             table.first().focus()
         else:
             self.screen.focus_next()
+
+    def action_start(self) -> None:
+        self.start()
 
     def model(self) -> str:
         return self.query_one("#f-model-name", Input).value.strip()
