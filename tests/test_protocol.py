@@ -188,7 +188,8 @@ def test_vote_needs_samples_and_reports_beside_majority(tmp_path):
     run = engine("eval", "tiny", "--dev", "--limit", "2", "--samples", "2", "--vote", "grounded", cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "grounded vote of 2 against greedy (paired)" in run.stdout and "McNemar p" in run.stdout
-    assert run.stdout.count("min") == 1 and "1 sampled output a problem beside greedy took" in run.stdout  # once, not per vote
+    took = [line for line in run.stdout.splitlines() if "took" in line]
+    assert len(took) == 1 and took[0].startswith("gsm8k-dev: 1 more sample per problem took"), took  # once, not per vote
 
 
 def test_dev_and_heldout_score_their_split_alone_whatever_sets_the_session_carries(tmp_path):
@@ -210,6 +211,21 @@ def test_dev_and_heldout_score_their_split_alone_whatever_sets_the_session_carri
         assert list(json.loads(run.stdout)["sets"]) == [only], flag
     run = engine("eval", str(session), "--limit", "2", "--json", cwd=tmp_path)  # without a flag: the session's own sets
     assert {"mine", "synthetic-unseen"} <= set(json.loads(run.stdout)["sets"])
+    run = engine("eval", str(session), "--dev", "--limit", "2", "--set", "eval.synthetic_unseen=2", "--json", cwd=tmp_path)
+    assert list(json.loads(run.stdout)["sets"]) == ["gsm8k-dev", "synthetic-unseen"]  # a set asked for by name is scored too
+
+
+def test_dev_and_heldout_refuse_an_instruct_session(tmp_path):
+    """The instruct task has no GSM8K split: --dev must not quietly score its instruct sets instead."""
+    from engine.cli.evaluate import split_problem
+    from types import SimpleNamespace
+
+    cfg = config.load()
+    cfg.run.task = "instruct"  # as a session of that task loads (its files need not exist for the check)
+    for dev, heldout in ((True, False), (False, True)):
+        why = split_problem(SimpleNamespace(dev=dev, heldout=heldout), cfg)
+        assert why and "instruct session has none" in why
+    assert split_problem(SimpleNamespace(dev=True, heldout=False), config.load()) is None
 
 
 def test_diff_pairs_outcomes_and_tests_the_flips():

@@ -95,7 +95,7 @@ def flip(a: dict, b: dict) -> dict:
 def _diff(args) -> int:
     from ..tasks import eval_sets
     from ..train import evaluate as ev
-    from .evaluate import BadArgs, _ledger, set_overrides
+    from .evaluate import BadArgs, _ledger, set_overrides, split_problem
 
     try:
         sets = set_overrides(args)
@@ -111,6 +111,8 @@ def _diff(args) -> int:
             cfg, tok, model, ckpt = session_model(target, which, sets)
         except CannotLoad as exc:
             return fail("diff", f"{target}: {exc}" if str(target) not in str(exc) else str(exc), exc.code)
+        if split_problem(args, cfg):
+            return fail("diff", split_problem(args, cfg))
         if cfg_a is None:
             cfg_a = cfg
             try:

@@ -39,9 +39,20 @@ class BadArgs(ValueError):
     """Flags that do not go together; the message is the command's one line."""
 
 
-ONLY = ("eval.synthetic=0", "eval.synthetic_unseen=0", "eval.problems=[]")  # none of the session's other sets
-DEV_SETS = (*ONLY, "eval.gsm8k=0", "eval.dev=500")  # --dev: the development split alone
-HELDOUT_SETS = (*ONLY, "eval.gsm8k_from=301", "eval.gsm8k=1019", "eval.dev=0")  # --heldout: the sealed problems alone
+# --dev and --heldout score their split and none of the session's other sets (a set named with
+# --set beside them is scored too: ONLY goes before the user's --set, the split's own keys after)
+ONLY = ("eval.synthetic=0", "eval.synthetic_unseen=0", "eval.problems=[]")
+DEV = ("eval.gsm8k=0", "eval.dev=500")
+HELDOUT = ("eval.gsm8k_from=301", "eval.gsm8k=1019", "eval.dev=0")
+DEV_SETS = (*ONLY, *DEV)  # the development split alone (benchmarks/decode.py --dev)
+
+
+def split_problem(args, cfg) -> str | None:
+    """Why --dev or --heldout cannot score this session's model, or None."""
+    if (args.dev or args.heldout) and cfg.run.task == "instruct":
+        return (f"--{'dev' if args.dev else 'heldout'} is a GSM8K split and an instruct session has none: "
+                "score its eval.instruct_sets with engine eval SESSION")
+    return None
 
 
 def set_overrides(args) -> list[str]:
@@ -60,15 +71,15 @@ def set_overrides(args) -> list[str]:
     if (heldout or dev) and problems:
         raise BadArgs(f"--{'heldout' if heldout else 'dev'} is a GSM8K set; --problems names other files")
     if heldout:
-        sets += HELDOUT_SETS
+        sets += HELDOUT
     if dev:
-        sets += DEV_SETS
+        sets += DEV
     if args.limit is not None:
         if args.limit < 1:
             raise BadArgs("--limit must be 1 or more")
         sets += [f"eval.problems_limit={args.limit}"] if problems else \
-            [f"eval.synthetic={0 if heldout or dev else args.limit}",
-             f"eval.gsm8k={0 if dev else min(args.limit, 1319)}"] + ([f"eval.dev={min(args.limit, 500)}"] if dev else [])
+            ([] if heldout or dev else [f"eval.synthetic={args.limit}"]) + \
+            [f"eval.gsm8k={0 if dev else min(args.limit, 1319)}"] + ([f"eval.dev={min(args.limit, 500)}"] if dev else [])
     if samples is not None:
         sets.append(f"eval.samples={samples}")
     if vote:
@@ -77,7 +88,7 @@ def set_overrides(args) -> list[str]:
         sets.append(f"eval.vote={vote}")
     if temperature is not None:
         sets.append(f"eval.temperature={temperature}")
-    return sets
+    return [*ONLY, *sets] if heldout or dev else sets
 
 
 def _eval(args) -> int:
@@ -94,6 +105,8 @@ def _eval(args) -> int:
         cfg, tok, model, ckpt = session_model(args.target, args.checkpoint, sets)
     except CannotLoad as exc:
         return fail("eval", str(exc), exc.code)
+    if split_problem(args, cfg):
+        return fail("eval", split_problem(args, cfg))
     if ckpt and not args.json:
         print(f"engine eval: scoring {ckpt}", file=sys.stderr)
     elif not ckpt:  # said even with --json (on stderr): an untrained score must never pass for a trained one
@@ -145,7 +158,7 @@ def _eval(args) -> int:
                                 f"McNemar p {v['mcnemar_p']:.3g}", markup=False, soft_wrap=True)
         if "sample_seconds" in f:  # once a set: both votes count the same samples
             more = f['samples'] - 1
-            console().print(f"{name}: {more} sampled output{'s' if more > 1 else ''} a problem beside greedy took "
+            console().print(f"{name}: {more} more sample{'s' if more > 1 else ''} per problem took "
                             f"{f['sample_seconds'] / 60:.1f} min", markup=False, soft_wrap=True)
     if robust:
         lo, hi = robust["all_right_ci"]

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
 from itertools import islice
-from typing import Iterator
 from pathlib import Path
+from typing import Iterator
 
 from ..numbers import BadNumber, decimal, of_value
 from ..trace import answers_match, check
