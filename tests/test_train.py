@@ -444,6 +444,44 @@ def test_sft_loss_fused_with_the_output_layer_equals_cross_entropy_of_the_logits
     assert torch.allclose(low_plain, low_fused, atol=2e-2) and g_low["lm_head.weight"].dtype == torch.float32
 
 
+def test_the_loss_reads_nothing_back_from_the_device(default_tokenizer, monkeypatch):
+    """On a GPU, int() of a device tensor or a boolean mask over one stops the host until the
+    device catches up, every micro-batch. The loss takes the shared prefix and the trained
+    positions from the batch's host copy: on the meta device, which holds no data, any such read
+    raises, so this runs only if there is none."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from engine.data.prompts import trace_answer, training_ids
+    from engine.train import loss as sft_loss
+    from engine.train.sft import collate
+
+    tok, hidden_size = default_tokenizer, 16
+    rows = [training_ids(tok, f"Question {i}: how many apples?", trace_answer("- init: {apples: %d}\n" % i)) for i in range(1, 4)]
+    batch = collate(rows, tok.pad_token_id, "meta")
+    assert batch["input_ids"].device.type == "meta" and batch.host["input_ids"].device.type == "cpu"
+    assert sft_loss.shared_prefix(batch) >= 40  # from the host copy
+
+    class Model(torch.nn.Module):  # the shapes a causal LM returns, on the meta device
+        def forward(self, input_ids, attention_mask, position_ids, logits_to_keep, output_hidden_states=False):
+            rows, width = input_ids.shape
+            hidden = torch.zeros(rows, width, hidden_size, device="meta", requires_grad=True)
+            logits = torch.zeros(rows, logits_to_keep, len(tok), device="meta", requires_grad=True)
+            return SimpleNamespace(hidden_states=[hidden], logits=logits)
+
+    monkeypatch.setattr(torch, "is_autocast_enabled", lambda *_: False)  # autocast knows no meta device
+    fused = []  # its chunked kernel reads no data back either, but autocast(enabled=False) refuses meta
+    monkeypatch.setattr(sft_loss.LinearCrossEntropy, "apply", lambda *a: fused.append(a[:3]) or a[0].sum())
+    head = torch.nn.Linear(hidden_size, len(tok), bias=False, device="meta")
+    for h in (head, None):
+        loss = sft_loss.answer_loss(Model(), batch, h, share_prefix=False)
+        assert loss.device.type == "meta" and loss.shape == ()
+    (hidden, _, targets), = fused  # the fused path took exactly the answer positions, on the device
+    answers = int((batch.host["labels"][:, 1:] != -100).sum())
+    assert hidden.shape == (answers, hidden_size) and targets.shape == (answers,) and targets.device.type == "meta"
+
+
 def test_a_run_says_when_gold_answers_are_longer_than_the_limits_that_score_outputs():
     """GSM8K gold traces can exceed the generation limit: 5.5% of them are over 320 tokens.
     The run says so (and for which limit), instead of letting truncations look like the model's fault."""

@@ -62,8 +62,10 @@ class LinearCrossEntropy(torch.autograd.Function):
 
 def shared_prefix(batch: dict) -> int:
     """How many leading positions every row shares and trains nothing on: the system prompt
-    and chat template, ~50 of an example's ~225 tokens. 0 when there is nothing to share."""
-    ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
+    and chat template, ~50 of an example's ~225 tokens. 0 when there is nothing to share.
+    Counted on the batch's host copy (sft.Batch's `host`) where it has one: no device read."""
+    host = getattr(batch, "host", batch)
+    ids, mask, labels = host["input_ids"], host["attention_mask"], host["labels"]
     if ids.shape[0] < 2:
         return 0
     # position p is shared if every row has the same real token there and predicts no answer token from it
@@ -85,17 +87,25 @@ def answer_loss(forward, batch: dict, head: torch.nn.Linear | None = None, share
     prefix): the same loss and gradients, for less work (`share_prefix=False`
     runs every row whole; benchmarks/sft.py compares them).
     """
-    ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
+    ids, mask = batch["input_ids"], batch["attention_mask"]
     n, inputs = continue_inputs(forward, ids, mask, shared_prefix(batch) if share_prefix else 0)
-    targets = labels[:, 1:]
-    chosen = targets != IGNORE
+    # which positions train, and their targets, from the host copy: a boolean mask over a GPU
+    # tensor (or int() of one) would stop the host until the device caught up, every micro-batch
+    labels = getattr(batch, "host", batch)["labels"]
+    chosen = labels[:, 1:] != IGNORE
+    targets = labels[:, 1:][chosen].to(ids.device, non_blocking=True)
+
+    def rows_at(values: torch.Tensor, start: int) -> torch.Tensor:
+        """values[:, :-1] at the chosen positions from `start` on, in the order a boolean mask gives."""
+        b, p = (i.to(values.device, non_blocking=True) for i in chosen[:, start:].nonzero(as_tuple=True))
+        return values[:, :-1][b, p]
+
     if head is None:
         first = int(chosen.any(0).nonzero()[0])  # the run keeps only examples with answer tokens
-        keep = labels.shape[1] - first
-        logits = forward(**inputs, logits_to_keep=keep).logits
-        return torch.nn.functional.cross_entropy(logits[:, :-1][chosen[:, first:]].float(), targets[chosen])
+        logits = forward(**inputs, logits_to_keep=labels.shape[1] - first).logits
+        return torch.nn.functional.cross_entropy(rows_at(logits, first).float(), targets)
     out = forward(**inputs, logits_to_keep=1, output_hidden_states=True)
-    hidden = out.hidden_states[-1][:, :-1][chosen[:, n:]]
+    hidden = rows_at(out.hidden_states[-1], n)
     device = hidden.device.type
     dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else head.weight.dtype
-    return LinearCrossEntropy.apply(hidden, head.weight, targets[chosen], dtype)
+    return LinearCrossEntropy.apply(hidden, head.weight, targets, dtype)

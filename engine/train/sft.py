@@ -33,7 +33,17 @@ def length_grouped_batches(lengths: list[int], batch_size: int, seed: int) -> li
     return batches
 
 
-def collate(rows: list[tuple[list[int], list[int]]], pad_id: int, device) -> dict:
+class Batch(dict):
+    """The model's inputs on the device (a dict: `model(**batch)` takes it as it is); `host`:
+    the same tensors on the CPU, from which the loss takes what it must know as numbers (the
+    shared prefix, which positions train) without reading anything back from a GPU."""
+
+    def __init__(self, host: dict, device):
+        super().__init__({k: v.to(device) for k, v in host.items()})
+        self.host = host
+
+
+def collate(rows: list[tuple[list[int], list[int]]], pad_id: int, device) -> Batch:
     width = max(len(ids) for ids, _ in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
@@ -42,7 +52,7 @@ def collate(rows: list[tuple[list[int], list[int]]], pad_id: int, device) -> dic
         ids[r, : len(i)] = torch.tensor(i)
         labels[r, : len(l)] = torch.tensor(l)
         mask[r, : len(i)] = 1
-    return {"input_ids": ids.to(device), "labels": labels.to(device), "attention_mask": mask.to(device)}
+    return Batch({"input_ids": ids, "labels": labels, "attention_mask": mask}, device)
 
 
 def plan(n_examples: int, cfg, world: int = 1) -> tuple[int, int]:
