@@ -464,22 +464,45 @@ def test_the_loss_reads_nothing_back_from_the_device(default_tokenizer, monkeypa
     assert sft_loss.shared_prefix(batch) >= 40  # from the host copy
 
     class Model(torch.nn.Module):  # the shapes a causal LM returns, on the meta device
-        def forward(self, input_ids, attention_mask, position_ids, logits_to_keep, output_hidden_states=False):
+        def forward(self, input_ids, attention_mask, logits_to_keep, position_ids=None, output_hidden_states=False,
+                    use_cache=False, past_key_values=None):
             rows, width = input_ids.shape
             hidden = torch.zeros(rows, width, hidden_size, device="meta", requires_grad=True)
             logits = torch.zeros(rows, logits_to_keep, len(tok), device="meta", requires_grad=True)
-            return SimpleNamespace(hidden_states=[hidden], logits=logits)
+            kv = torch.zeros(rows, 2, width, 8, device="meta")  # the shared prefix's cache, one layer
+            cache = SimpleNamespace(layers=[SimpleNamespace(keys=kv, values=kv)]) if use_cache else None
+            return SimpleNamespace(hidden_states=[hidden], logits=logits, past_key_values=cache)
 
     monkeypatch.setattr(torch, "is_autocast_enabled", lambda *_: False)  # autocast knows no meta device
     fused = []  # its chunked kernel reads no data back either, but autocast(enabled=False) refuses meta
     monkeypatch.setattr(sft_loss.LinearCrossEntropy, "apply", lambda *a: fused.append(a[:3]) or a[0].sum())
     head = torch.nn.Linear(hidden_size, len(tok), bias=False, device="meta")
-    for h in (head, None):
-        loss = sft_loss.answer_loss(Model(), batch, h, share_prefix=False)
-        assert loss.device.type == "meta" and loss.shape == ()
-    (hidden, _, targets), = fused  # the fused path took exactly the answer positions, on the device
+    for share in (True, False):  # the rows continuing from the prefix run once (training's default), and whole
+        for h in (head, None):
+            loss = sft_loss.answer_loss(Model(), batch, h, share_prefix=share)
+            assert loss.device.type == "meta" and loss.shape == ()
     answers = int((batch.host["labels"][:, 1:] != -100).sum())
-    assert hidden.shape == (answers, hidden_size) and targets.shape == (answers,) and targets.device.type == "meta"
+    assert len(fused) == 2  # the fused path took exactly the answer positions, on the device
+    for hidden, _, targets in fused:
+        assert hidden.shape == (answers, hidden_size) and targets.shape == (answers,) and targets.device.type == "meta"
+
+
+def test_host_tensors_reach_a_gpu_from_pinned_memory_without_waiting(monkeypatch):
+    """From pageable memory a copy to a GPU waits for the GPU's queue; collate and the loss send
+    through pinned memory with non_blocking. Called with a CUDA device (none here: the copy is
+    recorded, not made); a CPU run copies plainly, as before."""
+    import torch
+
+    from engine.train.loss import send
+
+    calls = []
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self: calls.append("pin") or self)
+    monkeypatch.setattr(torch.Tensor, "to", lambda self, *a, **kw: calls.append((str(a[0]), kw)) or self)
+    send(torch.zeros(3), torch.device("cuda", 0))
+    assert calls == ["pin", ("cuda:0", {"non_blocking": True})]
+    calls.clear()
+    send(torch.zeros(3), "cpu")
+    assert calls == [("cpu", {})]
 
 
 def test_a_run_says_when_gold_answers_are_longer_than_the_limits_that_score_outputs():

@@ -60,6 +60,16 @@ class LinearCrossEntropy(torch.autograd.Function):
         return grad_h, grad_w, None, None
 
 
+def send(t: torch.Tensor, device) -> torch.Tensor:
+    """A host tensor on `device`. To a GPU from pinned memory without waiting: a copy from pageable
+    memory makes the host wait for the GPU to finish its queue first (cudaMemcpy's rule), and
+    the pinned block stays reserved until the copy has run (torch's caching host allocator)."""
+    device = torch.device(device)
+    if device.type != "cuda" or t.device.type != "cpu":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
+
+
 def shared_prefix(batch: dict) -> int:
     """How many leading positions every row shares and trains nothing on: the system prompt
     and chat template, ~50 of an example's ~225 tokens. 0 when there is nothing to share.
@@ -93,11 +103,11 @@ def answer_loss(forward, batch: dict, head: torch.nn.Linear | None = None, share
     # tensor (or int() of one) would stop the host until the device caught up, every micro-batch
     labels = getattr(batch, "host", batch)["labels"]
     chosen = labels[:, 1:] != IGNORE
-    targets = labels[:, 1:][chosen].to(ids.device, non_blocking=True)
+    targets = send(labels[:, 1:][chosen], ids.device)
 
     def rows_at(values: torch.Tensor, start: int) -> torch.Tensor:
         """values[:, :-1] at the chosen positions from `start` on, in the order a boolean mask gives."""
-        b, p = (i.to(values.device, non_blocking=True) for i in chosen[:, start:].nonzero(as_tuple=True))
+        b, p = (send(i, values.device) for i in chosen[:, start:].nonzero(as_tuple=True))
         return values[:, :-1][b, p]
 
     if head is None:

@@ -15,7 +15,7 @@ from .. import threads
 from ..data.prompts import IGNORE
 from ..parallel import Collectives, whole
 from .context import Events
-from .loss import answer_loss, fusable
+from .loss import answer_loss, fusable, send
 
 
 def length_grouped_batches(lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:
@@ -39,7 +39,7 @@ class Batch(dict):
     shared prefix, which positions train) without reading anything back from a GPU."""
 
     def __init__(self, host: dict, device):
-        super().__init__({k: v.to(device) for k, v in host.items()})
+        super().__init__({k: send(v, device) for k, v in host.items()})
         self.host = host
 
 
@@ -143,7 +143,8 @@ def train(model, tokenizer, rows, optimizer, scheduler, cfg, handles, dist=None,
             tokens = sum(len(ids) for part in chosen for ids, _ in part)
             weights = token_weights(chosen, dist)
             # the step's loss summed on the device (fp64: the same sum, in the same order, as adding each
-            # micro-batch's value on the host) and read once: a GPU is never stopped between micro-batches
+            # micro-batch's value on the host) and read once: the step's own code never waits on a GPU
+            # between micro-batches (transformers' mask builder still asks whether the mask is all ones)
             loss_sum = torch.zeros((), dtype=torch.float64, device=device)
             for part, weight in zip(chosen, weights):
                 batch = collate(part, tokenizer.pad_token_id, device)
