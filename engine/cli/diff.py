@@ -111,8 +111,9 @@ def _diff(args) -> int:
             cfg, tok, model, ckpt = session_model(target, which, sets)
         except CannotLoad as exc:
             return fail("diff", f"{target}: {exc}" if str(target) not in str(exc) else str(exc), exc.code)
-        if split_problem(args, cfg):
-            return fail("diff", split_problem(args, cfg))
+        why = split_problem(args, cfg)
+        if why:
+            return fail("diff", why)
         if cfg_a is None:
             cfg_a = cfg
             try:

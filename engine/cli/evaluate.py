@@ -105,8 +105,9 @@ def _eval(args) -> int:
         cfg, tok, model, ckpt = session_model(args.target, args.checkpoint, sets)
     except CannotLoad as exc:
         return fail("eval", str(exc), exc.code)
-    if split_problem(args, cfg):
-        return fail("eval", split_problem(args, cfg))
+    why = split_problem(args, cfg)
+    if why:
+        return fail("eval", why)
     if ckpt and not args.json:
         print(f"engine eval: scoring {ckpt}", file=sys.stderr)
     elif not ckpt:  # said even with --json (on stderr): an untrained score must never pass for a trained one
