@@ -156,10 +156,40 @@ def for_resume(session: Path) -> tuple[Path | None, dict | None, list[str]]:
     skipped = []
     for folder in reversed(steps(session)):
         try:
-            return folder, read(folder), skipped
+            state = read(folder)
+            odd = _odd_position(state)
+            if odd:
+                raise CheckpointError(f"{folder}: not a tracebench checkpoint to resume from ({odd})")
+            return folder, state, skipped
         except CheckpointError as exc:
             skipped.append(str(exc))
     return None, None, skipped
+
+
+# What a resume reads besides the weights, and the types the engine writes (None where it may be absent).
+_RESUME_FIELDS = {"stage": (int,), "step": (int,), "global_step": (int,), "world": (int,), "parallel": (str,),
+                  "optimizer": (dict, type(None)), "scheduler": (dict, type(None)), "baseline": (float, int, type(None)),
+                  "rl_success": (dict,), "best_accuracy": (float, int, type(None))}
+
+
+def _odd_position(state: dict) -> str | None:
+    """Why a state cannot place a resumed run (a stage that is text, a negative step), or None:
+    found here, where the checkpoint is skipped with its name, not as a TypeError mid-setup."""
+    for key, kinds in _RESUME_FIELDS.items():
+        if key not in state:
+            if key in ("stage", "step"):
+                return f"no {key!r} in it"
+            continue
+        value = state[key]
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            return f"its {key!r} is {type(value).__name__} {str(value)[:40]!r}"
+        if key in ("stage", "step", "global_step", "world") and value < (1 if key == "world" else 0):
+            return f"its {key!r} is {value}"
+    odd = next((f"{k!r}: {v!r}" for k, v in state.get("rl_success", {}).items() if not isinstance(k, str)
+                or not (isinstance(v, (tuple, list)) and len(v) == 2 and all(type(n) is int for n in v))), None)
+    if odd is not None:  # each question's running success: question -> (right, tries)
+        return f"its 'rl_success' holds {odd[:60]}, not question: (right, tries)"
+    return None
 
 
 def choose(session: Path, which: str = "best") -> Path | None:

@@ -47,7 +47,7 @@ class ModelConfig:
     device: str = choice("auto", "auto", "cpu", "cuda", "mps", doc="where the model runs; auto = a CUDA GPU when there is one, else Apple's mps, else the CPU")
     dtype: str = choice("auto", "auto", "float32", "bfloat16", "float16", doc="the weights' precision; auto = bf16 on a CUDA GPU that supports it, else fp32")
     autocast: str = choice("auto", "auto", "on", "off", doc="bf16 autocast for training passes; auto = on where the CPU or GPU does bf16 fast and weights are fp32")
-    activation_checkpointing: bool = field(default=False, metadata={"doc": "recompute each decoder layer's activations in backward instead of keeping them: far less memory for ~1/3 more compute (on in the GPU preset)"})
+    activation_checkpointing: bool = field(default=False, metadata={"doc": "recompute each decoder layer's activations in backward instead of keeping them: far less memory for ~1/3 more compute (on in the GPU preset; a GPU run with room to spare turns it off unless set: docs/gpu.md)"})
     generate_dtype: str = choice("auto", "auto", "float32", "bfloat16", doc="weights that rollouts and evaluations decode with (a run's own, engine eval, diff, report and self-traces); auto = a bf16 copy on a GPU that does bf16 fast, the fp32 weights on a CPU (the outputs every recorded CPU figure has; bfloat16 decodes 1.46x faster on a CPU with AMX, with other outputs: docs/benchmarks.md)")
     compile: bool = field(default=False, metadata={"doc": "torch.compile the training forward pass (dynamic shapes); setup compiles it on one warm-up step and says how long that took (minutes on a CPU); decoding stays eager"})
     fast_decode: bool = field(default=False, metadata={"doc": "evaluation, RL rollouts and engine data self-traces decode with drafts (text the trace forces, n-grams of the question and the output so far) checked by the model in the same pass: the same greedy tokens (up to near-ties), the same sampled distribution, half the passes; on a 2-core CPU no faster (each pass costs the steps it saves; docs/benchmarks.md), meant for a GPU (engine/speculate.py, benchmarks/decode.py --compare)"})
@@ -134,7 +134,7 @@ class EvalConfig:
     samples: int = bounded(1, 1, 1024, doc="outputs per problem; above 1 the eval also reports pass@k and majority-vote@k")
     vote: str = choice("majority", "majority", "grounded", doc="with eval.samples > 1: grounded also reports grounded-majority@k, where only outputs whose trace runs clean and reads every input from the question (none invented) vote (trace task)")
     temperature: float = bounded(0.8, 0.0, 5.0, doc="sampling temperature when eval.samples > 1 (the first sample is always greedy)")
-    at: list = field(default_factory=lambda: ["sft", "rl"], metadata={"doc": "evaluate before training (start), after sft, after rl; empty with eval in run.phases = once, after the last trained stage"})
+    at: list = field(default_factory=lambda: ["sft", "rl"], metadata={"doc": "evaluate before training (start: the weights the run starts from, model.init_from's where set), after sft, after rl; empty with eval in run.phases = once, after the last trained stage (start when nothing trains)"})
     every: int = bounded(0, 0, 1_000_000, doc="also evaluate every N training steps (0 = only at the points in `at`)")
     instruct_sets: list = field(default_factory=list, metadata={"doc": "instruct task: JSONL files to evaluate on"})
 
@@ -439,6 +439,36 @@ def parse_sets(pairs: list[str]) -> dict:
     return out
 
 
+def _read(path: str | Path) -> dict:
+    """A config file's settings as the nested dict its YAML holds; a clear ConfigError otherwise."""
+    from .safefile import NotRegular, open_regular
+
+    try:
+        with open_regular(path, MAX_CONFIG_BYTES) as f:  # a FIFO or a device is refused, never waited on
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path}: no such file") from None
+    except NotRegular as exc:
+        raise ConfigError(f"config file {path}: {exc.why}; a config is a page of YAML") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: cannot read it ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path}: not UTF-8 text (byte {exc.start})") from None
+    return _yaml(text, f"config file {path}") or {}
+
+
+def given_keys(path: str | Path | None, sets: list[str]) -> set[str]:
+    """The `section.name` keys a user set, in a config file or with --set: what a GPU run's sizing
+    (plan.sized) never changes behind their back."""
+    keys = {pair.partition("=")[0].strip() for pair in sets}
+    data = _read(path) if path else {}
+    for section, values in data.items() if isinstance(data, dict) else ():
+        keys |= {f"{section}.{name}" for name in values} if isinstance(values, dict) else {section}
+    return keys
+
+
 def load(path: str | Path | None = None, sets: list[str] | None = None, base: dict | None = None,
          training: bool = True) -> Config:
     """`training=False`: a session's config read to evaluate, report or diff it, whose TRAINING_ONLY
@@ -447,22 +477,7 @@ def load(path: str | Path | None = None, sets: list[str] | None = None, base: di
     if base:
         _apply(cfg, base)
     if path:
-        from .safefile import NotRegular, open_regular
-
-        try:
-            with open_regular(path, MAX_CONFIG_BYTES) as f:  # a FIFO or a device is refused, never waited on
-                raw = f.read(MAX_CONFIG_BYTES + 1)
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path}: no such file") from None
-        except NotRegular as exc:
-            raise ConfigError(f"config file {path}: {exc.why}; a config is a page of YAML") from None
-        except OSError as exc:
-            raise ConfigError(f"config file {path}: cannot read it ({exc.strerror or exc})") from None
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"config file {path}: not UTF-8 text (byte {exc.start})") from None
-        _apply(cfg, _yaml(text, f"config file {path}") or {})
+        _apply(cfg, _read(path))
     if sets:
         _apply(cfg, parse_sets(sets))
     _check(cfg, training)

@@ -60,10 +60,12 @@ def check_run(tmp: Path) -> None:
     rl = [e for e in events if e["kind"] == "metrics" and e["phase"] == "rl" and "rollout_time" in e]
     rollout = sum(e["rollout_time"] for e in rl) / max(len(rl), 1)
     update = sum(e["update_time"] for e in rl) / max(len(rl), 1)
+    # what the run sized to this GPU before it loaded (plan.sized: checkpointing off and larger micro-batches where there is room)
+    sized = next((line.split("sized for ", 1)[1] for line in out.stderr.splitlines() if "sized for " in line), "nothing")
     row("default run, GPU preset (trimmed)", f"{time.time() - t:.0f} s, SFT {tps:,.0f} tokens/s"
         + (f" (MFU {mfu:.1%})" if mfu else "") + f", RL iteration {rollout:.1f} s rollouts + {update:.1f} s update, evals {evals}"
-        if ok else out.stderr[-300:], ok, sft_tokens_per_s=tps, mfu=mfu, rl_rollout_seconds=rollout, rl_update_seconds=update,
-        seconds=time.time() - t, evals={f"{a}/{s}": v for (a, s), v in evals.items()})
+        + f"; sized: {sized}" if ok else out.stderr[-300:], ok, sft_tokens_per_s=tps, mfu=mfu, rl_rollout_seconds=rollout,
+        rl_update_seconds=update, seconds=time.time() - t, evals={f"{a}/{s}": v for (a, s), v in evals.items()}, sized=sized)
 
 
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12}  # dense bf16 FLOP/s, the vendors' figures

@@ -1,6 +1,7 @@
 """GSM8K solutions as gold traces; the trace task's mix; any problem set as an eval set."""
 
 import json
+import os
 import subprocess
 import sys
 from fractions import Fraction
@@ -148,6 +149,12 @@ def test_engine_eval_on_problem_files_with_k_samples(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "engine", "eval", "tiny", "--problems", str(tmp_path / "none.jsonl")],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "no such problem file" in missing.stderr and "Traceback" not in missing.stderr
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)  # opening it to read would wait for a writer forever
+    for odd, kind in ((fifo, "a FIFO"), (tmp_path, "a folder")):
+        out = subprocess.run([sys.executable, "-m", "engine", "eval", "tiny", "--problems", str(odd)],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 2 and f"not a problem file (a regular JSONL file; this is {kind})" in out.stderr, out.stderr
 
 
 def test_heldout_gsm8k_is_problems_301_to_1319_under_its_own_name(tmp_path):

@@ -98,6 +98,87 @@ def test_a_gpu_run_gets_micro_batches_sized_to_the_model_unless_the_user_chose_t
     assert not folder.exists()
 
 
+def test_a_gpu_run_with_room_spends_it_on_speed_unless_the_user_chose(monkeypatch, tmp_path, capsys):
+    """Micro-batches as large as the plan allows and activation checkpointing only where memory
+    needs it: on a large GPU the preset's checkpointing goes and the RL micro-batch grows; the
+    user's own choice of either, with --set or in a config file, is kept; a resume grows nothing."""
+    from engine.cli.train import size_for_gpu
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the 360M model is not here: the run stops at that, after sizing
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: types.SimpleNamespace(name="NVIDIA H200", total_memory=141 * GIB))
+    folder = tmp_path / "run"
+    main(["train", "--model", "smollm2-360m-instruct", "--session", str(folder)])
+    err = capsys.readouterr().err
+    assert "sized for NVIDIA H200 (141 GiB): model.activation_checkpointing=false, rl.micro_batch=256" in err, err
+    main(["train", "--model", "smollm2-360m-instruct", "--session", str(folder), "--set", "model.activation_checkpointing=true",
+          "--set", "rl.micro_batch=64"])
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("model:\n  activation_checkpointing: true\nrl:\n  micro_batch: 64\n")  # the preset's values, set again
+    main(["train", "--model", "smollm2-360m-instruct", "--session", str(folder), "--config", str(mine)])
+    err = capsys.readouterr().err
+    assert "sized for" not in err and "will not fit" not in err and "model.activation_checkpointing" not in err
+    assert not folder.exists()
+    cfg = config.load(sets=["model.name=smollm2-360m-instruct"], base=GPU_PRESET)
+    assert size_for_gpu(cfg, set(), resize=False)[1:] == (None, None)  # a resumed run keeps what its first start chose
+
+
+@pytest.mark.parametrize("model,sets,gib", [("smollm2-135m-instruct", [], 24), ("smollm2-360m-instruct", [], 24),
+                                            ("smollm2-360m-instruct", [], 80), ("smollm2-1.7b-instruct", ["model.train=full"], 80),
+                                            ("smollm2-360m-instruct", ["rl.kl_coef=0.05", "sft.grad_accum=4"], 80)])
+def test_growing_stops_where_the_room_ends_and_never_changes_what_is_trained_on(model, sets, gib):
+    from engine.plan import grow
+    from engine.plan.fit import GROW_HEADROOM
+
+    cfg = config.load(sets=[f"model.name={model}", *sets], base=GPU_PRESET)
+    shape, memory = known_shape(model), gib * GIB
+    changes = grow(cfg, shape, model, 1, memory)
+    assert changes and {c.partition("=")[0] for c in changes} <= {"model.activation_checkpointing", "rl.micro_batch"}
+    grown = config.load(sets=[f"model.name={model}", *sets, *changes], base=GPU_PRESET)
+    assert estimate(grown, shape, model, 1, memory).peak.total <= GROW_HEADROOM * memory
+    assert grown.sft == cfg.sft and grown.data == cfg.data  # which examples make a step depends on the SFT batch
+    rows = cfg.rl.questions * cfg.rl.group_size
+    assert cfg.rl.micro_batch <= grown.rl.micro_batch <= rows
+    if grown.rl.micro_batch < rows:  # one more doubling would not have had room
+        bigger = config.load(sets=[f"model.name={model}", *sets, *changes, f"rl.micro_batch={min(rows, 2 * grown.rl.micro_batch)}"],
+                             base=GPU_PRESET)
+        assert estimate(bigger, shape, model, 1, memory).peak.total > GROW_HEADROOM * memory
+    if grown.model.activation_checkpointing:  # kept only where the run has no room without it
+        off = config.load(sets=[f"model.name={model}", *sets, *changes, "model.activation_checkpointing=false"], base=GPU_PRESET)
+        assert estimate(off, shape, model, 1, memory).peak.total > GROW_HEADROOM * memory
+
+
+def test_a_run_without_room_turns_checkpointing_back_on_before_it_halves_a_batch():
+    """A session grown on a large GPU (checkpointing off) resumed on a smaller one: checkpointing,
+    which changes no batch, comes back first; the user's own `false` is kept, and batches halve."""
+    from engine.plan import fit
+
+    cfg = config.load(sets=["model.name=smollm2-1.7b-instruct", "model.train=full", "model.activation_checkpointing=false"],
+                      base=GPU_PRESET)
+    changes, plan = fit(cfg, known_shape(cfg.model.name), "m", 1, 80 * GIB)
+    assert changes == ["model.activation_checkpointing=true"] and plan.fits
+    changes, plan = fit(cfg, known_shape(cfg.model.name), "m", 1, 80 * GIB, {"model.activation_checkpointing"})
+    assert changes == ["rl.micro_batch=32"] and plan.fits
+    changes, plan = fit(cfg, known_shape(cfg.model.name), "m", 1, 80 * GIB, {"model.activation_checkpointing", "rl.micro_batch"})
+    assert changes == [] and not plan.fits
+
+
+def test_the_kl_reference_pass_is_counted_in_the_rl_update():
+    cfg = config.load(sets=["model.name=smollm2-360m-instruct", "rl.micro_batch=256"], base=GPU_PRESET)
+    kl = config.load(sets=["model.name=smollm2-360m-instruct", "rl.micro_batch=256", "rl.kl_coef=0.05"], base=GPU_PRESET)
+    shape = known_shape(cfg.model.name)
+
+    def update(c):
+        return next(m for m in estimate(c, shape, "m", 1).moments if m.name == "rl update")
+
+    from engine.plan import PROMPT_TOKENS
+
+    part = next(p for p in update(kl).parts if p.name == "KL reference pass")
+    # chunked logits at this size: every layer's hidden states of the micro-batch, 2.5 bytes a value on a GPU
+    assert part.bytes == (shape.layers + 1) * 256 * (PROMPT_TOKENS + cfg.rl.max_new_tokens) * shape.hidden * 2.5
+    assert update(kl).total - update(cfg).total >= part.bytes + 360e6  # and the reference model itself
+
+
 def test_the_time_estimate_counts_the_examples_training_will_make(tmp_path):
     """The new-run form's "about N minutes" follows what SFT will train on: number variants
     (from their measured yield) and a self-traces file count, as the real training mix does."""

@@ -308,6 +308,27 @@ def test_resume_skips_a_damaged_last_checkpoint_and_eval_names_it(tmp_path):
     assert bad.returncode == 1 and "damaged" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_resume_skips_a_checkpoint_whose_position_is_not_the_engines_own(tmp_path):
+    """A state.pt from elsewhere may load (tensors and numbers) yet place the run nowhere: a stage
+    written as text would stop setup with a TypeError; it is skipped, named, like a damaged one."""
+    good = {"trainable": {"w": torch.ones(2)}, "stage": 1, "step": 3, "global_step": 5, "world": 1, "parallel": "ddp",
+            "optimizer": None, "scheduler": None, "baseline": 0.5, "rl_success": {"q": (1, 2)}, "best_accuracy": None}
+    first = checkpoints.save(tmp_path, "step-000001", good)
+    assert checkpoints.for_resume(tmp_path)[::2] == (first, [])
+    odd = [({"stage": "1"}, "its 'stage' is str '1'"), ({"step": -2}, "its 'step' is -2"),
+           ({"global_step": True}, "its 'global_step' is bool"), ({"world": 0}, "its 'world' is 0"),
+           ({"rl_success": {"q": "x"}}, "its 'rl_success' holds 'q': 'x'"), ({"optimizer": [1]}, "its 'optimizer' is list")]
+    for n, (change, why) in enumerate(odd, start=2):
+        checkpoints.save(tmp_path, f"step-{n:06d}", good | change)
+    folder, state, skipped = checkpoints.for_resume(tmp_path)
+    assert folder == first and state["stage"] == 1 and len(skipped) == len(odd)
+    for (_, why), problem in zip(odd, reversed(skipped)):
+        assert why in problem and "not a tracebench checkpoint to resume from" in problem
+    missing = {k: v for k, v in good.items() if k != "stage"}
+    checkpoints.save(tmp_path, "step-000009", missing)
+    assert "no 'stage' in it" in checkpoints.for_resume(tmp_path)[2][0]
+
+
 def test_checkpoints_are_fsynced_before_the_rename(tmp_path, monkeypatch):
     order = []
     real_fsync = os.fsync

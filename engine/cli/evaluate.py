@@ -55,6 +55,11 @@ def split_problem(args, cfg) -> str | None:
     return None
 
 
+def _kind(path: Path) -> str:
+    return "a folder" if path.is_dir() else "a FIFO" if path.is_fifo() else "a device" if \
+        path.is_char_device() or path.is_block_device() else "a socket" if path.is_socket() else "no regular file"
+
+
 def set_overrides(args) -> list[str]:
     """The config overrides of the set flags (--problems, --heldout, --dev, --limit, --samples,
     --vote, --temperature) and --set: shared by `engine eval` and `engine diff`."""
@@ -62,9 +67,11 @@ def set_overrides(args) -> list[str]:
     problems, heldout, dev = args.problems, args.heldout, args.dev
     samples, vote, temperature = (getattr(args, k, None) for k in ("samples", "vote", "temperature"))
     if problems:  # only the files asked for: the built-in sets are switched off
-        missing = [p for p in problems if not Path(p).is_file()]
-        if missing:
-            raise BadArgs(f"{missing[0]}: no such problem file")
+        for p in problems:
+            if not Path(p).exists():
+                raise BadArgs(f"{p}: no such problem file")
+            if not Path(p).is_file():  # a folder, a FIFO, a device: never opened, never waited on
+                raise BadArgs(f"{p}: not a problem file (a regular JSONL file; this is {_kind(Path(p))})")
         sets += ["eval.synthetic=0", "eval.gsm8k=0", "eval.problems=[" + ",".join(json.dumps(p) for p in problems) + "]"]
     if heldout and dev:
         raise BadArgs("--dev and --heldout are two different sets: choose on --dev, report --heldout")

@@ -26,12 +26,13 @@ def plan_config(args) -> config_mod.Config:
 
 
 def _plan(args) -> int:
-    from ..plan import GIB, BadModelConfig, estimate, known_shape, render
+    from ..plan import GIB, BadModelConfig, estimate, known_shape, render, sized
 
     if args.gpus < 1 or (args.gpu_memory is not None and not 0 < args.gpu_memory < 100_000):
         return fail("plan", "--gpus must be 1 or more and --gpu-memory a size in GiB")
     try:
         cfg = plan_config(args)
+        chosen = config_mod.given_keys(args.config, args.set)  # what a run on a GPU never resizes
     except config_mod.ConfigError as exc:
         return fail("plan", str(exc))
     try:
@@ -43,5 +44,10 @@ def _plan(args) -> int:
     memory = args.gpu_memory * GIB if args.gpu_memory else None
     plan = estimate(cfg, shape, cfg.model.name, args.gpus, memory, device="cpu" if args.cpu else "cuda")
     print("\n".join(render(plan)))
+    if memory and not args.cpu:  # what `engine train` on such a GPU changes before it loads (plan.sized)
+        changes, why = sized(cfg, args.gpus, memory, chosen)
+        if changes and not why:
+            print(f"engine train on this GPU sets {', '.join(changes)}"
+                  + (": then it fits" if plan.fits is False else ": the room spent on speed"))
     return 0 if plan.fits is not False else 1
 

@@ -73,8 +73,10 @@ def _train(args) -> int:
             if not (folder / "config.yaml").exists():
                 return fail("train", f"{folder} is not a session folder (it has no config.yaml)")
             cfg = resume_config(folder, args.set)
+            chosen = config_mod.given_keys(None, args.set)
         else:
             cfg = resolve_config(args)
+            chosen = config_mod.given_keys(getattr(args, "config", None), args.set)
             folder = Path(args.session) if args.session else new_folder(Path(DEFAULT_ROOT), cfg.model.name)
             Session(folder).refuse_new_run()  # before anything loads; the recorder asks again under the lock
         config_mod.absolute_paths(cfg)  # config.yaml names the files read, wherever eval is run from later
@@ -84,7 +86,7 @@ def _train(args) -> int:
         return fail("train", str(exc))
     from ..models import problem
 
-    cfg, sized, why = size_for_gpu(cfg, args.set, resize=not args.resume)
+    cfg, sized, why = size_for_gpu(cfg, chosen, resize=not args.resume)
     why = why or (None if args.resume else problem(cfg.model.name))  # before a session folder is made
     why = why or input_problem(cfg)  # a bad line in an eval set: said before SFT, not after it
     if not why:
@@ -182,10 +184,11 @@ def resume_config(folder: Path, sets: list[str]) -> config_mod.Config:
     return cfg
 
 
-def size_for_gpu(cfg, sets: list[str], resize: bool = True) -> tuple[config_mod.Config, str | None, str | None]:
+def size_for_gpu(cfg, chosen: set[str], resize: bool = True) -> tuple[config_mod.Config, str | None, str | None]:
     """On a GPU: (the config with micro-batches sized to the model and this GPU, a note of what was
     sized, or the run's memory plan when even that will not fit), said before anything loads
-    instead of an out-of-memory error minutes into the run. Sizes the user set are kept."""
+    instead of an out-of-memory error minutes into the run. `chosen`: the keys the user set (in
+    a config file or with --set), kept as they are."""
     import torch
 
     if cfg.model.device not in ("auto", "cuda") or not torch.cuda.is_available():
@@ -193,10 +196,9 @@ def size_for_gpu(cfg, sets: list[str], resize: bool = True) -> tuple[config_mod.
     from ..plan import sized
 
     props = torch.cuda.get_device_properties(int(os.environ.get("LOCAL_RANK", 0)))
-    chosen = {s.partition("=")[0].strip() for s in sets}
-    if not resize:  # a resumed run keeps its batches: the data order of a stage depends on them
-        chosen |= {"rl.micro_batch", "sft.batch_size", "sft.grad_accum", "eval.batch_size"}
-    changes, why = sized(cfg, int(os.environ.get("WORLD_SIZE", 1)), props.total_memory, chosen)
+    if not resize:  # a resumed run keeps its batches (the data order of a stage depends on them) and grows nothing
+        chosen = chosen | {"rl.micro_batch", "sft.batch_size", "sft.grad_accum", "eval.batch_size"}
+    changes, why = sized(cfg, int(os.environ.get("WORLD_SIZE", 1)), props.total_memory, chosen, room=resize)
     if why:
         return cfg, None, f"this run will not fit the GPU ({props.name}):\n{why}"
     if not changes:

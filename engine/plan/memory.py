@@ -15,6 +15,8 @@ decoding (evaluations and hf rollouts). Each is the sum of
 - logits: SFT's fused loss holds a chunk; RL's log-probs hold the micro-batch's logits
   whole (x5: logits, tempered copy, entropy, softmax and gradient in backward) up to
   512 MB, chunks above (engine/chunks.py holds both sizes, for the code and for this count);
+  with rl.kl_coef > 0 the reference model's pass beside them (its logits, or every layer's
+  hidden states where the logits are chunked);
 - under FSDP (run.parallel=fsdp, several GPUs): weights, gradients and optimizer state
   divided over the ranks, plus the whole bf16 copy decoding uses, one decoder layer
   gathered at a time and the root (embeddings, head) gathered from forward to backward;
@@ -148,6 +150,10 @@ def peaks(cfg, shape: Shape, model: str, gpus: int = 1, memory: float | None = N
         parts = [runtime, *parts_static, grads, Part("optimizer state", trained * (2 if rc.optimizer == "adamw8bit" else 8) / shards),
                  Part("activations" + (" (checkpointed)" if ckpt else ""), activations(rl_tokens, ckpt)),
                  Part("log-prob logits", logits)]
+        if rc.kl_coef > 0:  # the reference model's pass, without gradients, while the policy's activations wait for backward:
+            # its logits, or, where they are chunked, every layer's hidden states (output_hidden_states)
+            parts.append(Part("KL reference pass", 2 * whole if whole <= WHOLE_LOGITS_BYTES
+                              else (s.layers + 1) * rl_tokens * s.hidden * act))
         if rc.backend == "vllm" and gpu and memory:
             parts.append(Part("vLLM (rl.vllm_memory)", rc.vllm_memory * memory))
         moments.append(Moment("rl update", parts))
