@@ -110,7 +110,7 @@ def test_a_gpu_run_with_room_spends_it_on_speed_unless_the_user_chose(monkeypatc
     folder = tmp_path / "run"
     main(["train", "--model", "smollm2-360m-instruct", "--session", str(folder)])
     err = capsys.readouterr().err
-    assert "sized for NVIDIA H200 (141 GiB): model.activation_checkpointing=false, rl.micro_batch=256" in err, err
+    assert "sized for NVIDIA H200 (141 GiB): model.activation_checkpointing=false, rl.micro_batch=128" in err, err
     main(["train", "--model", "smollm2-360m-instruct", "--session", str(folder), "--set", "model.activation_checkpointing=true",
           "--set", "rl.micro_batch=64"])
     mine = tmp_path / "mine.yaml"
@@ -129,23 +129,28 @@ def test_a_gpu_run_with_room_spends_it_on_speed_unless_the_user_chose(monkeypatc
 def test_growing_stops_where_the_room_ends_and_never_changes_what_is_trained_on(model, sets, gib):
     from engine.plan import grow
     from engine.plan.fit import GROW_HEADROOM
+    from engine.plan.memory import WORST_ACT
 
     cfg = config.load(sets=[f"model.name={model}", *sets], base=GPU_PRESET)
     shape, memory = known_shape(model), gib * GIB
+
+    def peak(c) -> float:  # with every activation at its most: the figure growing is held to
+        return estimate(c, shape, model, 1, memory, act=WORST_ACT).peak.total
+
     changes = grow(cfg, shape, model, 1, memory)
     assert changes and {c.partition("=")[0] for c in changes} <= {"model.activation_checkpointing", "rl.micro_batch"}
     grown = config.load(sets=[f"model.name={model}", *sets, *changes], base=GPU_PRESET)
-    assert estimate(grown, shape, model, 1, memory).peak.total <= GROW_HEADROOM * memory
+    assert estimate(grown, shape, model, 1, memory).peak.total < peak(grown) <= GROW_HEADROOM * memory
     assert grown.sft == cfg.sft and grown.data == cfg.data  # which examples make a step depends on the SFT batch
     rows = cfg.rl.questions * cfg.rl.group_size
     assert cfg.rl.micro_batch <= grown.rl.micro_batch <= rows
     if grown.rl.micro_batch < rows:  # one more doubling would not have had room
         bigger = config.load(sets=[f"model.name={model}", *sets, *changes, f"rl.micro_batch={min(rows, 2 * grown.rl.micro_batch)}"],
                              base=GPU_PRESET)
-        assert estimate(bigger, shape, model, 1, memory).peak.total > GROW_HEADROOM * memory
+        assert peak(bigger) > GROW_HEADROOM * memory
     if grown.model.activation_checkpointing:  # kept only where the run has no room without it
         off = config.load(sets=[f"model.name={model}", *sets, *changes, "model.activation_checkpointing=false"], base=GPU_PRESET)
-        assert estimate(off, shape, model, 1, memory).peak.total > GROW_HEADROOM * memory
+        assert peak(off) > GROW_HEADROOM * memory
 
 
 def test_a_run_without_room_turns_checkpointing_back_on_before_it_halves_a_batch():

@@ -10,13 +10,14 @@ import dataclasses
 from ..algorithms import for_config
 from ..modelshape import BadModelConfig, Shape
 from .advice import advice
-from .memory import Plan, known_shape, peaks, rollout_rows
+from .memory import WORST_ACT, Plan, known_shape, peaks, rollout_rows
 from .render import render
 
 
-def estimate(cfg, shape: Shape, model: str, gpus: int = 1, memory: float | None = None, device: str = "cuda") -> Plan:
+def estimate(cfg, shape: Shape, model: str, gpus: int = 1, memory: float | None = None, device: str = "cuda",
+             act: float | None = None) -> Plan:
     """The memory model's peaks (plan.memory), with what to change in its notes when they do not fit."""
-    plan = peaks(cfg, shape, model, gpus, memory, device)
+    plan = peaks(cfg, shape, model, gpus, memory, device, act)
     if plan.fits is False:
         plan.notes += advice(cfg, plan)
     return plan
@@ -24,10 +25,10 @@ def estimate(cfg, shape: Shape, model: str, gpus: int = 1, memory: float | None 
 
 def fit(cfg, shape: Shape, model: str, gpus: int, memory: float, chosen: set[str] = frozenset()) -> tuple[list[str], Plan]:
     """Micro-batches sized to the model: the `--set` changes (activation checkpointing on, RL
-    micro-batch halved, SFT batch halved with its accumulation doubled, the same batch in more
-    passes) that make the run fit `memory`, and the plan with them; keys in `chosen` are left
-    as they are. No changes when it fits as it is; the last plan when halving down to one
-    still does not fit."""
+    micro-batch halved, SFT batch halved with its accumulation doubled: as many examples a
+    step, in more passes) that make the run fit `memory`, and the plan with them; keys in
+    `chosen` are left as they are. No changes when it fits as it is; the last plan when
+    halving down to one still does not fit."""
     cfg = copy.deepcopy(cfg)
     changes: dict[str, str] = {}
     plan = estimate(cfg, shape, model, gpus, memory)
@@ -53,12 +54,13 @@ def fit(cfg, shape: Shape, model: str, gpus: int, memory: float, chosen: set[str
     return [f"{k}={v}" for k, v in changes.items()], plan
 
 
-# Grow only while the peak stays under this share of the GPU: the plan was within +9% / -4% of
-# measured peaks on the CPU and +6% of one RL update on an H200 (with checkpointing; without it
-# the activations' 2.5 bytes a value on a GPU is unmeasured), and the allocator's fragmentation
-# is not in it: an estimate 30% low still fits. Shrinking (`fit`) goes to the whole GPU: there
-# the choice is between a run that may fit and one that surely does not.
-GROW_HEADROOM = 0.75
+# Grow only while the peak stays under this share of the GPU with every activation counted at its
+# most (WORST_ACT, fp32: the plan's 2.5 bytes a value on a GPU is unmeasured, and without
+# checkpointing activations are most of the peak). The rest of the plan was within +9% / -4% of
+# measured peaks on the CPU and +6% of one RL update on an H200; the 15% left is for that and the
+# allocator's fragmentation. Shrinking (`fit`) goes to the whole GPU at the plan's own figure:
+# there the choice is between a run that may fit and one that surely does not.
+GROW_HEADROOM = 0.85
 
 
 def grow(cfg, shape: Shape, model: str, gpus: int, memory: float, chosen: set[str] = frozenset()) -> list[str]:
@@ -66,10 +68,14 @@ def grow(cfg, shape: Shape, model: str, gpus: int, memory: float, chosen: set[st
     without changing what is trained on: activation checkpointing off (it recomputes each layer
     in backward, ~1/3 more compute), then the RL update's micro-batch doubled up to an
     iteration's every sample on this rank (the same sums in fewer passes). Each only while the
-    peak stays under GROW_HEADROOM of `memory`; keys in `chosen` (the user's own) are never
-    changed. SFT's batch stays: which examples make a step depends on it."""
+    peak, its activations at their most, stays under GROW_HEADROOM of `memory`; keys in
+    `chosen` (the user's own) are never changed. SFT's batch stays: which examples make a step
+    depends on it."""
     cfg = copy.deepcopy(cfg)
     changes: dict[str, str] = {}
+
+    def roomy() -> bool:
+        return estimate(cfg, shape, model, gpus, memory, act=WORST_ACT).peak.total <= GROW_HEADROOM * memory
 
     def attempt(values: dict) -> bool:
         """Set the keys to the values; kept, and recorded, only where the run still has room."""
@@ -78,14 +84,14 @@ def grow(cfg, shape: Shape, model: str, gpus: int, memory: float, chosen: set[st
         before = {k: _setting(cfg, k) for k in values}
         for k, v in values.items():
             _setting(cfg, k, v)
-        if estimate(cfg, shape, model, gpus, memory).peak.total <= GROW_HEADROOM * memory:
+        if roomy():
             changes.update({k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in values.items()})
             return True
         for k, v in before.items():
             _setting(cfg, k, v)
         return False
 
-    if estimate(cfg, shape, model, gpus, memory).peak.total > GROW_HEADROOM * memory:
+    if not roomy():
         return []
     if cfg.model.activation_checkpointing:
         attempt({"model.activation_checkpointing": False})

@@ -92,13 +92,21 @@ def trained_params(s: Shape, cfg) -> int:
     return n * s.layer_params() + s.vocab * s.hidden + s.hidden  # + lm_head (its own copy) + final norm
 
 
-def peaks(cfg, shape: Shape, model: str, gpus: int = 1, memory: float | None = None, device: str = "cuda") -> Plan:
+# The most an activation value can take: fp32 (a GPU's autocast keeps matmul inputs in bf16, norms
+# and a fully trained model's residual stream in fp32; the 2.5 bytes a value counted for a GPU is
+# unmeasured). `plan.grow` spends room only where the run fits even at this.
+WORST_ACT = 4.0
+
+
+def peaks(cfg, shape: Shape, model: str, gpus: int = 1, memory: float | None = None, device: str = "cuda",
+          act: float | None = None) -> Plan:
     """The three moments that peak, each part by part (the module's docstring says what is counted);
-    no advice yet (plan.fit.estimate adds it where the peak does not fit)."""
+    no advice yet (plan.fit.estimate adds it where the peak does not fit). `act`: bytes an
+    activation value, instead of the device's own figure."""
     mc, rc, ec = cfg.model, cfg.rl, cfg.eval
     gpu = device == "cuda"
     store = 2 if gpu or mc.dtype in ("bfloat16", "float16") else 4  # bytes a frozen value
-    act = 2.5 if gpu else 4  # bytes an activation value: bf16 matmul inputs, fp32 norms
+    act = act or (2.5 if gpu else 4)  # bytes an activation value: bf16 matmul inputs, fp32 norms
     s, notes = shape, []
     total, trained = s.params(), trained_params(s, cfg)
     lora = mc.train == "lora" or mc.load_8bit
@@ -151,9 +159,10 @@ def peaks(cfg, shape: Shape, model: str, gpus: int = 1, memory: float | None = N
                  Part("activations" + (" (checkpointed)" if ckpt else ""), activations(rl_tokens, ckpt)),
                  Part("log-prob logits", logits)]
         if rc.kl_coef > 0:  # the reference model's pass, without gradients, while the policy's activations wait for backward:
-            # its logits, or, where they are chunked, every layer's hidden states (output_hidden_states)
+            # its logits, or, where they are chunked, every layer's hidden states (output_hidden_states;
+            # fp32 when the whole model trains: its embeddings are fp32 masters, and so is the stream)
             parts.append(Part("KL reference pass", 2 * whole if whole <= WHOLE_LOGITS_BYTES
-                              else (s.layers + 1) * rl_tokens * s.hidden * act))
+                              else (s.layers + 1) * rl_tokens * s.hidden * (WORST_ACT if mc.train == "full" and not lora else act)))
         if rc.backend == "vllm" and gpu and memory:
             parts.append(Part("vLLM (rl.vllm_memory)", rc.vllm_memory * memory))
         moments.append(Moment("rl update", parts))
