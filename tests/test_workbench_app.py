@@ -161,6 +161,33 @@ async def test_compare_two_sessions_on_the_same_plots(tmp_path):
         assert {str(evals.get_row_at(i)[0]) for i in range(evals.row_count)} == {"a", "b"}
 
 
+async def test_a_comparisons_legend_names_every_series_of_both_runs_at_100_columns(tmp_path):
+    """Long run names sharing their start: the legend tags each series by what tells the runs
+    apart, and wraps under the plot instead of cutting the second run's series off."""
+    from rich.console import Console
+    from rich.text import Text
+
+    from workbench.app import Workbench
+    from workbench.screens.run import RunScreen
+    from workbench.widgets.charts import short_names
+
+    assert short_names("smollm2-135m-gold-variants-run-a", "smollm2-135m-baseline-run-b") == ("gold-variants…", "baseline-run-b")
+    assert short_names("a", "b") == ("a", "b") and short_names("run-1", "run-1") == ("run-1", "run-1")
+    a = write_session(tmp_path, "smollm2-135m-gold-variants-run-a")
+    b = write_session(tmp_path, "smollm2-135m-baseline-run-b", n_steps=30)
+    app = Workbench(lambda: RunScreen(str(a), compare=str(b)))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.8)
+        for plot, series in (("loss-plot", ("sft loss", "rl loss")), ("reward-plot", ("rl reward", "rl parse_rate"))):
+            widget = app.screen.query_one(f"#{plot}-legend")
+            text = str(widget.render())
+            for name in series:
+                assert f"{name} [gold-variants…]" in text.replace(" (from step 21)", "") and \
+                    f"{name} [baseline-run-b]" in text.replace(" (from step 31)", ""), text
+            lines = Text(text).wrap(Console(width=200), widget.content_size.width)
+            assert len(lines) <= widget.content_size.height, (len(lines), widget.content_size)  # nothing cut off
+
+
 async def test_theme_flag_is_applied_and_remembered(tmp_path):
     app = sessions_app(tmp_path, theme="paper")
     async with app.run_test() as pilot:

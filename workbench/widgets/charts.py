@@ -23,6 +23,20 @@ PLOTS = (
 )
 
 
+def short_names(a: str, b: str, most: int = 14) -> tuple[str, str]:
+    """Two runs' names as a legend tells them apart: without the start they share (up to a `-`
+    or `_`), each cut to `most` characters. `smollm2-135m-gold-run` and `smollm2-135m-base-run`
+    read `gold-run` and `base-run`."""
+    common = 0
+    for i, (x, y) in enumerate(zip(a, b) if a != b else ()):  # the same name twice: nothing tells them apart
+        if x != y:
+            break
+        if x in "-_":
+            common = i + 1
+    cut = (lambda n: n if len(n) <= most else n[: most - 1] + "…")
+    return cut(a[common:] or a), cut(b[common:] or b)
+
+
 def sft_steps(run: RunState) -> int:
     """Where RL's steps start on a shared axis: after the run's last SFT step."""
     sft = run.series.get("sft", {}).get("loss", [])
@@ -101,7 +115,7 @@ class Charts(Pane, Vertical):
             for plot_id, _, _ in PLOTS:
                 with Vertical():
                     yield PlotextPlot(id=plot_id)
-                    yield Static(id=f"{plot_id}-legend", classes="ov-legend")
+                    yield Static(id=f"{plot_id}-legend", classes="chart-legend")  # wraps: two runs' series
         yield Static(id="rates")
 
     def show(self, view: RunView) -> None:
@@ -116,6 +130,7 @@ class Charts(Pane, Vertical):
             plt.clear_data()
             plt.title(title + (" (smoothed)" if smoothing else ""))
             legend, n, both = Text(), 0, len({p for p, _ in pairs}) > 1
+            tags = dict(zip((state.name, other.name), short_names(state.name, other.name))) if other else {}
             for run in filter(None, (state, other)):
                 shift = sft_steps(run) if both else 0  # one axis for SFT then RL, not RL drawn over SFT's first steps
                 for phase, key in pairs:
@@ -129,7 +144,7 @@ class Charts(Pane, Vertical):
                     if offset and run is state:
                         plt.vline(offset + 0.5, "gray")
                     where = f" (from step {offset + 1})" if offset else ""
-                    legend.append("━", style=rich).append(f"{phase} {key}{where}" + (f" [{run.name}]" if other else "") + "  ")
+                    legend.append("━", style=rich).append(f"{phase} {key}{where}" + (f" [{tags[run.name]}]" if other else "") + "  ")
             if both and n:
                 plt.xlabel("step: SFT, then RL")
             xs, ys = [], []
