@@ -36,6 +36,7 @@ class RunState:
     log_count: int = 0  # lines ever logged (the deque keeps the last MAX_LOG): the log pane writes the new ones
     samples_seen: int = 0  # every sample gets its number (`seq`): the table keys rows by it, past any cap
     first_t: float | None = None
+    last_t: float | None = None  # the latest event's time: where a run that died without a final event ended
     spans: dict = field(default_factory=dict)  # stage -> [first t, last t] seen in it (for the run's ETA)
     _plan: dict | None = field(default=None, repr=False)  # engine.plan's seconds per kind of stage, asked once
     _totals: dict = field(default_factory=dict, repr=False)  # phase -> its steps in all (from its metrics)
@@ -48,6 +49,7 @@ class RunState:
             t = e.get("t")
             if isinstance(t, (int, float)):
                 self.first_t = t if self.first_t is None else self.first_t
+                self.last_t = t if self.last_t is None else max(self.last_t, t)
             # a fixed table: an event's `kind` never names a method
             HANDLERS.get(e.get("kind"), RunState._other)(self, e)
             run_status.fold(self.summary, e)
@@ -260,10 +262,12 @@ class RunState:
             return None
         return (now - span[0]) * (1 - share) / share
 
-    def elapsed(self, now: float | None = None) -> float:
+    def elapsed(self, now: float | None = None, died: bool = False) -> float:
+        """From the first event to the final one; a live run's to now; one that `died` without a
+        final event, to its last event (its clock stopped with it)."""
         if self.first_t is None:
             return 0.0
-        end = (self.finished or {}).get("t") or (now or time.time())
+        end = (self.finished or {}).get("t") or (self.last_t if died and self.last_t else None) or (now or time.time())
         return max(0.0, end - self.first_t)
 
     def best_accuracy(self, set_name: str = "synthetic") -> float | None:

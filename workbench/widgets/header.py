@@ -42,8 +42,8 @@ class RunHeader(Static):
             if rows:
                 parts.append((f" · {rows}", "", 3))
         if st.get("stages") != []:  # hand-written outputs (the stepper tour) took no time to make
-            parts.append((f"  elapsed {duration(s.elapsed())}", "", 2))
-        if st and not s.finished:  # a finished run has no ETA and no live speed; one not started yet neither
+            parts.append((f"  elapsed {duration(s.elapsed(died=bool(engine_error)))}", "", 2))
+        if st and not s.finished and not engine_error:  # a finished or dead run has no ETA and no live speed; one not started yet neither
             whole = s.run_eta()  # the whole run's, steady; the stage's only where the whole cannot be told
             parts.append((f"  run eta {duration(whole)} · ends {clock(time.time() + whole)}" if whole is not None
                           else f"  stage eta {duration(s.eta())}", "", 1))
