@@ -81,3 +81,19 @@ def test_every_metric_a_pane_plots_is_catalogued_for_its_phase():
     named += [pair for _, pairs, _ in charts.PLOTS for pair in pairs]
     assert named and [(p, k) for p, k in named if unknown(p, [k])] == []
 
+
+
+def test_every_name_a_trl_log_key_is_given_is_a_catalogued_rl_metric():
+    """TRL's keys the engine renames land under catalogued RL metrics (a pane plots them by those
+    names and labels them from the catalogue); the keys it has no name for pass through under
+    their own, and none of those takes a catalogued name by accident."""
+    from engine.integrations.trl import METRICS as TRL, metric_values
+
+    assert not unknown("rl", TRL.values()), unknown("rl", TRL.values())
+    docs = (Path(__file__).parent.parent / "docs" / "events.md").read_text()
+    for key, name in TRL.items():
+        assert f"`{key}`" in docs, f"docs/events.md's TRL table lacks {key}"
+    logs = {"loss": 0.5, "learning_rate": 1e-5, "rewards/trace_reward/mean": 0.7, "step": 3, "kind": 1, "flag": True}
+    values = metric_values(logs)
+    assert values == {"loss": 0.5, "lr": 1e-5, "rewards_trace_reward_mean": 0.7, "trl_step": 3, "trl_kind": 1}
+    assert unknown("rl", values) == ["rewards_trace_reward_mean", "trl_step", "trl_kind"]  # outside the catalogue, by their own names
