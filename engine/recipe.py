@@ -115,9 +115,8 @@ class Recipe:
             threads.manage(cfg.run.cpu_threads)
         self.tokenizer = load_tokenizer(cfg.model.name)
         start = None
-        if cfg.model.init_from and not resume and dist.rank == 0:  # loaded from the session's own copy (checkpoints.keep_start)
-            copy, start = checkpoints.keep_start(self.session_dir, Path(cfg.model.init_from).expanduser())
-            cfg = replace(cfg, model=replace(cfg.model, init_from=str(copy)))
+        if cfg.model.init_from and not resume:  # every rank loads the session's own copy (checkpoints.keep_start)
+            cfg, start = self._start_copy(cfg)
         self.model = model = load_model(cfg, self.tokenizer, device)
         cfg = self.cfg
         if st.get("trainable"):
@@ -145,6 +144,24 @@ class Recipe:
             events.alert("info", f"model.compile: the training forward pass compiled in {seconds:.1f} s (one warm-up step)",
                          phase="setup", compile_seconds=round(seconds, 2))
         self.handles = Handles(forward=forward, autocast=lambda: autocast(model, cfg.model.autocast), sampler=sampler)
+
+    def _start_copy(self, cfg):
+        """(cfg loading model.init_from from the session's copy, its sha256 on rank 0): rank 0
+        copies it, the ranks agree it did (a failure there is every rank's, none waits alone),
+        and every rank that sees the session loads the copy rank 0 hashed. FSDP broadcasts
+        nothing: a rank reading the original could load other weights if it changed meanwhile.
+        A rank on another machine, without the session folder, reads the original."""
+        copy = start = problem = None
+        if self.dist.rank == 0:
+            try:
+                copy, start = checkpoints.keep_start(self.session_dir, Path(cfg.model.init_from).expanduser())
+            except checkpoints.CheckpointError as exc:
+                problem = exc
+        if self.dist.agree(problem is not None):
+            raise problem or checkpoints.CheckpointError(f"model.init_from: {cfg.model.init_from}: rank 0 could not copy "
+                                                         f"it into the session (its own error says why)")
+        copy = copy or checkpoints.start_copy(self.session_dir)
+        return (replace(cfg, model=replace(cfg.model, init_from=str(copy))) if copy else cfg), start
 
     def _resume_state(self) -> dict:
         folder, state, skipped = checkpoints.for_resume(self.session_dir)

@@ -761,6 +761,50 @@ def test_a_new_run_starts_from_an_earlier_sessions_checkpoint(smoke, tmp_path):
     assert not (tmp_path / "lora").exists()
 
 
+def test_every_rank_loads_model_init_from_from_the_sessions_copy(tmp_path, monkeypatch):
+    """Under torchrun rank 0 copies model.init_from into the session (checkpoints/start); every
+    rank then loads that copy, not the original, which may have changed since (FSDP broadcasts no
+    weights). Rank 0 failing to copy fails every rank, none left waiting in a collective."""
+    import torch
+
+    from engine import checkpoints, recipe
+    from engine.parallel import Collectives
+
+    class Loaded(Exception):
+        pass
+
+    def load_model(cfg, tokenizer, device):  # where setup would load the weights from
+        raise Loaded(cfg.model.init_from)
+
+    class Ranks(Collectives):
+        """Rank `rank` of two without a process group: `agree` ORs this rank's flag with the other's."""
+
+        def __init__(self, rank: int, other: bool = False):
+            super().__init__(rank, 2)
+            self.other = other
+
+        def agree(self, flag: bool, all_of: bool = False) -> bool:
+            return (flag and self.other) if all_of else (flag or self.other)
+
+    monkeypatch.setattr(recipe, "load_model", load_model)
+    (tmp_path / "first").mkdir()
+    source = checkpoints.save(tmp_path / "first", "step-000001", {"trainable": {"w": torch.ones(2)}})
+    cfg = config.load(None, ["model.name=tiny", f"model.init_from={source}"], base=config.smoke_overrides())
+    session = tmp_path / "second"
+    session.mkdir()  # the recorder made it on rank 0
+    for rank in (0, 1):
+        with pytest.raises(Loaded) as loaded:
+            recipe.Recipe(cfg, session, dist=Ranks(rank)).setup(resume=False)
+        assert str(loaded.value) == str(session / "checkpoints" / "start")
+        checkpoints.save(tmp_path / "first", "step-000001", {"trainable": {"w": torch.zeros(2)}})  # changed after rank 0 copied it
+    assert checkpoints.read(session / "checkpoints" / "start")["trainable"]["w"].sum() == 2
+    (source / "state.pt").write_bytes(b"not a checkpoint")
+    (tmp_path / "third").mkdir()
+    for rank, other, why in ((0, False, "not a checkpoint"), (1, True, "rank 0 could not copy")):  # rank 1 hears of rank 0's failure
+        with pytest.raises(checkpoints.CheckpointError, match=why):
+            recipe.Recipe(cfg, tmp_path / "third", dist=Ranks(rank, other)).setup(resume=False)
+
+
 def test_model_compile_compiles_the_training_forward_in_setup_and_says_how_long(tmp_path, monkeypatch):
     """model.compile: torch.compile (with torch's own signature) is asked for dynamic shapes; setup
     runs one warm-up forward and backward through it, clears its gradients and reports the time."""
