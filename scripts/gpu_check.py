@@ -8,7 +8,8 @@
 3. 8-bit loading + LoRA: one training step each of LoRA over 8-bit and over bf16 weights (the
    benchmarks/memory.py child); it fails when either step fails or their losses differ by more than 2%
 4. `engine plan` against the measured peak of one RL update with activation checkpointing, for
-   the 135M model and a randomly initialised model of SmolLM2-1.7B's shape (memory does not
+   the 135M model (also as a run sizes itself to this GPU: checkpointing off, a larger
+   micro-batch) and a randomly initialised model of SmolLM2-1.7B's shape (memory does not
    depend on the weights' values, so no download); measured as the allocator reserved it
    (max_memory_reserved: fragmentation included, what runs out first), allocated beside it
 
@@ -171,14 +172,22 @@ def check_plan() -> None:
 
     from engine import config
     from engine.modeling import checkpoint_activations, load_model, load_tokenizer, make_optimizer, select_trainable
-    from engine.plan import GIB, PROMPT_TOKENS, estimate, known_shape
+    from engine.config import GPU, parse_sets
+    from engine.plan import GIB, PROMPT_TOKENS, estimate, grow, known_shape
     from engine.rollout import completion_logprobs
 
-    for name, sets in (("smollm2-135m-instruct", []), ("smollm2-1.7b-instruct", ["model.train=full"])):
-        from engine.config import GPU, parse_sets
-
-        cfg = config.load(sets=[f"model.name={name}", *sets], base=parse_sets([f"{k}={v}" for k, v in GPU.items()]))
+    preset = parse_sets([f"{k}={v}" for k, v in GPU.items()])
+    total = torch.cuda.get_device_properties(0).total_memory
+    # the 135M model as the preset has it and as a run sizes itself to this GPU (plan.grow:
+    # checkpointing off, a larger micro-batch: the regime whose activations the plan has not met)
+    for name, sets, grown in (("smollm2-135m-instruct", [], False), ("smollm2-135m-instruct", [], True),
+                              ("smollm2-1.7b-instruct", ["model.train=full"], False)):
+        cfg = config.load(sets=[f"model.name={name}", *sets], base=preset)
         shape = known_shape(name)
+        changes = grow(cfg, shape, name, 1, total) if grown else []
+        if grown and not changes:
+            continue
+        cfg = config.load(sets=[f"model.name={name}", *sets, *changes], base=preset)
         tok = load_tokenizer("smollm2-135m-instruct")
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
@@ -203,12 +212,12 @@ def check_plan() -> None:
             (sum(lp.sum() for lp in lps) / 1000).backward()
         opt.step()
         allocated, measured = torch.cuda.max_memory_allocated(), torch.cuda.max_memory_reserved()
-        plan = estimate(cfg, shape, name, memory=torch.cuda.get_device_properties(0).total_memory)
+        plan = estimate(cfg, shape, name, memory=total)
         # what the allocator counts here: no runtime (CUDA context) and no sampler copy (no run around it)
         rl = sum(p.bytes for p in {m.name: m for m in plan.moments}["rl update"].parts
                  if p.name not in ("runtime", "sampler's bf16 copy"))
         err = rl / measured - 1
-        row(f"plan vs one RL update: {name}", f"estimate {rl / GIB:.2f} GiB, reserved {measured / GIB:.2f} GiB ({err:+.0%}; "
+        row(f"plan vs one RL update: {name}" + (f" ({', '.join(changes)})" if changes else ""), f"estimate {rl / GIB:.2f} GiB, reserved {measured / GIB:.2f} GiB ({err:+.0%}; "
             f"allocated {allocated / GIB:.2f})", abs(err) < 0.25, estimate_gib=rl / GIB, reserved_gib=measured / GIB,
             allocated_gib=allocated / GIB)
         del model, opt
