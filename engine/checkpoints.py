@@ -110,8 +110,8 @@ def keep_start(session: Path, source: Path) -> tuple[Path, str]:
     import hashlib
 
     source = Path(source)
-    path = source / STATE if source.is_dir() else source
     try:
+        path = source / STATE if source.is_dir() else source
         with safefile.open_regular(path) as f:
             data = f.read()  # once: what is hashed is what is loaded
     except OSError as exc:
@@ -119,6 +119,21 @@ def keep_start(session: Path, source: Path) -> tuple[Path, str]:
     digest = hashlib.sha256(data).hexdigest()
     state = _parse(io.BytesIO(data), path)
     return save(session, START, {"trainable": state["trainable"], "source": str(source), "sha256": digest}), digest
+
+
+def sha256_of(source: Path) -> str | None:
+    """The sha256 of a checkpoint's state.pt (what keep_start records), or None where it cannot be read."""
+    import hashlib
+
+    try:
+        path = source / STATE if source.is_dir() else source
+        with safefile.open_regular(path) as f:
+            digest = hashlib.sha256()
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+            return digest.hexdigest()
+    except OSError:
+        return None
 
 
 def start_copy(session: Path) -> Path | None:

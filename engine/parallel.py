@@ -123,6 +123,16 @@ class Collectives:
         """A number's mean over the ranks (the step's loss over every rank's batch, not rank 0's alone)."""
         return self._reduce(value, "SUM") / self.world if self.world > 1 else value
 
+    def share(self, value):
+        """Rank 0's `value` (a small picklable object) on every rank, over the group's CPU side."""
+        if self.world == 1:
+            return value
+        import torch.distributed as dist
+
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
     def barrier(self) -> None:
         if self.world > 1:
             import torch.distributed as dist

@@ -147,21 +147,28 @@ class Recipe:
 
     def _start_copy(self, cfg):
         """(cfg loading model.init_from from the session's copy, its sha256 on rank 0): rank 0
-        copies it, the ranks agree it did (a failure there is every rank's, none waits alone),
-        and every rank that sees the session loads the copy rank 0 hashed. FSDP broadcasts
-        nothing: a rank reading the original could load other weights if it changed meanwhile.
-        A rank on another machine, without the session folder, reads the original."""
+        copies it and tells every rank where the copy is and the source's sha256; a rank that
+        sees the copy loads it, one that does not (another machine) loads the source only if it
+        still has that sha256. FSDP broadcasts no weights: ranks loading different bytes would
+        train different models. Whatever stops rank 0's copy stops every rank at once."""
+        dist = self.dist
         copy = start = problem = None
-        if self.dist.rank == 0:
+        if dist.rank == 0:
             try:
                 copy, start = checkpoints.keep_start(self.session_dir, Path(cfg.model.init_from).expanduser())
-            except checkpoints.CheckpointError as exc:
+            except Exception as exc:  # noqa: BLE001 - a damaged source, a full disk: every rank must hear of it
                 problem = exc
-        if self.dist.agree(problem is not None):
-            raise problem or checkpoints.CheckpointError(f"model.init_from: {cfg.model.init_from}: rank 0 could not copy "
-                                                         f"it into the session (its own error says why)")
-        copy = copy or checkpoints.start_copy(self.session_dir)
-        return (replace(cfg, model=replace(cfg.model, init_from=str(copy))) if copy else cfg), start
+        said = dist.share(None if problem else (str(copy), start))
+        if said is None:
+            raise problem or checkpoints.CheckpointError(f"model.init_from: rank 0 could not copy {cfg.model.init_from} "
+                                                         f"into the session (its own error says why)")
+        path, digest = said
+        if dist.rank and not (Path(path) / checkpoints.STATE).is_file():  # the session is on another machine
+            path = cfg.model.init_from if checkpoints.sha256_of(Path(cfg.model.init_from).expanduser()) == digest else None
+        if dist.agree(path is None):
+            raise checkpoints.CheckpointError(f"model.init_from: {cfg.model.init_from} is not what rank 0 copied (it "
+                                              f"changed, or a rank cannot read it): every rank must start from the same weights")
+        return replace(cfg, model=replace(cfg.model, init_from=path)), start
 
     def _resume_state(self) -> dict:
         folder, state, skipped = checkpoints.for_resume(self.session_dir)

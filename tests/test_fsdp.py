@@ -82,14 +82,19 @@ def test_a_stage_boundary_checkpoint_resumes_on_three_ranks_with_uneven_data(run
     assert any(e["kind"] == "eval" for e in events)
 
 
-def test_three_sharded_ranks_with_uneven_data_train_evaluate_and_finish(tmp_path):
+def test_three_sharded_ranks_with_uneven_data_train_evaluate_and_finish(runs, tmp_path):
+    """Started from another session's checkpoint (model.init_from): rank 0 copies it and tells the
+    others where it is (a real broadcast over gloo); every rank starts from those weights."""
     folder = tmp_path / "uneven"
+    start = steps(runs / "one")[-1]
     train("--session", str(folder), "--model", "tiny", "--plain", "--set", "run.parallel=fsdp", "--set", "data.train_size=37",
           "--set", "data.gsm8k_traces=3", "--set", "sft.batch_size=4", "--set", "sft.epochs=1.5", "--set", "rl.iterations=2",
-          "--set", "eval.synthetic=3", "--set", "eval.gsm8k=0", "--set", "eval.at=rl", ranks=3)
+          "--set", "eval.synthetic=3", "--set", "eval.gsm8k=0", "--set", "eval.at=rl", "--set", f"model.init_from={start}", ranks=3)
     events = read_all(folder / "events.jsonl")
     kinds = [e["kind"] for e in events]
     assert kinds.count("run_started") == 1 and kinds.count("run_finished") == 1 and events[-1]["status"] == "completed"
+    assert events[0]["init_from_sha256"] and (folder / "checkpoints" / "start" / "state.pt").is_file()
+    assert sft_losses(folder)[0] < sft_losses(runs / "one")[0] - 0.3  # a trained start: untrained, the first loss is the other's
     sft = [e["step"] for e in events if e["kind"] == "metrics" and e["phase"] == "sft"]
     assert sft == list(range(1, len(sft) + 1)) and kinds.count("eval") >= 1
 

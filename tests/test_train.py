@@ -762,9 +762,13 @@ def test_a_new_run_starts_from_an_earlier_sessions_checkpoint(smoke, tmp_path):
 
 
 def test_every_rank_loads_model_init_from_from_the_sessions_copy(tmp_path, monkeypatch):
-    """Under torchrun rank 0 copies model.init_from into the session (checkpoints/start); every
-    rank then loads that copy, not the original, which may have changed since (FSDP broadcasts no
-    weights). Rank 0 failing to copy fails every rank, none left waiting in a collective."""
+    """Under torchrun rank 0 copies model.init_from into the session (checkpoints/start) and tells
+    every rank where it is and the source's sha256: a rank that sees the copy loads it, not the
+    original, which may have changed since (FSDP broadcasts no weights); one that does not (another
+    machine) loads the source only while it still has that sha256. Whatever stops rank 0's copy
+    (a full disk too) stops every rank, each after the same collectives."""
+    import errno
+
     import torch
 
     from engine import checkpoints, recipe
@@ -777,32 +781,54 @@ def test_every_rank_loads_model_init_from_from_the_sessions_copy(tmp_path, monke
         raise Loaded(cfg.model.init_from)
 
     class Ranks(Collectives):
-        """Rank `rank` of two without a process group: `agree` ORs this rank's flag with the other's."""
+        """Rank `rank` of two without a process group: `share` gives what rank 0 `told`, `agree`
+        ORs this rank's flag with the other's; `calls` keeps the order of the collectives."""
 
-        def __init__(self, rank: int, other: bool = False):
+        def __init__(self, rank: int, told=None, other: bool = False):
             super().__init__(rank, 2)
-            self.other = other
+            self.told, self.other, self.calls = told, other, []
+
+        def share(self, value):
+            self.calls.append("share")
+            return value if self.rank == 0 else self.told
 
         def agree(self, flag: bool, all_of: bool = False) -> bool:
+            self.calls.append("agree")
             return (flag and self.other) if all_of else (flag or self.other)
 
     monkeypatch.setattr(recipe, "load_model", load_model)
     (tmp_path / "first").mkdir()
     source = checkpoints.save(tmp_path / "first", "step-000001", {"trainable": {"w": torch.ones(2)}})
+    digest = checkpoints.sha256_of(source)
     cfg = config.load(None, ["model.name=tiny", f"model.init_from={source}"], base=config.smoke_overrides())
     session = tmp_path / "second"
     session.mkdir()  # the recorder made it on rank 0
-    for rank in (0, 1):
+    copy = session / "checkpoints" / "start"
+    ranks = [Ranks(0), Ranks(1, told=(str(copy), digest))]
+    for dist in ranks:
         with pytest.raises(Loaded) as loaded:
-            recipe.Recipe(cfg, session, dist=Ranks(rank)).setup(resume=False)
-        assert str(loaded.value) == str(session / "checkpoints" / "start")
+            recipe.Recipe(cfg, session, dist=dist).setup(resume=False)
+        assert str(loaded.value) == str(copy)
         checkpoints.save(tmp_path / "first", "step-000001", {"trainable": {"w": torch.zeros(2)}})  # changed after rank 0 copied it
-    assert checkpoints.read(session / "checkpoints" / "start")["trainable"]["w"].sum() == 2
-    (source / "state.pt").write_bytes(b"not a checkpoint")
+    assert checkpoints.read(copy)["trainable"]["w"].sum() == 2 and ranks[0].calls == ranks[1].calls == ["share", "agree"]
+    elsewhere = str(tmp_path / "other-machine" / "checkpoints" / "start")  # rank 0's copy, out of this rank's sight
+    with pytest.raises(checkpoints.CheckpointError, match="is not what rank 0 copied"):
+        recipe.Recipe(cfg, session, dist=Ranks(1, told=(elsewhere, digest))).setup(resume=False)
+    with pytest.raises(Loaded) as loaded:  # the source as rank 0 hashed it: read by the rank that has no copy
+        recipe.Recipe(cfg, session, dist=Ranks(1, told=(elsewhere, checkpoints.sha256_of(source)))).setup(resume=False)
+    assert str(loaded.value) == str(source)
+
+    def full(session, source):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoints, "keep_start", full)
     (tmp_path / "third").mkdir()
-    for rank, other, why in ((0, False, "not a checkpoint"), (1, True, "rank 0 could not copy")):  # rank 1 hears of rank 0's failure
-        with pytest.raises(checkpoints.CheckpointError, match=why):
-            recipe.Recipe(cfg, tmp_path / "third", dist=Ranks(rank, other)).setup(resume=False)
+    failing = [Ranks(0), Ranks(1, told=None)]  # rank 1 hears that rank 0 could not copy
+    with pytest.raises(OSError, match="No space left"):
+        recipe.Recipe(cfg, tmp_path / "third", dist=failing[0]).setup(resume=False)
+    with pytest.raises(checkpoints.CheckpointError, match="rank 0 could not copy"):
+        recipe.Recipe(cfg, tmp_path / "third", dist=failing[1]).setup(resume=False)
+    assert failing[0].calls == failing[1].calls == ["share"]
 
 
 def test_model_compile_compiles_the_training_forward_in_setup_and_says_how_long(tmp_path, monkeypatch):

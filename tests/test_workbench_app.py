@@ -173,6 +173,7 @@ async def test_a_comparisons_legend_names_every_series_of_both_runs_at_100_colum
 
     assert short_names("smollm2-135m-gold-variants-run-a", "smollm2-135m-baseline-run-b") == ("gold-variants…", "baseline-run-b")
     assert short_names("a", "b") == ("a", "b") and short_names("run-1", "run-1") == ("run-1", "run-1")
+    assert short_names("model.v1.checkpoint.epoch10", "model.v1.checkpoint.epoch20") == ("…point.epoch10", "…point.epoch20")
     a = write_session(tmp_path, "smollm2-135m-gold-variants-run-a")
     b = write_session(tmp_path, "smollm2-135m-baseline-run-b", n_steps=30)
     app = Workbench(lambda: RunScreen(str(a), compare=str(b)))

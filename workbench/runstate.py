@@ -267,7 +267,9 @@ class RunState:
         final event, to its last event (its clock stopped with it)."""
         if self.first_t is None:
             return 0.0
-        end = (self.finished or {}).get("t") or (self.last_t if died and self.last_t else None) or (now or time.time())
+        now = now or time.time()
+        # a dead run's last event, never later than now: a hostile `t` (year 4800) cannot stretch its clock
+        end = (self.finished or {}).get("t") or (min(self.last_t, now) if died and self.last_t else None) or now
         return max(0.0, end - self.first_t)
 
     def best_accuracy(self, set_name: str = "synthetic") -> float | None:

@@ -34,7 +34,10 @@ def short_names(a: str, b: str, most: int = 14) -> tuple[str, str]:
         if x in "-_":
             common = i + 1
     cut = (lambda n: n if len(n) <= most else n[: most - 1] + "…")
-    return cut(a[common:] or a), cut(b[common:] or b)
+    short = cut(a[common:] or a), cut(b[common:] or b)
+    if short[0] == short[1] and a != b:  # they differ past the cut: show the ends instead
+        short = tuple(n if len(n) <= most else "…" + n[1 - most:] for n in (a, b))
+    return short
 
 
 def sft_steps(run: RunState) -> int:
