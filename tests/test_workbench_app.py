@@ -720,7 +720,11 @@ def test_the_whole_run_eta_adds_the_stages_still_to_come():
 
 
 async def test_a_heartbeat_leaves_the_evaluations_cursor_where_it_is_and_the_clock_ticks(tmp_path):
+    from engine.session import Session
+
     folder = write_session(tmp_path, "hb", finished=False)
+    session = Session(folder)
+    session.lock()  # a live run holds its session: this process stands in for its engine
     app = attach_app(str(folder))
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause(0.8)
@@ -738,6 +742,8 @@ async def test_a_heartbeat_leaves_the_evaluations_cursor_where_it_is_and_the_clo
         before = str(s.query_one("#run-header").render())
         await pilot.pause(2.2)
         assert str(s.query_one("#run-header").render()) != before  # elapsed moved with no event
+        assert "died" not in before  # a live run's clock (a dead one's stops at its last event)
+    session.unlock()
 
 
 async def test_help_names_keys_as_typed_and_lists_widget_keys_and_the_palette_once(tmp_path):
