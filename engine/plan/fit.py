@@ -5,9 +5,9 @@ before it loads (`sized`)."""
 from __future__ import annotations
 
 import copy
-import dataclasses
 
 from ..algorithms import for_config
+from ..config import bounds
 from ..modelshape import BadModelConfig, Shape
 from .advice import advice
 from .memory import WORST_ACT, Plan, known_shape, peaks, rollout_rows
@@ -77,44 +77,29 @@ def grow(cfg, shape: Shape, model: str, gpus: int, memory: float, chosen: set[st
     def roomy() -> bool:
         return estimate(cfg, shape, model, gpus, memory, act=WORST_ACT).peak.total <= GROW_HEADROOM * memory
 
-    def attempt(values: dict) -> bool:
-        """Set the keys to the values; kept, and recorded, only where the run still has room."""
-        if values.keys() & chosen or any(not isinstance(v, bool) and v > _most(cfg, k) for k, v in values.items()):
+    def attempt(key: str, value) -> bool:
+        """Set `key` (a `section.name`) to `value`; kept, and recorded, only where the run still has room."""
+        top = bounds(key)[2]
+        if key in chosen or (top is not None and not isinstance(value, bool) and value > top):
             return False
-        before = {k: _setting(cfg, k) for k in values}
-        for k, v in values.items():
-            _setting(cfg, k, v)
+        section, name = getattr(cfg, key.split(".")[0]), key.split(".")[1]
+        before = getattr(section, name)
+        setattr(section, name, value)
         if roomy():
-            changes.update({k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in values.items()})
+            changes[key] = str(value).lower() if isinstance(value, bool) else str(value)
             return True
-        for k, v in before.items():
-            _setting(cfg, k, v)
+        setattr(section, name, before)
         return False
 
     if not roomy():
         return []
     if cfg.model.activation_checkpointing:
-        attempt({"model.activation_checkpointing": False})
+        attempt("model.activation_checkpointing", False)
     rl = cfg.rl
     rows = rl.questions * for_config(cfg).group_size  # one iteration's samples on one rank
-    while "rl" in cfg.run.phases and rl.micro_batch < rows and attempt({"rl.micro_batch": min(2 * rl.micro_batch, rows)}):
+    while "rl" in cfg.run.phases and rl.micro_batch < rows and attempt("rl.micro_batch", min(2 * rl.micro_batch, rows)):
         pass
     return [f"{k}={v}" for k, v in changes.items()]
-
-
-def _setting(cfg, key: str, value=None):
-    """The value of a `section.name` key; with `value`, set it."""
-    section, name = key.split(".")
-    if value is None:
-        return getattr(getattr(cfg, section), name)
-    setattr(getattr(cfg, section), name, value)
-
-
-def _most(cfg, key: str) -> float:
-    """The largest value the config accepts for `key` (its `bounded` maximum)."""
-    section, name = key.split(".")
-    top = next(f.metadata.get("max") for f in dataclasses.fields(getattr(cfg, section)) if f.name == name)
-    return float("inf") if top is None else top
 
 
 def sized(cfg, gpus: int, memory: float, chosen: set[str], room: bool = True) -> tuple[list[str], str | None]:
