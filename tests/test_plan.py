@@ -35,12 +35,25 @@ def test_the_registry_shapes_give_the_published_parameter_counts():
 
 def test_a_full_17b_rl_update_needs_activation_checkpointing_on_80_gb(capsys):
     sets = ["--set", "model.train=full", "--set", "model.activation_checkpointing=false"]
-    assert main(["plan", "--model", "smollm2-1.7b-instruct", "--gpu-memory", "80", *sets]) == 1
+    assert main(["plan", "--model", "smollm2-1.7b-instruct", "--gpu-memory", "80", *sets]) == 0  # train sizes it
     out = capsys.readouterr().out
     assert "does not fit: the rl update needs" in out and "model.activation_checkpointing=true" in out
+    assert "engine train on this GPU sets rl.micro_batch=32: then it fits" in out  # the user's checkpointing kept
     assert main(["plan", "--model", "smollm2-1.7b-instruct", "--gpu-memory", "80", "--gpus", "8", "--set", "model.train=full"]) == 0
     out = capsys.readouterr().out
     assert "fits: the peak" in out and "8 GPUs" in out and "more GPUs add speed, not room" in out
+
+
+def test_plans_exit_status_says_whether_engine_train_will_run_on_that_gpu(capsys):
+    """A config too large as written but one `engine train` sizes to fit (smaller micro-batches)
+    exits 0 and names the changes; one it cannot size (the user chose the sizes) exits 1."""
+    sets = ["--model", "smollm2-360m-instruct", "--gpu-memory", "8", "--set", "rl.questions=4"]
+    assert main(["plan", *sets]) == 0
+    out = capsys.readouterr().out
+    assert "does not fit: the decode needs" in out and "engine train on this GPU sets eval.batch_size=" in out
+    assert out.rstrip().endswith("then it fits")
+    assert main(["plan", *sets, "--set", "eval.batch_size=256"]) == 1  # the user's size is kept: it never fits
+    assert "engine train on this GPU sets" not in capsys.readouterr().out
 
 
 def test_checkpointing_and_chunked_logits_shrink_what_the_gpu_preset_needs():

@@ -562,6 +562,24 @@ async def test_a_killed_run_reads_died_and_a_failed_one_says_why_in_the_header(t
                 from workbench.widgets.text import duration
 
                 assert f"elapsed {duration(202)}" in header and "eta" not in header, header
+                # resumed (by `engine train --resume`, here or elsewhere) while open: it lives again
+                from engine.session import Session
+
+                session = Session(folder)
+                session.lock()  # this process stands in for the resumed engine
+                try:
+                    with open(folder / "events.jsonl", "a") as f:
+                        f.write(json.dumps({"kind": "run_started", "t": time.time(), "run": "killed", "resumed": True,
+                                            "stages": ["sft", "eval:sft"]}) + "\n")
+                    for _ in range(30):
+                        await pilot.pause(0.1)
+                        if "died" not in str(app.screen.query_one("#run-header").render()):
+                            break
+                    await pilot.pause(2.5)  # past the next liveness check: the lock is held, it stays alive
+                    header = str(app.screen.query_one("#run-header").render())
+                    assert "died" not in header and "engine stopped" not in header, header
+                finally:
+                    session.unlock()
 
 
 def test_overview_reads_stages_drops_and_the_machine():
@@ -1095,9 +1113,20 @@ async def test_the_clock_of_a_run_started_here_runs_from_the_launch(tmp_path):
             await pilot.pause(0.3)
             s = app.screen
             assert not s.state.started and s.state.first_t is not None
-            s.state.first_t -= 65  # as if launched 65 s ago
+            s.state.first_t = time.time() - 65  # as if launched 65 s ago (the app's start may take seconds on a busy machine)
             s._tick()
             assert re.search(r"elapsed 0:01:0\d", str(s.query_one("#run-header").render()))  # 65 s and the moment since
+            # the engine dies before writing any event: the clock stops where its death was seen
+            proc.kill()
+            for _ in range(100):  # the exit is posted once the follower has caught up (3 s at most)
+                await pilot.pause(0.1)
+                if s.engine_error:
+                    break
+            assert s.engine_error and s.state.died_t is not None
+            stopped = s.state.elapsed(died=True)
+            assert stopped == s.state.elapsed(now=time.time() + 3600, died=True)  # an hour later: the same
+            s._show_header()
+            assert "died" in str(s.query_one("#run-header").render())
     finally:
         proc.kill()
         proc.wait()

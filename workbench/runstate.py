@@ -37,6 +37,7 @@ class RunState:
     samples_seen: int = 0  # every sample gets its number (`seq`): the table keys rows by it, past any cap
     first_t: float | None = None
     last_t: float | None = None  # the latest event's time: where a run that died without a final event ended
+    died_t: float | None = None  # when the screen learned the engine was gone: the end of one that died before any event
     spans: dict = field(default_factory=dict)  # stage -> [first t, last t] seen in it (for the run's ETA)
     _plan: dict | None = field(default=None, repr=False)  # engine.plan's seconds per kind of stage, asked once
     _totals: dict = field(default_factory=dict, repr=False)  # phase -> its steps in all (from its metrics)
@@ -264,12 +265,14 @@ class RunState:
 
     def elapsed(self, now: float | None = None, died: bool = False) -> float:
         """From the first event to the final one; a live run's to now; one that `died` without a
-        final event, to its last event (its clock stopped with it)."""
+        final event, to its last event (its clock stopped with it), or, with no event at all, to
+        when its death was seen."""
         if self.first_t is None:
             return 0.0
         now = now or time.time()
         # a dead run's last event, never later than now: a hostile `t` (year 4800) cannot stretch its clock
-        end = (self.finished or {}).get("t") or (min(self.last_t, now) if died and self.last_t else None) or now
+        stopped = self.last_t or self.died_t  # no event at all: the clock ran from the launch until the death was seen
+        end = (self.finished or {}).get("t") or (min(stopped, now) if died and stopped else None) or now
         return max(0.0, end - self.first_t)
 
     def best_accuracy(self, set_name: str = "synthetic") -> float | None:

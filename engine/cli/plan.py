@@ -44,10 +44,13 @@ def _plan(args) -> int:
     memory = args.gpu_memory * GIB if args.gpu_memory else None
     plan = estimate(cfg, shape, cfg.model.name, args.gpus, memory, device="cpu" if args.cpu else "cuda")
     print("\n".join(render(plan)))
-    if memory and not args.cpu:  # what `engine train` on such a GPU changes before it loads (plan.sized)
+    sized_fits = False  # the run as `engine train` on such a GPU sizes it before it loads (plan.sized)
+    if memory and not args.cpu:
         changes, why = sized(cfg, args.gpus, memory, chosen)
         if changes and not why:
+            sized_fits = True
             print(f"engine train on this GPU sets {', '.join(changes)}"
                   + (": then it fits" if plan.fits is False else ": the room spent on speed"))
-    return 0 if plan.fits is not False else 1
+    # the exit status answers "will `engine train` run here?", which is what a script asks
+    return 0 if plan.fits is not False or sized_fits else 1
 

@@ -128,6 +128,7 @@ class RunScreen(Screen):
     def _died(self) -> None:
         if not self.state.finished and not self.engine_error:
             self.engine_error = "the engine's process is gone without a final event (killed, or the machine went down)"
+            self.state.died_t = self.state.died_t or time.time()
             self.dirty = True
 
     def _wait_engine(self) -> None:
@@ -147,7 +148,11 @@ class RunScreen(Screen):
     # -------------------------------------------------------------- messages
     def on_events_arrived(self, message: EventsArrived) -> None:
         finished = self.state.finished
-        (self.state if message.key == "main" else self.other).add(message.events or self.inboxes[message.key].take())
+        events = message.events or self.inboxes[message.key].take()
+        (self.state if message.key == "main" else self.other).add(events)
+        if message.key == "main" and self.engine_error and any(e.get("kind") == "run_started" for e in events):
+            # the dead run was resumed (here or on another machine): it lives again; a new death is seen anew
+            self.engine_error, self.state.died_t = None, None
         if not self._opened and self.state.started and (self.state.samples or self.state.series):
             self._opened = True
             if self.state.started.get("stages") == [] and not self.state.series and self.state.samples:
@@ -172,6 +177,7 @@ class RunScreen(Screen):
             tail = log_tail(Path(self.target))
             why = (self.state.finished or {}).get("error") or f"the engine exited with code {message.code}"
             self.engine_error = why
+            self.state.died_t = self.state.died_t or time.time()
             self.query_one(LogPane).write(Text(f"ENGINE DIED: {why}\n{tail}", style="bold red"))
             self.notify(f"The engine stopped: {why}", severity="error", timeout=10)
         self.dirty = True
