@@ -568,6 +568,11 @@ async def test_a_killed_run_reads_died_and_a_failed_one_says_why_in_the_header(t
                 session = Session(folder)
                 session.lock()  # this process stands in for the resumed engine
                 try:
+                    with open(folder / "events.jsonl", "a") as f:  # an earlier resume, delivered late: still dead
+                        f.write(json.dumps({"kind": "run_started", "t": app.screen.state.died_t - 50, "run": "killed",
+                                            "resumed": True, "stages": ["sft", "eval:sft"]}) + "\n")
+                    await pilot.pause(1.0)
+                    assert "died" in str(app.screen.query_one("#run-header").render())
                     with open(folder / "events.jsonl", "a") as f:
                         f.write(json.dumps({"kind": "run_started", "t": time.time(), "run": "killed", "resumed": True,
                                             "stages": ["sft", "eval:sft"]}) + "\n")
@@ -1126,7 +1131,8 @@ async def test_the_clock_of_a_run_started_here_runs_from_the_launch(tmp_path):
             stopped = s.state.elapsed(died=True)
             assert stopped == s.state.elapsed(now=time.time() + 3600, died=True)  # an hour later: the same
             s._show_header()
-            assert "died" in str(s.query_one("#run-header").render())
+            header = str(s.query_one("#run-header").render())
+            assert "died" in header and "starting engine" not in header, header
     finally:
         proc.kill()
         proc.wait()

@@ -43,6 +43,14 @@ TAB_NAMES = {pane.TAB: pane.TITLE for pane in PANES}
 TABS = list(TAB_NAMES)
 
 
+
+def resumed_since(event: dict, died_t: float | None) -> bool:
+    """A resume's `run_started` written after the death was seen: not an earlier resume that a
+    long events file delivers in a later chunk, or again after it was replaced."""
+    t = event.get("t")
+    return (event.get("kind") == "run_started" and event.get("resumed") is True and isinstance(t, (int, float))
+            and (died_t is None or t > died_t))
+
 class RunScreen(Screen):
     BINDINGS = [
         # short words: every key, `?` and `q` included, fits the key bar at 100 columns (`?`: the tooltips)
@@ -150,7 +158,7 @@ class RunScreen(Screen):
         finished = self.state.finished
         events = message.events or self.inboxes[message.key].take()
         (self.state if message.key == "main" else self.other).add(events)
-        if message.key == "main" and self.engine_error and any(e.get("kind") == "run_started" for e in events):
+        if message.key == "main" and self.engine_error and any(resumed_since(e, self.state.died_t) for e in events):
             # the dead run was resumed (here or on another machine): it lives again; a new death is seen anew
             self.engine_error, self.state.died_t = None, None
         if not self._opened and self.state.started and (self.state.samples or self.state.series):

@@ -30,7 +30,7 @@ class RunHeader(Static):
             parts.append((" 8-bit", "", 3))
         if isinstance(st.get("params_trainable"), (int, float)) and isinstance(st.get("params_total"), (int, float)):
             parts.append((f"  {params_label(st['params_trainable'])} of {params_label(st['params_total'])} trained", "", 5))
-        if not st and not s.finished:
+        if not st and not s.finished and not engine_error:  # a dead engine is starting nothing
             parts.append(("  starting engine..." if starting else "  waiting for the first event...", "italic", 0))
         elif s.finished:  # where its last step was: its last heartbeat (mid-evaluation) is not where it ended
             m = s.last_metrics
