@@ -43,13 +43,13 @@ TAB_NAMES = {pane.TAB: pane.TITLE for pane in PANES}
 TABS = list(TAB_NAMES)
 
 
-
 def resumed_since(event: dict, died_t: float | None) -> bool:
     """A resume's `run_started` written after the death was seen: not an earlier resume that a
     long events file delivers in a later chunk, or again after it was replaced."""
     t = event.get("t")
     return (event.get("kind") == "run_started" and event.get("resumed") is True and isinstance(t, (int, float))
             and (died_t is None or t > died_t))
+
 
 class RunScreen(Screen):
     BINDINGS = [
