@@ -117,5 +117,6 @@ def test_every_shipped_recipe_loads():
         if path.name == "cpu-expert-iteration.yaml":  # a continuation: judged on the dev split, never on test problems
             assert cfg.run.phases == ["sft", "eval"] and cfg.eval.dev == 500 and cfg.eval.gsm8k == 0
             assert not cfg.model.init_from and not cfg.data.self_traces  # both are the user's, given with --set
+            assert (cfg.eval.at, cfg.sft.lr, cfg.sft.batch_size) == (["sft"], config.load().sft.lr / 4, 8)  # as measured
             continue
         assert cfg.data.gsm8k_traces > config.load().data.gsm8k_traces  # the longer recipe trains on more GSM8K
