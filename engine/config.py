@@ -362,7 +362,33 @@ def absolute_paths(cfg: "Config") -> None:
         cfg.data.gsm8k = absolute(path) + (f":{split}" if split else "")
 
 
+def _placeholder(value) -> bool:
+    text = value.strip() if isinstance(value, str) else ""
+    return len(text) > 2 and text.startswith("<") and text.endswith(">")
+
+
+def _placeholders(obj, prefix: str = "") -> list[tuple[str, str]]:
+    """(key, value) of every text setting (or item of a list of them) still written `<...>`: a
+    recipe's way of naming an input only the user can give (a checkpoint, a file of their own run)."""
+    found = []
+    for f in dataclasses.fields(obj):
+        value, key = getattr(obj, f.name), prefix + f.name
+        if dataclasses.is_dataclass(value):
+            found += _placeholders(value, key + ".")
+        elif isinstance(value, list):
+            found += [(f"{key}[{i}]", v) for i, v in enumerate(value) if _placeholder(v)]
+        elif _placeholder(value):
+            found.append((key, value))
+    return found
+
+
 def _check(cfg: Config, training: bool = True) -> None:
+    todo = _placeholders(cfg)
+    if todo:  # all of them at once, and before any path check, which would call one a missing file
+        first = todo[0][0]
+        raise ConfigError(f"{first}: {brief(todo[0][1], 100)} is a placeholder (<...>), not a value; give "
+                          + " ".join(f"--set {k.partition('[')[0]}=..." for k, _ in todo)
+                          + " (a path that begins with < is written ./<...>)")
     if ALGORITHMS[cfg.rl.algorithm].grouped and cfg.rl.group_size < 2 and "rl" in cfg.run.phases:
         raise ConfigError(f"rl.group_size: {cfg.rl.group_size} sample per question gives {cfg.rl.algorithm} no signal "
                           "(each advantage is taken against the question's own group); use 2 or more, or rl.algorithm=reinforce")

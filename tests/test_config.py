@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 
@@ -113,19 +114,41 @@ def test_every_shipped_recipe_loads():
     recipes = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"))
     assert recipes
     for path in recipes:
-        cfg = config.load(path)
         if path.name == CONTINUATION:
-            continue  # replays 1,000 gold traces on top of a trained run: its own test below
+            continue  # replays 1,000 gold traces on top of a trained run, given by the user: its own test below
+        cfg = config.load(path)
         assert cfg.data.gsm8k_traces > config.load().data.gsm8k_traces  # the longer recipe trains on more GSM8K
 
 
 CONTINUATION = "cpu-expert-iteration.yaml"
 
 
-def test_the_expert_iteration_recipe_is_judged_on_the_dev_split_only():
+@pytest.mark.parametrize("setting", ["model.init_from= <a checkpoint> ", "model.lora_targets=[q_proj,<more>]"])
+def test_a_placeholder_is_refused_wherever_it_comes_from(setting):
+    key = setting.partition("=")[0]
+    with pytest.raises(config.ConfigError, match=rf"{re.escape(key)}(\[1\])?: .*is a placeholder .*--set {re.escape(key)}=\.\.\."):
+        config.load(None, [setting])
+    with pytest.raises(config.ConfigError, match="is a placeholder"):  # a session's saved config, read back
+        config.load(None, base=config.parse_sets([setting]), training=False)
+    config.load(None, [f"{key}=" if "[" not in setting else f"{key}=[q_proj]"])  # a real value is taken
+
+
+def test_the_expert_iteration_recipe_is_judged_on_the_dev_split_only(tmp_path):
     from pathlib import Path
 
-    cfg = config.load(Path(__file__).resolve().parents[1] / "recipes" / CONTINUATION)
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / CONTINUATION
+    # without the user's checkpoint it would train the base model for 146 steps and mean nothing:
+    # refused, naming both inputs at once
+    with pytest.raises(config.ConfigError, match=r"model\.init_from: '<the checkpoint .* is a placeholder.*"
+                                                 r"--set model\.init_from=\.\.\. --set data\.self_traces=\.\.\."):
+        config.load(recipe)
+    (tmp_path / "ck").mkdir()
+    (tmp_path / "ck" / "state.pt").write_bytes(b"")
+    with pytest.raises(config.ConfigError, match=r"data\.self_traces: '<the file engine data self-traces wrote>' is a placeholder"):
+        config.load(recipe, [f"model.init_from={tmp_path / 'ck'}"])
+    # the control of docs/training.md: the same continuation with no self traces (empty is a value)
+    assert config.load(recipe, [f"model.init_from={tmp_path / 'ck'}", "data.self_traces="]).data.self_traces == ""
+    (tmp_path / "self.jsonl").write_text("")
+    cfg = config.load(recipe, [f"model.init_from={tmp_path / 'ck'}", f"data.self_traces={tmp_path / 'self.jsonl'}"])
     assert cfg.run.phases == ["sft", "eval"] and cfg.eval.dev == 500 and cfg.eval.gsm8k == 0
-    assert not cfg.model.init_from and not cfg.data.self_traces  # both are the user's, given with --set
     assert (cfg.eval.at, cfg.sft.lr, cfg.sft.batch_size) == (["sft"], config.load().sft.lr / 4, 8)  # as measured
