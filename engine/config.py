@@ -385,9 +385,9 @@ def _placeholders(obj, prefix: str = "") -> list[tuple[str, str]]:
 def _check(cfg: Config, training: bool = True) -> None:
     todo = _placeholders(cfg)
     if todo:  # all of them at once, and before any path check, which would call one a missing file
-        first = todo[0][0]
-        raise ConfigError(f"{first}: {brief(todo[0][1], 100)} is a placeholder (<...>), not a value; give "
-                          + " ".join(f"--set {k.partition('[')[0]}=..." for k, _ in todo)
+        keys = dict.fromkeys(k.partition("[")[0] for k, _ in todo)  # a list's two placeholders: one key to give
+        raise ConfigError(f"{todo[0][0]}: {brief(todo[0][1], 100)} is a placeholder (<...>), not a value; give "
+                          + " ".join(f"--set {k}=..." for k in keys)
                           + " (a path that begins with < is written ./<...>)")
     if ALGORITHMS[cfg.rl.algorithm].grouped and cfg.rl.group_size < 2 and "rl" in cfg.run.phases:
         raise ConfigError(f"rl.group_size: {cfg.rl.group_size} sample per question gives {cfg.rl.algorithm} no signal "
