@@ -161,9 +161,12 @@ def test_traces_with_hostile_values_get_a_report(value, key):
 
 
 # ------------------------------------------------------------------ configs (engine train/plan --config, a session's config.yaml)
-CONFIG_KEYS = ["sft.lr", "data.train_size", "data.mix", "eval.problems", "model.name", "run.phases", "rl.iterations", "data.seed"]
+CONFIG_KEYS = ["sft.lr", "data.train_size", "data.mix", "eval.problems", "model.name", "run.phases", "rl.iterations", "data.seed",
+               "model.init_from", "data.self_traces", "model.lora_targets"]
 YAML_VALUES = ["9" * 5000, "!!int " + "9" * 5000, ".inf", ".nan", "!!float 1e999", "[" * 100 + "]" * 100, '"\\ud800"',
-               "x" * 200_000, "{arithmetic: " + "9" * 5000 + "}", "-1", "[a, b]", "{a: 1}", "true", "~", "&x [*x]", "0x" + "f" * 2000]
+               "x" * 200_000, "{arithmetic: " + "9" * 5000 + "}", "-1", "[a, b]", "{a: 1}", "true", "~", "&x [*x]", "0x" + "f" * 2000,
+               # a recipe's placeholders (<...>), as a user or a broken file may write them
+               '"<' + "x" * 100_000 + '>"', '"<\\ud800>"', '" <x> "', '["<a>", "<b>", ok]', "[" + "<x>, " * 5000 + "]", '"<>"']
 
 
 @hostile
